@@ -1,0 +1,63 @@
+"""nbflow: the notebook is the pipeline.
+
+Tag code cells ``step:<name>`` in JupyterLab; nbflow works out the dependencies, runs
+the steps with papermill, memoises their results with joblib and re-runs only what
+changed::
+
+    import nbflow
+    pipeline = nbflow.load_pipeline("pipeline.ipynb")
+    print(pipeline.plan({"lr": 0.1}).table())
+    run = pipeline.run({"lr": 0.1})
+    nbflow.result("pipeline.ipynb", "train", "model")
+
+The data path, one module each: ``notebook`` -> ``analysis`` -> ``graph`` -> ``plan``
+-> ``executors`` -> ``store`` -> ``widget`` / ``studio`` / ``report`` / ``server``.
+
+Attributes are imported on first use so ``import nbflow`` stays cheap.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "load_pipeline": "graph",
+    "Pipeline": "graph",
+    "Plan": "plan",
+    "PipelineError": "errors",
+    "ParameterError": "errors",
+    "StepFailed": "errors",
+    "CacheCorrupt": "errors",
+    "Config": "config",
+}
+
+__all__ = [
+    "CacheCorrupt",
+    "Config",
+    "ParameterError",
+    "Pipeline",
+    "PipelineError",
+    "Plan",
+    "StepFailed",
+    "__version__",
+    "load_pipeline",
+]
+
+if TYPE_CHECKING:
+    from .config import Config
+    from .errors import CacheCorrupt, ParameterError, PipelineError, StepFailed
+    from .graph import Pipeline, load_pipeline
+    from .plan import Plan
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'nbflow' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value

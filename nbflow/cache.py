@@ -1,0 +1,473 @@
+"""Step results on disk: content-addressed entries written atomically, checked on load.
+
+Layout (one folder per step and key, under the configured cache folder)::
+
+    cache/<step>/<key>/values.pkl      joblib.dump of the step's values (numpy-aware;
+                                       loaded with mmap_mode="c" when large)
+    cache/<step>/<key>/code.pkl        cloudpickle of values that refer to functions or
+                                       classes defined in the notebook itself
+    cache/<step>/<key>/outputs.json    the step's captured outputs, per cell (nbformat)
+    cache/<step>/<key>/manifest.json   written last: key parts, value names and types,
+                                       size and SHA-256 of every file above
+
+The key is computed by ``plan.py`` from code, parameters and upstream keys, never from
+data, and freshness is "an entry exists for the key". ``joblib.Memory.cache`` is not
+used: it decides freshness from one function's source (RELIABILITY.md).
+
+An entry is built in a private staging folder and renamed into place in one step, so
+an entry either exists whole or not at all; a folder without a valid manifest, or
+whose files fail their checksum, is *corrupt*: it is never loaded, it is moved aside
+and the step is recomputed. Pickles run code when loaded, so the cache folder is
+private (0700) and ``verify`` refuses entries in a folder others can write to.
+
+Standard library only at import time; joblib and cloudpickle are imported when values
+are written or read.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import os
+import pickle
+import shutil
+import sys
+import time
+import types
+import uuid
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import CacheCorrupt
+from .fsutil import atomic_write_bytes, check_private, fsync_dir, private_dir
+
+#: Bump when the layout or the key recipe changes: every key changes with it.
+CACHE_FORMAT = 1
+MANIFEST = "manifest.json"
+OUTPUTS = "outputs.json"
+#: Values files larger than this are memory-mapped (copy-on-write) when loaded.
+MMAP_THRESHOLD = 1 << 20
+#: Names that belong to IPython, never to a step.
+IGNORED_NAMES = frozenset({"In", "Out", "exit", "quit", "get_ipython", "open"})
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A committed cache entry (its manifest was read and its files are present)."""
+
+    step: str
+    key: str
+    path: Path
+    manifest: Mapping[str, Any]
+
+    @property
+    def names(self) -> Mapping[str, Mapping[str, Any]]:
+        """Cached values: name -> ``{"file", "type", "summary", "scalar"}``."""
+        return self.manifest.get("values", {})
+
+    @property
+    def missing(self) -> Mapping[str, str]:
+        """Values the step wrote that could not be cached, with the reason."""
+        return self.manifest.get("missing", {})
+
+    @property
+    def parts(self) -> Mapping[str, Any]:
+        """The key's ingredients (``plan.KeyParts`` as a dict), for explaining changes."""
+        return self.manifest.get("parts", {})
+
+    @property
+    def created(self) -> float:
+        return float(self.manifest.get("created", 0.0))
+
+
+class Cache:
+    """The step-result store under one folder."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+
+    # ------------------------------------------------------------- lookup
+    def entry_dir(self, step: str, key: str) -> Path:
+        return self.root / step / key
+
+    def lookup(self, step: str, key: str) -> Entry | None:
+        """The entry for ``key``, ``None`` if there is none; ``CacheCorrupt`` if broken.
+
+        Cheap: reads the manifest and checks sizes, never the data (see ``verify``).
+        """
+        path = self.entry_dir(step, key)
+        try:
+            raw = (path / MANIFEST).read_bytes()
+        except FileNotFoundError:
+            if path.is_dir():
+                raise CacheCorrupt(step, key, path, "manifest missing") from None
+            return None
+        except NotADirectoryError:
+            raise CacheCorrupt(step, key, path, "not a folder") from None
+        try:
+            manifest = json.loads(raw)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise CacheCorrupt(step, key, path, "manifest is not valid JSON") from None
+        if not isinstance(manifest, dict) or manifest.get("key") != key or manifest.get("format") != CACHE_FORMAT:
+            raise CacheCorrupt(step, key, path, "manifest does not describe this entry")
+        for name, info in manifest.get("files", {}).items():
+            try:
+                size = (path / name).stat().st_size
+            except FileNotFoundError:
+                raise CacheCorrupt(step, key, path, f"{name} is missing") from None
+            if size != info.get("size"):
+                raise CacheCorrupt(step, key, path, f"{name} has {size} bytes, the manifest says {info.get('size')}")
+        return Entry(step, key, path, manifest)
+
+    def entries(self, step: str | None = None) -> Iterator[Entry]:
+        """Every readable entry (of ``step``), corrupt ones skipped."""
+        steps = [self.root / step] if step else sorted(p for p in self._dirs(self.root))
+        for folder in steps:
+            for path in self._dirs(folder):
+                with contextlib.suppress(CacheCorrupt):
+                    entry = self.lookup(folder.name, path.name)
+                    if entry is not None:
+                        yield entry
+
+    def latest(self, step: str) -> Entry | None:
+        """The most recently written entry of ``step`` (to explain why it is stale)."""
+        return max(self.entries(step), key=lambda e: e.created, default=None)
+
+    @staticmethod
+    def _dirs(folder: Path) -> Iterator[Path]:
+        try:
+            with os.scandir(folder) as it:
+                for item in it:
+                    if item.is_dir() and not item.name.startswith("."):
+                        yield Path(item.path)
+        except FileNotFoundError:
+            return
+
+    # ------------------------------------------------------------- verify
+    def verify(self, entry: Entry) -> None:
+        """Check ownership, permissions and every file's SHA-256; ``CacheCorrupt`` if bad."""
+        for folder in (self.root, entry.path.parent, entry.path):
+            check_private(folder)
+        for name, info in entry.manifest.get("files", {}).items():
+            try:
+                digest = file_sha256(entry.path / name)
+            except OSError as e:
+                raise CacheCorrupt(entry.step, entry.key, entry.path, f"{name}: {e.strerror}") from None
+            if digest != info.get("sha256"):
+                raise CacheCorrupt(entry.step, entry.key, entry.path, f"{name} fails its checksum")
+
+    def quarantine(self, step: str, key: str) -> None:
+        """Move a corrupt entry aside so it is never looked up again."""
+        path = self.entry_dir(step, key)
+        with contextlib.suppress(FileNotFoundError):
+            os.replace(path, path.parent / f".corrupt-{key}-{uuid.uuid4().hex[:8]}")
+
+    # --------------------------------------------------------------- load
+    def load_values(self, entry: Entry, names: Iterable[str] | None = None, *, mmap: bool = True) -> dict[str, Any]:
+        """The values ``names`` (default: all) of a verified entry.
+
+        Large files are memory-mapped copy-on-write: arrays load instantly and a step
+        that modifies one in place changes only its own memory.
+        """
+        wanted = set(entry.names) if names is None else set(names)
+        unknown = wanted - set(entry.names)
+        if unknown:
+            raise KeyError(f'step "{entry.step}" did not cache {", ".join(sorted(unknown))}')
+        by_file: dict[str, set[str]] = {}
+        for name in wanted:
+            by_file.setdefault(entry.names[name]["file"], set()).add(name)
+        values: dict[str, Any] = {}
+        try:
+            for name in by_file.get("module", ()):
+                import importlib
+
+                values[name] = importlib.import_module(entry.names[name]["module"])
+            if "code.pkl" in by_file:
+                import cloudpickle
+
+                with open(entry.path / "code.pkl", "rb") as f:
+                    code = cloudpickle.load(f)
+                values.update({n: code[n] for n in by_file["code.pkl"]})
+            if "values.pkl" in by_file:
+                import joblib
+
+                path = entry.path / "values.pkl"
+                mode = "c" if mmap and path.stat().st_size > MMAP_THRESHOLD else None
+                plain = joblib.load(path, mmap_mode=mode)
+                values.update({n: plain[n] for n in by_file["values.pkl"]})
+        except Exception as e:  # noqa: BLE001 - any failure to unpickle makes the entry unusable
+            raise CacheCorrupt(entry.step, entry.key, entry.path, f"cannot load: {type(e).__name__}: {e}") from None
+        return values
+
+    def load_outputs(self, entry: Entry) -> list[list[dict[str, Any]]]:
+        """The step's captured outputs, one list of nbformat outputs per cell."""
+        try:
+            return json.loads((entry.path / OUTPUTS).read_bytes())["cells"]
+        except FileNotFoundError:
+            return []
+        except (json.JSONDecodeError, KeyError, TypeError):
+            raise CacheCorrupt(entry.step, entry.key, entry.path, f"{OUTPUTS} is not valid") from None
+
+    # -------------------------------------------------------------- write
+    def stage(self, step: str) -> Path:
+        """A new private staging folder for an entry of ``step``."""
+        private_dir(self.root)
+        folder = private_dir(self.root / step)
+        path = folder / f".staging-{uuid.uuid4().hex}"
+        path.mkdir(mode=0o700)
+        return path
+
+    def write_outputs(self, staging: Path, cells: list[list[dict[str, Any]]]) -> None:
+        """Put the step's captured outputs in a staging folder."""
+        data = json.dumps({"cells": cells}, ensure_ascii=False).encode("utf-8")
+        atomic_write_bytes(staging / OUTPUTS, data)
+
+    def commit(
+        self,
+        staging: Path,
+        *,
+        step: str,
+        key: str,
+        parts: Mapping[str, Any],
+        values: Mapping[str, Any],
+        required: Iterable[str] = (),
+        by_reference: Iterable[str] = (),
+        meta: Mapping[str, Any] | None = None,
+    ) -> Entry:
+        """Write ``values`` into ``staging``, then the manifest, then rename into place.
+
+        ``required`` values that cannot be pickled are listed as ``missing`` in the
+        manifest (the plan then reruns the step when they are needed). Functions and
+        classes named in ``by_reference`` (defined by the notebook's setup, which runs
+        before any restore) are pickled by name rather than by value.
+        """
+        required = set(required)
+        files: dict[str, dict[str, Any]] = {}
+        described: dict[str, dict[str, Any]] = {}
+        missing: dict[str, str] = {}
+        plain: dict[str, Any] = {}
+        interactive: dict[str, Any] = {}
+        for name, value in values.items():
+            if name in IGNORED_NAMES or (name.startswith("_") and name not in required):
+                continue
+            if isinstance(value, types.ModuleType):
+                described[name] = {"file": "module", "module": value.__name__, "type": "module"}
+                continue
+            try:
+                kind = probe(value)
+            except Exception as e:  # noqa: BLE001 - anything unpicklable is reported, not fatal
+                if name in required:
+                    missing[name] = f"cannot be pickled ({type(e).__name__}: {e})"[:300]
+                continue
+            (interactive if kind == "interactive" else plain)[name] = value
+            described[name] = {"file": "code.pkl" if kind == "interactive" else "values.pkl", **describe(value)}
+        if plain:
+            import joblib
+
+            files["values.pkl"] = _write_hashed(staging / "values.pkl", lambda f: joblib.dump(plain, f))
+        if interactive:
+            files["code.pkl"] = _write_hashed(
+                staging / "code.pkl", lambda f: _CodePickler(f, set(by_reference)).dump(interactive)
+            )
+        if (staging / OUTPUTS).exists():
+            files[OUTPUTS] = {"size": (staging / OUTPUTS).stat().st_size, "sha256": file_sha256(staging / OUTPUTS)}
+        manifest = {
+            "format": CACHE_FORMAT,
+            "step": step,
+            "key": key,
+            "parts": dict(parts),
+            "created": time.time(),
+            "values": described,
+            "missing": missing,
+            "files": files,
+            **(meta or {}),
+        }
+        atomic_write_bytes(staging / MANIFEST, json.dumps(manifest, indent=1, default=str).encode())
+        fsync_dir(staging)
+        final = self.entry_dir(step, key)
+        try:
+            os.replace(staging, final)
+        except OSError:
+            # Same key committed meanwhile by another process: same inputs, keep theirs.
+            shutil.rmtree(staging, ignore_errors=True)
+            existing = self.lookup(step, key)
+            if existing is None:
+                raise
+            return existing
+        fsync_dir(final.parent)
+        return Entry(step, key, final, manifest)
+
+    def discard(self, staging: Path) -> None:
+        """Remove an unfinished entry."""
+        shutil.rmtree(staging, ignore_errors=True)
+
+    # -------------------------------------------------------------- prune
+    def prune(self, keep: set[tuple[str, str]], older_than: float = 3600.0) -> tuple[int, int]:
+        """Delete entries not in ``keep`` and leftovers older than ``older_than`` seconds.
+
+        Returns (entries removed, bytes freed).
+        """
+        removed = freed = 0
+        now = time.time()
+        for folder in self._dirs(self.root):
+            with os.scandir(folder) as it:
+                items = list(it)
+            for item in items:
+                path = Path(item.path)
+                if item.name.startswith("."):
+                    if now - item.stat().st_mtime < older_than:
+                        continue
+                elif (folder.name, item.name) in keep:
+                    continue
+                freed += _size(path)
+                shutil.rmtree(path, ignore_errors=True)
+                removed += not item.name.startswith(".")
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # only if now empty
+        return removed, freed
+
+
+# --------------------------------------------------------------------- helpers
+
+
+def file_sha256(path: str | Path) -> str:
+    """SHA-256 of a file, read in large blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(8 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _size(path: Path) -> int:
+    if path.is_file():
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+class _HashingWriter(io.RawIOBase):
+    """A write-only file that hashes what passes through (joblib needs ``tell``)."""
+
+    def __init__(self, f: Any) -> None:
+        self.f = f
+        self.sha = hashlib.sha256()
+        self.size = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        view = memoryview(data)
+        self.sha.update(view)
+        self.f.write(view)
+        self.size += view.nbytes
+        return view.nbytes
+
+    def tell(self) -> int:
+        return self.size
+
+
+def _write_hashed(path: Path, dump: Any) -> dict[str, Any]:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb", buffering=1 << 20) as f:
+        writer = _HashingWriter(f)
+        dump(writer)
+        f.flush()
+        os.fsync(f.fileno())
+    return {"size": writer.size, "sha256": writer.sha.hexdigest()}
+
+
+class _Null(io.RawIOBase):
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        return len(data)
+
+
+class _Probe(pickle.Pickler):
+    """Pickles into nothing to learn whether a value needs cloudpickle."""
+
+    def __init__(self) -> None:
+        super().__init__(_Null(), protocol=5, buffer_callback=lambda b: False)
+        self.interactive = False
+
+    def reducer_override(self, obj: Any) -> Any:
+        if isinstance(obj, types.FunctionType | type) and getattr(obj, "__module__", None) == "__main__":
+            self.interactive = True
+            # Stop early: we know the answer, and pickling __main__ code by name may fail.
+            raise _Interactive
+        return NotImplemented
+
+
+class _Interactive(Exception):
+    pass
+
+
+def probe(value: Any) -> str:
+    """``"plain"`` (joblib can store it) or ``"interactive"`` (needs cloudpickle).
+
+    Raises when the value cannot be pickled at all. Large arrays cost nothing here:
+    their buffers are passed out of band, not copied.
+    """
+    try:
+        _Probe().dump(value)
+    except _Interactive:
+        import cloudpickle
+
+        cloudpickle.dumps(value, protocol=5, buffer_callback=lambda b: False)
+        return "interactive"
+    return "plain"
+
+
+def _main_attr(name: str) -> Any:
+    """Unpickling helper: the setup's function or class ``name`` in the running kernel."""
+    return getattr(sys.modules["__main__"], name)
+
+
+def _code_pickler_base() -> type:
+    import cloudpickle
+
+    return cloudpickle.Pickler
+
+
+class _CodePickler:
+    """cloudpickle, except that the setup's own functions and classes go by name."""
+
+    def __new__(cls, f: Any, by_reference: set[str]) -> Any:
+        base = _code_pickler_base()
+
+        class Pickler(base):  # type: ignore[misc, valid-type]
+            def reducer_override(self, obj: Any) -> Any:
+                if (
+                    isinstance(obj, types.FunctionType | type)
+                    and getattr(obj, "__module__", None) == "__main__"
+                    and getattr(obj, "__qualname__", None) in by_reference
+                    and getattr(sys.modules.get("__main__"), obj.__qualname__, None) is obj
+                ):
+                    return _main_attr, (obj.__qualname__,)
+                return super().reducer_override(obj)
+
+        return Pickler(f, protocol=5)
+
+
+def describe(value: Any) -> dict[str, Any]:
+    """Type, a short summary and, for small scalars, the value itself (for diffs)."""
+    kind = type(value)
+    info: dict[str, Any] = {"type": f"{kind.__module__}.{kind.__qualname__}".removeprefix("builtins.")}
+    shape = getattr(value, "shape", None)
+    if isinstance(shape, tuple):
+        info["summary"] = f"{getattr(value, 'dtype', '')} {shape}".strip()
+    elif isinstance(value, list | tuple | dict | set):
+        info["summary"] = f"{len(value)} items"
+    if isinstance(value, bool | int | float | str | type(None)):
+        text = repr(value)
+        if len(text) <= 200:
+            info["scalar"] = text
+    elif kind.__module__ == "numpy" and shape == ():
+        info["scalar"] = repr(value.item())
+    return info

@@ -1,0 +1,114 @@
+"""nbflow's configuration: one home for every setting, passed down explicitly.
+
+Settings come, lowest priority first, from the defaults here, ``[tool.nbflow]`` in the
+nearest ``pyproject.toml`` above the notebook, ``NBFLOW_*`` environment variables, and
+keyword overrides (the CLI's flags).
+
+=====================  ========================  ==========================================
+setting                environment               meaning
+=====================  ========================  ==========================================
+``home``               ``NBFLOW_HOME``           folder for the run store, runs and cache
+                                                 (default: ``.nbflow`` next to the notebook)
+``cache_dir``          ``NBFLOW_CACHE``          step results (default: ``<home>/cache``)
+``timeout``            ``NBFLOW_TIMEOUT``        default per-step timeout in seconds
+``executor``           ``NBFLOW_EXECUTOR``       ``kernel`` (default) or ``dask``
+``output_limit``       ``NBFLOW_OUTPUT_LIMIT``   bytes of outputs kept per step
+=====================  ========================  ==========================================
+
+Standard library only (``tomllib`` is read only when a pyproject mentions nbflow).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import PipelineError
+
+
+@dataclass(frozen=True)
+class Config:
+    """Where nbflow keeps its files and the defaults of a run."""
+
+    home: Path
+    cache_dir: Path
+    timeout: float | None = None
+    executor: str = "kernel"
+    kernel_start_timeout: float = 60.0
+    output_limit: int = 20 * 1024 * 1024
+    heartbeat_interval: float = 5.0
+    kill_grace: float = 5.0
+
+    @property
+    def store_path(self) -> Path:
+        """The SQLite run store."""
+        return self.home / "runs.db"
+
+    @property
+    def runs_dir(self) -> Path:
+        """Output notebooks and reports, one folder per run id."""
+        return self.home / "runs"
+
+    @classmethod
+    def for_notebook(cls, notebook: str | Path, **overrides: Any) -> Config:
+        """The configuration that applies to ``notebook``."""
+        folder = Path(notebook).resolve().parent
+        settings: dict[str, Any] = {}
+        settings.update(_from_pyproject(folder))
+        settings.update(_from_environment())
+        settings.update({k: v for k, v in overrides.items() if v is not None})
+        home = Path(settings.pop("home", folder / ".nbflow"))
+        cache_dir = Path(settings.pop("cache_dir", home / "cache"))
+        unknown = set(settings) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise PipelineError(f"unknown nbflow setting(s): {', '.join(sorted(unknown))}")
+        return cls(home=home, cache_dir=cache_dir, **settings)
+
+
+_ENV = {
+    "NBFLOW_HOME": ("home", Path),
+    "NBFLOW_CACHE": ("cache_dir", Path),
+    "NBFLOW_TIMEOUT": ("timeout", float),
+    "NBFLOW_EXECUTOR": ("executor", str),
+    "NBFLOW_OUTPUT_LIMIT": ("output_limit", int),
+}
+
+
+def _from_environment() -> dict[str, Any]:
+    settings = {}
+    for var, (name, kind) in _ENV.items():
+        value = os.environ.get(var)
+        if value:
+            try:
+                settings[name] = kind(value)
+            except ValueError:
+                raise PipelineError(f"{var}={value!r} is not a valid {kind.__name__}") from None
+    return settings
+
+
+def _from_pyproject(folder: Path) -> dict[str, Any]:
+    for parent in (folder, *folder.parents):
+        pyproject = parent / "pyproject.toml"
+        if not pyproject.is_file():
+            continue
+        text = pyproject.read_text(encoding="utf-8")
+        if "tool.nbflow" not in text:
+            return {}
+        if sys.version_info >= (3, 11):
+            import tomllib
+        else:  # pragma: no cover - Python 3.10
+            import tomli as tomllib
+        try:
+            section = tomllib.loads(text).get("tool", {}).get("nbflow", {})
+        except tomllib.TOMLDecodeError as e:
+            raise PipelineError(f"{pyproject}: invalid TOML ({e})") from None
+        settings = {k.replace("-", "_"): v for k, v in section.items()}
+        for name in ("home", "cache_dir"):
+            if name in settings:
+                settings[name] = (parent / settings[name]).resolve()
+        return settings
+    return {}

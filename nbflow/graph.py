@@ -1,0 +1,388 @@
+"""From a read notebook to a validated pipeline graph.
+
+``build_pipeline`` combines ``notebook.read_notebook`` (cells and tags) with
+``analysis.analyse_cells`` (names each step reads and writes) into a ``Pipeline``:
+
+* A step **depends on the nearest step above it that writes a name it reads** (the
+  value it would see running the notebook top to bottom), plus its ``after:`` steps.
+* A name written by the parameters cell makes the step depend on that **parameter
+  only**: a step that never reads ``lr`` is not invalidated when ``lr`` changes.
+* Names from the setup (code cells before the first step) need no edge: the setup's
+  code, and the parameters the setup reads, are part of every step's key.
+* A step that *calls* a function defined earlier (in the setup or a step) also reads
+  the globals that function reads: calling ``score()`` that uses ``model`` depends on
+  the step that made ``model``.
+
+Worked example::
+
+    [parameters]  n = 10
+    [step:load]   data = list(range(n))          reads n (parameter)
+    [step:square] sq = [x * x for x in data]     reads data  -> edge load -> square
+    [step:report] print(sum(sq), n)              reads sq, n -> edge square -> report
+
+gives ``load -> square -> report``; ``load`` and ``report`` read parameter ``n``.
+
+The execution order (``Pipeline.order``) is a topological order that keeps notebook
+order wherever edges allow, so a notebook without ``after:`` tags pointing down runs
+top to bottom, as papermill would run it. The networkx ``DiGraph`` (``Pipeline.graph``)
+is built on first use: the no-op ``nbflow run`` never imports networkx.
+
+Pure: no kernels, no cache, no store. ``Pipeline.plan``/``run``/``widget`` are
+conveniences that hand the pipeline to the modules that do I/O.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .analysis import KERNEL_NAMES, AnalysisError, FunctionNames, Names, analyse_cells, used_function_names
+from .config import Config
+from .errors import PipelineError, did_you_mean
+from .notebook import Cell, NotebookSource, Step, read_notebook
+from .parameters import Parameter, parse_parameters_cell
+
+if TYPE_CHECKING:
+    import networkx
+
+    from .plan import Plan
+    from .run import Run
+
+SETUP = "<setup>"
+PARAMETERS = "<parameters>"
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """A notebook as a graph of steps. Build it with ``nbflow.load_pipeline(path)``."""
+
+    path: Path
+    source: NotebookSource
+    steps: Mapping[str, Step]
+    parameters: Mapping[str, Parameter]
+    setup: Names
+    setup_params: tuple[str, ...]
+    deps: Mapping[str, tuple[str, ...]]
+    edge_names: Mapping[tuple[str, str], tuple[str, ...]]
+    order: tuple[str, ...]
+    warnings: tuple[str, ...] = ()
+    config: Config | None = field(default=None, compare=False)
+
+    # ------------------------------------------------------------------ graph
+    @cached_property
+    def graph(self) -> networkx.DiGraph:
+        """The steps as a ``networkx.DiGraph``.
+
+        Nodes carry ``step`` (the ``Step``), ``params`` (parameters read) and ``cell``
+        (1-based number); edges carry ``names`` (values passed) and ``explicit``
+        (an ``after:`` tag).
+        """
+        import networkx as nx
+
+        g = nx.DiGraph(notebook=str(self.path), title=self.source.title)
+        for name in self.order:
+            step = self.steps[name]
+            g.add_node(name, step=step, params=step.params, cell=step.cell.number)
+        for (a, b), names in self.edge_names.items():
+            g.add_edge(a, b, names=names, explicit=a in self.steps[b].after)
+        return g
+
+    def dependants(self, name: str) -> list[str]:
+        """Steps that depend directly on ``name``, in execution order."""
+        return [s for s in self.order if name in self.deps[s]]
+
+    def descendants(self, names: Iterable[str]) -> set[str]:
+        """Every step downstream of ``names`` (not including them)."""
+        todo, seen = list(names), set()
+        while todo:
+            for child in self.dependants(todo.pop()):
+                if child not in seen:
+                    seen.add(child)
+                    todo.append(child)
+        return seen
+
+    def ancestors(self, names: Iterable[str]) -> set[str]:
+        """Every step upstream of ``names`` (not including them)."""
+        todo, seen = list(names), set()
+        while todo:
+            for parent in self.deps[todo.pop()]:
+                if parent not in seen:
+                    seen.add(parent)
+                    todo.append(parent)
+        return seen
+
+    def check_steps(self, names: Iterable[str], option: str) -> list[str]:
+        """``names`` if all are steps, else a ``PipelineError`` suggesting the right one."""
+        names = list(names)
+        for name in names:
+            if name not in self.steps:
+                raise PipelineError(
+                    f"{option} {name}: no such step{did_you_mean(name, self.steps)} "
+                    f"(steps: {', '.join(self.order) or 'none'})",
+                    notebook=self.path,
+                )
+        return names
+
+    def to_dict(self) -> dict[str, Any]:
+        """The pipeline as JSON-able data (``nbflow graph --format json``, the REST API)."""
+        return {
+            "notebook": str(self.path),
+            "title": self.source.title,
+            "description": self.source.description,
+            "parameters": {name: {"default": p.default, "type": p.type_name} for name, p in self.parameters.items()},
+            "setup_params": list(self.setup_params),
+            "steps": [
+                {
+                    "name": name,
+                    "cell": self.steps[name].cell.number,
+                    "cell_id": self.steps[name].cell.id,
+                    "cells": [c.number for c in self.steps[name].cells],
+                    "docs": self.steps[name].docs,
+                    "params": list(self.steps[name].params),
+                    "deps": list(self.deps[name]),
+                    "after": list(self.steps[name].after),
+                    "reads": sorted(self.steps[name].reads),
+                    "writes": sorted(self.steps[name].writes),
+                }
+                for name in self.order
+            ],
+            "edges": [
+                {"source": a, "target": b, "names": list(names), "explicit": a in self.steps[b].after}
+                for (a, b), names in self.edge_names.items()
+            ],
+            "layout": self.source.layout,
+            "warnings": list(self.warnings),
+        }
+
+    def to_dot(self) -> str:
+        """Graphviz DOT text: steps as boxes, parameters as small ellipses."""
+
+        def q(text: str) -> str:
+            return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+        lines = [f"digraph {q(self.source.title)} {{", "  rankdir=TB;", "  node [shape=box];"]
+        for name in self.order:
+            lines.append(f"  {q(name)};")
+        for name in self.parameters:
+            lines.append(f"  {q('param:' + name)} [label={q(name)}, shape=ellipse, fontsize=10];")
+        for (a, b), names in self.edge_names.items():
+            style = ", style=dashed" if a in self.steps[b].after else ""
+            lines.append(f"  {q(a)} -> {q(b)} [label={q(', '.join(names))}{style}];")
+        for name in self.order:
+            for param in self.steps[name].params:
+                lines.append(f"  {q('param:' + param)} -> {q(name)} [style=dotted];")
+        lines.append("}")
+        return "\n".join(lines)
+
+    # -------------------------------------------------------------- views
+    def plan(self, params: Mapping[str, Any] | None = None, **options: Any) -> Plan:
+        """What a run with ``params`` would do, and why (nothing is executed)."""
+        from .run import plan_pipeline
+
+        return plan_pipeline(self, params, **options)
+
+    def run(self, params: Mapping[str, Any] | None = None, **options: Any) -> Run:
+        """Run the pipeline and wait for it; see ``nbflow.run.start_run`` for options."""
+        from .run import start_run
+
+        run = start_run(self, params, **options)
+        run.wait()
+        return run
+
+    def widget(self, **options: Any) -> Any:
+        """An ipycytoscape view of this pipeline that follows runs live."""
+        from .widget import PipelineWidget
+
+        return PipelineWidget(self, **options)
+
+
+def load_pipeline(path: str | Path, config: Config | None = None) -> Pipeline:
+    """Read, analyse and validate the notebook at ``path``."""
+    path = Path(path)
+    config = config or Config.for_notebook(path)
+    source = read_notebook(path, memo=config.home / "validated")
+    pipeline = build_pipeline(source)
+    return replace(pipeline, config=config)
+
+
+def _analyse(cells: Sequence[Cell], path: Path, step: str | None) -> Names:
+    try:
+        return analyse_cells([c.source for c in cells])
+    except AnalysisError as e:
+        cell = cells[e.cell]
+        raise PipelineError(str(e), notebook=path, cell=cell.number, step=step) from None
+
+
+def build_pipeline(source: NotebookSource) -> Pipeline:
+    """Analyse the steps of ``source`` and connect them; raise ``PipelineError``."""
+    path = source.path
+    parameters: dict[str, Parameter] = {}
+    if source.parameters is not None:
+        parameters = parse_parameters_cell(source.parameters.source, path, source.parameters.number)
+    setup = _analyse(source.setup, path, None)
+    names = {step.name: _analyse(step.cells, path, step.name) for step in source.steps}
+
+    modules = set(setup.imports).union(*(n.imports for n in names.values()))
+    functions: dict[str, FunctionNames] = {}
+    for found in (setup, *names.values()):
+        for fname, info in found.functions.items():
+            known = functions.get(fname, FunctionNames())
+            functions[fname] = FunctionNames(known.reads | info.reads, known.writes | info.writes)
+
+    setup_params = tuple(sorted(set(setup.reads) & set(parameters) - set(setup.writes)))
+    lenient = setup.star_import or any(n.star_import for n in names.values())
+    warnings: list[str] = []
+    last_writer: dict[str, str] = {}
+    steps: dict[str, Step] = {}
+    deps: dict[str, tuple[str, ...]] = {}
+    edge_names: dict[tuple[str, str], tuple[str, ...]] = {}
+
+    for step in source.steps:
+        found = names[step.name]
+        called = used_function_names(found, functions)
+        writes = set(found.writes) | (set(found.mutated) - modules) | (set(called.writes) - modules)
+        immediate = set(found.reads) | ({step.map_over} if step.map_over else set())
+        late = (set(found.late_reads) | set(called.reads)) - immediate
+        inputs: dict[str, str] = {}
+        params: set[str] = set()
+        for name in sorted(immediate | late):
+            if name in last_writer:
+                inputs[name] = last_writer[name]
+            elif name in setup.writes:
+                continue
+            elif name in parameters:
+                params.add(name)
+            elif name in immediate and name not in KERNEL_NAMES and not lenient:
+                warnings.append(_undefined(path, step, name))
+        if step.map_over and step.map_over not in inputs:
+            raise PipelineError(
+                f"map:{step.map_over} needs an earlier step that makes {step.map_over!r}",
+                notebook=path,
+                cell=step.cell.number,
+                step=step.name,
+            )
+        for kept in step.keep:
+            if kept not in writes:
+                warnings.append(f"{_where(path, step)}: keep:{kept} names a value this step does not write")
+        for after in step.after:
+            if after not in {s.name for s in source.steps}:
+                raise PipelineError(
+                    f"after:{after} names no step{did_you_mean(after, [s.name for s in source.steps])}",
+                    notebook=path,
+                    cell=_tag_cell(step, f"after:{after}").number,
+                    step=step.name,
+                )
+            if after == step.name:
+                raise PipelineError(
+                    f"after:{after} makes the step wait for itself",
+                    notebook=path,
+                    cell=_tag_cell(step, f"after:{after}").number,
+                    step=step.name,
+                )
+        providers: dict[str, list[str]] = {}
+        for name, provider in inputs.items():
+            providers.setdefault(provider, []).append(name)
+        for provider, passed in providers.items():
+            edge_names[(provider, step.name)] = tuple(sorted(passed))
+        for after in step.after:
+            edge_names.setdefault((after, step.name), ())
+        deps[step.name] = tuple(dict.fromkeys([*providers, *step.after]))
+        steps[step.name] = replace(
+            step,
+            reads=frozenset(immediate | late),
+            writes=frozenset(writes),
+            params=tuple(sorted(params)),
+            inputs=inputs,
+            code=found.code,
+        )
+        for name in writes:
+            last_writer[name] = step.name
+
+    order = _execution_order(source, deps)
+    return Pipeline(
+        path=path,
+        source=source,
+        steps=steps,
+        parameters=parameters,
+        setup=setup,
+        setup_params=setup_params,
+        deps=deps,
+        edge_names=edge_names,
+        order=order,
+        warnings=tuple(warnings),
+    )
+
+
+def _where(path: Path, step: Step) -> str:
+    from .errors import where
+
+    return where(path, step.cell.number, step.name)
+
+
+def _undefined(path: Path, step: Step, name: str) -> str:
+    cell = next((c for c in step.cells if name in c.source), step.cell)
+    from .errors import where
+
+    return (
+        f"{where(path, cell.number, step.name)}: reads {name!r}, which no earlier step, setup cell "
+        "or parameter defines (a builtin, a name from %run, or a typo?)"
+    )
+
+
+def _tag_cell(step: Step, tag: str) -> Cell:
+    return next((c for c in step.cells if tag in c.tags), step.cell)
+
+
+def _execution_order(source: NotebookSource, deps: Mapping[str, tuple[str, ...]]) -> tuple[str, ...]:
+    """Topological order that prefers notebook order; ``PipelineError`` on a cycle."""
+    position = {step.name: i for i, step in enumerate(source.steps)}
+    waiting = {name: len(set(parents)) for name, parents in deps.items()}
+    children: dict[str, list[str]] = {name: [] for name in deps}
+    for name, parents in deps.items():
+        for parent in set(parents):
+            children[parent].append(name)
+    ready = [(position[n], n) for n, count in waiting.items() if count == 0]
+    heapq.heapify(ready)
+    order: list[str] = []
+    while ready:
+        _, name = heapq.heappop(ready)
+        order.append(name)
+        for child in children[name]:
+            waiting[child] -= 1
+            if waiting[child] == 0:
+                heapq.heappush(ready, (position[child], child))
+    if len(order) < len(deps):
+        cycle = _find_cycle({n: deps[n] for n in deps if n not in order})
+        by_name = {s.name: s for s in source.steps}
+        # Inferred edges always point up the notebook, so an after: tag closes the cycle.
+        parent, child = next(
+            ((a, b) for a, b in zip(cycle, cycle[1:], strict=False) if a in by_name[b].after),
+            (cycle[0], cycle[1]),
+        )
+        step = by_name[child]
+        raise PipelineError(
+            f"the steps form a cycle: {' -> '.join(cycle)}; tag after:{parent} closes it",
+            notebook=source.path,
+            cell=_tag_cell(step, f"after:{parent}").number,
+            step=step.name,
+        )
+    return tuple(order)
+
+
+def _find_cycle(deps: Mapping[str, Sequence[str]]) -> list[str]:
+    """A cycle among ``deps`` spelled in dependency order: ``['a', 'b', 'a']``."""
+    start = next(iter(deps))
+    path: list[str] = []
+    seen: dict[str, int] = {}
+    node = start
+    while node not in seen:
+        seen[node] = len(path)
+        path.append(node)
+        node = next(p for p in deps[node] if p in deps)
+    cycle = path[seen[node] :] + [node]
+    cycle.reverse()  # parents first: "a -> b" means b runs after a
+    return cycle

@@ -1,0 +1,445 @@
+"""Reading a tagged notebook into cells and steps: the first stop of the data path.
+
+A pipeline is one ``.ipynb`` whose code cells carry JupyterLab's ordinary cell tags:
+
+==================  ===========================================================
+``step:<name>``     this code cell starts step ``<name>``; the untagged code cells
+                    after it continue the step, up to the next ``step:`` cell
+``after:<name>``    an explicit dependency on step ``<name>`` (repeatable)
+``parameters``      papermill's parameters cell
+``skip``            scratch work: not part of the pipeline
+``map:<name>``      fan-out over the iterable ``<name>``
+``in:<path>``       a file the step reads (its content is part of the step key)
+``out:<path>``      a file the step must produce
+``timeout:<secs>``  per-step timeout
+``keep:<name>``     always cache this value of the step
+``resources:k=v``   a resource hint for distributed executors (``resources:gpu=1``),
+                    one per tag (the notebook schema forbids commas in tags)
+==================  ===========================================================
+
+Code cells before the first step (other than the parameters cell) are the *setup*.
+Markdown cells directly above a step are its documentation; the first markdown cell of
+the notebook is the pipeline's description.
+
+This module reads JSON with the standard library: importing nbformat costs more than
+the whole no-op run is allowed to take. A notebook is checked with ``nbformat.validate``
+once per distinct content (the hashes already validated are remembered in a memo file).
+It must not analyse code or build graphs: that is ``analysis.py`` and ``graph.py``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import PipelineError
+from .fsutil import atomic_write_text
+
+STEP_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*\Z")
+
+# Tags with a value after the colon, and what they mean on a step.
+_VALUE_TAGS = ("step", "after", "map", "in", "out", "timeout", "keep", "resources")
+_MEMO_SIZE = 256
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One cell of the notebook, with its position kept for error messages."""
+
+    index: int
+    id: str | None
+    cell_type: str
+    source: str
+    tags: tuple[str, ...]
+
+    @property
+    def number(self) -> int:
+        """The 1-based cell number a person counts in JupyterLab."""
+        return self.index + 1
+
+
+@dataclass(frozen=True)
+class Step:
+    """A named step: its cells, docs and the options its tags declare.
+
+    The ``reads``/``writes``/``params``/``inputs`` fields are filled in by
+    ``graph.build_pipeline`` from the static analysis of the step's code.
+    """
+
+    name: str
+    cells: tuple[Cell, ...]
+    docs: str = ""
+    after: tuple[str, ...] = ()
+    map_over: str | None = None
+    in_files: tuple[str, ...] = ()
+    out_files: tuple[str, ...] = ()
+    timeout: float | None = None
+    keep: tuple[str, ...] = ()
+    resources: Mapping[str, str] = field(default_factory=dict)
+    # Filled in by the graph builder.
+    reads: frozenset[str] = frozenset()
+    writes: frozenset[str] = frozenset()
+    params: tuple[str, ...] = ()
+    inputs: Mapping[str, str] = field(default_factory=dict)
+    code: str = ""
+
+    @property
+    def cell(self) -> Cell:
+        """The cell tagged ``step:<name>``."""
+        return self.cells[0]
+
+    @property
+    def source(self) -> str:
+        """The code of all the step's cells, in order."""
+        return "\n".join(c.source for c in self.cells)
+
+
+@dataclass(frozen=True)
+class NotebookSource:
+    """What ``read_notebook`` found: the cells, split into setup, parameters and steps."""
+
+    path: Path
+    data: dict[str, Any]
+    content_hash: str
+    cells: tuple[Cell, ...]
+    setup: tuple[Cell, ...]
+    parameters: Cell | None
+    steps: tuple[Step, ...]
+    description: str
+    title: str
+
+    @property
+    def kernel_name(self) -> str:
+        """The kernel the notebook asks for (``python3`` when it does not say)."""
+        spec = self.data.get("metadata", {}).get("kernelspec") or {}
+        return spec.get("name") or "python3"
+
+    @property
+    def layout(self) -> dict[str, dict[str, float]]:
+        """Node positions saved by the studio (``metadata.nbflow.layout``)."""
+        return dict((self.data.get("metadata", {}).get("nbflow") or {}).get("layout") or {})
+
+
+def read_notebook(path: str | Path, memo: str | Path | None = None) -> NotebookSource:
+    """Read and check ``path``; raise ``PipelineError`` naming the cell for any problem.
+
+    ``memo`` is a file remembering notebook hashes that passed ``nbformat.validate``;
+    without it every call validates.
+    """
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise PipelineError("no such notebook", notebook=path) from None
+    except IsADirectoryError:
+        raise PipelineError("is a folder, not a notebook", notebook=path) from None
+    data = _parse_json(raw, path)
+    digest = hashlib.sha256(raw).hexdigest()
+    cells = _cells(data, path)
+    _check_unique_ids(cells, path)
+    if not _memo_has(memo, digest):
+        _validate(data, path)
+        _memo_add(memo, digest)
+    return _split(path, data, digest, cells)
+
+
+def _parse_json(raw: bytes, path: Path) -> dict[str, Any]:
+    if not raw.strip():
+        raise PipelineError("the file is empty; it is not a notebook", notebook=path)
+    try:
+        data = json.loads(raw)
+    except UnicodeDecodeError:
+        raise PipelineError("not a text file; it is not a notebook", notebook=path) from None
+    except json.JSONDecodeError as e:
+        raise PipelineError(
+            f"malformed notebook JSON ({e.msg} at line {e.lineno}, column {e.colno}); the file may be truncated",
+            notebook=path,
+        ) from None
+    if not isinstance(data, dict) or "cells" not in data and "worksheets" not in data:
+        raise PipelineError("not a Jupyter notebook (JSON without a 'cells' list)", notebook=path)
+    major = data.get("nbformat")
+    if major != 4:
+        if isinstance(major, int) and major < 4:
+            raise PipelineError(
+                f"nbformat {major} notebook; nbflow reads nbformat 4. Convert it with "
+                f"`jupyter nbconvert --to notebook --nbformat 4 {path.name}`",
+                notebook=path,
+            )
+        raise PipelineError(f"unsupported nbformat {major!r} (nbflow reads 4)", notebook=path)
+    if not isinstance(data.get("cells"), list):
+        raise PipelineError("not a Jupyter notebook ('cells' is not a list)", notebook=path)
+    return data
+
+
+def _text(value: Any) -> str:
+    return "".join(value) if isinstance(value, list) else str(value or "")
+
+
+def _cells(data: dict[str, Any], path: Path) -> tuple[Cell, ...]:
+    cells = []
+    for index, cell in enumerate(data["cells"]):
+        if not isinstance(cell, dict) or "cell_type" not in cell:
+            raise PipelineError("not a notebook cell (no cell_type)", notebook=path, cell=index + 1)
+        tags = (cell.get("metadata") or {}).get("tags") or []
+        if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+            raise PipelineError("metadata.tags must be a list of strings", notebook=path, cell=index + 1)
+        cells.append(
+            Cell(
+                index=index,
+                id=cell.get("id"),
+                cell_type=cell["cell_type"],
+                source=_text(cell.get("source")),
+                tags=tuple(t.strip() for t in tags),
+            )
+        )
+    return tuple(cells)
+
+
+def _check_unique_ids(cells: tuple[Cell, ...], path: Path) -> None:
+    # nbformat would silently rename a duplicate; a person should fix it knowingly.
+    seen: dict[str, Cell] = {}
+    for cell in cells:
+        if cell.id is None:
+            continue
+        if cell.id in seen:
+            raise PipelineError(
+                f"cells {seen[cell.id].number} and {cell.number} have the same id {cell.id!r}; "
+                "cell ids must be unique (re-save the notebook in JupyterLab to renumber them)",
+                notebook=path,
+                cell=cell.number,
+            )
+        seen[cell.id] = cell
+
+
+def _validate(data: dict[str, Any], path: Path) -> None:
+    import warnings
+
+    import nbformat
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            nbformat.validate(json.loads(json.dumps(data)))
+        except nbformat.ValidationError as e:
+            where = "/".join(str(p) for p in e.absolute_path)
+            cell = None
+            parts = list(e.absolute_path)
+            if len(parts) >= 2 and parts[0] == "cells" and isinstance(parts[1], int):
+                cell = parts[1] + 1
+            raise PipelineError(
+                f"not a valid notebook: {e.message}" + (f" (at {where})" if where else ""),
+                notebook=path,
+                cell=cell,
+            ) from None
+
+
+def _memo_has(memo: str | Path | None, digest: str) -> bool:
+    if memo is None:
+        return False
+    try:
+        return digest in Path(memo).read_text().split()
+    except OSError:
+        return False
+
+
+def _memo_add(memo: str | Path | None, digest: str) -> None:
+    if memo is None:
+        return
+    memo = Path(memo)
+    try:
+        known = memo.read_text().split()
+    except OSError:
+        known = []
+    known = [d for d in known if d != digest][-(_MEMO_SIZE - 1) :] + [digest]
+    try:
+        memo.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        atomic_write_text(memo, "\n".join(known) + "\n")
+    except OSError:
+        pass  # the memo only saves time; validating again next time is correct
+
+
+def parse_tags(cell: Cell, path: Path) -> dict[str, list[str]]:
+    """The nbflow tags of ``cell`` as ``{kind: [values]}``; flags map to ``[""]``."""
+    found: dict[str, list[str]] = {}
+    for tag in cell.tags:
+        kind, sep, value = tag.partition(":")
+        if sep and kind in _VALUE_TAGS:
+            value = value.strip()
+            if not value:
+                raise PipelineError(f"tag {tag!r} has no value", notebook=path, cell=cell.number)
+            found.setdefault(kind, []).append(value)
+        elif tag in ("parameters", "skip", "injected-parameters"):
+            found.setdefault(tag, []).append("")
+    return found
+
+
+def _step_name(value: str, cell: Cell, path: Path, tag: str = "step") -> str:
+    if not STEP_NAME.match(value):
+        raise PipelineError(
+            f"invalid step name {value!r} in tag '{tag}:{value}': a name starts with a letter "
+            "or _ and has only letters, digits, _ and -",
+            notebook=path,
+            cell=cell.number,
+        )
+    return value
+
+
+def _split(path: Path, data: dict[str, Any], digest: str, cells: tuple[Cell, ...]) -> NotebookSource:
+    setup: list[Cell] = []
+    parameters: Cell | None = None
+    steps: list[dict[str, Any]] = []
+    docs: list[str] = []
+    description_cell: Cell | None = None
+    seen_steps: dict[str, Cell] = {}
+
+    for cell in cells:
+        tags = parse_tags(cell, path)
+        if "skip" in tags:
+            continue
+        if cell.cell_type == "markdown":
+            if description_cell is None:
+                description_cell = cell
+            else:
+                docs.append(cell.source.strip())
+            continue
+        if cell.cell_type != "code":
+            continue
+        above, docs = docs, []
+        if "injected-parameters" in tags:
+            continue  # papermill's own cell from an earlier run: papermill replaces it
+        if "parameters" in tags:
+            if "step" in tags:
+                raise PipelineError(
+                    "a cell cannot be both the parameters cell and a step", notebook=path, cell=cell.number
+                )
+            if parameters is not None:
+                raise PipelineError(
+                    f"cells {parameters.number} and {cell.number} are both tagged 'parameters'; "
+                    "papermill uses one parameters cell",
+                    notebook=path,
+                    cell=cell.number,
+                )
+            parameters = cell
+            continue
+        if "step" in tags:
+            names = tags["step"]
+            if len(names) > 1:
+                raise PipelineError(
+                    f"a cell starts one step, this one has {len(names)} step tags", notebook=path, cell=cell.number
+                )
+            name = _step_name(names[0], cell, path)
+            if name in seen_steps:
+                raise PipelineError(
+                    f'duplicate step name "{name}": cells {seen_steps[name].number} and {cell.number} '
+                    "both start it; step names must be unique",
+                    notebook=path,
+                    cell=cell.number,
+                    step=name,
+                )
+            seen_steps[name] = cell
+            steps.append({"name": name, "cells": [cell], "docs": "\n\n".join(d for d in above if d)})
+        elif steps:
+            steps[-1]["cells"].append(cell)
+        else:
+            _reject_step_tags(cell, tags, path)
+            setup.append(cell)
+
+    built = tuple(_build_step(s, path) for s in steps)
+    description = description_cell.source.strip() if description_cell else ""
+    return NotebookSource(
+        path=path,
+        data=data,
+        content_hash=digest,
+        cells=cells,
+        setup=tuple(setup),
+        parameters=parameters,
+        steps=built,
+        description=description,
+        title=_title(description, path),
+    )
+
+
+def _reject_step_tags(cell: Cell, tags: dict[str, list[str]], path: Path) -> None:
+    for kind in ("after", "map", "in", "out", "timeout", "keep", "resources"):
+        if kind in tags:
+            raise PipelineError(
+                f"tag '{kind}:{tags[kind][0]}' is on a setup cell; it only means something on a step "
+                "(add a 'step:<name>' tag to this cell)",
+                notebook=path,
+                cell=cell.number,
+            )
+
+
+def _build_step(spec: dict[str, Any], path: Path) -> Step:
+    name = spec["name"]
+    after: list[str] = []
+    in_files: list[str] = []
+    out_files: list[str] = []
+    keep: list[str] = []
+    resources: dict[str, str] = {}
+    timeout: float | None = None
+    map_over: str | None = None
+    for cell in spec["cells"]:
+        tags = parse_tags(cell, path)
+        after += [_step_name(v, cell, path, "after") for v in tags.get("after", [])]
+        in_files += tags.get("in", [])
+        out_files += tags.get("out", [])
+        keep += tags.get("keep", [])
+        for value in tags.get("timeout", []):
+            try:
+                timeout = float(value)
+                if timeout <= 0:
+                    raise ValueError
+            except ValueError:
+                raise PipelineError(
+                    f"tag 'timeout:{value}' needs a positive number of seconds",
+                    notebook=path,
+                    cell=cell.number,
+                    step=name,
+                ) from None
+        for value in tags.get("map", []):
+            if not value.isidentifier():
+                raise PipelineError(
+                    f"tag 'map:{value}' must name a variable", notebook=path, cell=cell.number, step=name
+                )
+            map_over = value
+        for value in tags.get("resources", []):
+            # One hint per tag: the notebook schema forbids commas in tags.
+            key, eq, amount = value.partition("=")
+            if not eq or not key.strip() or not amount.strip():
+                raise PipelineError(
+                    f"tag 'resources:{value}' must look like resources:gpu=1 (one resource per tag)",
+                    notebook=path,
+                    cell=cell.number,
+                    step=name,
+                )
+            resources[key.strip()] = amount.strip()
+        for value in keep:
+            if not value.isidentifier():
+                raise PipelineError(
+                    f"tag 'keep:{value}' must name a variable", notebook=path, cell=cell.number, step=name
+                )
+    return Step(
+        name=name,
+        cells=tuple(spec["cells"]),
+        docs=spec["docs"],
+        after=tuple(dict.fromkeys(after)),
+        map_over=map_over,
+        in_files=tuple(dict.fromkeys(in_files)),
+        out_files=tuple(dict.fromkeys(out_files)),
+        timeout=timeout,
+        keep=tuple(dict.fromkeys(keep)),
+        resources=resources,
+    )
+
+
+def _title(description: str, path: Path) -> str:
+    for line in description.splitlines():
+        if line.startswith("#"):
+            return line.lstrip("#").strip()
+    return path.stem

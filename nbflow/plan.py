@@ -1,0 +1,259 @@
+"""Step keys, and the plan: which steps a run would execute, and why.
+
+**Keys.** A step's key is the SHA-256 of a canonical JSON of its ``KeyParts``: its
+normalised code (AST dump: whitespace and comments do not matter), the setup's
+normalised code, the values of the parameters it (or the setup) reads, the keys of
+the steps it depends on, the content hashes of its ``in:`` files and the cache format.
+Keys are Merkle-style: deciding freshness hashes code and parameters, never data.
+
+**Plan.** A step is *fresh* when the cache holds an entry for its key, else *stale*,
+with reasons found by comparing its parts with those of its latest entry::
+
+    never run | code changed | setup changed | parameter lr changed |
+    upstream load changed | input file data.csv changed | forced |
+    cache entry corrupt | value X needed by Y was not cached
+
+Worked example, chain ``load -> clean -> train`` after editing ``clean``:
+``load`` keeps its key (fresh); ``clean``'s code part changed (stale, "code changed");
+``train``'s upstream part changed because ``clean``'s key did (stale, "upstream
+clean changed"). Only ``clean`` and ``train`` run; ``load``'s values are restored.
+
+Each entry also says what the run does with the step (``action``):
+``run`` (stale and selected), ``cached`` (fresh: restored only if a running step needs
+its values) or ``excluded`` (stale but outside ``--only``).
+
+Pure: takes the pipeline, the parameter values and cache lookups as values and
+returns a ``Plan``. Standard library only (it runs on the no-op path).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from .cache import CACHE_FORMAT
+from .errors import CacheCorrupt
+from .parameters import canonical
+
+if TYPE_CHECKING:
+    from .cache import Entry
+    from .graph import Pipeline
+
+State = Literal["fresh", "stale"]
+Action = Literal["run", "cached", "excluded"]
+
+
+def sha256_text(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class KeyParts:
+    """What a step's key is made of."""
+
+    code: str
+    setup: str
+    params: Mapping[str, Any]
+    upstream: Mapping[str, str]
+    files: Mapping[str, str] = field(default_factory=dict)
+    format: int = CACHE_FORMAT
+
+    @property
+    def key(self) -> str:
+        """The step key: SHA-256 of the canonical JSON of the parts."""
+        return sha256_text(json.dumps(asdict(self), sort_keys=True, separators=(",", ":")))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def step_keys(
+    pipeline: Pipeline, params: Mapping[str, Any], file_hashes: Mapping[str, str] | None = None
+) -> dict[str, KeyParts]:
+    """The ``KeyParts`` of every step for a run with parameter values ``params``."""
+    setup = sha256_text(pipeline.setup.code)
+    files = file_hashes or {}
+    parts: dict[str, KeyParts] = {}
+    keys: dict[str, str] = {}
+    for name in pipeline.order:
+        step = pipeline.steps[name]
+        used = sorted(set(step.params) | set(pipeline.setup_params))
+        parts[name] = KeyParts(
+            code=sha256_text(step.code),
+            setup=setup,
+            params={p: canonical(params[p]) for p in used},
+            upstream={d: keys[d] for d in sorted(pipeline.deps[name])},
+            files={f: files.get(f, "missing") for f in step.in_files},
+        )
+        keys[name] = parts[name].key
+    return parts
+
+
+def explain(parts: KeyParts, previous: Mapping[str, Any] | None) -> tuple[str, ...]:
+    """Why a step with ``parts`` has no entry, given its latest entry's parts."""
+    if not previous:
+        return ("never run",)
+    reasons = []
+    if previous.get("format") != parts.format:
+        reasons.append("cache format changed")
+    if previous.get("code") != parts.code:
+        reasons.append("code changed")
+    if previous.get("setup") != parts.setup:
+        reasons.append("setup changed")
+    for kind, label, mine in (
+        ("params", "parameter", parts.params),
+        ("upstream", "upstream", parts.upstream),
+        ("files", "input file", parts.files),
+    ):
+        theirs = previous.get(kind) or {}
+        for name in sorted(set(mine) | set(theirs)):
+            if mine.get(name) != theirs.get(name):
+                reasons.append(f"{label} {name} changed")
+    return tuple(reasons) or ("cache entry missing",)
+
+
+@dataclass(frozen=True)
+class PlanEntry:
+    """One step of a plan."""
+
+    step: str
+    key: str
+    state: State
+    action: Action
+    reasons: tuple[str, ...] = ()
+    parts: KeyParts | None = None
+
+    @property
+    def why(self) -> str:
+        """The reasons as one line (``"fresh"`` for a cached step)."""
+        return "; ".join(self.reasons) if self.reasons else "fresh"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a run would do, step by step, in execution order."""
+
+    notebook: str
+    params: Mapping[str, Any]
+    entries: Mapping[str, PlanEntry]
+
+    def __iter__(self):
+        return iter(self.entries.values())
+
+    def __getitem__(self, step: str) -> PlanEntry:
+        return self.entries[step]
+
+    @property
+    def to_run(self) -> list[str]:
+        return [e.step for e in self if e.action == "run"]
+
+    @property
+    def stale(self) -> list[str]:
+        return [e.step for e in self if e.state == "stale"]
+
+    @property
+    def fresh(self) -> list[str]:
+        return [e.step for e in self if e.state == "fresh"]
+
+    def table(self) -> str:
+        """A plain-text table: step, state, action, reasons."""
+        rows = [("step", "state", "action", "why")]
+        rows += [(e.step, e.state, e.action, e.why) for e in self]
+        widths = [max(len(r[i]) for r in rows) for i in range(3)]
+        lines = [
+            "  ".join([*(cell.ljust(w) for cell, w in zip(row[:3], widths, strict=True)), row[3]]).rstrip()
+            for row in rows
+        ]
+        lines.insert(1, "  ".join("-" * w for w in widths) + "  " + "-" * 3)
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "notebook": self.notebook,
+            "params": dict(self.params),
+            "steps": [
+                {"step": e.step, "key": e.key, "state": e.state, "action": e.action, "reasons": list(e.reasons)}
+                for e in self
+            ],
+        }
+
+
+def compute_plan(
+    pipeline: Pipeline,
+    params: Mapping[str, Any],
+    parts: Mapping[str, KeyParts],
+    lookup: Callable[[str, str], Entry | None],
+    latest: Callable[[str], Entry | None],
+    *,
+    force: Iterable[str] = (),
+    force_all: bool = False,
+    only: Iterable[str] = (),
+    from_: Iterable[str] = (),
+) -> Plan:
+    """Decide, for every step, fresh or stale (with reasons) and what the run does.
+
+    ``force`` reruns steps whose entries exist; ``from_`` reruns steps and everything
+    downstream of them; ``only`` restricts the run to those steps plus the stale steps
+    they need upstream. ``lookup(step, key)`` returns the entry or ``None`` and may
+    raise ``CacheCorrupt``; ``latest(step)`` returns the newest entry of a step.
+    """
+    from_ = list(from_)
+    forced = set(force) | set(from_) | pipeline.descendants(from_)
+    if force_all:
+        forced = set(pipeline.order)
+    reasons: dict[str, list[str]] = {}
+    entries: dict[str, Entry | None] = {}
+    for name in pipeline.order:
+        key = parts[name].key
+        try:
+            entries[name] = lookup(name, key)
+        except CacheCorrupt:
+            entries[name] = None
+            reasons[name] = ["cache entry corrupt"]
+            continue
+        if name in forced:
+            reasons[name] = ["forced"]
+        elif entries[name] is None:
+            previous = latest(name)
+            reasons[name] = list(explain(parts[name], previous.parts if previous else None))
+
+    selected = set(pipeline.check_steps(only, "--only")) if only else set(pipeline.order)
+    if only:
+        selected |= {a for a in pipeline.ancestors(selected) if a in reasons}
+
+    def runs(name: str) -> bool:
+        return name in reasons and name in selected
+
+    # A running step needs its inputs' values; a cached provider whose entry lacks
+    # one (it could not be pickled) has to run too.
+    changed = True
+    while changed:
+        changed = False
+        for name in pipeline.order:
+            if not runs(name):
+                continue
+            for value, provider in pipeline.steps[name].inputs.items():
+                entry = entries.get(provider)
+                if runs(provider) or entry is None or value in entry.names:
+                    continue
+                why = entry.missing.get(value, "it was not cached")
+                reasons[provider] = [f"value {value} needed by {name}: {why}"]
+                selected.add(provider)
+                changed = True
+
+    plan_entries = {}
+    for name in pipeline.order:
+        stale = name in reasons
+        action: Action = "run" if runs(name) else ("excluded" if stale else "cached")
+        plan_entries[name] = PlanEntry(
+            step=name,
+            key=parts[name].key,
+            state="stale" if stale else "fresh",
+            action=action,
+            reasons=tuple(reasons.get(name, ())),
+            parts=parts[name],
+        )
+    return Plan(notebook=str(pipeline.path), params=dict(params), entries=plan_entries)

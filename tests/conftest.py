@@ -1,0 +1,58 @@
+"""Shared fixtures: notebooks are built with nbformat inside each test, so a case reads
+in one place; every test gets its own folder and nbflow home."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = ROOT / "notebooks"
+
+
+def code(source: str, *tags: str) -> Any:
+    """A code cell with ``tags``."""
+    cell = new_code_cell(source)
+    if tags:
+        cell.metadata["tags"] = list(tags)
+    return cell
+
+
+def md(text: str) -> Any:
+    return new_markdown_cell(text)
+
+
+def step(name: str, source: str, *tags: str) -> Any:
+    """A code cell tagged ``step:<name>`` (plus ``tags``)."""
+    return code(source, f"step:{name}", *tags)
+
+
+def write_notebook(path: Path, cells: list[Any], **metadata: Any) -> Path:
+    nb = new_notebook(cells=cells)
+    nb.metadata.update(
+        {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}, **metadata}
+    )
+    nbformat.write(nb, path)
+    return path
+
+
+@pytest.fixture
+def make_notebook(tmp_path: Path) -> Callable[..., Path]:
+    """``make_notebook(cells, name="pipeline.ipynb")`` writes a notebook into tmp_path."""
+
+    def make(cells: list[Any], name: str = "pipeline.ipynb", **metadata: Any) -> Path:
+        return write_notebook(tmp_path / name, cells, **metadata)
+
+    return make
+
+
+@pytest.fixture(autouse=True)
+def _isolated_home(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Tests configure nbflow through files next to their notebooks, never the caller's env.
+    for var in ("NBFLOW_HOME", "NBFLOW_CACHE", "NBFLOW_TIMEOUT", "NBFLOW_EXECUTOR", "NBFLOW_OUTPUT_LIMIT"):
+        monkeypatch.delenv(var, raising=False)

@@ -1,0 +1,201 @@
+"""The cache: atomic entries, checksums, corruption, permissions, numpy and notebook code."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nbflow.cache import Cache
+from nbflow.errors import CacheCorrupt, CacheRefused
+
+PARTS = {"code": "c", "setup": "s", "params": {}, "upstream": {}, "files": {}, "format": 1}
+
+
+def commit(cache: Cache, step: str = "a", key: str = "k1", values=None, required=(), outputs=None):
+    staging = cache.stage(step)
+    if outputs is not None:
+        cache.write_outputs(staging, outputs)
+    return cache.commit(staging, step=step, key=key, parts=PARTS, values=values or {}, required=required)
+
+
+def test_roundtrip(tmp_path):
+    cache = Cache(tmp_path / "cache")
+    entry = commit(cache, values={"x": 1, "s": "text", "d": {"a": [1, 2]}}, outputs=[[{"output_type": "stream"}]])
+    found = cache.lookup("a", "k1")
+    assert found is not None and found.names.keys() == {"x", "s", "d"}
+    cache.verify(found)
+    assert cache.load_values(found) == {"x": 1, "s": "text", "d": {"a": [1, 2]}}
+    assert cache.load_outputs(found) == [[{"output_type": "stream"}]]
+    assert found.names["x"]["scalar"] == "1"
+    assert entry.path == tmp_path / "cache" / "a" / "k1"
+    assert cache.lookup("a", "other") is None
+    assert not [p for p in (tmp_path / "cache" / "a").iterdir() if p.name.startswith(".staging")]
+
+
+def test_cache_folders_are_private(tmp_path):
+    cache = Cache(tmp_path / "cache")
+    entry = commit(cache, values={"x": 1})
+    for folder in (cache.root, entry.path.parent, entry.path):
+        assert folder.stat().st_mode & 0o077 == 0
+
+
+def test_large_arrays_are_memory_mapped_copy_on_write(tmp_path):
+    cache = Cache(tmp_path / "cache")
+    big = np.arange(1_000_000, dtype=np.float64)
+    commit(cache, values={"big": big, "small": np.arange(3)})
+    entry = cache.lookup("a", "k1")
+    loaded = cache.load_values(entry)
+    assert isinstance(loaded["big"], np.memmap)
+    np.testing.assert_array_equal(loaded["big"], big)
+    loaded["big"][0] = -1  # copy-on-write: the entry on disk is unchanged
+    cache.verify(entry)
+    assert cache.load_values(entry)["big"][0] == 0
+    assert entry.names["big"]["summary"] == "float64 (1000000,)"
+
+
+def test_modules_are_stored_by_name(tmp_path):
+    import math
+
+    cache = Cache(tmp_path / "cache")
+    commit(cache, values={"m": math})
+    entry = cache.lookup("a", "k1")
+    assert entry.names["m"]["file"] == "module"
+    assert cache.load_values(entry)["m"] is math
+
+
+def test_notebook_defined_functions_survive_a_new_process(tmp_path):
+    # A function defined in __main__ (as in a kernel) is stored by value with cloudpickle.
+    script = (
+        "import sys; from nbflow.cache import Cache\n"
+        "def double(v):\n    return 2 * v + OFFSET\n"
+        "OFFSET = 1\n"
+        "cache = Cache(sys.argv[1])\n"
+        "s = cache.stage('a')\n"
+        "cache.commit(s, step='a', key='k1', parts={}, values={'double': double, 'n': 3})\n"
+    )
+    subprocess.run([sys.executable, "-c", script, str(tmp_path / "cache")], check=True)
+    cache = Cache(tmp_path / "cache")
+    entry = cache.lookup("a", "k1")
+    assert entry.names["double"]["file"] == "code.pkl" and entry.names["n"]["file"] == "values.pkl"
+    values = cache.load_values(entry)
+    assert values["double"](4) == 9
+
+
+def test_unpicklable_required_value_is_reported_missing(tmp_path):
+    cache = Cache(tmp_path / "cache")
+    entry = commit(cache, values={"lock": threading.Lock(), "ok": 1, "gen": (i for i in [])}, required=["lock"])
+    assert set(entry.names) == {"ok"}
+    assert "cannot be pickled" in entry.missing["lock"]
+    assert "gen" not in entry.missing  # not needed downstream: silently not cached
+
+
+CORRUPTIONS = {
+    "garbage": lambda p: p.write_bytes(b"garbage" * 100),
+    "truncated": lambda p: p.write_bytes(p.read_bytes()[: p.stat().st_size // 2]),
+    "zero bytes": lambda p: p.write_bytes(b""),
+    "one byte flipped": lambda p: p.write_bytes(_flip(p.read_bytes())),
+}
+
+
+def _flip(data: bytes) -> bytes:
+    i = len(data) // 2
+    return data[:i] + bytes([data[i] ^ 0x01]) + data[i + 1 :]
+
+
+@pytest.mark.parametrize("how", sorted(CORRUPTIONS))
+def test_corrupt_values_detected(tmp_path, how):
+    cache = Cache(tmp_path / "cache")
+    commit(cache, values={"arr": np.arange(100_000)})
+    CORRUPTIONS[how](tmp_path / "cache" / "a" / "k1" / "values.pkl")
+    with pytest.raises(CacheCorrupt) as info:
+        entry = cache.lookup("a", "k1")  # size changes are caught without reading data
+        cache.verify(entry)
+    assert 'step "a": cache entry corrupt' in str(info.value)
+
+
+def test_manifest_deleted_or_garbage(tmp_path):
+    cache = Cache(tmp_path / "cache")
+    commit(cache, values={"x": 1})
+    manifest = tmp_path / "cache" / "a" / "k1" / "manifest.json"
+    manifest.write_text("{not json")
+    with pytest.raises(CacheCorrupt, match="manifest is not valid JSON"):
+        cache.lookup("a", "k1")
+    manifest.unlink()
+    with pytest.raises(CacheCorrupt, match="manifest missing"):
+        cache.lookup("a", "k1")
+    cache.quarantine("a", "k1")
+    assert cache.lookup("a", "k1") is None
+
+
+class _Marker:
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.path}",))
+
+
+def test_replaced_pickle_is_refused_before_loading(tmp_path):
+    cache = Cache(tmp_path / "cache")
+    commit(cache, values={"x": 1})
+    marker = tmp_path / "pwned"
+    (tmp_path / "cache" / "a" / "k1" / "values.pkl").write_bytes(pickle.dumps({"x": _Marker(str(marker))}))
+    entry_dir = tmp_path / "cache" / "a" / "k1"
+    manifest = json.loads((entry_dir / "manifest.json").read_text())
+    manifest["files"]["values.pkl"]["size"] = (entry_dir / "values.pkl").stat().st_size  # a careful attacker
+    (entry_dir / "manifest.json").write_text(json.dumps(manifest))
+    entry = cache.lookup("a", "k1")
+    with pytest.raises(CacheCorrupt, match="fails its checksum"):
+        cache.verify(entry)
+    assert not marker.exists()
+
+
+def test_folder_writable_by_others_is_refused(tmp_path):
+    cache = Cache(tmp_path / "cache")
+    commit(cache, values={"x": 1})
+    os.chmod(cache.root, 0o777)
+    entry = cache.lookup("a", "k1")
+    with pytest.raises(CacheRefused, match="writable by other users"):
+        cache.verify(entry)
+
+
+def test_same_key_committed_twice_keeps_one_entry(tmp_path):
+    cache = Cache(tmp_path / "cache")
+    commit(cache, values={"x": 1})
+    again = commit(cache, values={"x": 1})
+    assert again.path == tmp_path / "cache" / "a" / "k1"
+    assert [p.name for p in (tmp_path / "cache" / "a").iterdir()] == ["k1"]
+
+
+def test_latest_and_prune(tmp_path):
+    cache = Cache(tmp_path / "cache")
+    commit(cache, key="old", values={"x": 1})
+    commit(cache, key="new", values={"x": 2})
+    assert cache.latest("a").key == "new"
+    removed, freed = cache.prune(keep={("a", "new")})
+    assert removed == 1 and freed > 0
+    assert [e.key for e in cache.entries()] == ["new"]
+
+
+def test_crash_before_rename_leaves_no_entry(tmp_path):
+    script = (
+        "import os, sys\nfrom nbflow.cache import Cache\n"
+        "c = Cache(sys.argv[1]); s = c.stage('a')\n"
+        "real = os.replace\n"
+        "def crash(src, dst):\n    os._exit(3) if os.path.basename(str(dst)) == 'k1' else real(src, dst)\n"
+        "os.replace = crash\n"
+        "c.commit(s, step='a', key='k1', parts={}, values={'x': 1})\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script, str(tmp_path / "cache")])
+    assert proc.returncode == 3
+    cache = Cache(tmp_path / "cache")
+    assert cache.lookup("a", "k1") is None
+    assert list(Path(tmp_path / "cache" / "a").glob(".staging-*"))  # leftover is ignored, pruned later

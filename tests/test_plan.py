@@ -1,0 +1,250 @@
+"""Keys and plans: what is fresh, what is stale, and why."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import nbformat
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from nbflow.cache import Cache
+from nbflow.graph import load_pipeline
+from nbflow.plan import step_keys
+from nbflow.run import pipeline_cache
+
+from .conftest import code, step, write_notebook
+
+
+def record(pipeline, params=None) -> None:
+    """Commit a real cache entry for every step, as a finished run would have."""
+    plan = pipeline.plan(params)
+    cache = pipeline_cache(pipeline)
+    for entry in plan:
+        values = {name: 0 for name in pipeline.steps[entry.step].writes}
+        staging = cache.stage(entry.step)
+        cache.commit(staging, step=entry.step, key=entry.key, parts=entry.parts.to_dict(), values=values)
+
+
+def edit(path: Path, cell: int, source: str) -> None:
+    nb = nbformat.read(path, 4)
+    nb.cells[cell].source = source
+    nbformat.write(nb, path)
+
+
+CHAIN = [
+    code("import math"),
+    code("lr = 0.1\nepochs = 2", "parameters"),
+    step("load", "data = list(range(10))"),
+    step("clean", "rows = [d for d in data if d % 2]"),
+    step("train", "w = sum(rows) * lr"),
+    step("report", "text = f'{w:.2f} after {epochs} epochs'"),
+    step("side", "other = math.pi"),
+]
+
+
+def test_first_plan_runs_everything(make_notebook):
+    plan = load_pipeline(make_notebook(CHAIN)).plan()
+    assert [(e.step, e.state, e.action, e.reasons) for e in plan] == [
+        (s, "stale", "run", ("never run",)) for s in ("load", "clean", "train", "report", "side")
+    ]
+
+
+def test_after_a_run_everything_is_fresh(make_notebook):
+    path = make_notebook(CHAIN)
+    record(load_pipeline(path))
+    plan = load_pipeline(path).plan()
+    assert plan.stale == [] and plan.to_run == []
+    assert all(e.action == "cached" for e in plan)
+
+
+def test_code_edit_invalidates_the_step_and_its_descendants(make_notebook):
+    path = make_notebook(CHAIN)
+    record(load_pipeline(path))
+    edit(path, 3, "rows = [d for d in data if d % 3]")
+    plan = load_pipeline(path).plan()
+    assert plan.stale == ["clean", "train", "report"]
+    assert plan["clean"].reasons == ("code changed",)
+    assert plan["train"].reasons == ("upstream clean changed",)
+    assert plan["report"].reasons == ("upstream train changed",)
+
+
+def test_whitespace_and_comments_change_nothing(make_notebook):
+    path = make_notebook(CHAIN)
+    record(load_pipeline(path))
+    edit(path, 3, "# keep odd rows\nrows = [d   for d in data if d % 2]   # odd\n\n")
+    assert load_pipeline(path).plan().stale == []
+
+
+def test_parameter_change_reruns_only_its_readers(make_notebook):
+    path = make_notebook(CHAIN)
+    record(load_pipeline(path))
+    plan = load_pipeline(path).plan({"epochs": 5})
+    assert plan.stale == ["report"]
+    assert plan["report"].reasons == ("parameter epochs changed",)
+    plan = load_pipeline(path).plan({"lr": 0.5})
+    assert plan.stale == ["train", "report"]
+    assert plan["train"].reasons == ("parameter lr changed",)
+
+
+def test_default_change_in_parameters_cell(make_notebook):
+    path = make_notebook(CHAIN)
+    record(load_pipeline(path))
+    edit(path, 1, "lr = 0.2\nepochs = 2")
+    assert load_pipeline(path).plan().stale == ["train", "report"]
+
+
+def test_setup_change_invalidates_every_step(make_notebook):
+    path = make_notebook(CHAIN)
+    record(load_pipeline(path))
+    edit(path, 0, "import math\nimport json")
+    plan = load_pipeline(path).plan()
+    assert plan.stale == ["load", "clean", "train", "report", "side"]
+    assert plan["load"].reasons == ("setup changed",)
+
+
+def test_helper_function_change_in_an_earlier_step(make_notebook):
+    path = make_notebook(
+        [
+            step("helpers", "def scale(v):\n    return v * 2"),
+            step("use", "out = scale(3)"),
+            step("unrelated", "z = 1"),
+        ]
+    )
+    record(load_pipeline(path))
+    edit(path, 0, "def scale(v):\n    return v * 3")
+    assert load_pipeline(path).plan().stale == ["helpers", "use"]
+
+
+def test_force_from_and_only(make_notebook):
+    path = make_notebook(CHAIN)
+    record(load_pipeline(path))
+    p = load_pipeline(path)
+    assert p.plan(force=["clean"]).to_run == ["clean"]
+    assert p.plan(force=["clean"])["clean"].reasons == ("forced",)
+    assert p.plan(from_=["clean"]).to_run == ["clean", "train", "report"]
+    assert p.plan(force_all=True).to_run == ["load", "clean", "train", "report", "side"]
+    edit(path, 2, "data = list(range(20))")
+    p = load_pipeline(path)
+    only = p.plan(only=["clean"])
+    assert only.to_run == ["load", "clean"]  # clean needs the stale load
+    assert only["train"].action == "excluded" and only["report"].action == "excluded"
+
+
+def test_unknown_step_in_options(make_notebook):
+    import pytest
+
+    from nbflow.errors import PipelineError
+
+    p = load_pipeline(make_notebook(CHAIN))
+    with pytest.raises(PipelineError, match=r'--only clen: no such step; did you mean "clean"\?'):
+        p.plan(only=["clen"])
+
+
+def test_corrupt_entry_is_a_reason(make_notebook):
+    path = make_notebook(CHAIN)
+    record(load_pipeline(path))
+    p = load_pipeline(path)
+    key = p.plan()["train"].key
+    (p.config.cache_dir / "train" / key / "manifest.json").unlink()
+    plan = load_pipeline(path).plan()
+    assert plan["train"].reasons == ("cache entry corrupt",)
+    assert plan.to_run == ["train"]
+
+
+def test_missing_value_makes_the_provider_run(make_notebook):
+    path = make_notebook(CHAIN)
+    p = load_pipeline(path)
+    record(p)
+    # re-commit "load" without its value, as if `data` could not be pickled
+    cache = pipeline_cache(p)
+    entry = p.plan()["load"]
+    cache.prune(keep={(s, p.plan()[s].key) for s in p.order if s != "load"}, older_than=0)
+    cache.commit(cache.stage("load"), step="load", key=entry.key, parts=entry.parts.to_dict(), values={})
+    edit(path, 3, "rows = [d for d in data if d % 5]")
+    plan = load_pipeline(path).plan()
+    assert plan.to_run == ["load", "clean", "train", "report"]
+    assert plan["load"].reasons == ("value data needed by clean: it was not cached",)
+
+
+def test_input_files_are_part_of_the_key(make_notebook, tmp_path):
+    (tmp_path / "data.csv").write_text("a\n1\n")
+    path = make_notebook([step("load", "text = open('data.csv').read()", "in:data.csv"), step("n", "k = len(text)")])
+    record(load_pipeline(path))
+    assert load_pipeline(path).plan().stale == []
+    (tmp_path / "data.csv").write_text("a\n2\n")
+    plan = load_pipeline(path).plan()
+    assert plan.stale == ["load", "n"] and plan["load"].reasons == ("input file data.csv changed",)
+
+
+def test_keys_identical_across_processes_and_parameter_orders(make_notebook):
+    path = make_notebook(CHAIN)
+    script = (
+        "import json, sys\nfrom nbflow.graph import load_pipeline\nfrom nbflow.plan import step_keys\n"
+        "p = load_pipeline(sys.argv[1])\n"
+        "params = json.loads(sys.argv[2])\n"
+        "print(json.dumps({s: k.key for s, k in step_keys(p, params).items()}))\n"
+    )
+    outputs = set()
+    for seed, params in (
+        ("1", {"lr": 0.1, "epochs": 2}),
+        ("2", {"epochs": 2, "lr": 0.1}),
+        ("3", {"epochs": 2, "lr": 0.1}),
+    ):
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        out = subprocess.run(
+            [sys.executable, "-c", script, str(path), json.dumps(params)],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        outputs.add(out)
+    assert len(outputs) == 1
+    keys = json.loads(outputs.pop())
+    assert keys == {s: k.key for s, k in step_keys(load_pipeline(path), {"lr": 0.1, "epochs": 2}).items()}
+
+
+# ------------------------------------------------------------------ property test
+
+
+@st.composite
+def pipelines(draw):
+    """Random DAG-shaped notebooks: step i writes v_i from a random subset of earlier values."""
+    n = draw(st.integers(min_value=2, max_value=8))
+    sources = []
+    for i in range(n):
+        inputs = draw(st.lists(st.integers(min_value=0, max_value=max(i - 1, 0)), max_size=3, unique=True)) if i else []
+        terms = " + ".join([f"v{j}" for j in sorted(inputs)] + [str(i)])
+        sources.append(f"v{i} = {terms}")
+    edited = draw(st.integers(min_value=0, max_value=n - 1))
+    cosmetic = draw(st.booleans())
+    return sources, edited, cosmetic
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(pipelines())
+def test_editing_one_step_makes_exactly_it_and_its_descendants_stale(case):
+    sources, edited, cosmetic = case
+    with tempfile.TemporaryDirectory() as tmp:
+        path = write_notebook(Path(tmp) / "p.ipynb", [step(f"s{i}", src) for i, src in enumerate(sources)])
+        record(load_pipeline(path))
+        new = sources[edited] + ("   # only a comment" if cosmetic else " + 1000")
+        edit(path, edited, new)
+        pipeline = load_pipeline(path)
+        expected = set() if cosmetic else {f"s{edited}"} | pipeline.descendants([f"s{edited}"])
+        assert set(pipeline.plan().stale) == expected
+        assert isinstance(Cache(pipeline.config.cache_dir).root, Path)
+
+
+def test_step_keys_do_not_hash_data(make_notebook):
+    # Keys depend on code, parameters and upstream keys only: nothing about values.
+    p = load_pipeline(make_notebook(CHAIN))
+    parts = step_keys(p, {"lr": 0.1, "epochs": 2})
+    assert set(parts["train"].upstream) == {"clean"}
+    assert parts["train"].params == {"lr": {"float": "0.1"}}

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -94,9 +94,9 @@ def test_console_script_and_module(make_notebook):
     path = make_notebook(PIPE)
     code_, out, err = run_cli("plan", str(path))
     assert code_ == 0 and "report" in out, err
-    exe = shutil.which("nbflow")
-    assert exe, "the nbflow console script is installed"
-    proc = subprocess.run([exe, "graph", str(path)], capture_output=True, text=True)
+    exe = Path(sys.executable).parent / "nbflow"
+    assert exe.exists(), "the nbflow console script is installed beside the interpreter"
+    proc = subprocess.run([str(exe), "graph", str(path)], capture_output=True, text=True)
     assert proc.returncode == 0 and "3 steps" in proc.stdout
 
 

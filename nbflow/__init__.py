@@ -31,6 +31,8 @@ _EXPORTS = {
     "StepFailed": "errors",
     "CacheCorrupt": "errors",
     "Config": "config",
+    "result": "results",
+    "Run": "run",
 }
 
 __all__ = [
@@ -43,6 +45,8 @@ __all__ = [
     "StepFailed",
     "__version__",
     "load_pipeline",
+    "result",
+    "Run",
 ]
 
 if TYPE_CHECKING:
@@ -50,6 +54,8 @@ if TYPE_CHECKING:
     from .errors import CacheCorrupt, ParameterError, PipelineError, StepFailed
     from .graph import Pipeline, load_pipeline
     from .plan import Plan
+    from .results import result
+    from .run import Run
 
 
 def __getattr__(name: str) -> Any:

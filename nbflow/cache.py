@@ -226,24 +226,20 @@ class Cache:
         data = json.dumps({"cells": cells}, ensure_ascii=False).encode("utf-8")
         atomic_write_bytes(staging / OUTPUTS, data)
 
-    def commit(
+    def dump_values(
         self,
         staging: Path,
-        *,
-        step: str,
-        key: str,
-        parts: Mapping[str, Any],
         values: Mapping[str, Any],
         required: Iterable[str] = (),
         by_reference: Iterable[str] = (),
-        meta: Mapping[str, Any] | None = None,
-    ) -> Entry:
-        """Write ``values`` into ``staging``, then the manifest, then rename into place.
+    ) -> dict[str, Any]:
+        """Write ``values`` into ``staging``; return what the manifest needs to know.
 
-        ``required`` values that cannot be pickled are listed as ``missing`` in the
-        manifest (the plan then reruns the step when they are needed). Functions and
-        classes named in ``by_reference`` (defined by the notebook's setup, which runs
-        before any restore) are pickled by name rather than by value.
+        Runs where the values live (the kernel, a Dask worker). ``required`` values that
+        cannot be pickled are listed as ``missing`` (the plan then reruns the step when
+        they are needed); other unpicklable values are left out. Functions and classes
+        named in ``by_reference`` (the setup's, which runs before any restore) are
+        pickled by name, everything else defined in the notebook by value.
         """
         required = set(required)
         files: dict[str, dict[str, Any]] = {}
@@ -273,6 +269,22 @@ class Cache:
             files["code.pkl"] = _write_hashed(
                 staging / "code.pkl", lambda f: _CodePickler(f, set(by_reference)).dump(interactive)
             )
+        return {"values": described, "missing": missing, "files": files}
+
+    def commit_staged(
+        self,
+        staging: Path,
+        *,
+        step: str,
+        key: str,
+        parts: Mapping[str, Any],
+        dumped: Mapping[str, Any],
+        meta: Mapping[str, Any] | None = None,
+    ) -> Entry:
+        """Write the manifest of a staged entry (``dump_values`` done, outputs written)
+        and rename it into place. If another process committed the same key
+        meanwhile (same inputs), theirs is kept."""
+        files = dict(dumped.get("files", {}))
         if (staging / OUTPUTS).exists():
             files[OUTPUTS] = {"size": (staging / OUTPUTS).stat().st_size, "sha256": file_sha256(staging / OUTPUTS)}
         manifest = {
@@ -281,18 +293,16 @@ class Cache:
             "key": key,
             "parts": dict(parts),
             "created": time.time(),
-            "values": described,
-            "missing": missing,
+            "values": dict(dumped.get("values", {})),
+            "missing": dict(dumped.get("missing", {})),
             "files": files,
             **(meta or {}),
         }
         atomic_write_bytes(staging / MANIFEST, json.dumps(manifest, indent=1, default=str).encode())
-        fsync_dir(staging)
         final = self.entry_dir(step, key)
         try:
             os.replace(staging, final)
         except OSError:
-            # Same key committed meanwhile by another process: same inputs, keep theirs.
             shutil.rmtree(staging, ignore_errors=True)
             existing = self.lookup(step, key)
             if existing is None:
@@ -300,6 +310,22 @@ class Cache:
             return existing
         fsync_dir(final.parent)
         return Entry(step, key, final, manifest)
+
+    def commit(
+        self,
+        staging: Path,
+        *,
+        step: str,
+        key: str,
+        parts: Mapping[str, Any],
+        values: Mapping[str, Any],
+        required: Iterable[str] = (),
+        by_reference: Iterable[str] = (),
+        meta: Mapping[str, Any] | None = None,
+    ) -> Entry:
+        """``dump_values`` then ``commit_staged``, in one process."""
+        dumped = self.dump_values(staging, values, required, by_reference)
+        return self.commit_staged(staging, step=step, key=key, parts=parts, dumped=dumped, meta=meta)
 
     def discard(self, staging: Path) -> None:
         """Remove an unfinished entry."""

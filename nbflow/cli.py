@@ -144,6 +144,189 @@ def cmd_plan(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    import signal
+
+    from .graph import load_pipeline
+    from .progress import ProgressPrinter
+    from .run import start_run
+
+    pipeline = load_pipeline(args.notebook)
+    _print_warnings(pipeline)
+    values, raw = parameters_from_args(args)
+    run = start_run(
+        pipeline,
+        values,
+        raw=raw,
+        only=args.only,
+        from_=args.from_,
+        force=args.force,
+        force_all=args.force_all,
+        executor=args.executor,
+        output=args.output,
+        timeout=args.timeout,
+        fail_fast=args.fail_fast,
+        listeners=[ProgressPrinter(quiet=args.quiet)],
+    )
+
+    def terminate(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, terminate)
+    try:
+        while not run.done:
+            run.wait(0.25)
+    except KeyboardInterrupt:
+        print("nbflow: cancelling the run (Ctrl-C again to stop waiting)", file=sys.stderr)
+        run.cancel()
+        try:
+            run.wait()
+        except KeyboardInterrupt:
+            return 130
+    if run.exception is not None:
+        print(f"nbflow: error: {run.error}", file=sys.stderr)
+    elif run.status == "done" and run.output_notebook is not None and not args.quiet:
+        print(f"output notebook: {args.output or run.output_notebook}", file=sys.stderr)
+    return {"done": 0, "cancelled": 130}.get(run.status, 1)
+
+
+def _store(path: str | None) -> Any:
+    from .config import Config
+    from .store import RunStore
+
+    config = Config.for_path(path)
+    if not config.store_path.exists():
+        raise PipelineError(f"no runs recorded in {config.home} (run a notebook there first)")
+    return config, RunStore(config.store_path, heartbeat_interval=config.heartbeat_interval)
+
+
+def _when(timestamp: float | None) -> str:
+    import time
+
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(timestamp)) if timestamp else "-"
+
+
+def _table(rows: list[list[str]]) -> str:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    target = args.notebook if args.notebook and not Path(args.notebook).is_dir() else None
+    config, store = _store(args.notebook)
+    runs = store.runs(target, limit=args.limit)
+    counts = store.step_counts([r["id"] for r in runs])
+    if not runs:
+        print("no runs yet")
+        return 0
+    rows = [["run", "notebook", "status", "started", "duration", "steps", "parameters"]]
+    for r in runs:
+        duration = f"{r['finished'] - r['started']:.2f} s" if r["finished"] and r["started"] else "-"
+        steps = ", ".join(f"{n} {s}" for s, n in sorted(counts[r["id"]].items()))
+        params = ", ".join(f"{k}={v!r}" for k, v in r["params"].items())
+        rows.append(
+            [
+                str(r["id"]),
+                Path(r["notebook"]).name,
+                r["status"],
+                _when(r["started"] or r["created"]),
+                duration,
+                steps,
+                params[:60],
+            ]
+        )
+    print(_table(rows))
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    config, store = _store(args.dir)
+    run = store.run(args.run)
+    if run is None:
+        raise PipelineError(f"no run {args.run} in {config.home}")
+    steps = store.steps(args.run)
+    if args.step:
+        return _show_step(config, run, steps, args.step)
+    duration = f" in {run['finished'] - run['started']:.2f} s" if run["finished"] and run["started"] else ""
+    prov = run["provenance"]
+    print(f"run {run['id']} of {run['notebook']}: {run['status']}{duration}")
+    print(
+        f"started {_when(run['started'])} by {prov.get('user', '?')}@{run['host']} (pid {run['pid']}), "
+        f"executor {run['executor']}"
+    )
+    print("parameters: " + (", ".join(f"{k}={v!r}" for k, v in run["params"].items()) or "none"))
+    git = prov.get("git") or {}
+    if git:
+        print(
+            f"git: {(git.get('commit') or 'no commit')[:12]} on {git.get('branch') or 'detached'}"
+            + (" (uncommitted changes)" if git.get("dirty") else "")
+        )
+    if run["error"]:
+        print(f"error: {run['error']}")
+    for kind, path in store.artifacts(args.run).items():
+        print(f"{kind.replace('_', ' ')}: {path}")
+    rows = [["step", "status", "duration", "why"]]
+    for s in steps:
+        rows.append(
+            [s["step"], s["status"], f"{s['duration']:.2f} s" if s["duration"] else "", "; ".join(s["reasons"])]
+        )
+    print()
+    print(_table(rows))
+    for s in steps:
+        if s["error"]:
+            print(f"\n{s['step']}: {s['error']}")
+    for m in store.messages(args.run):
+        print(f"warning: {'step ' + m['step'] + ': ' if m['step'] else ''}{m['text']}")
+    if args.provenance:
+        print("\nprovenance:")
+        print(json.dumps(prov, indent=2))
+    return 1 if run["status"] == "failed" and args.exit_status else 0
+
+
+def _show_step(config: Any, run: dict[str, Any], steps: list[dict[str, Any]], name: str) -> int:
+    from .cache import Cache
+    from .errors import did_you_mean
+
+    found = {s["step"]: s for s in steps}
+    if name not in found:
+        raise PipelineError(f"run {run['id']} has no step {name!r}{did_you_mean(name, found)}")
+    s = found[name]
+    print(f"step {name} of run {run['id']}: {s['status']}")
+    print(f"why: {'; '.join(s['reasons']) or 'fresh (cached)'}")
+    if s["duration"] is not None:
+        print(f"duration: {s['duration']:.3f} s (started {_when(s['started'])})")
+    print(f"key: {s['key']}")
+    entry = Cache(config.cache_dir).lookup(name, s["key"]) if s["key"] else None
+    if entry is not None:
+        print("cached values:")
+        for value, info in sorted(entry.names.items()):
+            extra = info.get("scalar") or info.get("summary") or ""
+            print(f"  {value}: {info.get('type')} {extra}".rstrip())
+        for value, why in entry.missing.items():
+            print(f"  {value}: not cached ({why})")
+    if s["error"]:
+        print(f"error: {s['error']}")
+    if s["traceback"]:
+        print(s["traceback"])
+    return 0
+
+
+def cmd_clean(args: argparse.Namespace) -> int:
+    from .config import Config
+    from .run import clean
+
+    target = args.path if args.path and not Path(args.path).is_dir() else None
+    config = Config.for_path(args.path)
+    if not config.store_path.exists():
+        print(f"nothing to clean in {config.home}")
+        return 0
+    result = clean(config, keep=args.keep, notebook=target)
+    print(f"removed {result['runs']} runs and {result['entries']} cache entries ({result['bytes'] / 1e6:.1f} MB)")
+    return 0
+
+
 # --------------------------------------------------------------------- parser
 
 
@@ -168,6 +351,37 @@ def build_parser() -> argparse.ArgumentParser:
     _add_selection_options(p)
     p.add_argument("--json", action="store_true", help="print the plan as JSON")
     p.set_defaults(func=cmd_plan)
+
+    p = sub.add_parser("run", help="run the stale steps (papermill + joblib cache)")
+    p.add_argument("notebook")
+    _add_parameter_options(p)
+    _add_selection_options(p)
+    p.add_argument("--output", "-o", metavar="OUT.ipynb", help="also write the executed notebook here")
+    p.add_argument("--executor", choices=["kernel", "dask"], default=None, help="where steps run (default kernel)")
+    p.add_argument(
+        "--timeout", type=float, metavar="SECONDS", help="per-step timeout (a step's timeout:SECONDS tag wins)"
+    )
+    p.add_argument("--fail-fast", action="store_true", help="stop at the first failed step")
+    p.add_argument("--quiet", "-q", action="store_true", help="print only failures and the summary")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("runs", help="list recorded runs")
+    p.add_argument("notebook", nargs="?", help="a notebook (its runs) or a folder (default: here)")
+    p.add_argument("--limit", type=int, default=30)
+    p.set_defaults(func=cmd_runs)
+
+    p = sub.add_parser("show", help="show a run, or one step of it")
+    p.add_argument("run", type=int)
+    p.add_argument("step", nargs="?")
+    p.add_argument("-C", dest="dir", metavar="PATH", help="notebook or folder whose runs to read (default: here)")
+    p.add_argument("--provenance", action="store_true", help="also print git, Python and package details")
+    p.add_argument("--exit-status", action="store_true", help="exit 1 if the run failed")
+    p.set_defaults(func=cmd_show)
+
+    p = sub.add_parser("clean", help="delete old runs and cache entries no kept run uses")
+    p.add_argument("path", nargs="?", help="a notebook (only its runs) or a folder (default: here)")
+    p.add_argument("--keep", type=int, default=10, metavar="N", help="runs to keep (default 10)")
+    p.set_defaults(func=cmd_clean)
     return parser
 
 

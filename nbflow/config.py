@@ -56,7 +56,20 @@ class Config:
     @classmethod
     def for_notebook(cls, notebook: str | Path, **overrides: Any) -> Config:
         """The configuration that applies to ``notebook``."""
-        folder = Path(notebook).resolve().parent
+        return cls.for_folder(Path(notebook).resolve().parent, **overrides)
+
+    @classmethod
+    def for_path(cls, path: str | Path | None = None, **overrides: Any) -> Config:
+        """The configuration for a notebook or a folder (default: the current folder)."""
+        path = Path(path) if path is not None else Path.cwd()
+        if path.is_dir():
+            return cls.for_folder(path, **overrides)
+        return cls.for_notebook(path, **overrides)
+
+    @classmethod
+    def for_folder(cls, folder: str | Path, **overrides: Any) -> Config:
+        """The configuration of notebooks in ``folder``."""
+        folder = Path(folder).resolve()
         settings: dict[str, Any] = {}
         settings.update(_from_pyproject(folder))
         settings.update(_from_environment())

@@ -1,0 +1,39 @@
+"""Executors run the steps a plan says to run; one module per executor.
+
+Like papermill's engines, the registry is a small dict of names to classes; an
+executor object can also be passed directly (``Pipeline.run(executor=...)``).
+
+==========  ==============================================================
+``kernel``  one Jupyter kernel, steps in order, through papermill (default)
+``dask``    steps as tasks on a Dask cluster, independent steps in parallel
+==========  ==============================================================
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from .base import Executor, RunContext
+
+EXECUTORS = {
+    "kernel": "nbflow.executors.kernel:KernelExecutor",
+    "dask": "nbflow.executors.dask:DaskExecutor",
+}
+
+__all__ = ["EXECUTORS", "Executor", "RunContext", "get_executor"]
+
+
+def get_executor(executor: str | Executor | None = None, **options: Any) -> Executor:
+    """The executor named ``executor`` (default ``kernel``), or ``executor`` itself."""
+    if executor is None:
+        executor = "kernel"
+    if not isinstance(executor, str):
+        return executor
+    try:
+        module, _, cls = EXECUTORS[executor].partition(":")
+    except KeyError:
+        from ..errors import PipelineError
+
+        raise PipelineError(f"unknown executor {executor!r} (choose from {', '.join(EXECUTORS)})") from None
+    return getattr(importlib.import_module(module), cls)(**options)

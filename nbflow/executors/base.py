@@ -1,0 +1,189 @@
+"""What every executor shares: the run context, step bookkeeping and entry checks.
+
+An executor receives a ``RunContext`` and must end with a final ``StepFinished`` for
+every step of the pipeline (``run.py`` publishes ``RunStarted``/``RunFinished``). The
+context holds the plan's decisions (``actions``: run, cached, excluded), which an
+executor may only change in one way: a cached step whose entry fails verification
+becomes ``run`` with the reason ``cache entry corrupt``.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from ..errors import CacheCorrupt, CacheRefused
+from ..events import Event, RunWarning, StepFinished, StepQueued, StepStarted
+
+if TYPE_CHECKING:
+    from ..cache import Cache
+    from ..config import Config
+    from ..events import EventBus
+    from ..graph import Pipeline
+    from ..plan import Plan
+
+FAILED = ("failed", "skipped", "cancelled", "interrupted")
+
+
+@dataclass
+class RunContext:
+    """Everything an executor needs for one run, and the state it updates."""
+
+    run_id: int
+    pipeline: Pipeline
+    plan: Plan
+    params: dict[str, Any]
+    given: dict[str, Any]
+    config: Config
+    cache: Cache
+    bus: EventBus
+    cancel: threading.Event
+    output_path: Path | None = None
+    timeout: float | None = None
+    fail_fast: bool = False
+    actions: dict[str, str] = field(default_factory=dict)
+    reasons: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    status: dict[str, str] = field(default_factory=dict)
+    verified: set[str] = field(default_factory=set)
+    #: Why the run as a whole failed (the kernel did not start, the setup raised...).
+    failure: str = ""
+    started: float = field(default_factory=time.time)
+
+    def __post_init__(self) -> None:
+        for entry in self.plan:
+            self.actions.setdefault(entry.step, entry.action)
+            self.reasons.setdefault(entry.step, entry.reasons)
+
+    # ------------------------------------------------------------- events
+    def publish(self, event: Event) -> None:
+        self.bus.publish(event)
+
+    def warn(self, message: str, step: str | None = None) -> None:
+        self.publish(RunWarning(self.run_id, message=message, step=step))
+
+    def queue(self, step: str) -> None:
+        self.publish(StepQueued(self.run_id, step=step, reasons=self.reasons.get(step, ())))
+
+    def start_step(self, step: str) -> None:
+        self.status[step] = "running"
+        self.publish(StepStarted(self.run_id, step=step))
+
+    def finish_step(
+        self,
+        step: str,
+        status: str,
+        duration: float = 0.0,
+        error: str = "",
+        traceback: str = "",
+        reasons: tuple[str, ...] | None = None,
+    ) -> None:
+        self.status[step] = status
+        self.publish(
+            StepFinished(
+                self.run_id,
+                step=step,
+                status=status,
+                duration=duration,
+                error=error,
+                traceback=traceback,
+                reasons=self.reasons.get(step, ()) if reasons is None else reasons,
+            )
+        )
+
+    def finish_unrun(self) -> None:
+        """Give every step without a final status one: cached, skipped or cancelled."""
+        for step in self.pipeline.order:
+            if step in self.status and self.status[step] != "running":
+                continue
+            action = self.actions[step]
+            if self.status.get(step) == "running":
+                self.finish_step(step, "interrupted", error="the run stopped while this step ran")
+            elif self.cancel.is_set():
+                self.finish_step(step, "cancelled", reasons=("run cancelled",))
+            elif action == "cached":
+                self.finish_step(step, "cached", reasons=())
+            elif action == "excluded":
+                self.finish_step(step, "skipped", reasons=("not selected (--only)",))
+            else:
+                self.finish_step(step, "skipped", reasons=("the run stopped before this step",))
+
+    # -------------------------------------------------------------- steps
+    def steps_to_run(self) -> list[str]:
+        return [s for s in self.pipeline.order if self.actions[s] == "run"]
+
+    def blocked_by(self, step: str) -> str | None:
+        """Why ``step`` cannot run because of what happened upstream, if it cannot."""
+        for dep in self.pipeline.deps[step]:
+            status = self.status.get(dep)
+            if status in FAILED:
+                return f"upstream {dep} {status}"
+        if self.fail_fast and any(s == "failed" for s in self.status.values()):
+            return "an earlier step failed (--fail-fast)"
+        return None
+
+    def timeout_for(self, step: str) -> float | None:
+        return self.pipeline.steps[step].timeout or self.timeout
+
+    def key(self, step: str) -> str:
+        return self.plan[step].key
+
+    def parts(self, step: str) -> dict[str, Any]:
+        parts = self.plan[step].parts
+        return parts.to_dict() if parts is not None else {}
+
+    def required_names(self, step: str) -> list[str]:
+        """Values of ``step`` that later steps read, plus those tagged ``keep:``."""
+        names = set(self.pipeline.steps[step].keep)
+        for other in self.pipeline.steps.values():
+            names |= {n for n, p in other.inputs.items() if p == step}
+        return sorted(names)
+
+    def stored_names(self, step: str) -> list[str]:
+        """Every value ``step`` writes (cached when it can be pickled)."""
+        return sorted(set(self.pipeline.steps[step].writes) | set(self.pipeline.steps[step].keep))
+
+    def publish_cached_and_queued(self) -> None:
+        for step in self.pipeline.order:
+            if self.actions[step] == "cached":
+                self.finish_step(step, "cached", reasons=())
+            elif self.actions[step] == "excluded":
+                self.finish_step(step, "skipped", reasons=("not selected (--only)",))
+        for step in self.steps_to_run():
+            self.queue(step)
+
+    # ------------------------------------------------------------ entries
+    def verify(self, steps: Iterable[str]) -> list[str]:
+        """Verify the cache entries of cached ``steps``; corrupt ones are set to run.
+
+        Returns the steps that changed from cached to run.
+        """
+        changed = []
+        for step in steps:
+            if step in self.verified or self.actions[step] != "cached":
+                continue
+            try:
+                entry = self.cache.lookup(step, self.key(step))
+                if entry is None:
+                    raise CacheCorrupt(step, self.key(step), self.cache.entry_dir(step, self.key(step)), "disappeared")
+                self.cache.verify(entry)
+            except (CacheCorrupt, CacheRefused) as e:
+                self.cache.quarantine(step, self.key(step)) if isinstance(e, CacheCorrupt) else None
+                self.warn(f"{e}; recomputing", step)
+                self.actions[step] = "run"
+                self.reasons[step] = ("cache entry corrupt",)
+                changed.append(step)
+                continue
+            self.verified.add(step)
+        return changed
+
+
+class Executor(Protocol):
+    """Runs the steps of a ``RunContext`` and publishes their events."""
+
+    name: str
+
+    def execute(self, ctx: RunContext) -> None: ...

@@ -1,0 +1,692 @@
+"""The ``kernel`` executor: one Jupyter kernel, driven through papermill.
+
+``KernelExecutor.execute`` starts the kernel first (it boots on the other core while
+papermill is imported), checks the cache entries the run will load, then calls
+``papermill.execute_notebook`` with the ``nbflow`` engine. papermill injects the
+parameters, keeps its output-notebook format and its error report (the failing cell is
+marked like any papermill run); the engine runs the steps. The output notebook is
+written once at the end, to a temporary file renamed into place: papermill's own
+engine saves the whole notebook at the start and end of every cell, which costs more
+than running a small step.
+
+``Session`` (the engine's work) reads top to bottom in execution order:
+
+1. connect to the kernel, create the kernel-side helper (``runtime.KernelSide``);
+2. run the *prelude*: setup cells, the parameters cell and papermill's injected cell;
+3. for each step in order: skip it if an upstream step failed; restore the values it
+   reads that the kernel does not hold (the ``Ledger`` tracks whose version of each
+   name the kernel holds); run its cells, the last one carrying a ``user_expression``
+   that dumps the step's values into a staging folder; write its outputs there and
+   commit the cache entry;
+4. wait for values still being written in the background and commit them.
+
+Cached steps are not run: their cells get their cached outputs (a cached plot shows
+again in the output notebook). A watchdog interrupts a step that passes its timeout or
+is cancelled, and kills the kernel if it does not stop within the grace period.
+Step status comes from nbflow's own bookkeeping, never from papermill's cell metadata
+(papermill marks every cell "completed" when the kernel dies).
+"""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+import contextlib
+import json
+import os
+import queue
+import re
+import shutil
+import signal
+import tempfile
+import threading
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from ..errors import NbflowError
+from ..graph import PARAMETERS, SETUP, Pipeline
+from .base import RunContext
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+_TRUNCATED = "[nbflow: output truncated: {} more bytes not kept]\n"
+
+
+def strip_ansi(text: str) -> str:
+    return _ANSI.sub("", text)
+
+
+class KernelExecutor:
+    """Run steps in one Jupyter kernel (see module docstring)."""
+
+    name = "kernel"
+
+    def execute(self, ctx: RunContext) -> None:
+        if not ctx.steps_to_run() and ctx.output_path is None:
+            ctx.publish_cached_and_queued()
+            return
+        km = _start_kernel(ctx) if ctx.steps_to_run() else None
+        verifier = threading.Thread(target=_verify_restores, args=(ctx,), name="nbflow-verify", daemon=True)
+        verifier.start()
+        try:
+            import papermill
+            from papermill.exceptions import PapermillExecutionError
+
+            _register_translator()
+            nb = _notebook_for_papermill(ctx.pipeline)
+            out = ctx.output_path
+            assert out is not None
+            out.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{out.stem}-", suffix=".tmp.ipynb", dir=out.parent)
+            os.close(fd)
+            try:
+                try:
+                    papermill.execute_notebook(
+                        nb,
+                        tmp,
+                        parameters=ctx.given,
+                        engine_name="nbflow",
+                        request_save_on_cell_execute=False,
+                        progress_bar=False,
+                        kernel_name=ctx.pipeline.source.kernel_name,
+                        nbflow_context=ctx,
+                        nbflow_kernel=km,
+                        nbflow_verifier=verifier,
+                    )
+                except PapermillExecutionError:
+                    pass  # a step failed: recorded by the session; papermill marked the cell
+                with open(tmp, "rb") as f:
+                    os.fsync(f.fileno())
+                os.replace(tmp, out)
+            finally:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp)
+        finally:
+            if km is not None:
+                _shutdown(km)
+
+
+def _start_kernel(ctx: RunContext) -> Any:
+    """Start the kernel on unix sockets (no TCP port), its own output to a log file."""
+    from jupyter_client.manager import KernelManager
+
+    sockets = tempfile.mkdtemp(prefix="nbflow-kernel-")
+    km = KernelManager(kernel_name=ctx.pipeline.source.kernel_name, transport="ipc", ip=os.path.join(sockets, "k"))
+    log_path = ctx.config.runs_dir / str(ctx.run_id) / "kernel.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    log = open(log_path, "ab")  # noqa: SIM115 - the kernel process writes to it until it exits
+    try:
+        km.start_kernel(cwd=str(ctx.pipeline.path.resolve().parent), stdout=log, stderr=log)
+    except Exception as e:
+        raise NbflowError(f"cannot start the {km.kernel_name!r} kernel: {e}") from e
+    finally:
+        log.close()
+    km._nbflow_sockets = sockets  # removed with the kernel
+    return km
+
+
+def _shutdown(km: Any) -> None:
+    with contextlib.suppress(Exception):
+        if km.has_kernel:
+            km.shutdown_kernel(now=True)
+    with contextlib.suppress(Exception):
+        km.cleanup_resources()
+    shutil.rmtree(getattr(km, "_nbflow_sockets", ""), ignore_errors=True)
+
+
+def kernel_death(km: Any) -> str:
+    """How the kernel process ended, as a person would want to read it."""
+    process = getattr(getattr(km, "provisioner", None), "process", None)
+    code = process.poll() if process is not None else None
+    if code is None:
+        return "kernel died"
+    if code < 0:
+        sig = -code
+        if sig == signal.SIGKILL:
+            return f"kernel died (signal {sig}; possibly out of memory)"
+        name = signal.Signals(sig).name if sig in signal.Signals._value2member_map_ else "unknown signal"
+        return f"kernel died (signal {sig}, {name})"
+    return f"kernel died (exit code {code})"
+
+
+_registered = False
+
+
+def _register_translator() -> None:
+    """Teach papermill's Python translator tuples and sets (it would stringify them)."""
+    global _registered
+    if _registered:
+        return
+    from papermill.translators import PythonTranslator, papermill_translators
+
+    class Translator(PythonTranslator):
+        @classmethod
+        def translate(cls, val: Any) -> str:
+            if isinstance(val, tuple):
+                return "(" + "".join(f"{cls.translate(v)}, " for v in val).rstrip() + ")"
+            if isinstance(val, set | frozenset):
+                return "{" + ", ".join(cls.translate(v) for v in val) + "}" if val else "set()"
+            return super().translate(val)
+
+        @classmethod
+        def translate_list(cls, val: list) -> str:
+            return "[" + ", ".join(cls.translate(v) for v in val) + "]"
+
+        @classmethod
+        def translate_dict(cls, val: dict) -> str:
+            return "{" + ", ".join(f"{cls.translate(k)}: {cls.translate(v)}" for k, v in val.items()) + "}"
+
+    papermill_translators.register("python", Translator)
+    _registered = True
+
+
+def _notebook_for_papermill(pipeline: Pipeline) -> Any:
+    """The notebook as a NotebookNode, each cell marked with its original index."""
+    import nbformat
+
+    data = json.loads(json.dumps(pipeline.source.data))
+    for index, cell in enumerate(data["cells"]):
+        cell.setdefault("metadata", {})["nbflow"] = {"cell": index}
+    return nbformat.from_dict(data)
+
+
+# --------------------------------------------------------------------- restores
+
+
+class Ledger:
+    """Whose version of each name the kernel holds, to know what to restore.
+
+    After the prelude the kernel holds the setup's names and the parameters. Running a
+    step makes it the holder of everything it writes (even if it failed halfway);
+    restoring makes the provider the holder of the names restored. A step needs a
+    restore of every name it reads whose holder is not the step that provides it.
+    """
+
+    def __init__(self, pipeline: Pipeline) -> None:
+        self.pipeline = pipeline
+        self.holder: dict[str, str] = {n: SETUP for n in pipeline.setup.writes}
+        self.holder.update({n: PARAMETERS for n in pipeline.parameters})
+
+    def needed(self, step: str) -> dict[str, list[str]]:
+        """``{provider: [names]}`` to restore before ``step`` runs."""
+        needs: dict[str, list[str]] = {}
+        for name, provider in sorted(self.pipeline.steps[step].inputs.items()):
+            if self.holder.get(name) != provider:
+                needs.setdefault(provider, []).append(name)
+        return needs
+
+    def restored(self, provider: str, names: list[str]) -> None:
+        for name in names:
+            self.holder[name] = provider
+
+    def ran(self, step: str) -> None:
+        for name in self.pipeline.steps[step].writes:
+            self.holder[name] = step
+
+
+def _verify_restores(ctx: RunContext) -> None:
+    """Verify every cached entry the run will load; repeat if a corrupt one must run."""
+    while True:
+        ledger = Ledger(ctx.pipeline)
+        needed = set()
+        for step in ctx.pipeline.order:
+            if ctx.actions[step] != "run":
+                continue
+            for provider, names in ledger.needed(step).items():
+                if ctx.actions[provider] == "cached":
+                    needed.add(provider)
+                ledger.restored(provider, names)
+            ledger.ran(step)
+        if not ctx.verify(sorted(needed)):
+            return
+
+
+# ---------------------------------------------------------------------- engine
+
+
+class _Stop(Exception):
+    """The kernel cannot go on (died, killed after a timeout, or the run was cancelled)."""
+
+    def __init__(self, status: str, message: str) -> None:
+        self.status = status
+        super().__init__(message)
+
+
+class _SilentError(Exception):
+    def __init__(self, content: Mapping[str, Any]) -> None:
+        self.traceback = strip_ansi("\n".join(content.get("traceback", [])))
+        super().__init__(f"{content.get('ename')}: {content.get('evalue')}")
+
+
+def _client_class() -> type:
+    from nbclient import NotebookClient
+
+    class StepClient(NotebookClient):
+        """nbclient with capped outputs and ``user_expressions`` on a cell's request."""
+
+        def __init__(self, *args: Any, output_limit: int, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.output_limit = output_limit
+            self.output_bytes: dict[int, int] = {}
+            self.dropped: dict[int, int] = {}
+            self.last_reply: dict[str, Any] | None = None
+            self.on_cell_executed = self._remember_reply
+
+        def _remember_reply(self, cell: Any, cell_index: int, execute_reply: dict[str, Any]) -> None:
+            self.last_reply = execute_reply
+
+        async def execute_cell_with(self, cell: Any, index: int, expressions: dict[str, str] | None) -> Any:
+            self.output_bytes[index] = 0
+            self.dropped[index] = 0
+            self.last_reply = None
+            if expressions:
+                original = self.kc.execute
+
+                def execute(code: str, **kw: Any) -> str:
+                    return original(code, user_expressions=expressions, **kw)
+
+                self.kc.execute = execute
+            try:
+                return await self.async_execute_cell(cell, index)
+            finally:
+                if expressions:
+                    del self.kc.execute
+                if self.dropped.get(index):
+                    cell.outputs.append(
+                        {"output_type": "stream", "name": "stderr", "text": _TRUNCATED.format(self.dropped[index])}
+                    )
+
+        def output(self, outs: list, msg: dict, display_id: str | None, cell_index: int) -> Any:
+            size = _message_size(msg)
+            used = self.output_bytes.get(cell_index, 0)
+            if used + size > self.output_limit and msg["msg_type"] != "error":
+                self.dropped[cell_index] = self.dropped.get(cell_index, 0) + size
+                return None
+            self.output_bytes[cell_index] = used + size
+            return super().output(outs, msg, display_id, cell_index)
+
+    return StepClient
+
+
+def _message_size(msg: dict[str, Any]) -> int:
+    content = msg.get("content", {})
+    if "text" in content:
+        return len(content["text"])
+    return sum(len(v) if isinstance(v, str) else len(json.dumps(v)) for v in content.get("data", {}).values())
+
+
+class Session:
+    """One execution of the pipeline's notebook in one kernel (see module docstring).
+
+    Created by the papermill engine (``executors.papermill_engine.NbflowEngine``).
+    """
+
+    def __init__(self, nb_man: Any, ctx: RunContext, km: Any, verifier: threading.Thread | None) -> None:
+        self.nb_man = nb_man
+        self.nb = nb_man.nb
+        self.ctx = ctx
+        self.pipeline = ctx.pipeline
+        self.km = km
+        self.verifier = verifier
+        self.client: Any = None
+        self.ledger = Ledger(ctx.pipeline)
+        self.pending: dict[str, tuple[str, float]] = {}  # staging folder -> (step, duration)
+        # where each original cell ended up after papermill's injection
+        self.position: dict[int, int] = {}
+        self.injected: list[int] = []
+        for index, cell in enumerate(self.nb.cells):
+            marker = cell.metadata.pop("nbflow", None)
+            if marker is not None:
+                self.position[marker["cell"]] = index
+            elif "injected-parameters" in cell.metadata.get("tags", []):
+                self.injected.append(index)
+
+    # --------------------------------------------------------------- main
+    async def run(self) -> None:
+        ctx = self.ctx
+        if self.verifier is not None:
+            await asyncio.to_thread(self.verifier.join)
+        self.fill_cached_outputs()
+        ctx.publish_cached_and_queued()
+        if not ctx.steps_to_run():
+            return
+        try:
+            await self.connect()
+            await self.run_prelude()
+            for step in self.pipeline.order:
+                if ctx.actions[step] == "run":
+                    await self.run_step(step)
+        except _Stop as stop:
+            if stop.status != "cancelled":
+                ctx.failure = str(stop)
+        finally:
+            await self.collect_pending(wait=True)
+            self.discard_pending()
+            if self.client is not None and self.client.kc is not None:
+                self.client.kc.stop_channels()
+
+    # ----------------------------------------------------------- kernel
+    async def connect(self) -> None:
+        from jupyter_client.asynchronous import AsyncKernelClient
+
+        kc = AsyncKernelClient(**self.km.get_connection_info(session=True), parent=self.km)
+        kc.start_channels()
+        try:
+            await kc.wait_for_ready(timeout=self.ctx.config.kernel_start_timeout)
+        except RuntimeError as e:
+            raise _Stop("failed", f"the kernel did not start: {e}") from None
+        self.client = _client_class()(
+            self.nb,
+            km=self.km,
+            output_limit=self.ctx.config.output_limit,
+            timeout=None,
+            allow_errors=False,
+            record_timing=True,
+            resources={"metadata": {"path": str(self.pipeline.path.parent)}},
+        )
+        self.client.kc = kc
+        self.client.reset_execution_trackers()
+        info = await self.silent_reply(kc.kernel_info())
+        self.nb.metadata["language_info"] = info["content"].get("language_info", {})
+        by_reference = sorted(self.pipeline.setup.writes)
+        try:
+            await self.silent(
+                "import nbflow.runtime as __nbflow_runtime\n"
+                f"__nbflow__ = __nbflow_runtime.KernelSide({str(self.ctx.cache.root)!r}, {by_reference!r})\n"
+                "del __nbflow_runtime\n"
+            )
+        except _SilentError as e:
+            raise _Stop(
+                "failed", f"the kernel cannot use nbflow ({e}); install nbflow in the kernel's environment"
+            ) from None
+
+    async def alive(self) -> bool:
+        return bool(await asyncio.to_thread(self.km.is_alive))
+
+    async def silent_reply(self, msg_id: str) -> dict[str, Any]:
+        """Wait for the shell reply to ``msg_id``, watching the kernel and the cancel flag."""
+        kc = self.client.kc if self.client else None
+        assert kc is not None
+        while True:
+            try:
+                msg = await kc.get_shell_msg(timeout=0.5)
+            except queue.Empty:
+                if not await self.alive():
+                    raise _Stop("failed", kernel_death(self.km)) from None
+                if self.ctx.cancel.is_set():
+                    raise _Stop("cancelled", "run cancelled") from None
+                continue
+            if msg["parent_header"].get("msg_id") == msg_id:
+                return msg
+
+    async def silent(self, code: str, expressions: dict[str, str] | None = None) -> dict[str, Any]:
+        msg_id = self.client.kc.execute(code, silent=True, store_history=False, user_expressions=expressions or {})
+        content = (await self.silent_reply(msg_id))["content"]
+        if content["status"] != "ok":
+            raise _SilentError(content)
+        return content.get("user_expressions", {})
+
+    async def call(self, expression: str) -> Any:
+        """Evaluate ``expression`` (returning JSON text) in the kernel; return the data."""
+        result = (await self.silent("", {"r": expression}))["r"]
+        if result["status"] != "ok":
+            raise _SilentError(result)
+        return json.loads(ast.literal_eval(result["data"]["text/plain"]))
+
+    async def execute(self, cell: Any, index: int, deadline: float | None, expressions: dict[str, str] | None) -> None:
+        """Run one cell under the watchdog: timeout and cancel interrupt, then kill."""
+        task = asyncio.ensure_future(self.client.execute_cell_with(cell, index, expressions))
+        stopping: str | None = None
+        while not task.done():
+            wait = 0.2 if deadline is None else max(0.0, min(0.2, deadline - time.monotonic()))
+            await asyncio.wait({task}, timeout=wait)
+            if task.done() or stopping:
+                break
+            if self.ctx.cancel.is_set():
+                stopping = "cancelled"
+            elif deadline is not None and time.monotonic() >= deadline:
+                stopping = "timeout"
+            if stopping:
+                await asyncio.to_thread(self.km.interrupt_kernel)
+                await asyncio.wait({task}, timeout=self.ctx.config.kill_grace)
+                if not task.done():
+                    await asyncio.to_thread(self.km.shutdown_kernel, now=True)
+                    task.cancel()
+                    with contextlib.suppress(BaseException):
+                        await task
+                    what = "cancelled" if stopping == "cancelled" else "timed out"
+                    raise _Stop(stopping, f"{what}; the kernel did not stop when interrupted and was killed")
+        if stopping:
+            with contextlib.suppress(BaseException):
+                await task
+            raise _Interrupted(stopping)
+        await task
+
+    # ---------------------------------------------------------- prelude
+    async def run_prelude(self) -> None:
+        steps_cells = {c.index for s in self.pipeline.steps.values() for c in s.cells}
+        skipped = {c.index for c in self.pipeline.source.cells if "skip" in c.tags}
+        prelude = [
+            i
+            for orig, i in sorted(self.position.items())
+            if orig not in steps_cells and orig not in skipped and self.nb.cells[i].cell_type == "code"
+        ]
+        prelude = sorted(prelude + self.injected)
+        for index in prelude:
+            cell = self.nb.cells[index]
+            try:
+                self.nb_man.cell_start(cell, index)
+                await self.execute(cell, index, None, None)
+                self.nb_man.cell_complete(cell, index)
+            except _Interrupted as e:
+                raise _Stop(e.status, "run cancelled during the setup") from None
+            except Exception as e:
+                from nbclient.exceptions import CellExecutionError, DeadKernelError
+
+                if isinstance(e, DeadKernelError):
+                    raise _Stop("failed", f"cell {self._number(index)} (setup): {kernel_death(self.km)}") from None
+                if isinstance(e, CellExecutionError):
+                    self.nb_man.cell_exception(cell, index)
+                    raise _Stop("failed", f"cell {self._number(index)} (setup) raised {e.ename}: {e.evalue}") from None
+                raise
+
+    def _number(self, index: int) -> int:
+        for orig, i in self.position.items():
+            if i == index:
+                return orig + 1
+        return index + 1
+
+    # ------------------------------------------------------------ steps
+    async def run_step(self, name: str) -> None:
+        ctx = self.ctx
+        if ctx.cancel.is_set():
+            raise _Stop("cancelled", "run cancelled")
+        blocked = ctx.blocked_by(name)
+        if blocked:
+            ctx.finish_step(name, "skipped", reasons=(blocked,))
+            return
+        step = self.pipeline.steps[name]
+        try:
+            await self.restore_inputs(name)
+        except _SilentError as e:
+            ctx.finish_step(name, "failed", error=f"could not restore its inputs: {e}", traceback=e.traceback)
+            self.ledger.ran(name)
+            return
+        ctx.start_step(name)
+        started = time.monotonic()
+        timeout = ctx.timeout_for(name)
+        deadline = started + timeout if timeout else None
+        staging = ctx.cache.stage(name)
+        cells = [(self.position[c.index], c) for c in step.cells]
+        runnable = [i for i, _ in cells if self.nb.cells[i].source.strip()]
+        last = runnable[-1] if runnable else None
+        expression = f"__nbflow__.dump({str(staging)!r}, {ctx.stored_names(name)!r}, {ctx.required_names(name)!r})"
+        self.ledger.ran(name)
+        dumped: dict[str, Any] | None = {} if last is None else None
+        for index, source_cell in cells:
+            cell = self.nb.cells[index]
+            cell.metadata["nbflow"] = {"step": name}
+            self.nb_man.cell_start(cell, index)
+            try:
+                await self.execute(cell, index, deadline, {"nbflow": expression} if index == last else None)
+            except _Interrupted as e:
+                ctx.cache.discard(staging)
+                self.nb_man.cell_exception(cell, index)
+                if e.status == "cancelled":
+                    ctx.finish_step(name, "cancelled", duration=time.monotonic() - started, error="cancelled")
+                    raise _Stop("cancelled", "run cancelled") from None
+                ctx.finish_step(
+                    name,
+                    "failed",
+                    duration=time.monotonic() - started,
+                    error=f"timed out after {timeout:g} s (interrupted)",
+                    traceback=_error_text(cell),
+                )
+                return
+            except _Stop as stop:
+                ctx.cache.discard(staging)
+                status = "cancelled" if stop.status == "cancelled" else "failed"
+                ctx.finish_step(name, status, duration=time.monotonic() - started, error=str(stop))
+                raise
+            except Exception as e:
+                from nbclient.exceptions import CellExecutionError, DeadKernelError
+
+                ctx.cache.discard(staging)
+                duration = time.monotonic() - started
+                if isinstance(e, DeadKernelError):
+                    death = kernel_death(self.km)
+                    ctx.finish_step(name, "failed", duration=duration, error=f"cell {source_cell.number}: {death}")
+                    raise _Stop("failed", f'{death} in step "{name}"') from None
+                if isinstance(e, CellExecutionError):
+                    self.nb_man.cell_exception(cell, index)
+                    ctx.finish_step(
+                        name,
+                        "failed",
+                        duration=duration,
+                        error=f"cell {source_cell.number}: {e.ename}: {e.evalue}",
+                        traceback=_error_text(cell),
+                    )
+                    return
+                raise
+            self.nb_man.cell_complete(cell, index)
+            if index == last:
+                dumped = _dump_result(self.client.last_reply)
+        duration = time.monotonic() - started
+        ctx.cache.write_outputs(staging, [self.nb.cells[i].get("outputs", []) for i, _ in cells])
+        if dumped is not None and dumped.get("pending"):
+            self.pending[str(staging)] = (name, duration)
+        else:
+            self.commit(name, staging, dumped or {}, duration)
+        ctx.finish_step(name, "done", duration=duration)
+
+    async def restore_inputs(self, name: str) -> None:
+        needs = self.ledger.needed(name)
+        if not needs:
+            return
+        waiting = [s for s, (step, _) in self.pending.items() if step in needs]
+        if waiting:
+            await self.collect_pending(wait=True, only=waiting)
+        specs = []
+        for provider, names in needs.items():
+            status = self.ctx.status.get(provider)
+            if self.ctx.actions[provider] == "run" and status != "done":
+                raise _SilentError({"ename": "RuntimeError", "evalue": f'step "{provider}" did not finish'})
+            entry = self.ctx.cache.lookup(provider, self.ctx.key(provider))
+            missing = [n for n in names if entry is None or n not in entry.names]
+            if missing:
+                why = (entry.missing.get(missing[0]) if entry else None) or "it was not cached"
+                raise _SilentError(
+                    {
+                        "ename": "LookupError",
+                        "evalue": f'value {missing[0]} of step "{provider}" is needed again but {why}; '
+                        f"add the tag after:{provider} or keep {missing[0]} unchanged by later steps",
+                    }
+                )
+            specs.append([provider, self.ctx.key(provider), names])
+        await self.silent(f"__nbflow__.restore({specs!r})")
+        for provider, names in needs.items():
+            self.ledger.restored(provider, names)
+
+    # ------------------------------------------------------------ cache
+    def commit(self, name: str, staging: Path, dumped: dict[str, Any], duration: float) -> None:
+        ctx = self.ctx
+        if "error" in dumped:
+            ctx.cache.discard(staging)
+            ctx.warn(f"values not cached: {dumped['error']}", name)
+            return
+        for value, why in dumped.get("missing", {}).items():
+            ctx.warn(f"value {value} not cached: {why}", name)
+        try:
+            ctx.cache.commit_staged(
+                staging,
+                step=name,
+                key=ctx.key(name),
+                parts=ctx.parts(name),
+                dumped=dumped,
+                meta={"run_id": ctx.run_id, "duration": duration},
+            )
+        except OSError as e:
+            ctx.cache.discard(staging)
+            ctx.warn(f"cache entry not written ({e.strerror or e}: {e.filename or staging})", name)
+
+    async def collect_pending(self, wait: bool, only: list[str] | None = None) -> None:
+        if not self.pending or self.client is None:
+            return
+        try:
+            done = await self.call(f"__nbflow__.collect(wait={wait!r}, only={only!r})")
+        except (_Stop, _SilentError) as e:
+            self.ctx.warn(f"values still being written were lost: {e}")
+            return
+        for staging, dumped in done.items():
+            name, duration = self.pending.pop(staging)
+            self.commit(name, Path(staging), dumped, duration)
+
+    def discard_pending(self) -> None:
+        for staging, (name, _) in self.pending.items():
+            self.ctx.cache.discard(Path(staging))
+            self.ctx.warn("values not cached: the kernel stopped while writing them", name)
+        self.pending.clear()
+
+    def fill_cached_outputs(self) -> None:
+        """Put cached steps' outputs in their cells, as if they had just run."""
+        for name in self.pipeline.order:
+            action = self.ctx.actions[name]
+            step = self.pipeline.steps[name]
+            if action != "cached":
+                for c in step.cells:
+                    self.nb.cells[self.position[c.index]].metadata["nbflow"] = {"step": name}
+                continue
+            entry = self.ctx.cache.lookup(name, self.ctx.key(name))
+            outputs = self.ctx.cache.load_outputs(entry) if entry else []
+            for i, c in enumerate(step.cells):
+                cell = self.nb.cells[self.position[c.index]]
+                cell.metadata["nbflow"] = {"step": name, "cached": True}
+                if i < len(outputs):
+                    import nbformat
+
+                    cell.outputs = [nbformat.from_dict(o) for o in outputs[i]]
+
+
+class _Interrupted(Exception):
+    def __init__(self, status: str) -> None:
+        self.status = status
+        super().__init__(status)
+
+
+def _dump_result(reply: dict[str, Any] | None) -> dict[str, Any]:
+    if reply is None:
+        return {"error": "the kernel sent no reply"}
+    result = reply["content"].get("user_expressions", {}).get("nbflow")
+    if result is None:
+        return {"error": "the kernel did not evaluate the dump"}
+    if result.get("status") != "ok":
+        return {"error": f"{result.get('ename')}: {result.get('evalue')}"}
+    return json.loads(ast.literal_eval(result["data"]["text/plain"]))
+
+
+def _error_text(cell: Any) -> str:
+    for output in cell.get("outputs", []):
+        if output.get("output_type") == "error":
+            return strip_ansi("\n".join(output.get("traceback", [])))
+    return ""

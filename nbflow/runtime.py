@@ -1,0 +1,137 @@
+"""What runs inside the kernel (or a worker's IPython shell) on nbflow's behalf.
+
+The kernel executor creates one ``KernelSide`` in the user's namespace as
+``__nbflow__`` and calls it with silent executions and ``user_expressions``:
+
+* ``restore(specs)`` loads cached values into the namespace before a step that needs
+  them runs (``specs``: ``[[step, key, [names]], ...]``; the entries were verified by
+  the executor while the kernel started).
+* ``dump(staging, names, required)`` runs as a ``user_expression`` of a step's last
+  cell, so storing costs no extra round trip. Small values are written at once; large
+  ones (``async_bytes`` and up) are copied (so a later step changing them in place
+  cannot corrupt the entry) and written by a background thread while the next steps
+  run. The executor commits the entry (outputs, manifest, rename) when the dump is done.
+* ``collect(wait)`` returns the finished background dumps.
+
+Results travel back as JSON text. This module must not talk to the run store or
+publish events: the executor does that.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import threading
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from .cache import Cache
+
+
+def _user_namespace() -> dict[str, Any]:
+    from IPython import get_ipython
+
+    shell = get_ipython()
+    if shell is None:  # pragma: no cover - only used inside IPython
+        raise RuntimeError("nbflow.runtime needs an IPython shell")
+    return shell.user_ns
+
+
+def approximate_nbytes(value: Any, depth: int = 2) -> int:
+    """A cheap estimate of a value's data size (arrays, frames, containers of them)."""
+    nbytes = getattr(value, "nbytes", None)
+    if isinstance(nbytes, int):
+        return nbytes
+    usage = getattr(value, "memory_usage", None)
+    if callable(usage) and hasattr(value, "columns"):
+        try:
+            return int(usage(deep=False).sum())
+        except Exception:  # noqa: BLE001 - an estimate only
+            return 0
+    if depth and isinstance(value, list | tuple | dict):
+        items = value.values() if isinstance(value, dict) else value
+        return sum(approximate_nbytes(v, depth - 1) for v in list(items)[:1000])
+    return 0
+
+
+class KernelSide:
+    """The kernel's half of the kernel executor (see module docstring)."""
+
+    def __init__(
+        self,
+        cache_root: str,
+        by_reference: Iterable[str] = (),
+        async_bytes: int = 8 << 20,
+        namespace: dict[str, Any] | None = None,
+    ) -> None:
+        self.cache = Cache(cache_root)
+        self.by_reference = list(by_reference)
+        self.async_bytes = async_bytes
+        self._namespace = namespace
+        self._threads: dict[str, threading.Thread] = {}
+        self._done: dict[str, dict[str, Any]] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def namespace(self) -> dict[str, Any]:
+        return self._namespace if self._namespace is not None else _user_namespace()
+
+    def restore(self, specs: list[list[Any]]) -> str:
+        """Load ``[[step, key, names], ...]`` from the cache into the namespace."""
+        ns = self.namespace
+        loaded = []
+        for step, key, names in specs:
+            entry = self.cache.lookup(step, key)
+            if entry is None:
+                raise LookupError(f'nbflow: no cache entry for step "{step}" (key {key[:12]})')
+            ns.update(self.cache.load_values(entry, names))
+            loaded.append(step)
+        return json.dumps(loaded)
+
+    def dump(self, staging: str, names: list[str], required: list[str]) -> str:
+        """Write the step's values into ``staging`` (see module docstring)."""
+        ns = self.namespace
+        values = {n: ns[n] for n in names if n in ns}
+        if sum(approximate_nbytes(v) for v in values.values()) >= self.async_bytes:
+            try:
+                snapshot = copy.deepcopy(values)
+            except Exception:  # noqa: BLE001 - not copyable: write synchronously instead
+                snapshot = None
+            if snapshot is not None:
+                thread = threading.Thread(
+                    target=self._dump_in_background,
+                    args=(staging, snapshot, required),
+                    daemon=True,
+                    name=f"nbflow-dump-{Path(staging).name}",
+                )
+                self._threads[staging] = thread
+                thread.start()
+                return json.dumps({"pending": True})
+        return json.dumps(self._dump(staging, values, required))
+
+    def _dump(self, staging: str, values: dict[str, Any], required: list[str]) -> dict[str, Any]:
+        try:
+            return self.cache.dump_values(Path(staging), values, required, self.by_reference)
+        except Exception as e:  # noqa: BLE001 - reported to the executor, which warns
+            return {"error": f"{type(e).__name__}: {e}"}
+
+    def _dump_in_background(self, staging: str, values: dict[str, Any], required: list[str]) -> None:
+        result = self._dump(staging, values, required)
+        with self._lock:
+            self._done[staging] = result
+
+    def collect(self, wait: bool = False, only: list[str] | None = None) -> str:
+        """Finished background dumps as ``{staging: result}`` (waiting for them if asked)."""
+        for staging, thread in list(self._threads.items()):
+            if only is not None and staging not in only:
+                continue
+            if wait:
+                thread.join()
+            if not thread.is_alive():
+                del self._threads[staging]
+        with self._lock:
+            done = {s: r for s, r in self._done.items() if only is None or s in only}
+            for staging in done:
+                del self._done[staging]
+        return json.dumps(done)

@@ -29,7 +29,8 @@ def chain_notebook(path: Path, steps: int, body: str = "v{i} = v{j} + 1", with_p
         cell.metadata["tags"] = ["parameters"]
         cells.append(cell)
     for i in range(steps):
-        source = f"v{i} = n" if i == 0 else body.format(i=i, j=i - 1)
+        first = "v0 = n" if with_params else "v0 = 1"
+        source = first if i == 0 else body.format(i=i, j=i - 1)
         cell = new_code_cell(source)
         cell.metadata["tags"] = [f"step:s{i}"]
         cells.append(cell)

@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import CacheCorrupt
-from .fsutil import atomic_write_bytes, check_private, fsync_dir, private_dir
+from .fsutil import check_private, fsync_dir, private_dir
 
 #: Bump when the layout or the key recipe changes: every key changes with it.
 CACHE_FORMAT = 1
@@ -213,18 +213,27 @@ class Cache:
             raise CacheCorrupt(entry.step, entry.key, entry.path, f"{OUTPUTS} is not valid") from None
 
     # -------------------------------------------------------------- write
+    def staging_path(self, step: str) -> Path:
+        """A new, not yet created, staging folder name for an entry of ``step``.
+
+        The folder is created by ``dump_values`` (or ``write_outputs``) where the
+        writing happens; it stays invisible to lookups until ``commit_staged``
+        renames it into place.
+        """
+        return self.root / step / f".staging-{uuid.uuid4().hex}"
+
     def stage(self, step: str) -> Path:
-        """A new private staging folder for an entry of ``step``."""
-        private_dir(self.root)
-        folder = private_dir(self.root / step)
-        path = folder / f".staging-{uuid.uuid4().hex}"
-        path.mkdir(mode=0o700)
+        """A new private staging folder for an entry of ``step`` (created)."""
+        path = self.staging_path(step)
+        private_dir(path)
         return path
 
     def write_outputs(self, staging: Path, cells: list[list[dict[str, Any]]]) -> None:
-        """Put the step's captured outputs in a staging folder."""
+        """Put the step's captured outputs in a staging folder (fsynced at commit)."""
+        private_dir(staging)
         data = json.dumps({"cells": cells}, ensure_ascii=False).encode("utf-8")
-        atomic_write_bytes(staging / OUTPUTS, data)
+        with open(staging / OUTPUTS, "wb") as f:
+            f.write(data)
 
     def dump_values(
         self,
@@ -241,6 +250,7 @@ class Cache:
         named in ``by_reference`` (the setup's, which runs before any restore) are
         pickled by name, everything else defined in the notebook by value.
         """
+        private_dir(staging)
         required = set(required)
         files: dict[str, dict[str, Any]] = {}
         described: dict[str, dict[str, Any]] = {}
@@ -281,12 +291,16 @@ class Cache:
         dumped: Mapping[str, Any],
         meta: Mapping[str, Any] | None = None,
     ) -> Entry:
-        """Write the manifest of a staged entry (``dump_values`` done, outputs written)
-        and rename it into place. If another process committed the same key
-        meanwhile (same inputs), theirs is kept."""
+        """Make a staged entry durable and visible: fsync its files, write the manifest,
+        rename the folder into place. ``dump_values`` and ``write_outputs`` may have
+        run in other processes. If another process committed the same key meanwhile
+        (same inputs), theirs is kept."""
+        private_dir(staging)
         files = dict(dumped.get("files", {}))
         if (staging / OUTPUTS).exists():
             files[OUTPUTS] = {"size": (staging / OUTPUTS).stat().st_size, "sha256": file_sha256(staging / OUTPUTS)}
+        for name in files:
+            _fsync_file(staging / name)
         manifest = {
             "format": CACHE_FORMAT,
             "step": step,
@@ -298,7 +312,11 @@ class Cache:
             "files": files,
             **(meta or {}),
         }
-        atomic_write_bytes(staging / MANIFEST, json.dumps(manifest, indent=1, default=str).encode())
+        with open(staging / MANIFEST, "wb") as f:
+            f.write(json.dumps(manifest, indent=1, default=str).encode())
+            f.flush()
+            os.fsync(f.fileno())
+        fsync_dir(staging)
         final = self.entry_dir(step, key)
         try:
             os.replace(staging, final)
@@ -398,13 +416,20 @@ class _HashingWriter(io.RawIOBase):
 
 
 def _write_hashed(path: Path, dump: Any) -> dict[str, Any]:
+    """Write through ``dump(file)``, hashing on the way (fsynced later, at commit)."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb", buffering=1 << 20) as f:
         writer = _HashingWriter(f)
         dump(writer)
-        f.flush()
-        os.fsync(f.fileno())
     return {"size": writer.size, "sha256": writer.sha.hexdigest()}
+
+
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 class _Null(io.RawIOBase):

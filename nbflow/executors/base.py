@@ -137,10 +137,13 @@ class RunContext:
 
     def required_names(self, step: str) -> list[str]:
         """Values of ``step`` that later steps read, plus those tagged ``keep:``."""
-        names = set(self.pipeline.steps[step].keep)
-        for other in self.pipeline.steps.values():
-            names |= {n for n, p in other.inputs.items() if p == step}
-        return sorted(names)
+        if not hasattr(self, "_read_downstream"):
+            read: dict[str, set[str]] = {name: set() for name in self.pipeline.steps}
+            for other in self.pipeline.steps.values():
+                for value, provider in other.inputs.items():
+                    read[provider].add(value)
+            self._read_downstream = read
+        return sorted(self._read_downstream[step] | set(self.pipeline.steps[step].keep))
 
     def stored_names(self, step: str) -> list[str]:
         """Every value ``step`` writes (cached when it can be pickled)."""

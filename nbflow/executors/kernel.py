@@ -316,6 +316,65 @@ def _message_size(msg: dict[str, Any]) -> int:
     return sum(len(v) if isinstance(v, str) else len(json.dumps(v)) for v in content.get("data", {}).values())
 
 
+class _Committer:
+    """Commits finished steps' cache entries on a thread while the next steps run.
+
+    The entry's files were written into the staging folder by the kernel (values) and
+    are completed here (outputs, fsync, manifest, rename). ``flush`` waits for every
+    submitted entry: a restore that needs an entry from this run calls it first.
+    """
+
+    def __init__(self, ctx: RunContext) -> None:
+        self.ctx = ctx
+        self.queue: queue.Queue[tuple | None] = queue.Queue()
+        self.thread = threading.Thread(target=self._loop, name=f"nbflow-commit-{ctx.run_id}", daemon=True)
+        self.thread.start()
+
+    def submit(self, name: str, staging: Path, outputs: list, dumped: dict[str, Any], duration: float) -> None:
+        self.queue.put((name, staging, outputs, dumped, duration))
+
+    def flush(self) -> None:
+        self.queue.join()
+
+    def close(self) -> None:
+        self.queue.put(None)
+        self.thread.join()
+
+    def _loop(self) -> None:
+        while True:
+            item = self.queue.get()
+            try:
+                if item is None:
+                    return
+                self._commit(*item)
+            except Exception as e:  # noqa: BLE001 - a failed cache write is a warning, not a failed step
+                self.ctx.warn(f"cache entry not written: {type(e).__name__}: {e}", item[0] if item else None)
+            finally:
+                self.queue.task_done()
+
+    def _commit(self, name: str, staging: Path, outputs: list, dumped: dict[str, Any], duration: float) -> None:
+        ctx = self.ctx
+        if "error" in dumped:
+            ctx.cache.discard(staging)
+            ctx.warn(f"values not cached: {dumped['error']}", name)
+            return
+        for value, why in dumped.get("missing", {}).items():
+            ctx.warn(f"value {value} not cached: {why}", name)
+        try:
+            ctx.cache.write_outputs(staging, outputs)
+            ctx.cache.commit_staged(
+                staging,
+                step=name,
+                key=ctx.key(name),
+                parts=ctx.parts(name),
+                dumped=dumped,
+                meta={"run_id": ctx.run_id, "duration": duration},
+            )
+        except OSError as e:
+            ctx.cache.discard(staging)
+            ctx.warn(f"cache entry not written ({e.strerror or e}: {e.filename or staging})", name)
+
+
 class Session:
     """One execution of the pipeline's notebook in one kernel (see module docstring).
 
@@ -331,7 +390,9 @@ class Session:
         self.verifier = verifier
         self.client: Any = None
         self.ledger = Ledger(ctx.pipeline)
-        self.pending: dict[str, tuple[str, float]] = {}  # staging folder -> (step, duration)
+        self.committer = _Committer(ctx)
+        # background dumps still running in the kernel: staging folder -> (step, outputs, duration)
+        self.pending: dict[str, tuple[str, list, float]] = {}
         # where each original cell ended up after papermill's injection
         self.position: dict[int, int] = {}
         self.injected: list[int] = []
@@ -363,6 +424,7 @@ class Session:
         finally:
             await self.collect_pending(wait=True)
             self.discard_pending()
+            await asyncio.to_thread(self.committer.close)
             if self.client is not None and self.client.kc is not None:
                 self.client.kc.stop_channels()
 
@@ -517,7 +579,7 @@ class Session:
         started = time.monotonic()
         timeout = ctx.timeout_for(name)
         deadline = started + timeout if timeout else None
-        staging = ctx.cache.stage(name)
+        staging = ctx.cache.staging_path(name)
         cells = [(self.position[c.index], c) for c in step.cells]
         runnable = [i for i, _ in cells if self.nb.cells[i].source.strip()]
         last = runnable[-1] if runnable else None
@@ -546,6 +608,7 @@ class Session:
                 return
             except _Stop as stop:
                 ctx.cache.discard(staging)
+                self.nb_man.cell_exception(cell, index)
                 status = "cancelled" if stop.status == "cancelled" else "failed"
                 ctx.finish_step(name, status, duration=time.monotonic() - started, error=str(stop))
                 raise
@@ -555,6 +618,7 @@ class Session:
                 ctx.cache.discard(staging)
                 duration = time.monotonic() - started
                 if isinstance(e, DeadKernelError):
+                    self.nb_man.cell_exception(cell, index)
                     death = kernel_death(self.km)
                     ctx.finish_step(name, "failed", duration=duration, error=f"cell {source_cell.number}: {death}")
                     raise _Stop("failed", f'{death} in step "{name}"') from None
@@ -573,20 +637,22 @@ class Session:
             if index == last:
                 dumped = _dump_result(self.client.last_reply)
         duration = time.monotonic() - started
-        ctx.cache.write_outputs(staging, [self.nb.cells[i].get("outputs", []) for i, _ in cells])
+        outputs = [list(self.nb.cells[i].get("outputs", [])) for i, _ in cells]
         if dumped is not None and dumped.get("pending"):
-            self.pending[str(staging)] = (name, duration)
+            self.pending[str(staging)] = (name, outputs, duration)
         else:
-            self.commit(name, staging, dumped or {}, duration)
+            self.committer.submit(name, staging, outputs, dumped or {}, duration)
         ctx.finish_step(name, "done", duration=duration)
 
     async def restore_inputs(self, name: str) -> None:
         needs = self.ledger.needed(name)
         if not needs:
             return
-        waiting = [s for s, (step, _) in self.pending.items() if step in needs]
+        waiting = [s for s, (step, _, _) in self.pending.items() if step in needs]
         if waiting:
             await self.collect_pending(wait=True, only=waiting)
+        if any(self.ctx.actions[p] == "run" for p in needs):
+            await asyncio.to_thread(self.committer.flush)
         specs = []
         for provider, names in needs.items():
             status = self.ctx.status.get(provider)
@@ -609,27 +675,6 @@ class Session:
             self.ledger.restored(provider, names)
 
     # ------------------------------------------------------------ cache
-    def commit(self, name: str, staging: Path, dumped: dict[str, Any], duration: float) -> None:
-        ctx = self.ctx
-        if "error" in dumped:
-            ctx.cache.discard(staging)
-            ctx.warn(f"values not cached: {dumped['error']}", name)
-            return
-        for value, why in dumped.get("missing", {}).items():
-            ctx.warn(f"value {value} not cached: {why}", name)
-        try:
-            ctx.cache.commit_staged(
-                staging,
-                step=name,
-                key=ctx.key(name),
-                parts=ctx.parts(name),
-                dumped=dumped,
-                meta={"run_id": ctx.run_id, "duration": duration},
-            )
-        except OSError as e:
-            ctx.cache.discard(staging)
-            ctx.warn(f"cache entry not written ({e.strerror or e}: {e.filename or staging})", name)
-
     async def collect_pending(self, wait: bool, only: list[str] | None = None) -> None:
         if not self.pending or self.client is None:
             return
@@ -639,11 +684,11 @@ class Session:
             self.ctx.warn(f"values still being written were lost: {e}")
             return
         for staging, dumped in done.items():
-            name, duration = self.pending.pop(staging)
-            self.commit(name, Path(staging), dumped, duration)
+            name, outputs, duration = self.pending.pop(staging)
+            self.committer.submit(name, Path(staging), outputs, dumped, duration)
 
     def discard_pending(self) -> None:
-        for staging, (name, _) in self.pending.items():
+        for staging, (name, _, _) in self.pending.items():
             self.ctx.cache.discard(Path(staging))
             self.ctx.warn("values not cached: the kernel stopped while writing them", name)
         self.pending.clear()

@@ -1,0 +1,187 @@
+"""nbflow's results equal a plain papermill run's, step by step.
+
+For each notebook, a copy instrumented with a snapshot cell after every step is run by
+the papermill CLI; every value each step produced under nbflow (first run, fully
+cached re-run, after editing a step, after changing a parameter) must equal the value
+the plain run had right after that step.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import cloudpickle
+import joblib
+import nbformat
+import numpy as np
+import pytest
+
+import nbflow
+from nbflow.graph import load_pipeline
+
+from ..conftest import NOTEBOOKS, code, step, write_notebook
+
+pytestmark = pytest.mark.slow
+
+SNAPSHOT = """\
+import cloudpickle as _nbflow_cp, types as _nbflow_types
+_nbflow_values = {{}}
+for _nbflow_name in {names!r}:
+    _nbflow_value = globals().get(_nbflow_name, _nbflow_types)
+    if isinstance(_nbflow_value, _nbflow_types.ModuleType):
+        continue
+    try:
+        _nbflow_cp.dumps(_nbflow_value)
+    except Exception:
+        continue
+    _nbflow_values[_nbflow_name] = _nbflow_value
+with open({path!r}, "wb") as _nbflow_f:
+    _nbflow_cp.dump(_nbflow_values, _nbflow_f)"""
+
+
+def papermill_snapshots(path: Path, params: dict, folder: Path) -> dict[str, dict]:
+    """Run ``path`` with plain papermill; return each step's values right after it ran."""
+    pipeline = load_pipeline(path)
+    nb = nbformat.read(path, 4)
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in sorted(pipeline.order, key=lambda s: -pipeline.steps[s].cells[-1].index):
+        last = pipeline.steps[name].cells[-1].index
+        snap = folder / f"{name}.pkl"
+        nb.cells.insert(
+            last + 1,
+            nbformat.v4.new_code_cell(SNAPSHOT.format(names=sorted(pipeline.steps[name].writes), path=str(snap))),
+        )
+    instrumented = folder / path.name
+    nbformat.write(nb, instrumented)
+    args = [
+        str(Path(sys.executable).parent / "papermill"),
+        str(instrumented),
+        str(folder / "out.ipynb"),
+        "--cwd",
+        str(path.parent),
+        "--no-progress-bar",
+    ]
+    for key, value in params.items():
+        args += ["-p", key, str(value)]
+    subprocess.run(args, check=True, capture_output=True)
+    snapshots = {}
+    for name in pipeline.order:
+        with open(folder / f"{name}.pkl", "rb") as f:
+            snapshots[name] = cloudpickle.load(f)
+    return snapshots
+
+
+def same(a, b, depth: int = 0) -> bool:
+    """Structural equality: arrays field by field (padding bytes ignored), objects by state."""
+    if depth > 20:
+        return True
+    if type(a).__module__.startswith("matplotlib"):
+        return type(a) is type(b)
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        a, b = np.asarray(a), np.asarray(b)
+        if a.dtype.names:
+            return a.dtype == b.dtype and all(same(a[f], b[f], depth + 1) for f in a.dtype.names)
+        if a.dtype == object:
+            return a.shape == b.shape and all(same(x, y, depth + 1) for x, y in zip(a.ravel(), b.ravel(), strict=True))
+        return np.array_equal(a, b, equal_nan=a.dtype.kind in "fc")
+    if hasattr(a, "equals") and callable(a.equals):
+        return bool(a.equals(b))
+    if isinstance(a, types.FunctionType):
+        return a.__code__.co_code == b.__code__.co_code
+    if isinstance(a, type):
+        methods = [k for k, v in vars(a).items() if isinstance(v, types.FunctionType)]
+        return a.__qualname__ == b.__qualname__ and all(same(vars(a)[k], vars(b).get(k), depth + 1) for k in methods)
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(same(a[k], b[k], depth + 1) for k in a)
+    if isinstance(a, list | tuple):
+        return len(a) == len(b) and all(same(x, y, depth + 1) for x, y in zip(a, b, strict=True))
+    if isinstance(a, int | float | str | bytes | bool | type(None)):
+        return a == b
+    if type(a).__name__ != type(b).__name__:
+        return False
+    state = getattr(a, "__getstate__", None)
+    if state is not None:
+        try:
+            return same(a.__getstate__(), b.__getstate__(), depth + 1)
+        except TypeError:
+            pass
+    return joblib.hash(a) == joblib.hash(b)
+
+
+def assert_same_values(path: Path, expected: dict[str, dict], run_id: int) -> int:
+    pipeline = load_pipeline(path)
+    compared = 0
+    for name in pipeline.order:
+        for value_name, value in expected[name].items():
+            try:
+                got = nbflow.result(path, name, value_name, run=run_id)
+            except nbflow.errors.NbflowError:
+                continue  # not cached (e.g. unpicklable): nothing to compare
+            assert same(got, value), f"step {name}: {value_name} differs from papermill's"
+            compared += 1
+    return compared
+
+
+def check_notebook(path: Path, tmp: Path, param: tuple[str, object], edit_step: str) -> None:
+    pipeline = load_pipeline(path)
+    first = pipeline.run()
+    assert first.status == "done", first.error
+    plain = papermill_snapshots(path, {}, tmp / "plain")
+    assert assert_same_values(path, plain, first.id) > 0
+
+    cached = load_pipeline(path).run()
+    assert {s["status"] for s in cached.steps.values()} == {"cached"}
+    assert_same_values(path, plain, cached.id)
+
+    name, value = param
+    changed = load_pipeline(path).run({name: value})
+    assert changed.status == "done", changed.error
+    assert_same_values(path, papermill_snapshots(path, {name: value}, tmp / "param"), changed.id)
+
+    nb = nbformat.read(path, 4)
+    cell = pipeline.steps[edit_step].cells[-1].index
+    nb.cells[cell].source += "\n_edited = True"
+    nbformat.write(nb, path)
+    edited = load_pipeline(path).run()
+    assert edited.steps[edit_step]["status"] == "done"
+    assert any(s["status"] == "cached" for s in edited.steps.values())
+    assert_same_values(path, papermill_snapshots(path, {}, tmp / "edit"), edited.id)
+
+
+EXAMPLES = {
+    "wine_classifier.ipynb": (("max_depth", 2), "features"),
+}
+
+
+@pytest.mark.parametrize("notebook", sorted(p.name for p in NOTEBOOKS.glob("*.ipynb")))
+def test_examples_match_papermill(notebook, tmp_path):
+    assert notebook in EXAMPLES, f"add {notebook} to EXAMPLES with a parameter and a step to edit"
+    path = tmp_path / notebook
+    shutil.copy(NOTEBOOKS / notebook, path)
+    param, edit_step = EXAMPLES[notebook]
+    check_notebook(path, tmp_path, param, edit_step)
+
+
+def test_generated_notebook_matches_papermill(tmp_path):
+    path = write_notebook(
+        tmp_path / "generated.ipynb",
+        [
+            code("import numpy as np\nimport collections\n\ndef norm(v):\n    return v / np.linalg.norm(v)"),
+            code("size = 1000\nseed = 3\nlabel = 'run'", "parameters"),
+            step("make", "rng = np.random.default_rng(seed)\nx = rng.normal(size=size)\ny = x ** 2"),
+            step("table", "counts = collections.Counter(np.round(x).astype(int).tolist())\nkeys = sorted(counts)"),
+            step("mutate", "y[:10] = 0\nsummary = {'mean': float(y.mean()), 'label': label}"),
+            step(
+                "helper",
+                "def shift(v, k=2):\n    return v + k\nclass Box:\n    def __init__(self, v):\n        self.v = v",
+            ),
+            step("use", "shifted = shift(norm(x))\nbox = Box(float(shifted.sum()))\nbv = box.v"),
+            step("files", "with open('side.txt', 'w') as fh:\n    fh.write(label)"),
+            step("reads", "side = open('side.txt').read()", "after:files"),
+        ],
+    )
+    check_notebook(path, tmp_path, ("seed", 4), "table")

@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3
 
-.PHONY: demo test lint install clean
+.PHONY: demo test lint install system-packages clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,7 +21,10 @@ demo: install
 lint: install
 	$(VENV)/bin/ruff check nbflow tests benchmarks
 
-test: install lint
+system-packages:
+	.ci/install-system-packages
+
+test: system-packages install lint
 	$(PY) -m pytest
 
 clean:

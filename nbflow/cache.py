@@ -160,6 +160,19 @@ class Cache:
             if digest != info.get("sha256"):
                 raise CacheCorrupt(entry.step, entry.key, entry.path, f"{name} fails its checksum")
 
+    def invalidate(self, step: str, key: str) -> bool:
+        """Forget the entry of ``step`` for ``key`` (moved aside, marked as invalidated)."""
+        path = self.entry_dir(step, key)
+        try:
+            os.replace(path, path.parent / f".invalidated-{key}-{uuid.uuid4().hex[:8]}")
+        except FileNotFoundError:
+            return False
+        return True
+
+    def was_invalidated(self, step: str, key: str) -> bool:
+        """Whether the entry for ``key`` was removed by ``invalidate``."""
+        return any((self.root / step).glob(f".invalidated-{key}-*"))
+
     def quarantine(self, step: str, key: str) -> None:
         """Move a corrupt entry aside so it is never looked up again."""
         path = self.entry_dir(step, key)

@@ -193,6 +193,12 @@ class Pipeline:
         run.wait()
         return run
 
+    def invalidate(self, *steps: str, params: Mapping[str, Any] | None = None) -> list[str]:
+        """Forget the cached results of ``steps``; the next run recomputes them."""
+        from .run import invalidate
+
+        return invalidate(self, steps, params)
+
     def widget(self, **options: Any) -> Any:
         """An ipycytoscape view of this pipeline that follows runs live."""
         from .widget import PipelineWidget

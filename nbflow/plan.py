@@ -10,7 +10,7 @@ Keys are Merkle-style: deciding freshness hashes code and parameters, never data
 with reasons found by comparing its parts with those of its latest entry::
 
     never run | code changed | setup changed | parameter lr changed |
-    upstream load changed | input file data.csv changed | forced |
+    upstream load changed | input file data.csv changed | forced | invalidated |
     cache entry corrupt | value X needed by Y was not cached
 
 Worked example, chain ``load -> clean -> train`` after editing ``clean``:
@@ -192,6 +192,7 @@ def compute_plan(
     force_all: bool = False,
     only: Iterable[str] = (),
     from_: Iterable[str] = (),
+    invalidated: Callable[[str, str], bool] = lambda step, key: False,
 ) -> Plan:
     """Decide, for every step, fresh or stale (with reasons) and what the run does.
 
@@ -217,6 +218,9 @@ def compute_plan(
         if name in forced:
             reasons[name] = ["forced"]
         elif entries[name] is None:
+            if invalidated(name, key):
+                reasons[name] = ["invalidated"]
+                continue
             previous = latest(name)
             reasons[name] = list(explain(parts[name], previous.parts if previous else None))
 

@@ -93,7 +93,18 @@ def plan_pipeline(
         force_all=force_all,
         only=only,
         from_=from_,
+        invalidated=cache.was_invalidated,
     )
+
+
+def invalidate(pipeline: Pipeline, steps: Iterable[str], params: Mapping[str, Any] | None = None) -> list[str]:
+    """Forget the cached results of ``steps`` (for ``params``); return those forgotten.
+
+    The next plan shows them ``stale`` with the reason ``invalidated``.
+    """
+    plan = plan_pipeline(pipeline, params)
+    cache = pipeline_cache(pipeline)
+    return [s for s in pipeline.check_steps(steps, "invalidate") if cache.invalidate(s, plan[s].key)]
 
 
 class Run:

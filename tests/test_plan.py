@@ -248,3 +248,13 @@ def test_step_keys_do_not_hash_data(make_notebook):
     parts = step_keys(p, {"lr": 0.1, "epochs": 2})
     assert set(parts["train"].upstream) == {"clean"}
     assert parts["train"].params == {"lr": {"float": "0.1"}}
+
+
+def test_invalidate_forgets_a_step(make_notebook):
+    path = make_notebook(CHAIN)
+    record(load_pipeline(path))
+    pipeline = load_pipeline(path)
+    assert pipeline.invalidate("clean") == ["clean"]
+    plan = load_pipeline(path).plan()
+    assert plan.stale == ["clean"] and plan["clean"].reasons == ("invalidated",)
+    assert pipeline.invalidate("clean") == []  # nothing left to forget

@@ -1,0 +1,200 @@
+"""What every view of a pipeline shows, computed once: states, colours, layout, graph data.
+
+The widget, the studio, the REST API (and so the JupyterLab extension) and the report
+all draw the same graph. They get it from ``graph_model``: nodes with their state and
+why, edges with the values they carry, parameters, and positions. A view adds only its
+own rendering; follow a run by feeding its events to ``GraphState.apply``.
+
+States (one colour and one shape each, so they read in grey-scale too):
+
+==============  ==============================================================
+``stale``       will run: code, parameters or inputs changed (or never ran)
+``fresh``       cached result valid for the current code and parameters
+``queued``      part of the running run, waiting its turn
+``running``     executing now
+``done``        ran in this run
+``cached``      restored from the cache in this run
+``failed``      raised, timed out, or its kernel died
+``skipped``     not run because something upstream failed (or not selected)
+``cancelled``   the run was cancelled before or while it ran
+``interrupted`` the process running it stopped
+==============  ==============================================================
+
+Pure: no I/O (the plan and statuses are passed in). Standard library only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from .events import Event, RunFinished, RunStarted, StepFinished, StepQueued, StepStarted
+
+if TYPE_CHECKING:
+    from .graph import Pipeline
+    from .plan import Plan
+
+
+@dataclass(frozen=True)
+class StateStyle:
+    colour: str
+    shape: str  # a cytoscape.js node shape; Bokeh views map it to a marker
+    label: str
+
+
+STATES: dict[str, StateStyle] = {
+    "stale": StateStyle("#f0ad4e", "round-rectangle", "stale: will run"),
+    "fresh": StateStyle("#9ecae1", "round-rectangle", "fresh: cached"),
+    "queued": StateStyle("#c6dbef", "round-hexagon", "queued"),
+    "running": StateStyle("#3182bd", "round-hexagon", "running"),
+    "done": StateStyle("#31a354", "round-rectangle", "done"),
+    "cached": StateStyle("#74c476", "round-rectangle", "cached (restored)"),
+    "failed": StateStyle("#de2d26", "octagon", "failed"),
+    "skipped": StateStyle("#bdbdbd", "round-diamond", "skipped"),
+    "cancelled": StateStyle("#636363", "round-diamond", "cancelled"),
+    "interrupted": StateStyle("#756bb1", "round-diamond", "interrupted"),
+}
+#: Order of the legend.
+LEGEND = tuple(STATES)
+
+NODE_WIDTH = 160.0
+NODE_GAP_X = 40.0
+LAYER_GAP_Y = 90.0
+
+
+def state_of(entry_state: str, status: str | None = None) -> str:
+    """A node's state from its plan state (``fresh``/``stale``) and run status if any."""
+    if status in (None, "pending"):
+        return entry_state
+    return status
+
+
+def layered_layout(pipeline: Pipeline) -> dict[str, dict[str, float]]:
+    """Top-to-bottom positions: a step sits one layer below its lowest dependency.
+
+    Positions saved by the studio (``metadata.nbflow.layout``) win.
+    """
+    layer: dict[str, int] = {}
+    for name in pipeline.order:
+        layer[name] = 1 + max((layer[d] for d in pipeline.deps[name]), default=-1)
+    by_layer: dict[int, list[str]] = {}
+    for name in pipeline.order:
+        by_layer.setdefault(layer[name], []).append(name)
+    widest = max((len(v) for v in by_layer.values()), default=1)
+    positions: dict[str, dict[str, float]] = {}
+    for depth, names in by_layer.items():
+        offset = (widest - len(names)) * (NODE_WIDTH + NODE_GAP_X) / 2
+        for i, name in enumerate(names):
+            positions[name] = {"x": offset + i * (NODE_WIDTH + NODE_GAP_X), "y": depth * LAYER_GAP_Y}
+    saved = pipeline.source.layout
+    for name, pos in saved.items():
+        if name in positions and isinstance(pos, Mapping) and {"x", "y"} <= set(pos):
+            positions[name] = {"x": float(pos["x"]), "y": float(pos["y"])}
+    return positions
+
+
+def graph_model(
+    pipeline: Pipeline,
+    plan: Plan | None = None,
+    statuses: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """The pipeline as nodes and edges for drawing.
+
+    ``nodes``: ``{"id", "label", "state", "reasons", "key", "cell", "cell_id", "params",
+    "docs", "x", "y"}``; ``edges``: ``{"id", "source", "target", "names", "explicit"}``;
+    ``parameters``: ``{name: {"default", "type", "value", "readers"}}``; and ``legend``.
+    """
+    statuses = statuses or {}
+    positions = layered_layout(pipeline)
+    nodes = []
+    for name in pipeline.order:
+        step = pipeline.steps[name]
+        entry = plan[name] if plan is not None else None
+        plan_state = entry.state if entry is not None else "stale"
+        nodes.append(
+            {
+                "id": name,
+                "label": name,
+                "state": state_of(plan_state, statuses.get(name)),
+                "reasons": list(entry.reasons) if entry is not None else [],
+                "key": entry.key if entry is not None else None,
+                "cell": step.cell.number,
+                "cell_id": step.cell.id,
+                "params": list(step.params),
+                "docs": step.docs,
+                **positions[name],
+            }
+        )
+    edges = [
+        {"id": f"{a}->{b}", "source": a, "target": b, "names": list(names), "explicit": a in pipeline.steps[b].after}
+        for (a, b), names in pipeline.edge_names.items()
+    ]
+    values = dict(plan.params) if plan is not None else {}
+    parameters = {
+        name: {
+            "default": p.default,
+            "type": p.type_name,
+            "value": values.get(name, p.default),
+            "readers": [s for s in pipeline.order if name in pipeline.steps[s].params]
+            + ([] if name not in pipeline.setup_params else ["<setup>"]),
+        }
+        for name, p in pipeline.parameters.items()
+    }
+    return {
+        "notebook": str(pipeline.path),
+        "title": pipeline.source.title,
+        "nodes": nodes,
+        "edges": edges,
+        "parameters": parameters,
+        "legend": [
+            {"state": s, "colour": STATES[s].colour, "shape": STATES[s].shape, "label": STATES[s].label} for s in LEGEND
+        ],
+    }
+
+
+class GraphState:
+    """Node states that follow a run's events: subscribe ``apply`` to the bus.
+
+    ``changed`` collects the nodes updated since the last ``take_changes`` so a view can
+    send one batched update per burst of events instead of one per node.
+    """
+
+    def __init__(self, model: Mapping[str, Any]) -> None:
+        self.states: dict[str, str] = {n["id"]: n["state"] for n in model["nodes"]}
+        self.reasons: dict[str, list[str]] = {n["id"]: list(n["reasons"]) for n in model["nodes"]}
+        self.details: dict[str, dict[str, Any]] = {}
+        self.run_status: str | None = None
+        self.changed: set[str] = set()
+
+    def apply(self, event: Event) -> None:
+        if isinstance(event, RunStarted):
+            self.run_status = "running"
+        elif isinstance(event, StepQueued):
+            self._set(event.step, "queued", list(event.reasons))
+        elif isinstance(event, StepStarted):
+            self._set(event.step, "running")
+        elif isinstance(event, StepFinished):
+            self._set(event.step, event.status, list(event.reasons) or None)
+            self.details[event.step] = {
+                "status": event.status,
+                "duration": event.duration,
+                "error": event.error,
+                "traceback": event.traceback,
+            }
+        elif isinstance(event, RunFinished):
+            self.run_status = event.status
+
+    def _set(self, step: str, state: str, reasons: list[str] | None = None) -> None:
+        if step not in self.states:
+            return
+        self.states[step] = state
+        if reasons is not None:
+            self.reasons[step] = reasons
+        self.changed.add(step)
+
+    def take_changes(self) -> dict[str, str]:
+        """The states changed since the last call."""
+        changed = {s: self.states[s] for s in sorted(self.changed)}
+        self.changed.clear()
+        return changed

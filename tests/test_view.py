@@ -1,0 +1,46 @@
+"""What every view shows: the graph model, layout and live states."""
+
+from __future__ import annotations
+
+from nbflow.events import RunStarted, StepFinished, StepQueued, StepStarted
+from nbflow.graph import load_pipeline
+from nbflow.view import STATES, GraphState, graph_model, layered_layout
+
+from .conftest import code, step
+
+
+def test_graph_model_nodes_edges_parameters(make_notebook):
+    path = make_notebook([code("k = 2", "parameters"), step("a", "x = k"), step("b", "y = x"), step("c", "z = 1")])
+    pipeline = load_pipeline(path)
+    model = graph_model(pipeline, pipeline.plan({"k": 3}))
+    nodes = {n["id"]: n for n in model["nodes"]}
+    assert nodes["a"]["state"] == "stale" and nodes["a"]["reasons"] == ["never run"]
+    assert nodes["a"]["params"] == ["k"] and nodes["a"]["cell"] == 2
+    assert model["edges"] == [{"id": "a->b", "source": "a", "target": "b", "names": ["x"], "explicit": False}]
+    assert model["parameters"]["k"] == {"default": 2, "type": "int", "value": 3, "readers": ["a"]}
+    assert [entry["state"] for entry in model["legend"]] == list(STATES)
+
+
+def test_layered_layout_and_saved_positions(make_notebook):
+    path = make_notebook(
+        [step("a", "x = 1"), step("b", "y = x"), step("c", "z = x")], nbflow={"layout": {"c": {"x": 500, "y": 7}}}
+    )
+    layout = layered_layout(load_pipeline(path))
+    assert layout["a"]["y"] < layout["b"]["y"]
+    assert layout["c"] == {"x": 500.0, "y": 7.0}
+
+
+def test_graph_state_follows_events_and_batches_changes(make_notebook):
+    pipeline = load_pipeline(make_notebook([step("a", "x = 1"), step("b", "y = x")]))
+    state = GraphState(graph_model(pipeline, pipeline.plan()))
+    for event in (
+        RunStarted(1, notebook="", params={}, steps=(), executor="kernel"),
+        StepQueued(1, step="a"),
+        StepQueued(1, step="b"),
+        StepStarted(1, step="a"),
+    ):
+        state.apply(event)
+    assert state.take_changes() == {"a": "running", "b": "queued"}
+    state.apply(StepFinished(1, step="a", status="done", duration=0.5))
+    assert state.take_changes() == {"a": "done"} and state.details["a"]["duration"] == 0.5
+    assert state.take_changes() == {}

@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import CacheCorrupt
-from .fsutil import check_private, fsync_dir, private_dir
+from .fsutil import atomic_open, check_private, fsync_dir, private_dir
 
 #: Bump when the layout or the key recipe changes: every key changes with it.
 CACHE_FORMAT = 1
@@ -82,6 +82,11 @@ class Entry:
     @property
     def created(self) -> float:
         return float(self.manifest.get("created", 0.0))
+
+    @property
+    def out_files(self) -> Mapping[str, Mapping[str, Any]]:
+        """Files the step declared ``out:``: path -> ``{"file", "size", "sha256", "mtime_ns"}``."""
+        return self.manifest.get("out_files", {})
 
 
 class Cache:
@@ -310,6 +315,8 @@ class Cache:
         (same inputs), theirs is kept."""
         private_dir(staging)
         files = dict(dumped.get("files", {}))
+        for info in dumped.get("out_files", {}).values():
+            files[info["file"]] = {"size": info["size"], "sha256": info["sha256"]}
         if (staging / OUTPUTS).exists():
             files[OUTPUTS] = {"size": (staging / OUTPUTS).stat().st_size, "sha256": file_sha256(staging / OUTPUTS)}
         for name in files:
@@ -322,6 +329,7 @@ class Cache:
             "created": time.time(),
             "values": dict(dumped.get("values", {})),
             "missing": dict(dumped.get("missing", {})),
+            "out_files": dict(dumped.get("out_files", {})),
             "files": files,
             **(meta or {}),
         }
@@ -357,6 +365,54 @@ class Cache:
         """``dump_values`` then ``commit_staged``, in one process."""
         dumped = self.dump_values(staging, values, required, by_reference)
         return self.commit_staged(staging, step=step, key=key, parts=parts, dumped=dumped, meta=meta)
+
+    def stage_files(self, staging: Path, folder: Path, names: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """Copy a step's ``out:`` files (relative to ``folder``) into ``staging``.
+
+        Done right after the step, before a later step can change them. Returns the
+        manifest's ``out_files`` part (the copies are also listed as entry files, so
+        ``verify`` checks them).
+        """
+        private_dir(staging / "files")
+        staged = {}
+        for i, name in enumerate(names):
+            source = folder / name
+            stat = source.stat()
+            digest = hashlib.sha256()
+            with open(source, "rb") as src, open(staging / "files" / str(i), "wb") as dest:
+                while block := src.read(8 << 20):
+                    digest.update(block)
+                    dest.write(block)
+            staged[name] = {
+                "file": f"files/{i}",
+                "size": stat.st_size,
+                "sha256": digest.hexdigest(),
+                "mtime_ns": stat.st_mtime_ns,
+            }
+        return staged
+
+    def restore_files(self, entry: Entry, folder: Path) -> list[str]:
+        """Put a cached step's ``out:`` files back where they belong, atomically.
+
+        A file whose size and modification time are those recorded is left alone;
+        any other (missing, edited) is replaced by the cached copy. Returns the paths
+        restored. Call ``verify`` on the entry first.
+        """
+        restored = []
+        for name, info in entry.out_files.items():
+            target = folder / name
+            try:
+                stat = target.stat()
+                if stat.st_size == info["size"] and stat.st_mtime_ns == info["mtime_ns"]:
+                    continue
+            except FileNotFoundError:
+                pass
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_open(target, "wb", perms=0o644) as f, open(entry.path / info["file"], "rb") as src:
+                shutil.copyfileobj(src, f, 8 << 20)
+            os.utime(target, ns=(info["mtime_ns"], info["mtime_ns"]))
+            restored.append(name)
+        return restored
 
     def discard(self, staging: Path) -> None:
         """Remove an unfinished entry."""

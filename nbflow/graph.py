@@ -12,6 +12,9 @@
 * A step that *calls* a function defined earlier (in the setup or a step) also reads
   the globals that function reads: calling ``score()`` that uses ``model`` depends on
   the step that made ``model``.
+* A file a step declares ``in:`` that an earlier step declares ``out:`` is a dependency
+  on that step (the edge carries ``file:<path>``); other ``in:`` files are external and
+  their content is part of the key.
 
 Worked example::
 
@@ -243,6 +246,7 @@ def build_pipeline(source: NotebookSource) -> Pipeline:
     lenient = setup.star_import or any(n.star_import for n in names.values())
     warnings: list[str] = []
     last_writer: dict[str, str] = {}
+    last_file_writer: dict[str, str] = {}
     steps: dict[str, Step] = {}
     deps: dict[str, tuple[str, ...]] = {}
     edge_names: dict[tuple[str, str], tuple[str, ...]] = {}
@@ -292,6 +296,10 @@ def build_pipeline(source: NotebookSource) -> Pipeline:
         providers: dict[str, list[str]] = {}
         for name, provider in inputs.items():
             providers.setdefault(provider, []).append(name)
+        # A file an earlier step writes (out:) is that step's result, like a value.
+        file_inputs = {f: last_file_writer[f] for f in step.in_files if f in last_file_writer}
+        for name, provider in sorted(file_inputs.items()):
+            providers.setdefault(provider, []).append(f"file:{name}")
         for provider, passed in providers.items():
             edge_names[(provider, step.name)] = tuple(sorted(passed))
         for after in step.after:
@@ -303,8 +311,11 @@ def build_pipeline(source: NotebookSource) -> Pipeline:
             writes=frozenset(writes),
             params=tuple(sorted(params)),
             inputs=inputs,
+            file_inputs=file_inputs,
             code=found.code,
         )
+        for name in step.out_files:
+            last_file_writer[name] = step.name
         for name in writes:
             last_writer[name] = step.name
 

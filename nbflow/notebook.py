@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import posixpath
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -86,6 +87,8 @@ class Step:
     writes: frozenset[str] = frozenset()
     params: tuple[str, ...] = ()
     inputs: Mapping[str, str] = field(default_factory=dict)
+    #: ``in:`` files another step of the pipeline declares ``out:``: path -> that step.
+    file_inputs: Mapping[str, str] = field(default_factory=dict)
     code: str = ""
 
     @property
@@ -387,8 +390,8 @@ def _build_step(spec: dict[str, Any], path: Path) -> Step:
     for cell in spec["cells"]:
         tags = parse_tags(cell, path)
         after += [_step_name(v, cell, path, "after") for v in tags.get("after", [])]
-        in_files += tags.get("in", [])
-        out_files += tags.get("out", [])
+        in_files += [posixpath.normpath(v) for v in tags.get("in", [])]
+        out_files += [posixpath.normpath(v) for v in tags.get("out", [])]
         keep += tags.get("keep", [])
         for value in tags.get("timeout", []):
             try:

@@ -86,7 +86,7 @@ def step_keys(
             setup=setup,
             params={p: canonical(params[p]) for p in used},
             upstream={d: keys[d] for d in sorted(pipeline.deps[name])},
-            files={f: files.get(f, "missing") for f in step.in_files},
+            files={f: files.get(f, "missing") for f in step.in_files if f not in step.file_inputs},
         )
         keys[name] = parts[name].key
     return parts

@@ -44,12 +44,15 @@ ACTIVE_RUNS: dict[int, Run] = {}
 
 
 def input_file_hashes(pipeline: Pipeline) -> dict[str, str]:
-    """SHA-256 of every ``in:`` file (relative to the notebook's folder), or ``missing``."""
+    """SHA-256 of every external ``in:`` file (relative to the notebook's folder), or ``missing``.
+
+    Files another step produces (``out:``) are not hashed: that step's key stands for them.
+    """
     hashes = {}
     folder = pipeline.path.parent
     for step in pipeline.steps.values():
         for name in step.in_files:
-            if name not in hashes:
+            if name not in hashes and name not in step.file_inputs:
                 try:
                     hashes[name] = file_sha256(folder / name)
                 except OSError:

@@ -197,3 +197,19 @@ def test_example_notebook_reads_as_a_person_would(tmp_path):
 def test_no_steps_and_empty_notebook(make_notebook):
     assert load_pipeline(make_notebook([])).order == ()
     assert load_pipeline(make_notebook([code("x = 1")], name="b.ipynb")).order == ()
+
+
+def test_files_written_by_a_step_are_dependencies(make_notebook):
+    p = load_pipeline(
+        make_notebook(
+            [
+                step("fetch", "open('raw.csv', 'w').write('a')", "out:raw.csv"),
+                step("other", "x = 1"),
+                step("clean", "t = open('raw.csv').read()", "in:./raw.csv", "in:config.yml"),
+            ]
+        )
+    )
+    assert p.deps["clean"] == ("fetch",)
+    assert p.edge_names[("fetch", "clean")] == ("file:raw.csv",)
+    assert p.steps["clean"].file_inputs == {"raw.csv": "fetch"}
+    assert p.steps["clean"].in_files == ("raw.csv", "config.yml")

@@ -258,3 +258,16 @@ def test_invalidate_forgets_a_step(make_notebook):
     plan = load_pipeline(path).plan()
     assert plan.stale == ["clean"] and plan["clean"].reasons == ("invalidated",)
     assert pipeline.invalidate("clean") == []  # nothing left to forget
+
+
+def test_produced_files_are_keyed_by_their_producer_not_their_content(make_notebook, tmp_path):
+    path = make_notebook(
+        [
+            step("make", "open('mid.txt', 'w').write('x')", "out:mid.txt"),
+            step("use", "n = len(open('mid.txt').read())", "in:mid.txt"),
+        ]
+    )
+    parts = load_pipeline(path).plan()["use"].parts
+    assert parts.files == {} and "make" in parts.upstream
+    (tmp_path / "mid.txt").write_text("changed by hand")  # not hashed: make's key stands for it
+    assert load_pipeline(path).plan()["use"].key == load_pipeline(path).plan()["use"].key

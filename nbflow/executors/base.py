@@ -49,6 +49,7 @@ class RunContext:
     reasons: dict[str, tuple[str, ...]] = field(default_factory=dict)
     status: dict[str, str] = field(default_factory=dict)
     verified: set[str] = field(default_factory=set)
+    queued: set[str] = field(default_factory=set)
     #: Why the run as a whole failed (the kernel did not start, the setup raised...).
     failure: str = ""
     started: float = field(default_factory=time.time)
@@ -149,14 +150,49 @@ class RunContext:
         """Every value ``step`` writes (cached when it can be pickled)."""
         return sorted(set(self.pipeline.steps[step].writes) | set(self.pipeline.steps[step].keep))
 
+    def restore_files(self, step: str) -> None:
+        """Put a cached step's ``out:`` files back if they are missing or were changed.
+
+        A corrupt entry makes the step run instead.
+        """
+        if not self.pipeline.steps[step].out_files:
+            return
+        try:
+            entry = self.cache.lookup(step, self.key(step))
+            if entry is None:
+                raise CacheCorrupt(step, self.key(step), self.cache.entry_dir(step, self.key(step)), "disappeared")
+            self.cache.verify(entry)
+            for name in self.cache.restore_files(entry, self.pipeline.path.parent):
+                self.warn(f"out:{name} was missing or changed on disk; restored the cached version", step)
+        except (CacheCorrupt, CacheRefused) as e:
+            self.warn(f"{e}; recomputing", step)
+            self.actions[step] = "run"
+            self.reasons[step] = ("cache entry corrupt",)
+
+    def missing_out_files(self, step: str) -> list[str]:
+        """The ``out:`` files of ``step`` that do not exist (after it ran)."""
+        folder = self.pipeline.path.parent
+        return [f for f in self.pipeline.steps[step].out_files if not (folder / f).is_file()]
+
     def publish_cached_and_queued(self) -> None:
+        """Settle cached and excluded steps (events, ``out:`` files) and queue the rest.
+
+        Idempotent: a step is settled or queued once, however often this is called.
+        """
         for step in self.pipeline.order:
+            if self.actions[step] == "cached" and step not in self.status:
+                self.restore_files(step)
+        for step in self.pipeline.order:
+            if step in self.status:
+                continue
             if self.actions[step] == "cached":
                 self.finish_step(step, "cached", reasons=())
             elif self.actions[step] == "excluded":
                 self.finish_step(step, "skipped", reasons=("not selected (--only)",))
         for step in self.steps_to_run():
-            self.queue(step)
+            if step not in self.queued:
+                self.queued.add(step)
+                self.queue(step)
 
     # ------------------------------------------------------------ entries
     def verify(self, steps: Iterable[str]) -> list[str]:

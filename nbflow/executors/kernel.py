@@ -63,9 +63,11 @@ class KernelExecutor:
     name = "kernel"
 
     def execute(self, ctx: RunContext) -> None:
-        if not ctx.steps_to_run() and ctx.output_path is None:
-            ctx.publish_cached_and_queued()
-            return
+        if not ctx.steps_to_run():
+            ctx.publish_cached_and_queued()  # may turn a step with a corrupt entry into "run"
+            if not ctx.steps_to_run() and ctx.output_path is None:
+                return
+            ctx.output_path = ctx.output_path or ctx.config.runs_dir / str(ctx.run_id) / "output.ipynb"
         km = _start_kernel(ctx) if ctx.steps_to_run() else None
         verifier = threading.Thread(target=_verify_restores, args=(ctx,), name="nbflow-verify", daemon=True)
         verifier.start()
@@ -330,8 +332,16 @@ class _Committer:
         self.thread = threading.Thread(target=self._loop, name=f"nbflow-commit-{ctx.run_id}", daemon=True)
         self.thread.start()
 
-    def submit(self, name: str, staging: Path, outputs: list, dumped: dict[str, Any], duration: float) -> None:
-        self.queue.put((name, staging, outputs, dumped, duration))
+    def submit(
+        self,
+        name: str,
+        staging: Path,
+        outputs: list,
+        dumped: dict[str, Any],
+        duration: float,
+        out_files: dict[str, Any] | None = None,
+    ) -> None:
+        self.queue.put((name, staging, outputs, dumped, duration, out_files or {}))
 
     def flush(self) -> None:
         self.queue.join()
@@ -352,8 +362,17 @@ class _Committer:
             finally:
                 self.queue.task_done()
 
-    def _commit(self, name: str, staging: Path, outputs: list, dumped: dict[str, Any], duration: float) -> None:
+    def _commit(
+        self,
+        name: str,
+        staging: Path,
+        outputs: list,
+        dumped: dict[str, Any],
+        duration: float,
+        out_files: dict[str, Any],
+    ) -> None:
         ctx = self.ctx
+        dumped = {**dumped, "out_files": out_files}
         if "error" in dumped:
             ctx.cache.discard(staging)
             ctx.warn(f"values not cached: {dumped['error']}", name)
@@ -391,8 +410,8 @@ class Session:
         self.client: Any = None
         self.ledger = Ledger(ctx.pipeline)
         self.committer = _Committer(ctx)
-        # background dumps still running in the kernel: staging folder -> (step, outputs, duration)
-        self.pending: dict[str, tuple[str, list, float]] = {}
+        # background dumps still running in the kernel: staging -> (step, outputs, duration, out files)
+        self.pending: dict[str, tuple[str, list, float, dict]] = {}
         # where each original cell ended up after papermill's injection
         self.position: dict[int, int] = {}
         self.injected: list[int] = []
@@ -637,18 +656,29 @@ class Session:
             if index == last:
                 dumped = _dump_result(self.client.last_reply)
         duration = time.monotonic() - started
+        missing = ctx.missing_out_files(name)
+        if missing:
+            ctx.cache.discard(staging)
+            ctx.finish_step(
+                name,
+                "failed",
+                duration=duration,
+                error=f"out:{missing[0]} was not produced (no file {self.pipeline.path.parent / missing[0]})",
+            )
+            return
+        out_files = ctx.cache.stage_files(staging, self.pipeline.path.parent, step.out_files) if step.out_files else {}
         outputs = [list(self.nb.cells[i].get("outputs", [])) for i, _ in cells]
         if dumped is not None and dumped.get("pending"):
-            self.pending[str(staging)] = (name, outputs, duration)
+            self.pending[str(staging)] = (name, outputs, duration, out_files)
         else:
-            self.committer.submit(name, staging, outputs, dumped or {}, duration)
+            self.committer.submit(name, staging, outputs, dumped or {}, duration, out_files)
         ctx.finish_step(name, "done", duration=duration)
 
     async def restore_inputs(self, name: str) -> None:
         needs = self.ledger.needed(name)
         if not needs:
             return
-        waiting = [s for s, (step, _, _) in self.pending.items() if step in needs]
+        waiting = [s for s, (step, *_) in self.pending.items() if step in needs]
         if waiting:
             await self.collect_pending(wait=True, only=waiting)
         if any(self.ctx.actions[p] == "run" for p in needs):
@@ -684,11 +714,11 @@ class Session:
             self.ctx.warn(f"values still being written were lost: {e}")
             return
         for staging, dumped in done.items():
-            name, outputs, duration = self.pending.pop(staging)
-            self.committer.submit(name, Path(staging), outputs, dumped, duration)
+            name, outputs, duration, out_files = self.pending.pop(staging)
+            self.committer.submit(name, Path(staging), outputs, dumped, duration, out_files)
 
     def discard_pending(self) -> None:
-        for staging, (name, _, _) in self.pending.items():
+        for staging, (name, *_) in self.pending.items():
             self.ctx.cache.discard(Path(staging))
             self.ctx.warn("values not cached: the kernel stopped while writing them", name)
         self.pending.clear()

@@ -319,3 +319,44 @@ def test_clean_keeps_the_newest_runs_entries(make_notebook):
     result = nbflow.run.clean(config, keep=1)
     assert result["runs"] == 2 and result["entries"] == 2  # two old "total" entries
     assert load_pipeline(path).plan({"scale": 3.0}).to_run == []
+
+
+def test_out_files_are_checked_cached_and_restored(make_notebook, tmp_path):
+    path = make_notebook(
+        [
+            step("write", "%%bash\necho -n hello > greeting.txt\necho done", "out:greeting.txt"),
+            step("read", "text = open('greeting.txt').read()", "in:greeting.txt"),
+            step("forgets", "x = 1", "out:never.txt"),
+        ]
+    )
+    first = run(path)
+    assert statuses(first) == {"write": "done", "read": "done", "forgets": "failed"}
+    assert first.steps["forgets"]["error"].startswith("out:never.txt was not produced")
+    assert nbflow.result(path, "read", "text") == "hello"
+    (tmp_path / "greeting.txt").write_text("edited by hand")
+    again = run(path)
+    assert statuses(again)["write"] == "cached" and statuses(again)["read"] == "cached"
+    assert (tmp_path / "greeting.txt").read_text() == "hello"  # the step's own result is put back
+    store = RunStore(load_pipeline(path).config.store_path)
+    assert any("out:greeting.txt was missing or changed" in m["text"] for m in store.messages(again.id))
+    (tmp_path / "greeting.txt").unlink()
+    run(path)
+    assert (tmp_path / "greeting.txt").read_text() == "hello"
+
+
+def test_bash_step_with_external_input_file(make_notebook, tmp_path):
+    (tmp_path / "numbers.txt").write_text("1\n2\n3\n")
+    path = make_notebook(
+        [
+            step("count", "%%bash\nwc -l < numbers.txt > count.txt", "in:numbers.txt", "out:count.txt"),
+            step("parse", "n = int(open('count.txt').read())", "in:count.txt"),
+        ]
+    )
+    assert statuses(run(path)) == {"count": "done", "parse": "done"}
+    assert nbflow.result(path, "parse", "n") == 3
+    assert load_pipeline(path).plan().to_run == []
+    (tmp_path / "numbers.txt").write_text("1\n2\n3\n4\n")
+    plan = load_pipeline(path).plan()
+    assert plan.to_run == ["count", "parse"] and plan["count"].reasons == ("input file numbers.txt changed",)
+    run(path)
+    assert nbflow.result(path, "parse", "n") == 4

@@ -84,6 +84,11 @@ class Entry:
         return float(self.manifest.get("created", 0.0))
 
     @property
+    def items(self) -> list[str]:
+        """For a ``map:`` step: the keys of its elements' entries, in order."""
+        return list(self.manifest.get("items", []))
+
+    @property
     def out_files(self) -> Mapping[str, Mapping[str, Any]]:
         """Files the step declared ``out:``: path -> ``{"file", "size", "sha256", "mtime_ns"}``."""
         return self.manifest.get("out_files", {})
@@ -157,6 +162,11 @@ class Cache:
         """Check ownership, permissions and every file's SHA-256; ``CacheCorrupt`` if bad."""
         for folder in (self.root, entry.path.parent, entry.path):
             check_private(folder)
+        for i, key in enumerate(entry.items):
+            item = self.lookup(entry.step, key)
+            if item is None:
+                raise CacheCorrupt(entry.step, entry.key, entry.path, f"element {i}'s entry is missing")
+            self.verify(item)
         for name, info in entry.manifest.get("files", {}).items():
             try:
                 digest = file_sha256(entry.path / name)
@@ -199,6 +209,17 @@ class Cache:
         for name in wanted:
             by_file.setdefault(entry.names[name]["file"], set()).add(name)
         values: dict[str, Any] = {}
+        if "items" in by_file:
+            wanted_items = sorted(by_file.pop("items"))
+            lists: dict[str, list[Any]] = {n: [] for n in wanted_items}
+            for i, key in enumerate(entry.items):
+                item = self.lookup(entry.step, key)
+                if item is None:
+                    raise CacheCorrupt(entry.step, entry.key, entry.path, f"element {i}'s entry is missing")
+                loaded = self.load_values(item, [n for n in wanted_items if n in item.names], mmap=mmap)
+                for n in wanted_items:
+                    lists[n].append(loaded.get(n))
+            values.update(lists)
         try:
             for name in by_file.get("module", ()):
                 import importlib
@@ -330,6 +351,7 @@ class Cache:
             "values": dict(dumped.get("values", {})),
             "missing": dict(dumped.get("missing", {})),
             "out_files": dict(dumped.get("out_files", {})),
+            "items": list(dumped.get("items", [])),
             "files": files,
             **(meta or {}),
         }

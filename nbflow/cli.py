@@ -166,6 +166,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         output=args.output,
         timeout=args.timeout,
         fail_fast=args.fail_fast,
+        items=args.items,
         listeners=[ProgressPrinter(quiet=args.quiet)],
     )
 
@@ -188,6 +189,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     elif run.status == "done" and run.output_notebook is not None and not args.quiet:
         print(f"output notebook: {args.output or run.output_notebook}", file=sys.stderr)
     return {"done": 0, "cancelled": 130}.get(run.status, 1)
+
+
+def _indexes(text: str) -> list[int]:
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of element numbers") from None
 
 
 def _store(path: str | None) -> Any:
@@ -362,6 +370,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--timeout", type=float, metavar="SECONDS", help="per-step timeout (a step's timeout:SECONDS tag wins)"
     )
     p.add_argument("--fail-fast", action="store_true", help="stop at the first failed step")
+    p.add_argument(
+        "--items",
+        metavar="I,J",
+        type=_indexes,
+        default=[],
+        help="with --only MAP_STEP: recompute these elements (0-based) even if cached",
+    )
     p.add_argument("--quiet", "-q", action="store_true", help="print only failures and the summary")
     p.set_defaults(func=cmd_run)
 

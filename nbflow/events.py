@@ -6,6 +6,7 @@ An executor publishes, in this order::
       StepFinished(status="cached")   for fresh steps, at once
       StepQueued                      for each step that will run
       StepStarted / StepFinished      as each step runs (done, failed, skipped, cancelled)
+      ItemFinished                    for each element of a ``map:`` step
       RunWarning                      a problem that does not fail the run
     RunFinished
 
@@ -76,6 +77,19 @@ class StepFinished(Event):
     error: str = ""
     traceback: str = ""
     reasons: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ItemFinished(Event):
+    """One element of a ``map:`` step finished (``done``, ``cached`` or ``failed``)."""
+
+    step: str
+    item: int
+    total: int
+    status: StepStatus
+    label: str = ""
+    duration: float = 0.0
+    error: str = ""
 
 
 @dataclass(frozen=True)

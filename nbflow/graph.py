@@ -255,7 +255,11 @@ def build_pipeline(source: NotebookSource) -> Pipeline:
         found = names[step.name]
         called = used_function_names(found, functions)
         writes = set(found.writes) | (set(found.mutated) - modules) | (set(called.writes) - modules)
-        immediate = set(found.reads) | ({step.map_over} if step.map_over else set())
+        immediate = set(found.reads)
+        if step.map_over:
+            # the element is bound by nbflow; the iterable is read from upstream
+            immediate = (immediate - {step.map_as}) | {step.map_over}
+            writes.discard(step.map_as)
         late = (set(found.late_reads) | set(called.reads)) - immediate
         inputs: dict[str, str] = {}
         params: set[str] = set()
@@ -268,9 +272,14 @@ def build_pipeline(source: NotebookSource) -> Pipeline:
                 params.add(name)
             elif name in immediate and name not in KERNEL_NAMES and not lenient:
                 warnings.append(_undefined(path, step, name))
-        if step.map_over and step.map_over not in inputs:
+        if (
+            step.map_over
+            and step.map_over not in inputs
+            and step.map_over not in params
+            and (step.map_over not in setup.writes)
+        ):
             raise PipelineError(
-                f"map:{step.map_over} needs an earlier step that makes {step.map_over!r}",
+                f"map:{step.map_over} needs an earlier step, the setup or a parameter to make {step.map_over!r}",
                 notebook=path,
                 cell=step.cell.number,
                 step=step.name,

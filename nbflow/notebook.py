@@ -8,7 +8,9 @@ A pipeline is one ``.ipynb`` whose code cells carry JupyterLab's ordinary cell t
 ``after:<name>``    an explicit dependency on step ``<name>`` (repeatable)
 ``parameters``      papermill's parameters cell
 ``skip``            scratch work: not part of the pipeline
-``map:<name>``      fan-out over the iterable ``<name>``
+``map:<name>``      fan-out: the step runs once per element of ``<name>`` (inside the
+                    step ``<name>`` is the element; ``map:item=<name>`` calls it ``item``);
+                    afterwards each value the step wrote is a list, one per element
 ``in:<path>``       a file the step reads (its content is part of the step key)
 ``out:<path>``      a file the step must produce
 ``timeout:<secs>``  per-step timeout
@@ -77,6 +79,8 @@ class Step:
     docs: str = ""
     after: tuple[str, ...] = ()
     map_over: str | None = None
+    #: The name the current element has inside a ``map:`` step (``map:path=files``).
+    map_as: str | None = None
     in_files: tuple[str, ...] = ()
     out_files: tuple[str, ...] = ()
     timeout: float | None = None
@@ -387,6 +391,7 @@ def _build_step(spec: dict[str, Any], path: Path) -> Step:
     resources: dict[str, str] = {}
     timeout: float | None = None
     map_over: str | None = None
+    map_as: str | None = None
     for cell in spec["cells"]:
         tags = parse_tags(cell, path)
         after += [_step_name(v, cell, path, "after") for v in tags.get("after", [])]
@@ -406,11 +411,17 @@ def _build_step(spec: dict[str, Any], path: Path) -> Step:
                     step=name,
                 ) from None
         for value in tags.get("map", []):
-            if not value.isidentifier():
+            element, eq, iterable = value.partition("=")
+            if not eq:
+                element = iterable = value
+            if not element.isidentifier() or not iterable.isidentifier():
                 raise PipelineError(
-                    f"tag 'map:{value}' must name a variable", notebook=path, cell=cell.number, step=name
+                    f"tag 'map:{value}' must name a variable (map:files) or an element and a variable (map:path=files)",
+                    notebook=path,
+                    cell=cell.number,
+                    step=name,
                 )
-            map_over = value
+            map_over, map_as = iterable, element
         for value in tags.get("resources", []):
             # One hint per tag: the notebook schema forbids commas in tags.
             key, eq, amount = value.partition("=")
@@ -433,6 +444,7 @@ def _build_step(spec: dict[str, Any], path: Path) -> Step:
         docs=spec["docs"],
         after=tuple(dict.fromkeys(after)),
         map_over=map_over,
+        map_as=map_as,
         in_files=tuple(dict.fromkeys(in_files)),
         out_files=tuple(dict.fromkeys(out_files)),
         timeout=timeout,

@@ -92,6 +92,39 @@ def step_keys(
     return parts
 
 
+def item_key(pipeline: Pipeline, step: str, parts: KeyParts, fingerprint: str) -> str:
+    """The key of one element of a ``map:`` step.
+
+    It is the step's key with the iterable's contribution replaced by the element's
+    fingerprint (a hash of its value, computed where it lives): when the iterable grows
+    by one element, the other elements keep their keys and stay cached. The iterable's
+    producer is left out only when the step reads nothing else from it.
+    """
+    info = pipeline.steps[step]
+    upstream = dict(parts.upstream)
+    params = dict(parts.params)
+    producer = info.inputs.get(info.map_over or "")
+    if (
+        producer is not None
+        and all(name == info.map_over for name, p in info.inputs.items() if p == producer)
+        and producer not in info.file_inputs.values()
+        and producer not in info.after
+    ):
+        upstream.pop(producer, None)
+    if info.map_over in params and info.map_over not in pipeline.setup_params:
+        params.pop(info.map_over)
+    recipe = {
+        "item": fingerprint,
+        "code": parts.code,
+        "setup": parts.setup,
+        "params": params,
+        "upstream": upstream,
+        "files": dict(parts.files),
+        "format": parts.format,
+    }
+    return sha256_text(json.dumps(recipe, sort_keys=True, separators=(",", ":")))
+
+
 def explain(parts: KeyParts, previous: Mapping[str, Any] | None) -> tuple[str, ...]:
     """Why a step with ``parts`` has no entry, given its latest entry's parts."""
     if not previous:

@@ -17,6 +17,8 @@ Worked example (``nbflow run nb.ipynb -p lr 0.5``)::
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import logging
 import shutil
 import threading
@@ -27,7 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .cache import Cache, file_sha256
-from .errors import NbflowError
+from .errors import CacheCorrupt, NbflowError, PipelineError
 from .events import Event, EventBus, RunFinished, RunStarted, StepFinished, StepStarted
 from .parameters import resolve_parameters
 from .plan import Plan, compute_plan, step_keys
@@ -53,11 +55,21 @@ def input_file_hashes(pipeline: Pipeline) -> dict[str, str]:
     for step in pipeline.steps.values():
         for name in step.in_files:
             if name not in hashes and name not in step.file_inputs:
-                try:
-                    hashes[name] = file_sha256(folder / name)
-                except OSError:
-                    hashes[name] = "missing"
+                hashes[name] = path_digest(folder / name)
     return hashes
+
+
+def path_digest(path: Path) -> str:
+    """SHA-256 of a file; for a folder, of its files' relative names and contents."""
+    try:
+        if path.is_dir():
+            digest = hashlib.sha256()
+            for item in sorted(p for p in path.rglob("*") if p.is_file()):
+                digest.update(f"{item.relative_to(path).as_posix()}\0{file_sha256(item)}\n".encode())
+            return digest.hexdigest()
+        return file_sha256(path)
+    except OSError:
+        return "missing"
 
 
 def pipeline_cache(pipeline: Pipeline) -> Cache:
@@ -266,6 +278,7 @@ def start_run(
     fail_fast: bool = False,
     listeners: Iterable[Callable[[Event], None]] = (),
     widget: Any = None,
+    items: Iterable[int] = (),
 ) -> Run:
     """Plan ``pipeline`` and start running it in a background thread.
 
@@ -273,6 +286,7 @@ def start_run(
     also writes the executed notebook there; every run with executed steps keeps it
     in ``<home>/runs/<id>/output.ipynb``. ``timeout`` applies to steps without a
     ``timeout:`` tag. ``listeners`` (and ``widget``) receive the run's events.
+    ``items`` recomputes those elements of the one ``map:`` step named by ``only``.
     """
     from . import provenance
     from .executors import RunContext, get_executor
@@ -283,6 +297,14 @@ def start_run(
     given = resolve_parameters(pipeline.parameters, params, raw, pipeline.path)
     given = {k: v for k, v in given.items() if k in (params or {})}
     cache = pipeline_cache(pipeline)
+    items = sorted(set(items))
+    forced_items: dict[str, list[int]] = {}
+    if items:
+        only = list(only)
+        if len(only) != 1 or not pipeline.steps.get(only[0]) or not pipeline.steps[only[0]].map_over:
+            raise PipelineError("--items needs exactly one --only STEP naming a map: step", notebook=pipeline.path)
+        forced_items = {only[0]: items}
+        force = [*force, only[0]]
     plan = plan_pipeline(
         pipeline, params, raw=raw, force=force, force_all=force_all, only=only, from_=from_, cache=cache
     )
@@ -314,6 +336,7 @@ def start_run(
         output_path=config.runs_dir / str(run_id) / "output.ipynb",
         timeout=timeout or config.timeout,
         fail_fast=fail_fast,
+        items=forced_items,
     )
     copy_to = Path(output) if output is not None else None
     if copy_to is None and not plan.to_run:
@@ -336,9 +359,14 @@ def clean(config: Any, keep: int = 10, notebook: str | Path | None = None) -> di
     if notebook is not None:  # other notebooks' entries in a shared home are not ours to judge
         others = [r for r in store.runs(None, limit=1_000_000) if r["notebook"] != str(Path(notebook).resolve())]
         keep_entries |= {(s["step"], s["key"]) for r in others for s in store.steps(r["id"]) if s["key"]}
+    cache = Cache(config.cache_dir)
+    for step, key in list(keep_entries):  # a map: step's entry needs its elements' entries
+        with contextlib.suppress(CacheCorrupt):
+            entry = cache.lookup(step, key)
+            keep_entries |= {(step, item) for item in (entry.items if entry else [])}
     store.delete_runs([r["id"] for r in dropped])
     for r in dropped:
         shutil.rmtree(config.runs_dir / str(r["id"]), ignore_errors=True)
-    removed, freed = Cache(config.cache_dir).prune(keep_entries)
+    removed, freed = cache.prune(keep_entries)
     store.close()
     return {"runs": len(dropped), "entries": removed, "bytes": freed}

@@ -121,6 +121,55 @@ class KernelSide:
         with self._lock:
             self._done[staging] = result
 
+    # ------------------------------------------------------------ fan-out
+    def map_begin(self, iterable: str, element: str) -> str:
+        """Start a ``map:`` step over ``iterable``; return the elements' count, fingerprints
+        (a hash of each value) and short labels."""
+        import joblib
+
+        ns = self.namespace
+        items = list(ns[iterable])
+        self._map = {"items": items, "element": element, "iterable": iterable, "saved": ns.get(iterable), "values": {}}
+        return json.dumps(
+            {
+                "count": len(items),
+                "fingerprints": [joblib.hash(item) for item in items],
+                "labels": [_label(item) for item in items],
+            }
+        )
+
+    def map_item(self, index: int) -> None:
+        """Bind element ``index`` for the next run of the step's cells."""
+        self.namespace[self._map["element"]] = self._map["items"][index]
+
+    def map_keep(self, index: int, names: list[str]) -> str:
+        """Remember the values element ``index`` produced (after its cells ran)."""
+        ns = self.namespace
+        self._map["values"][index] = {n: ns[n] for n in names if n in ns}
+        return json.dumps(sorted(self._map["values"][index]))
+
+    def map_restore_item(self, index: int, step: str, key: str, names: list[str]) -> str:
+        """Use a cached element's values instead of running it."""
+        entry = self.cache.lookup(step, key)
+        if entry is None:
+            raise LookupError(f'nbflow: no cache entry for element {index} of step "{step}"')
+        self._map["values"][index] = self.cache.load_values(entry, [n for n in names if n in entry.names])
+        return json.dumps(sorted(self._map["values"][index]))
+
+    def map_end(self, names: list[str]) -> str:
+        """Bind each name the step writes to the list of its per-element values."""
+        ns = self.namespace
+        state = self._map
+        count = len(state["items"])
+        for name in names:
+            ns[name] = [state["values"].get(i, {}).get(name) for i in range(count)]
+        if state["element"] == state["iterable"]:
+            ns[state["iterable"]] = state["saved"]
+        elif state["element"] in ns:
+            del ns[state["element"]]
+        self._map = {}
+        return json.dumps(count)
+
     def collect(self, wait: bool = False, only: list[str] | None = None) -> str:
         """Finished background dumps as ``{staging: result}`` (waiting for them if asked)."""
         for staging, thread in list(self._threads.items()):
@@ -135,3 +184,9 @@ class KernelSide:
             for staging in done:
                 del self._done[staging]
         return json.dumps(done)
+
+
+def _label(value: Any) -> str:
+    """A short, readable name for a fan-out element (its repr, cut)."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."

@@ -7,6 +7,7 @@ Schema (``<home>/runs.db``)::
     step_runs  run_id, step, position, key, status, reasons (JSON), started,
                finished, duration, error, traceback
     artifacts  run_id, kind (output_notebook, report), path, created
+    step_items run_id, step, item, label, status, duration, error   -- map: elements
     messages   run_id, step, text, time          -- warnings during a run
 
 The store is a listener on a run's ``EventBus`` (``RunStore.listener``): it is written
@@ -38,7 +39,16 @@ from pathlib import Path
 from typing import Any
 
 from .errors import NbflowError
-from .events import Event, RunFinished, RunStarted, RunWarning, StepFinished, StepQueued, StepStarted
+from .events import (
+    Event,
+    ItemFinished,
+    RunFinished,
+    RunStarted,
+    RunWarning,
+    StepFinished,
+    StepQueued,
+    StepStarted,
+)
 from .fsutil import private_dir
 
 SCHEMA = """
@@ -79,6 +89,16 @@ CREATE TABLE IF NOT EXISTS artifacts (
     path TEXT NOT NULL,
     created REAL NOT NULL,
     PRIMARY KEY (run_id, kind)
+);
+CREATE TABLE IF NOT EXISTS step_items (
+    run_id INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+    step TEXT NOT NULL,
+    item INTEGER NOT NULL,
+    label TEXT NOT NULL DEFAULT '',
+    status TEXT NOT NULL,
+    duration REAL,
+    error TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (run_id, step, item)
 );
 CREATE TABLE IF NOT EXISTS messages (
     run_id INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
@@ -171,7 +191,7 @@ class RunStore:
 
     def _create_schema(self) -> None:
         db = self._connect()
-        if db.execute("SELECT 1 FROM sqlite_master WHERE name = 'messages'").fetchone():
+        if db.execute("SELECT 1 FROM sqlite_master WHERE name = 'step_items'").fetchone():
             return
         with self._write() as db:
             for statement in SCHEMA.split(";"):
@@ -323,6 +343,13 @@ class RunStore:
                 traceback=event.traceback,
                 reasons=event.reasons or None,
             )
+        elif isinstance(event, ItemFinished):
+            with self._write() as db:
+                db.execute(
+                    "INSERT OR REPLACE INTO step_items (run_id, step, item, label, status, duration, error) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (event.run_id, event.step, event.item, event.label, event.status, event.duration, event.error),
+                )
         elif isinstance(event, RunWarning):
             self.add_message(event.run_id, event.message, event.step)
         elif isinstance(event, RunFinished):
@@ -400,6 +427,18 @@ class RunStore:
         for row in rows:
             counts[row["run_id"]][row["status"]] = row["n"]
         return counts
+
+    def items(self, run_id: int, step: str) -> list[dict[str, Any]]:
+        """The elements of a ``map:`` step in a run, in order."""
+        rows = (
+            self._connect()
+            .execute(
+                "SELECT item, label, status, duration, error FROM step_items WHERE run_id = ? AND step = ? ORDER BY item",
+                (run_id, step),
+            )
+            .fetchall()
+        )
+        return [dict(r) for r in rows]
 
     def artifacts(self, run_id: int) -> dict[str, str]:
         rows = self._connect().execute("SELECT kind, path FROM artifacts WHERE run_id = ?", (run_id,)).fetchall()

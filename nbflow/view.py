@@ -29,7 +29,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .events import Event, RunFinished, RunStarted, StepFinished, StepQueued, StepStarted
+from .events import Event, ItemFinished, RunFinished, RunStarted, StepFinished, StepQueued, StepStarted
 
 if TYPE_CHECKING:
     from .graph import Pipeline
@@ -166,6 +166,21 @@ class GraphState:
         self.details: dict[str, dict[str, Any]] = {}
         self.run_status: str | None = None
         self.changed: set[str] = set()
+        #: ``map:`` steps: element index -> status, and the number of elements.
+        self.items: dict[str, dict[int, str]] = {}
+        self.totals: dict[str, int] = {}
+
+    def item_summary(self, step: str) -> str:
+        """``"12 items: 9 done, 2 cached, 1 failed"`` for a ``map:`` step ("" otherwise)."""
+        if step not in self.totals:
+            return ""
+        counts: dict[str, int] = {}
+        for status in self.items.get(step, {}).values():
+            counts[status] = counts.get(status, 0) + 1
+        pending = self.totals[step] - sum(counts.values())
+        if pending:
+            counts["pending"] = pending
+        return f"{self.totals[step]} items: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
 
     def apply(self, event: Event) -> None:
         if isinstance(event, RunStarted):
@@ -182,6 +197,11 @@ class GraphState:
                 "error": event.error,
                 "traceback": event.traceback,
             }
+        elif isinstance(event, ItemFinished):
+            items = self.items.setdefault(event.step, {})
+            items[event.item] = event.status
+            self.totals[event.step] = event.total
+            self.changed.add(event.step)
         elif isinstance(event, RunFinished):
             self.run_status = event.status
 

@@ -45,6 +45,8 @@ class RunContext:
     output_path: Path | None = None
     timeout: float | None = None
     fail_fast: bool = False
+    #: ``map:`` steps: element indexes to recompute even if cached (``--items``).
+    items: dict[str, list[int]] = field(default_factory=dict)
     actions: dict[str, str] = field(default_factory=dict)
     reasons: dict[str, tuple[str, ...]] = field(default_factory=dict)
     status: dict[str, str] = field(default_factory=dict)
@@ -148,7 +150,8 @@ class RunContext:
 
     def stored_names(self, step: str) -> list[str]:
         """Every value ``step`` writes (cached when it can be pickled)."""
-        return sorted(set(self.pipeline.steps[step].writes) | set(self.pipeline.steps[step].keep))
+        info = self.pipeline.steps[step]
+        return sorted((set(info.writes) | set(info.keep)) - {info.map_as})
 
     def restore_files(self, step: str) -> None:
         """Put a cached step's ``out:`` files back if they are missing or were changed.

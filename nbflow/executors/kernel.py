@@ -45,7 +45,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ..errors import NbflowError
+from ..errors import CacheCorrupt, CacheRefused, NbflowError
+from ..events import ItemFinished
 from ..graph import PARAMETERS, SETUP, Pipeline
 from .base import RunContext
 
@@ -250,9 +251,18 @@ def _verify_restores(ctx: RunContext) -> None:
 class _Stop(Exception):
     """The kernel cannot go on (died, killed after a timeout, or the run was cancelled)."""
 
-    def __init__(self, status: str, message: str) -> None:
+    def __init__(self, status: str, message: str, step_error: str = "") -> None:
         self.status = status
+        self.step_error = step_error
         super().__init__(message)
+
+
+class _Failure:
+    """A step (or element) that raised or timed out while the kernel stayed usable."""
+
+    def __init__(self, error: str, traceback: str = "") -> None:
+        self.error = error
+        self.traceback = traceback
 
 
 class _SilentError(Exception):
@@ -340,8 +350,10 @@ class _Committer:
         dumped: dict[str, Any],
         duration: float,
         out_files: dict[str, Any] | None = None,
+        key: str | None = None,
     ) -> None:
-        self.queue.put((name, staging, outputs, dumped, duration, out_files or {}))
+        """Commit an entry of step ``name`` (under its run key, or ``key`` for an element)."""
+        self.queue.put((name, staging, outputs, dumped, duration, out_files or {}, key or self.ctx.key(name)))
 
     def flush(self) -> None:
         self.queue.join()
@@ -370,6 +382,7 @@ class _Committer:
         dumped: dict[str, Any],
         duration: float,
         out_files: dict[str, Any],
+        key: str,
     ) -> None:
         ctx = self.ctx
         dumped = {**dumped, "out_files": out_files}
@@ -384,7 +397,7 @@ class _Committer:
             ctx.cache.commit_staged(
                 staging,
                 step=name,
-                key=ctx.key(name),
+                key=key,
                 parts=ctx.parts(name),
                 dumped=dumped,
                 meta={"run_id": ctx.run_id, "duration": duration},
@@ -412,6 +425,7 @@ class Session:
         self.committer = _Committer(ctx)
         # background dumps still running in the kernel: staging -> (step, outputs, duration, out files)
         self.pending: dict[str, tuple[str, list, float, dict]] = {}
+        self.pending_keys: dict[str, str] = {}  # staging -> element key, for map: elements
         # where each original cell ended up after papermill's injection
         self.position: dict[int, int] = {}
         self.injected: list[int] = []
@@ -598,64 +612,27 @@ class Session:
         started = time.monotonic()
         timeout = ctx.timeout_for(name)
         deadline = started + timeout if timeout else None
-        staging = ctx.cache.staging_path(name)
-        cells = [(self.position[c.index], c) for c in step.cells]
-        runnable = [i for i, _ in cells if self.nb.cells[i].source.strip()]
-        last = runnable[-1] if runnable else None
-        expression = f"__nbflow__.dump({str(staging)!r}, {ctx.stored_names(name)!r}, {ctx.required_names(name)!r})"
         self.ledger.ran(name)
-        dumped: dict[str, Any] | None = {} if last is None else None
-        for index, source_cell in cells:
-            cell = self.nb.cells[index]
-            cell.metadata["nbflow"] = {"step": name}
-            self.nb_man.cell_start(cell, index)
-            try:
-                await self.execute(cell, index, deadline, {"nbflow": expression} if index == last else None)
-            except _Interrupted as e:
-                ctx.cache.discard(staging)
-                self.nb_man.cell_exception(cell, index)
-                if e.status == "cancelled":
-                    ctx.finish_step(name, "cancelled", duration=time.monotonic() - started, error="cancelled")
-                    raise _Stop("cancelled", "run cancelled") from None
-                ctx.finish_step(
-                    name,
-                    "failed",
-                    duration=time.monotonic() - started,
-                    error=f"timed out after {timeout:g} s (interrupted)",
-                    traceback=_error_text(cell),
-                )
-                return
-            except _Stop as stop:
-                ctx.cache.discard(staging)
-                self.nb_man.cell_exception(cell, index)
-                status = "cancelled" if stop.status == "cancelled" else "failed"
-                ctx.finish_step(name, status, duration=time.monotonic() - started, error=str(stop))
-                raise
-            except Exception as e:
-                from nbclient.exceptions import CellExecutionError, DeadKernelError
-
-                ctx.cache.discard(staging)
-                duration = time.monotonic() - started
-                if isinstance(e, DeadKernelError):
-                    self.nb_man.cell_exception(cell, index)
-                    death = kernel_death(self.km)
-                    ctx.finish_step(name, "failed", duration=duration, error=f"cell {source_cell.number}: {death}")
-                    raise _Stop("failed", f'{death} in step "{name}"') from None
-                if isinstance(e, CellExecutionError):
-                    self.nb_man.cell_exception(cell, index)
-                    ctx.finish_step(
-                        name,
-                        "failed",
-                        duration=duration,
-                        error=f"cell {source_cell.number}: {e.ename}: {e.evalue}",
-                        traceback=_error_text(cell),
-                    )
-                    return
-                raise
-            self.nb_man.cell_complete(cell, index)
-            if index == last:
-                dumped = _dump_result(self.client.last_reply)
+        cells = [(self.position[c.index], c) for c in step.cells]
+        for index, _ in cells:
+            self.nb.cells[index].metadata["nbflow"] = {"step": name}
+        if step.map_over:
+            await self.run_items(name, cells, started, deadline)
+            return
+        staging = ctx.cache.staging_path(name)
+        expression = f"__nbflow__.dump({str(staging)!r}, {ctx.stored_names(name)!r}, {ctx.required_names(name)!r})"
+        try:
+            result = await self.run_cells(cells, deadline, {"nbflow": expression})
+        except _Stop as stop:
+            ctx.cache.discard(staging)
+            status = "cancelled" if stop.status == "cancelled" else "failed"
+            ctx.finish_step(name, status, duration=time.monotonic() - started, error=stop.step_error or str(stop))
+            raise
         duration = time.monotonic() - started
+        if isinstance(result, _Failure):
+            ctx.cache.discard(staging)
+            ctx.finish_step(name, "failed", duration=duration, error=result.error, traceback=result.traceback)
+            return
         missing = ctx.missing_out_files(name)
         if missing:
             ctx.cache.discard(staging)
@@ -668,11 +645,169 @@ class Session:
             return
         out_files = ctx.cache.stage_files(staging, self.pipeline.path.parent, step.out_files) if step.out_files else {}
         outputs = [list(self.nb.cells[i].get("outputs", [])) for i, _ in cells]
-        if dumped is not None and dumped.get("pending"):
+        if result.get("pending"):
             self.pending[str(staging)] = (name, outputs, duration, out_files)
         else:
-            self.committer.submit(name, staging, outputs, dumped or {}, duration, out_files)
+            self.committer.submit(name, staging, outputs, result, duration, out_files)
         ctx.finish_step(name, "done", duration=duration)
+
+    async def run_cells(
+        self, cells: list[tuple[int, Any]], deadline: float | None, expressions: dict[str, str]
+    ) -> dict[str, Any] | _Failure:
+        """Run a step's cells in order, ``expressions`` riding on the last one.
+
+        Returns the dump result (``{}`` for a step without code) or a ``_Failure`` (the
+        step raised or timed out but the kernel is usable); raises ``_Stop`` when the
+        kernel cannot go on (died, killed, cancelled).
+        """
+        from nbclient.exceptions import CellExecutionError, DeadKernelError
+
+        runnable = [i for i, _ in cells if self.nb.cells[i].source.strip()]
+        last = runnable[-1] if runnable else None
+        result: dict[str, Any] = {}
+        for index, source_cell in cells:
+            cell = self.nb.cells[index]
+            self.nb_man.cell_start(cell, index)
+            try:
+                await self.execute(cell, index, deadline, expressions if index == last else None)
+            except _Interrupted as e:
+                self.nb_man.cell_exception(cell, index)
+                if e.status == "cancelled":
+                    raise _Stop("cancelled", "run cancelled", step_error="cancelled") from None
+                timeout = self.ctx.timeout_for(self._step_of(source_cell))
+                return _Failure(f"timed out after {timeout:g} s (interrupted)", _error_text(cell))
+            except _Stop:
+                self.nb_man.cell_exception(cell, index)
+                raise
+            except DeadKernelError:
+                self.nb_man.cell_exception(cell, index)
+                death = kernel_death(self.km)
+                raise _Stop(
+                    "failed",
+                    f'{death} in step "{self._step_of(source_cell)}"',
+                    step_error=f"cell {source_cell.number}: {death}",
+                ) from None
+            except CellExecutionError as e:
+                self.nb_man.cell_exception(cell, index)
+                return _Failure(f"cell {source_cell.number}: {e.ename}: {e.evalue}", _error_text(cell))
+            self.nb_man.cell_complete(cell, index)
+            if index == last:
+                replies = _expression_results(self.client.last_reply)
+                result = replies.get("nbflow", {})
+        return result
+
+    def _step_of(self, cell: Any) -> str:
+        return next(s.name for s in self.pipeline.steps.values() if cell in s.cells)
+
+    # ---------------------------------------------------------- fan-out
+    async def run_items(self, name: str, cells: list[tuple[int, Any]], started: float, deadline: float | None) -> None:
+        """Run a ``map:`` step once per element; elements with a cache entry are restored."""
+        from ..plan import item_key
+
+        ctx = self.ctx
+        step = self.pipeline.steps[name]
+        names = ctx.stored_names(name)
+        try:
+            info = await self.call(f"__nbflow__.map_begin({step.map_over!r}, {step.map_as!r})")
+        except _SilentError as e:
+            ctx.finish_step(
+                name,
+                "failed",
+                duration=time.monotonic() - started,
+                error=f"map:{step.map_over} cannot be iterated: {e}",
+                traceback=e.traceback,
+            )
+            return
+        count = info["count"]
+        forced = set(ctx.items.get(name, ()))
+        keys = [item_key(self.pipeline, name, self.ctx.plan[name].parts, f) for f in info["fingerprints"]]
+        all_outputs: list[list[Any]] = [[] for _ in cells]
+        failures: list[str] = []
+        for i in range(count):
+            label = info["labels"][i]
+            header = {"output_type": "stream", "name": "stdout", "text": f"[nbflow] element {i}: {label}\n"}
+            item_started = time.monotonic()
+            entry = None if i in forced else await asyncio.to_thread(self._verified_entry, name, keys[i])
+            if entry is not None:
+                await self.silent(f"__nbflow__.map_restore_item({i}, {name!r}, {keys[i]!r}, {names!r})")
+                for j, outputs in enumerate(ctx.cache.load_outputs(entry)[: len(cells)]):
+                    all_outputs[j] += [header, *outputs]
+                ctx.publish(ItemFinished(ctx.run_id, step=name, item=i, total=count, status="cached", label=label))
+                continue
+            await self.silent(f"__nbflow__.map_item({i})")
+            staging = ctx.cache.staging_path(name)
+            expressions = {
+                "nbflow": f"__nbflow__.dump({str(staging)!r}, {names!r}, {names!r})",
+                "keep": f"__nbflow__.map_keep({i}, {names!r})",
+            }
+            try:
+                result = await self.run_cells(cells, deadline, expressions)
+            except _Stop as stop:
+                ctx.cache.discard(staging)
+                status = "cancelled" if stop.status == "cancelled" else "failed"
+                ctx.finish_step(
+                    name,
+                    status,
+                    duration=time.monotonic() - started,
+                    error=f"element {i} ({label}): {stop.step_error or stop}",
+                )
+                raise
+            duration = time.monotonic() - item_started
+            for j, (index, _) in enumerate(cells):
+                all_outputs[j] += [header, *self.nb.cells[index].get("outputs", [])]
+            if isinstance(result, _Failure):
+                ctx.cache.discard(staging)
+                failures.append(f"element {i} ({label}): {result.error}")
+                ctx.publish(
+                    ItemFinished(
+                        ctx.run_id,
+                        step=name,
+                        item=i,
+                        total=count,
+                        status="failed",
+                        label=label,
+                        duration=duration,
+                        error=result.error,
+                    )
+                )
+                continue
+            outputs = [list(self.nb.cells[index].get("outputs", [])) for index, _ in cells]
+            if result.get("pending"):
+                self.pending[str(staging)] = (name, outputs, duration, {})
+                self.pending_keys[str(staging)] = keys[i]
+            else:
+                self.committer.submit(name, staging, outputs, result, duration, key=keys[i])
+            ctx.publish(
+                ItemFinished(ctx.run_id, step=name, item=i, total=count, status="done", label=label, duration=duration)
+            )
+        import nbformat
+
+        for j, (index, _) in enumerate(cells):
+            self.nb.cells[index].outputs = [nbformat.from_dict(o) for o in all_outputs[j]]
+        await self.call(f"__nbflow__.map_end({names!r})")
+        duration = time.monotonic() - started
+        if failures:
+            ctx.finish_step(
+                name, "failed", duration=duration, error=f"{len(failures)} of {count} elements failed; " + failures[0]
+            )
+            return
+        described = {n: {"file": "items", "type": "list", "summary": f"{count} items"} for n in names}
+        self.committer.submit(
+            name, ctx.cache.staging_path(name), all_outputs, {"values": described, "items": keys}, duration
+        )
+        ctx.finish_step(name, "done", duration=duration)
+
+    def _verified_entry(self, step: str, key: str) -> Any:
+        """The entry of ``key`` if it exists and passes its checksums, else ``None``."""
+        try:
+            entry = self.ctx.cache.lookup(step, key)
+            if entry is not None:
+                self.ctx.cache.verify(entry)
+            return entry
+        except (CacheCorrupt, CacheRefused) as e:
+            self.ctx.cache.quarantine(step, key)
+            self.ctx.warn(f"{e}; recomputing", step)
+            return None
 
     async def restore_inputs(self, name: str) -> None:
         needs = self.ledger.needed(name)
@@ -715,7 +850,8 @@ class Session:
             return
         for staging, dumped in done.items():
             name, outputs, duration, out_files = self.pending.pop(staging)
-            self.committer.submit(name, Path(staging), outputs, dumped, duration, out_files)
+            key = self.pending_keys.pop(staging, None)
+            self.committer.submit(name, Path(staging), outputs, dumped, duration, out_files, key=key)
 
     def discard_pending(self) -> None:
         for staging, (name, *_) in self.pending.items():
@@ -749,15 +885,18 @@ class _Interrupted(Exception):
         super().__init__(status)
 
 
-def _dump_result(reply: dict[str, Any] | None) -> dict[str, Any]:
+def _expression_results(reply: dict[str, Any] | None) -> dict[str, Any]:
+    """The JSON each ``user_expression`` returned, or ``{"error": ...}`` for one that failed."""
     if reply is None:
-        return {"error": "the kernel sent no reply"}
-    result = reply["content"].get("user_expressions", {}).get("nbflow")
-    if result is None:
-        return {"error": "the kernel did not evaluate the dump"}
-    if result.get("status") != "ok":
-        return {"error": f"{result.get('ename')}: {result.get('evalue')}"}
-    return json.loads(ast.literal_eval(result["data"]["text/plain"]))
+        return {"nbflow": {"error": "the kernel sent no reply"}}
+    results = {}
+    for name, result in reply["content"].get("user_expressions", {}).items():
+        if result.get("status") != "ok":
+            results[name] = {"error": f"{result.get('ename')}: {result.get('evalue')}"}
+        else:
+            results[name] = json.loads(ast.literal_eval(result["data"]["text/plain"]))
+    results.setdefault("nbflow", {"error": "the kernel did not evaluate the dump"})
+    return results
 
 
 def _error_text(cell: Any) -> str:

@@ -360,3 +360,61 @@ def test_bash_step_with_external_input_file(make_notebook, tmp_path):
     assert plan.to_run == ["count", "parse"] and plan["count"].reasons == ("input file numbers.txt changed",)
     run(path)
     assert nbflow.result(path, "parse", "n") == 4
+
+
+def test_fan_out_runs_each_element_once_and_caches_them_separately(make_notebook, tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    for name, text in (("a.txt", "x"), ("b.txt", "yy"), ("c.txt", "zzz")):
+        (data / name).write_text(text)
+    path = make_notebook(
+        [
+            code("import os"),
+            step("listing", "files = sorted(os.listdir('data'))", "in:data"),
+            step("measure", "n = len(open(os.path.join('data', path)).read())\nprint(path, n)", "map:path=files"),
+            step("total", "total = sum(n)\ncount = len(n)"),
+        ]
+    )
+    events = []
+    first = run(path, listeners=[events.append])
+    assert first.status == "done", first.error
+    assert nbflow.result(path, "total", "total") == 6 and nbflow.result(path, "measure", "n") == [1, 2, 3]
+    items = [e for e in events if e.type == "ItemFinished"]
+    assert [(e.item, e.status, e.total) for e in items] == [(0, "done", 3), (1, "done", 3), (2, "done", 3)]
+    assert items[0].label == "'a.txt'"
+    out = nbformat.read(first.output_notebook, 4)
+    measure = next(c for c in out.cells if "step:measure" in c.metadata.get("tags", []))
+    text = "".join(o.get("text", "") for o in measure.outputs)
+    assert "element 1: 'b.txt'" in text and "b.txt 2" in text
+
+    (data / "d.txt").write_text("wwww")  # the folder changed: listing reruns, one new element runs
+    events.clear()
+    second = run(path, listeners=[events.append])
+    assert statuses(second) == {"listing": "done", "measure": "done", "total": "done"}
+    assert [e.status for e in events if e.type == "ItemFinished"] == ["cached", "cached", "cached", "done"]
+    assert nbflow.result(path, "total", "total") == 10
+
+    events.clear()
+    third = run(path, only=["measure"], items=[1], listeners=[events.append])
+    assert [e.status for e in events if e.type == "ItemFinished"] == ["cached", "done", "cached", "cached"]
+    assert third.status == "done"
+    store = RunStore(load_pipeline(path).config.store_path)
+    assert [i["status"] for i in store.items(third.id, "measure")] == ["cached", "done", "cached", "cached"]
+
+
+def test_fan_out_element_failure_fails_the_step_and_reruns_only_failed_elements(make_notebook):
+    path = make_notebook(
+        [
+            code("values = [1, 0, 2]", "parameters"),
+            step("invert", "inv = 1 / values", "map:values"),
+            step("use", "s = sum(inv)"),
+        ]
+    )
+    first = run(path)
+    assert statuses(first) == {"invert": "failed", "use": "skipped"}
+    assert "1 of 3 elements failed; element 1 (0): cell 2: ZeroDivisionError" in first.steps["invert"]["error"]
+    events = []
+    second = run(path, {"values": [1, 4, 2]}, listeners=[events.append])
+    assert second.status == "done"
+    assert [e.status for e in events if e.type == "ItemFinished"] == ["cached", "done", "cached"]
+    assert nbflow.result(path, "use", "s") == 1 + 0.25 + 0.5

@@ -191,6 +191,73 @@ def cmd_run(args: argparse.Namespace) -> int:
     return {"done": 0, "cancelled": 130}.get(run.status, 1)
 
 
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from .events import RunFinished
+    from .graph import load_pipeline
+    from .parameters import parse_cli_value
+    from .sweep import run_sweep, summary_rows
+
+    pipeline = load_pipeline(args.notebook)
+    _print_warnings(pipeline)
+    grid: dict[str, list[Any]] = {}
+    raw: dict[str, list[str]] = {}
+    for name, *texts in args.parameters:
+        if not texts:
+            raise PipelineError(f"-p {name} needs at least one value to sweep over")
+        grid[name] = [parse_cli_value(t) for t in texts]
+        raw[name] = texts
+    if not grid:
+        raise PipelineError("nothing to sweep: give -p NAME VALUE [VALUE ...]")
+    total = 1
+    for values in grid.values():
+        total = len(values) if args.zip else total * len(values)
+    print(
+        f"sweep of {pipeline.path.name}: {total} runs over {', '.join(grid)}" + (" (zipped)" if args.zip else ""),
+        file=sys.stderr,
+    )
+
+    def on_run(run: Any, values: dict[str, Any]) -> None:
+        def finished(event: Any) -> None:
+            if isinstance(event, RunFinished):
+                counts: dict[str, int] = {}
+                for info in run.steps.values():
+                    counts[info["status"]] = counts.get(info["status"], 0) + 1
+                shown = "  ".join(f"{k}={v!r}" for k, v in values.items())
+                summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+                print(f"  run {run.id}  {shown}  {event.status} in {event.duration:.2f} s ({summary})", file=sys.stderr)
+
+        run.bus.subscribe(finished)
+
+    sweep = run_sweep(
+        pipeline, grid, raw=raw, zip_=args.zip, executor=args.executor, on_run=on_run, timeout=args.timeout
+    )
+    rows = summary_rows(pipeline.config, sweep.id, args.collect or None)
+    outputs = sorted({k for r in rows for k in r["outputs"]})
+    table = [["run", *grid, "status", *outputs]]
+    for r in rows:
+        table.append(
+            [
+                str(r["run"]),
+                *(repr(r["params"].get(n)) for n in grid),
+                r["status"],
+                *(r["outputs"].get(o, "") for o in outputs),
+            ]
+        )
+    print(f"sweep {sweep.id}: {sweep.status}")
+    print(_table(table))
+    return 0 if sweep.status == "done" else 1
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    from .compare import compare_runs, format_comparison, to_json
+    from .config import Config
+
+    config = Config.for_path(args.dir)
+    data = compare_runs(config, args.run_a, args.run_b)
+    print(to_json(data) if args.json else format_comparison(data))
+    return 0
+
+
 def _indexes(text: str) -> list[int]:
     try:
         return [int(part) for part in text.split(",") if part.strip()]
@@ -380,6 +447,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", "-q", action="store_true", help="print only failures and the summary")
     p.set_defaults(func=cmd_run)
 
+    p = sub.add_parser("sweep", help="run every combination of parameter values; cached steps are shared")
+    p.add_argument("notebook")
+    p.add_argument(
+        "-p",
+        "--parameters",
+        nargs="+",
+        action="append",
+        default=[],
+        metavar="NAME VALUE",
+        help="a parameter and the values to sweep over: -p lr 0.01 0.1",
+    )
+    p.add_argument("--zip", action="store_true", help="pair the value lists instead of taking every combination")
+    p.add_argument(
+        "--collect",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a value to tabulate (accuracy or evaluate.accuracy); default: scalars of the last steps",
+    )
+    p.add_argument(
+        "--executor", choices=["kernel", "dask"], default=None, help="dask runs the combinations at the same time"
+    )
+    p.add_argument("--timeout", type=float, metavar="SECONDS", help="per-step timeout")
+    p.set_defaults(func=cmd_sweep)
+
     p = sub.add_parser("runs", help="list recorded runs")
     p.add_argument("notebook", nargs="?", help="a notebook (its runs) or a folder (default: here)")
     p.add_argument("--limit", type=int, default=30)
@@ -392,6 +484,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--provenance", action="store_true", help="also print git, Python and package details")
     p.add_argument("--exit-status", action="store_true", help="exit 1 if the run failed")
     p.set_defaults(func=cmd_show)
+
+    p = sub.add_parser("diff", help="what differs between two runs: parameters, code, git, environment, steps")
+    p.add_argument("run_a", type=int)
+    p.add_argument("run_b", type=int)
+    p.add_argument("-C", dest="dir", metavar="PATH", help="notebook or folder whose runs to read (default: here)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_diff)
 
     p = sub.add_parser("clean", help="delete old runs and cache entries no kept run uses")
     p.add_argument("path", nargs="?", help="a notebook (only its runs) or a folder (default: here)")

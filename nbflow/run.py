@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .cache import Cache, file_sha256
+from .compare import save_snapshot
 from .errors import CacheCorrupt, NbflowError, PipelineError
 from .events import Event, EventBus, RunFinished, RunStarted, StepFinished, StepStarted
 from .parameters import resolve_parameters
@@ -217,6 +218,7 @@ class Run:
                 )
             )
             heart.start()
+            save_snapshot(ctx.config, self.pipeline.path, self.pipeline.source.content_hash)
             self._executor.execute(ctx)
         except NbflowError as e:
             status, error, self.exception = "failed", str(e), e

@@ -8,6 +8,7 @@ Schema (``<home>/runs.db``)::
                finished, duration, error, traceback
     artifacts  run_id, kind (output_notebook, report), path, created
     step_items run_id, step, item, label, status, duration, error   -- map: elements
+    sweeps     id, notebook, grid, zip, created; sweep_runs sweep_id, run_id, params
     messages   run_id, step, text, time          -- warnings during a run
 
 The store is a listener on a run's ``EventBus`` (``RunStore.listener``): it is written
@@ -100,6 +101,19 @@ CREATE TABLE IF NOT EXISTS step_items (
     error TEXT NOT NULL DEFAULT '',
     PRIMARY KEY (run_id, step, item)
 );
+CREATE TABLE IF NOT EXISTS sweeps (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    notebook TEXT NOT NULL,
+    grid TEXT NOT NULL,
+    zip INTEGER NOT NULL DEFAULT 0,
+    created REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS sweep_runs (
+    sweep_id INTEGER NOT NULL REFERENCES sweeps (id) ON DELETE CASCADE,
+    run_id INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+    params TEXT NOT NULL,
+    PRIMARY KEY (sweep_id, run_id)
+);
 CREATE TABLE IF NOT EXISTS messages (
     run_id INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
     step TEXT,
@@ -191,7 +205,7 @@ class RunStore:
 
     def _create_schema(self) -> None:
         db = self._connect()
-        if db.execute("SELECT 1 FROM sqlite_master WHERE name = 'step_items'").fetchone():
+        if db.execute("SELECT 1 FROM sqlite_master WHERE name = 'sweep_runs'").fetchone():
             return
         with self._write() as db:
             for statement in SCHEMA.split(";"):
@@ -427,6 +441,33 @@ class RunStore:
         for row in rows:
             counts[row["run_id"]][row["status"]] = row["n"]
         return counts
+
+    def create_sweep(self, notebook: str | Path, grid: Mapping[str, Any], zip_: bool = False) -> int:
+        with self._write() as db:
+            cursor = db.execute(
+                "INSERT INTO sweeps (notebook, grid, zip, created) VALUES (?, ?, ?, ?)",
+                (str(Path(notebook).resolve()), json.dumps(grid, default=repr), int(zip_), self.clock()),
+            )
+            return int(cursor.lastrowid)
+
+    def add_sweep_run(self, sweep_id: int, run_id: int, params: Mapping[str, Any]) -> None:
+        with self._write() as db:
+            db.execute(
+                "INSERT INTO sweep_runs (sweep_id, run_id, params) VALUES (?, ?, ?)",
+                (sweep_id, run_id, json.dumps(params, default=repr)),
+            )
+
+    def sweep(self, sweep_id: int) -> dict[str, Any] | None:
+        row = self._connect().execute("SELECT * FROM sweeps WHERE id = ?", (sweep_id,)).fetchone()
+        return {**dict(row), "grid": json.loads(row["grid"])} if row else None
+
+    def sweep_runs(self, sweep_id: int) -> list[dict[str, Any]]:
+        rows = (
+            self._connect()
+            .execute("SELECT run_id, params FROM sweep_runs WHERE sweep_id = ? ORDER BY run_id", (sweep_id,))
+            .fetchall()
+        )
+        return [{"run_id": r["run_id"], "params": json.loads(r["params"])} for r in rows]
 
     def items(self, run_id: int, step: str) -> list[dict[str, Any]]:
         """The elements of a ``map:`` step in a run, in order."""

@@ -418,3 +418,23 @@ def test_fan_out_element_failure_fails_the_step_and_reruns_only_failed_elements(
     assert second.status == "done"
     assert [e.status for e in events if e.type == "ItemFinished"] == ["cached", "done", "cached"]
     assert nbflow.result(path, "use", "s") == 1 + 0.25 + 0.5
+
+
+def test_diff_shows_parameters_code_and_reruns(make_notebook):
+    path = make_notebook(CHAIN)
+    first = run(path)
+    edit(path, 4, "sq = [x * x + 1 for x in data]")
+    second = run(path, {"scale": 3.0})
+    proc = subprocess.run(
+        [sys.executable, "-m", "nbflow", "diff", str(first.id), str(second.id), "-C", str(path)],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert f"run {first.id} (done) -> run {second.id} (done)" in out
+    assert "params: scale: 2.0 -> 3.0" in out
+    assert "step square: done -> done (code changed)" in out
+    assert "+sq = [x * x + 1 for x in data]" in out
+    assert "total: 60.0 -> 105.0" in out
+    assert "unchanged: load, side" in out

@@ -143,9 +143,14 @@ class Cache:
                     if entry is not None:
                         yield entry
 
-    def latest(self, step: str) -> Entry | None:
-        """The most recently written entry of ``step`` (to explain why it is stale)."""
-        return max(self.entries(step), key=lambda e: e.created, default=None)
+    def latest(self, step: str, notebook: str | None = None) -> Entry | None:
+        """The most recently written entry of ``step`` (to explain why it is stale).
+
+        With ``notebook``, only entries written by runs of that notebook count: steps of
+        different notebooks in one folder may share a name.
+        """
+        entries = [e for e in self.entries(step) if notebook is None or e.manifest.get("notebook") == notebook]
+        return max(entries, key=lambda e: e.created, default=None)
 
     @staticmethod
     def _dirs(folder: Path) -> Iterator[Path]:

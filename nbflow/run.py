@@ -104,7 +104,7 @@ def plan_pipeline(
         values,
         parts,
         cache.lookup,
-        cache.latest,
+        lambda step: cache.latest(step, notebook=pipeline.path.name),
         force=force,
         force_all=force_all,
         only=only,

@@ -124,7 +124,7 @@ class KernelSide:
     # ------------------------------------------------------------ fan-out
     def map_begin(self, iterable: str, element: str) -> str:
         """Start a ``map:`` step over ``iterable``; return the elements' count, fingerprints
-        (a hash of each value) and short labels."""
+        (a hash of each value, and of the file an element names) and short labels."""
         import joblib
 
         ns = self.namespace
@@ -133,7 +133,7 @@ class KernelSide:
         return json.dumps(
             {
                 "count": len(items),
-                "fingerprints": [joblib.hash(item) for item in items],
+                "fingerprints": [_fingerprint(item, joblib.hash) for item in items],
                 "labels": [_label(item) for item in items],
             }
         )
@@ -190,3 +190,23 @@ def _label(value: Any) -> str:
     """A short, readable name for a fan-out element (its repr, cut)."""
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _fingerprint(value: Any, hash_value: Any) -> str:
+    """What identifies a fan-out element: its value, and the content of a file it names.
+
+    An element that is a path to an existing file stands for that file: if a step
+    rewrites the file under the same name, the element's key must change.
+    """
+    import os
+
+    content = ""
+    if isinstance(value, str | os.PathLike):
+        try:
+            if os.path.isfile(value):
+                from .cache import file_sha256
+
+                content = file_sha256(value)
+        except (OSError, ValueError):
+            pass
+    return hash_value((value, content))

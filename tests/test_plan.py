@@ -28,7 +28,14 @@ def record(pipeline, params=None) -> None:
     for entry in plan:
         values = {name: 0 for name in pipeline.steps[entry.step].writes}
         staging = cache.stage(entry.step)
-        cache.commit(staging, step=entry.step, key=entry.key, parts=entry.parts.to_dict(), values=values)
+        cache.commit(
+            staging,
+            step=entry.step,
+            key=entry.key,
+            parts=entry.parts.to_dict(),
+            values=values,
+            meta={"notebook": pipeline.path.name},
+        )
 
 
 def edit(path: Path, cell: int, source: str) -> None:
@@ -165,7 +172,14 @@ def test_missing_value_makes_the_provider_run(make_notebook):
     cache = pipeline_cache(p)
     entry = p.plan()["load"]
     cache.prune(keep={(s, p.plan()[s].key) for s in p.order if s != "load"}, older_than=0)
-    cache.commit(cache.stage("load"), step="load", key=entry.key, parts=entry.parts.to_dict(), values={})
+    cache.commit(
+        cache.stage("load"),
+        step="load",
+        key=entry.key,
+        parts=entry.parts.to_dict(),
+        values={},
+        meta={"notebook": p.path.name},
+    )
     edit(path, 3, "rows = [d for d in data if d % 5]")
     plan = load_pipeline(path).plan()
     assert plan.to_run == ["load", "clean", "train", "report"]
@@ -271,3 +285,10 @@ def test_produced_files_are_keyed_by_their_producer_not_their_content(make_noteb
     assert parts.files == {} and "make" in parts.upstream
     (tmp_path / "mid.txt").write_text("changed by hand")  # not hashed: make's key stands for it
     assert load_pipeline(path).plan()["use"].key == load_pipeline(path).plan()["use"].key
+
+
+def test_reasons_compare_with_the_same_notebook_only(make_notebook):
+    first = make_notebook([step("load", "x = 1")], name="one.ipynb")
+    record(load_pipeline(first))
+    second = make_notebook([step("load", "y = 2")], name="two.ipynb")  # same folder, same step name
+    assert load_pipeline(second).plan()["load"].reasons == ("never run",)

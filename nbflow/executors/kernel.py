@@ -400,7 +400,7 @@ class _Committer:
                 key=key,
                 parts=ctx.parts(name),
                 dumped=dumped,
-                meta={"run_id": ctx.run_id, "duration": duration},
+                meta={"run_id": ctx.run_id, "duration": duration, "notebook": ctx.pipeline.path.name},
             )
         except OSError as e:
             ctx.cache.discard(staging)

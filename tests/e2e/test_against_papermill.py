@@ -152,14 +152,24 @@ def check_notebook(path: Path, tmp: Path, param: tuple[str, object], edit_step: 
     assert_same_values(path, papermill_snapshots(path, {}, tmp / "edit"), edited.id)
 
 
+# A parameter to change and a step to edit, per example. Examples with map: steps are not
+# here: a plain papermill run cannot execute a fan-out cell (the element is bound by nbflow);
+# test_examples.py checks them against their own first run.
 EXAMPLES = {
     "wine_classifier.ipynb": (("max_depth", 2), "features"),
+    "diabetes_report.ipynb": (("folds", 3), "bmi"),
 }
+
+
+def _has_fan_out(path: Path) -> bool:
+    return any(step.map_over for step in load_pipeline(path).steps.values())
 
 
 @pytest.mark.parametrize("notebook", sorted(p.name for p in NOTEBOOKS.glob("*.ipynb")))
 def test_examples_match_papermill(notebook, tmp_path):
-    assert notebook in EXAMPLES, f"add {notebook} to EXAMPLES with a parameter and a step to edit"
+    if notebook not in EXAMPLES:
+        assert _has_fan_out(NOTEBOOKS / notebook), f"add {notebook} to EXAMPLES with a parameter and a step to edit"
+        return
     path = tmp_path / notebook
     shutil.copy(NOTEBOOKS / notebook, path)
     param, edit_step = EXAMPLES[notebook]

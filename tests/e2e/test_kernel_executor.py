@@ -438,3 +438,23 @@ def test_diff_shows_parameters_code_and_reruns(make_notebook):
     assert "+sq = [x * x + 1 for x in data]" in out
     assert "total: 60.0 -> 105.0" in out
     assert "unchanged: load, side" in out
+
+
+def test_fan_out_element_naming_a_rewritten_file_is_recomputed(make_notebook, tmp_path):
+    path = make_notebook(
+        [
+            code("version = 1", "parameters"),
+            step(
+                "write",
+                "files = []\nfor i in range(2):\n    open(f'f{i}.txt', 'w').write(str(version * (i + 1)))\n"
+                "    files.append(f'f{i}.txt')",
+            ),
+            step("read", "value = int(open(path).read())", "map:path=files"),
+        ]
+    )
+    run(path)
+    assert nbflow.result(path, "read", "value") == [1, 2]
+    events = []
+    run(path, {"version": 10}, listeners=[events.append])  # same names, new contents
+    assert [e.status for e in events if e.type == "ItemFinished"] == ["done", "done"]
+    assert nbflow.result(path, "read", "value") == [10, 20]

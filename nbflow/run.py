@@ -218,6 +218,7 @@ class Run:
                 )
             )
             heart.start()
+            ctx.set_aside_corrupt_entries()
             save_snapshot(ctx.config, self.pipeline.path, self.pipeline.source.content_hash)
             self._executor.execute(ctx)
         except NbflowError as e:
@@ -296,6 +297,12 @@ def start_run(
 
     config = pipeline.config
     assert config is not None, "use nbflow.load_pipeline(), which attaches a Config"
+    if not pipeline.steps:
+        raise PipelineError(
+            "has no steps to run: tag a code cell step:<name> (JupyterLab: the property inspector's cell tags)",
+            notebook=pipeline.path,
+        )
+    _refuse_shared_cache(config)
     given = resolve_parameters(pipeline.parameters, params, raw, pipeline.path)
     given = {k: v for k, v in given.items() if k in (params or {})}
     cache = pipeline_cache(pipeline)
@@ -344,6 +351,19 @@ def start_run(
     if copy_to is None and not plan.to_run:
         ctx.output_path = None  # nothing runs and no output asked for: no kernel, no papermill
     return Run(run_id, pipeline, plan, ctx, store, chosen, copy_to).start()
+
+
+def _refuse_shared_cache(config: Any) -> None:
+    """Refuse to run with a cache folder other users could plant pickles in."""
+    from .errors import CacheRefused
+    from .fsutil import check_private
+
+    for folder in (config.home, config.cache_dir):
+        if folder.exists():
+            try:
+                check_private(folder)
+            except CacheRefused as e:
+                raise PipelineError(str(e)) from None
 
 
 def clean(config: Any, keep: int = 10, notebook: str | Path | None = None) -> dict[str, int]:

@@ -64,7 +64,10 @@ class KernelSide:
         by_reference: Iterable[str] = (),
         async_bytes: int = 8 << 20,
         namespace: dict[str, Any] | None = None,
+        output_limit: int | None = None,
     ) -> None:
+        if output_limit:
+            limit_outputs(output_limit)
         self.cache = Cache(cache_root)
         self.by_reference = list(by_reference)
         self.async_bytes = async_bytes
@@ -114,7 +117,7 @@ class KernelSide:
         try:
             return self.cache.dump_values(Path(staging), values, required, self.by_reference)
         except Exception as e:  # noqa: BLE001 - reported to the executor, which warns
-            return {"error": f"{type(e).__name__}: {e}"}
+            return {"error": f"{type(e).__name__}: {e}", "errno": getattr(e, "errno", None)}
 
     def _dump_in_background(self, staging: str, values: dict[str, Any], required: list[str]) -> None:
         result = self._dump(staging, values, required)
@@ -210,3 +213,69 @@ def _fingerprint(value: Any, hash_value: Any) -> str:
         except (OSError, ValueError):
             pass
     return hash_value((value, content))
+
+
+_TRUNCATED = "\n[nbflow: output truncated: this cell printed or displayed more than {} MB; the rest was not kept]\n"
+
+
+def limit_outputs(limit: int) -> None:
+    """Cap what one cell sends out of the kernel (stdout, stderr, displays) at ``limit`` bytes.
+
+    A cell that prints 200 MB would otherwise send 200 MB to nbflow, into the output
+    notebook and the cache. Past the limit, one visible marker is written and the rest
+    is dropped here, before it is sent. The budget resets before every cell.
+    """
+    import sys
+
+    from IPython import get_ipython
+
+    shell = get_ipython()
+    if shell is None or getattr(shell, "_nbflow_limited", False):
+        return
+    state = {"used": 0, "marked": False}
+
+    def allow(size: int) -> int:
+        room = max(0, limit - state["used"])
+        state["used"] += min(size, room)
+        return room
+
+    def mark(write: Any) -> None:
+        if not state["marked"]:
+            state["marked"] = True
+            write(_TRUNCATED.format(round(limit / 1e6)))
+
+    def limited(original: Any) -> Any:
+        def write(text: str, *args: Any, **kwargs: Any) -> int:
+            room = allow(len(text))
+            if len(text) <= room:
+                return original(text, *args, **kwargs)
+            if room:
+                original(text[:room], *args, **kwargs)
+            mark(original)
+            return len(text)
+
+        write._nbflow_limited = True  # type: ignore[attr-defined]
+        return write
+
+    def before_cell(*_: Any) -> None:
+        # IPython wraps the streams' write around every cell and puts back, afterwards,
+        # the write it found: wrapping here (inside that) lasts exactly one cell.
+        state["used"] = 0
+        state["marked"] = False
+        for stream in (sys.stdout, sys.stderr):
+            if not getattr(stream.write, "_nbflow_limited", False):
+                stream.write = limited(stream.write)
+
+    publish = shell.display_pub.publish
+
+    def limited_publish(data: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+        size = sum(len(v) if isinstance(v, str | bytes) else len(json.dumps(v, default=str)) for v in data.values())
+        if size <= max(0, limit - state["used"]):
+            state["used"] += size
+            return publish(data, *args, **kwargs)
+        mark(sys.stderr.write)
+        return None
+
+    shell.display_pub.publish = limited_publish
+    shell.events.register("pre_run_cell", before_cell)
+    shell._nbflow_limited = True

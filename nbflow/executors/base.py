@@ -61,6 +61,20 @@ class RunContext:
             self.actions.setdefault(entry.step, entry.action)
             self.reasons.setdefault(entry.step, entry.reasons)
 
+    def set_aside_corrupt_entries(self) -> None:
+        """Report the entries the plan found corrupt and move them out of the way.
+
+        The recomputed entry takes their place; a broken one must never be read back.
+        """
+        for entry in self.plan:
+            if "cache entry corrupt" in entry.reasons:
+                self.cache.quarantine(entry.step, entry.key)
+                self.warn(
+                    f"cache entry corrupt (key {entry.key[:12]}, {self.cache.entry_dir(entry.step, entry.key)});"
+                    " recomputing",
+                    entry.step,
+                )
+
     # ------------------------------------------------------------- events
     def publish(self, event: Event) -> None:
         self.bus.publish(event)

@@ -32,6 +32,7 @@ from __future__ import annotations
 import ast
 import asyncio
 import contextlib
+import errno
 import json
 import os
 import queue
@@ -51,6 +52,8 @@ from ..graph import PARAMETERS, SETUP, Pipeline
 from .base import RunContext
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+#: Write errors that mean the cache cannot be written at all (the run fails, naming the path).
+DISK_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO}
 _TRUNCATED = "[nbflow: output truncated: {} more bytes not kept]\n"
 
 
@@ -256,6 +259,13 @@ class _Stop(Exception):
         self.step_error = step_error
         super().__init__(message)
 
+    def in_step(self, name: str) -> _Stop:
+        """This stop, its message naming the step it happened in."""
+        message = str(self)
+        if f'"{name}"' not in message:
+            message = f'step "{name}": {message}'
+        return _Stop(self.status, message, self.step_error)
+
 
 class _Failure:
     """A step (or element) that raised or timed out while the kernel stayed usable."""
@@ -305,8 +315,10 @@ def _client_class() -> type:
                 if expressions:
                     del self.kc.execute
                 if self.dropped.get(index):
+                    from nbformat.v4 import new_output
+
                     cell.outputs.append(
-                        {"output_type": "stream", "name": "stderr", "text": _TRUNCATED.format(self.dropped[index])}
+                        new_output("stream", name="stderr", text=_TRUNCATED.format(self.dropped[index]))
                     )
 
         def output(self, outs: list, msg: dict, display_id: str | None, cell_index: int) -> Any:
@@ -389,6 +401,8 @@ class _Committer:
         if "error" in dumped:
             ctx.cache.discard(staging)
             ctx.warn(f"values not cached: {dumped['error']}", name)
+            if dumped.get("errno") in DISK_ERRNOS:
+                ctx.failure = f'step "{name}": cannot write its cache entry: {dumped["error"]}'
             return
         for value, why in dumped.get("missing", {}).items():
             ctx.warn(f"value {value} not cached: {why}", name)
@@ -404,7 +418,10 @@ class _Committer:
             )
         except OSError as e:
             ctx.cache.discard(staging)
-            ctx.warn(f"cache entry not written ({e.strerror or e}: {e.filename or staging})", name)
+            message = f"cache entry not written ({e.strerror or e}: {e.filename or staging})"
+            ctx.warn(message, name)
+            if e.errno in DISK_ERRNOS:
+                ctx.failure = f'step "{name}": {message}'  # the disk is full or read-only: stop saying "done"
 
 
 class Session:
@@ -488,7 +505,8 @@ class Session:
         try:
             await self.silent(
                 "import nbflow.runtime as __nbflow_runtime\n"
-                f"__nbflow__ = __nbflow_runtime.KernelSide({str(self.ctx.cache.root)!r}, {by_reference!r})\n"
+                f"__nbflow__ = __nbflow_runtime.KernelSide({str(self.ctx.cache.root)!r}, {by_reference!r}, "
+                f"output_limit={self.ctx.config.output_limit!r})\n"
                 "del __nbflow_runtime\n"
             )
         except _SilentError as e:
@@ -627,7 +645,7 @@ class Session:
             ctx.cache.discard(staging)
             status = "cancelled" if stop.status == "cancelled" else "failed"
             ctx.finish_step(name, status, duration=time.monotonic() - started, error=stop.step_error or str(stop))
-            raise
+            raise stop.in_step(name) from None
         duration = time.monotonic() - started
         if isinstance(result, _Failure):
             ctx.cache.discard(staging)
@@ -751,7 +769,7 @@ class Session:
                     duration=time.monotonic() - started,
                     error=f"element {i} ({label}): {stop.step_error or stop}",
                 )
-                raise
+                raise stop.in_step(name) from None
             duration = time.monotonic() - item_started
             for j, (index, _) in enumerate(cells):
                 all_outputs[j] += [header, *self.nb.cells[index].get("outputs", [])]

@@ -189,7 +189,7 @@ def test_example_notebook_reads_as_a_person_would(tmp_path):
         "train": ("features",),
         "evaluate": ("features", "train"),
     }
-    assert p.steps["features"].params == ("seed", "test_size")
+    assert p.steps["features"].params == ("n_features", "seed", "test_size")
     assert p.steps["train"].params == ("max_depth", "n_estimators", "seed")
     assert p.warnings == ()
 

@@ -437,10 +437,11 @@ class CellRenderer:
 
         self.trusted = trusted
         self.clean = None if trusted else sanitizer()
-        # lab/base.html.j2 renders cells only: the page around them is ours.
+        # cells.html.j2 extends lab/base.html.j2, which renders cells only: the page is ours.
         self.exporter = HTMLExporter(
             template_name="lab",
-            template_file="base.html.j2",
+            template_file="cells.html.j2",
+            extra_template_paths=[str(TEMPLATES)],
             exclude_input_prompt=True,
             exclude_output_prompt=True,
         )
@@ -458,27 +459,46 @@ class CellRenderer:
                 pre.enabled = False
 
     def cells(self, cells: list[dict[str, Any]], metadata: Mapping[str, Any], hide_code: bool = False) -> str:
+        """One group of cells (code and outputs) as HTML."""
+        return self.sections([(cells, hide_code)], metadata)[0]
+
+    def sections(self, groups: Iterable[tuple[list[dict[str, Any]], bool]], metadata: Mapping[str, Any]) -> list[str]:
+        """Groups of ``(cells, hide_code)`` as HTML, one string per group.
+
+        All cells go through nbconvert in one export (one template render, one pass of
+        its post-processing), cut apart again at markers no output can forge.
+        """
+        import secrets
+
         import nbformat
         from nbformat.v4 import rwbase
 
-        if not cells:
-            return ""
+        marker = f"nbflow-{secrets.token_hex(8)}-"
         prepared = []
-        for cell in cells:
-            cell = copy.deepcopy(dict(cell))
-            cell.pop("id", None)  # nbformat 4.4 cells: no ids to keep unique across sections
-            cell["metadata"] = {}
-            cell.setdefault("outputs", [])
-            cell.setdefault("execution_count", None)
-            if hide_code:
-                cell["metadata"]["transient"] = {"remove_source": True}
-            prepared.append(cell)
+        count = 0
+        for index, (cells, hide_code) in enumerate(groups):
+            count += 1
+            for cell in cells:
+                cell = copy.deepcopy(dict(cell))
+                cell.pop("id", None)  # nbformat 4.4 cells: no ids to keep unique across sections
+                cell["metadata"] = {"nbflow_marker": f"{marker}{index}"}
+                cell.setdefault("outputs", [])
+                cell.setdefault("execution_count", None)
+                if hide_code:
+                    cell["metadata"]["transient"] = {"remove_source": True}
+                prepared.append(cell)
+        html = [""] * count
+        if not prepared:
+            return html
         # Notebook JSON keeps multi-line text as lists of lines; nbconvert wants strings.
         nb = rwbase.rejoin_lines(nbformat.from_dict(_notebook(prepared, metadata)))
         if self.clean is not None:
             nb, _ = self.clean.preprocess(nb, {})
         body, _ = self.exporter.from_notebook_node(nb)
-        return body
+        pieces = re.split(rf"<!--{re.escape(marker)}(\d+)-->", body)
+        for index, piece in zip(pieces[1::2], pieces[2::2], strict=True):
+            html[int(index)] += piece
+        return html
 
     def markdown(self, text: str) -> str:
         from nbconvert.filters import markdown2html
@@ -904,7 +924,8 @@ def render_report(record: RunRecord, trusted: bool = False) -> str:
     if record.pipeline is not None:
         metadata = {k: v for k, v in record.pipeline.source.data.get("metadata", {}).items() if k == "language_info"}
     sections = []
-    for s in record.steps:
+    rendered = renderer.sections([(s.cells, not s.code_shown) for s in record.steps], metadata)
+    for s, cells in zip(record.steps, rendered, strict=True):
         outputs = [o for c in s.cells for o in c.get("outputs", [])]
         removed = unsafe_parts(outputs) if not trusted else {}
         has_error_output = any(o.get("output_type") == "error" for o in outputs)
@@ -912,7 +933,7 @@ def render_report(record: RunRecord, trusted: bool = False) -> str:
             {
                 "step": s,
                 "docs": _markup(renderer.markdown(s.docs)),
-                "cells": _markup(renderer.cells(s.cells, metadata, hide_code=not s.code_shown)),
+                "cells": _markup(cells),
                 "removed": removed,
                 "traceback": _markup(_ansi_html(s.traceback)) if s.traceback and not has_error_output else None,
                 "passed": sorted(s.values.items()),

@@ -282,8 +282,9 @@ def _from_notebook(record: RunRecord, config: Config, cache: Cache) -> None:
         if step is not None:
             s.cell_number = step.cell.number
             cells = pipeline.source.data["cells"]
+            kept = outputs or []
             s.cells = [
-                {**cells[c.index], "outputs": outputs[i] if i < len(outputs) else []} for i, c in enumerate(step.cells)
+                {**cells[c.index], "outputs": kept[i] if i < len(kept) else []} for i, c in enumerate(step.cells)
             ]
         elif outputs:
             s.cells = [{"cell_type": "code", "source": "", "metadata": {}, "outputs": o} for o in outputs]
@@ -544,12 +545,20 @@ def _anchor(step: str) -> str:
 # ---------------------------------------------------------------------- the graph
 
 
+def _shown_state(status: str, run_status: str) -> str:
+    """The ``view.STATES`` name for a step status (a pending step is queued while the run goes on)."""
+    if status == "pending":
+        return "queued" if run_status in ("pending", "running") else "interrupted"
+    return status
+
+
+def _style(status: str) -> Any:
+    return STATES.get("queued" if status == "pending" else status, STATES["stale"])
+
+
 def graph_nodes_and_edges(record: RunRecord) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """The run's steps as ``view.graph_model`` nodes (state = outcome) and edges."""
-    running = record.run["status"] in ("pending", "running")
-    statuses = {
-        s.name: ("queued" if running else "interrupted") if s.status == "pending" else s.status for s in record.steps
-    }
+    statuses = {s.name: _shown_state(s.status, record.run["status"]) for s in record.steps}
     if record.pipeline is not None and record.origin in ("output notebook", "notebook"):
         model = graph_model(record.pipeline, None, statuses)
         return model["nodes"], model["edges"]
@@ -673,6 +682,10 @@ def timeline_figure(record: RunRecord) -> Any:
             kind = "failed" if s.status == "failed" else "ran"
             left = (s.started or s.finished or origin) - origin
             right = left + (s.duration if s.duration is not None else (s.finished or origin) - (s.started or origin))
+        elif s.status == "running" and s.started:
+            kind = "running"
+            left = s.started - origin
+            right = max(time.time() - origin, left)
         elif s.status == "cached":
             kind = "cached"
             left = (s.finished or origin) - origin
@@ -685,7 +698,7 @@ def timeline_figure(record: RunRecord) -> Any:
         g["step"].append(s.name)
         g["left"].append(max(left, 0.0))
         g["right"].append(max(right, left))
-        g["colour"].append(STATES.get(s.status, STATES["stale"]).colour)
+        g["colour"].append(_style(s.status).colour)
         g["status"].append(s.status)
         g["duration"].append(_seconds(s.duration) if kind in ("ran", "failed") else "-")
         g["at"].append(f"{max(left, 0.0):.3f} s")
@@ -703,7 +716,13 @@ def timeline_figure(record: RunRecord) -> Any:
     )
     p.toolbar.logo = None
     p.ygrid.visible = False
-    labels = {"ran": "ran", "failed": "failed", "cached": "cached (restored, no run time)", "not run": "not run"}
+    labels = {
+        "ran": "ran",
+        "failed": "failed",
+        "running": "running (so far)",
+        "cached": "cached (restored, no run time)",
+        "not run": "not run",
+    }
     hatches = {"cached": "/", "not run": "x"}
     renderers = []
     for kind, g in groups.items():
@@ -867,7 +886,7 @@ def _environment() -> Any:
     env.filters["seconds"] = _seconds
     env.filters["when"] = _when
     env.filters["anchor"] = _anchor
-    env.filters["colour"] = lambda state: STATES.get(state, STATES["stale"]).colour
+    env.filters["colour"] = lambda state: _style(state).colour
     env.filters["short"] = lambda text, n=12: (text or "")[:n]
     env.filters["pretty"] = lambda value: json.dumps(value, default=repr)
     return env
@@ -907,6 +926,11 @@ def _provenance_rows(record: RunRecord) -> list[tuple[str, str]]:
 
 
 def _origin_note(record: RunRecord) -> str:
+    if record.run["status"] in ("pending", "running"):
+        return (
+            "This run was still going when the report was written: it shows the steps finished so far, "
+            "with outputs from the cache (the executed notebook is written when the run ends)."
+        )
     return {
         "output notebook": "",
         "notebook": "No step ran in this run: code is from the notebook (unchanged since) and outputs from the cache.",
@@ -951,7 +975,8 @@ def render_report(record: RunRecord, trusted: bool = False) -> str:
         }
         for name, value in record.run["params"].items()
     ]
-    present = [s for s in STATES if any(n.status == s for n in record.steps)]
+    shown = {_shown_state(s.status, record.run["status"]) for s in record.steps}
+    present = [s for s in STATES if s in shown]
     page = (
         _environment()
         .get_template("report.html.j2")

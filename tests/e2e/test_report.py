@@ -13,6 +13,7 @@ import shutil
 import stat
 import subprocess
 import sys
+import time
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import urlparse
@@ -23,6 +24,7 @@ import pytest
 from nbflow.cache import Cache
 from nbflow.graph import load_pipeline
 from nbflow.report import build_comparison, build_report, collect_run, timeline_figure
+from nbflow.run import start_run
 from nbflow.store import RunStore
 
 from ..conftest import NOTEBOOKS, ROOT, code, md, step, write_notebook
@@ -294,3 +296,32 @@ def test_readme_screenshots(tmp_path, page):
     if os.environ.get("NBFLOW_UPDATE_DOCS"):
         for shot in shots:
             shutil.copy(shot, ROOT / "docs" / shot.name)
+
+
+def test_a_run_still_going_is_reported_as_it_stands(tmp_path):
+    path = write_notebook(
+        tmp_path / "live.ipynb",
+        [
+            code("n = 1", "parameters"),
+            step("a", "x = n\nprint('a finished')"),
+            # waits for the test to let it go: no timing in the test
+            step("wait", "import pathlib, time\nwhile not pathlib.Path('go').exists():\n    time.sleep(0.05)\ny = x"),
+            step("c", "z = y"),
+        ],
+    )
+    pipeline = load_pipeline(path)
+    run = start_run(pipeline, {})
+    try:
+        deadline = time.monotonic() + 120
+        while run.steps["wait"]["status"] != "running":
+            assert time.monotonic() < deadline and not run.done, run.steps
+            time.sleep(0.05)
+        html = build_report(pipeline.config, run.id).read_text(encoding="utf-8")
+    finally:
+        (tmp_path / "go").touch()
+        run.wait()
+    assert run.status == "done"
+    assert "This run was still going" in html
+    assert 'data-step="a" data-status="done"' in html and "a finished" in html
+    assert 'data-step="wait" data-status="running"' in html
+    assert 'data-step="c" data-status="pending"' in html

@@ -571,6 +571,7 @@ def graph_nodes_and_edges(record: RunRecord) -> tuple[list[dict[str, Any]], list
         {"id": f"{d}->{s.name}", "source": d, "target": s.name, "names": names, "explicit": False}
         for s in record.steps
         for d, names in s.deps.items()
+        if d in positions  # a step the notebook has now but the run did not
     ]
     return nodes, edges
 

@@ -160,8 +160,10 @@ def test_sanitized_report_renders_offline_and_runs_no_output_script(runs, page):
 
 @pytest.mark.browser
 def test_trusted_report_runs_output_scripts(runs, page, tmp_path):
-    _, config, done = runs
-    report = build_report(config, done[1].id, output=tmp_path / "trusted.html", trusted=True)
+    path, _, done = runs
+    report = tmp_path / "trusted.html"
+    cli = [NBFLOW, "report", str(done[1].id), "--trusted", "-C", str(path), "-o", str(report)]
+    assert subprocess.run(cli, capture_output=True).returncode == 0
     report_page(page, report)
     page.wait_for_function("window.PWNED !== undefined")
     assert page.evaluate("window.PWNED") in ("script", "onerror", "javascript output")

@@ -27,7 +27,7 @@ rendering, scripts included).
 
 Rendering: cells with nbconvert's JupyterLab template (Pygments highlighting, ANSI
 colours, images as data URIs), charts with Bokeh (``INLINE`` resources), the page with
-Jinja2 templates in ``nbflow/templates/``. Panel is not used: its saved pages still
+Jinja2 templates in ``nbflow/report_templates/``. Panel is not used: its saved pages still
 load stylesheets from a CDN, and its shadow-DOM panes break in-page links and the
 ``document.getElementById`` lookups of trusted outputs.
 
@@ -57,7 +57,7 @@ if TYPE_CHECKING:
     from .graph import Pipeline
     from .store import RunStore
 
-TEMPLATES = Path(__file__).with_name("templates")
+TEMPLATES = Path(__file__).with_name("report_templates")
 
 #: Bokeh markers for the node shapes of ``view.STATES`` (grey-scale readable).
 MARKERS = {"round-rectangle": "square", "round-hexagon": "hex", "octagon": "circle_x", "round-diamond": "diamond"}

@@ -388,6 +388,20 @@ def _show_step(config: Any, run: dict[str, Any], steps: list[dict[str, Any]], na
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from .report import build_comparison, build_report
+
+    config, store = _store(args.dir)
+    store.close()
+    output = Path(args.output) if args.output else None
+    if args.run_b is None:
+        path = build_report(config, args.run, output=output, trusted=args.trusted)
+    else:
+        path = build_comparison(config, args.run, args.run_b, output=output, trusted=args.trusted)
+    print(path)
+    return 0
+
+
 def cmd_clean(args: argparse.Namespace) -> int:
     from .config import Config
     from .run import clean
@@ -491,6 +505,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-C", dest="dir", metavar="PATH", help="notebook or folder whose runs to read (default: here)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_diff)
+
+    p = sub.add_parser(
+        "report",
+        help="write a run's self-contained HTML report (or compare two runs)",
+        description="Write one HTML file that opens offline: the run's parameters, provenance, graph, "
+        "timeline and every step's docs, code and outputs. With two runs, what differs between them.",
+    )
+    p.add_argument("run", type=int, help="the run to report")
+    p.add_argument("run_b", type=int, nargs="?", metavar="RUN_B", help="a second run to compare the first with")
+    p.add_argument("-o", "--output", metavar="FILE", help="where to write (default: .nbflow/runs/RUN/report.html)")
+    p.add_argument(
+        "--trusted", action="store_true", help="show cell outputs as they are, scripts included (default: sanitized)"
+    )
+    p.add_argument("-C", dest="dir", metavar="PATH", help="notebook or folder whose runs to read (default: here)")
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("clean", help="delete old runs and cache entries no kept run uses")
     p.add_argument("path", nargs="?", help="a notebook (only its runs) or a folder (default: here)")

@@ -155,6 +155,21 @@ def read_notebook(path: str | Path, memo: str | Path | None = None) -> NotebookS
     return _split(path, data, digest, cells)
 
 
+def notebook_from_data(data: dict[str, Any], path: str | Path) -> NotebookSource:
+    """Split notebook JSON already in memory (an executed copy, say) like ``read_notebook``.
+
+    It is not validated with nbformat: use it for notebooks nbflow or papermill wrote.
+    ``content_hash`` is the SHA-256 of the canonical JSON, not of a file's bytes.
+    """
+    path = Path(path)
+    if not isinstance(data, dict) or not isinstance(data.get("cells"), list):
+        raise PipelineError("not a Jupyter notebook ('cells' is not a list)", notebook=path)
+    digest = hashlib.sha256(json.dumps(data, sort_keys=True).encode("utf-8")).hexdigest()
+    cells = _cells(data, path)
+    _check_unique_ids(cells, path)
+    return _split(path, data, digest, cells)
+
+
 def _parse_json(raw: bytes, path: Path) -> dict[str, Any]:
     if not raw.strip():
         raise PipelineError("the file is empty; it is not a notebook", notebook=path)

@@ -199,6 +199,17 @@ class Run:
         """Stop the run: the running step is interrupted, the rest is not started."""
         self._ctx.cancel.set()
 
+    def report(self, **options: Any) -> Path:
+        """Write this run's self-contained HTML report and return its path.
+
+        Options are those of ``nbflow.report.build_report`` (``output``, ``trusted``).
+        Call it after ``wait()``: a run still going is reported as it stands.
+        """
+        from .report import build_report
+
+        assert self.pipeline.config is not None, "use nbflow.load_pipeline(), which attaches a Config"
+        return build_report(self.pipeline.config, self.id, **options)
+
     def _execute(self) -> None:
         ctx = self._ctx
         beat = threading.Event()

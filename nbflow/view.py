@@ -25,7 +25,7 @@ Pure: no I/O (the plan and statuses are passed in). Standard library only.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -75,11 +75,22 @@ def layered_layout(pipeline: Pipeline) -> dict[str, dict[str, float]]:
 
     Positions saved by the studio (``metadata.nbflow.layout``) win.
     """
+    return layered_positions(pipeline.order, pipeline.deps, pipeline.source.layout)
+
+
+def layered_positions(
+    order: Sequence[str],
+    deps: Mapping[str, Sequence[str]],
+    saved: Mapping[str, Any] | None = None,
+) -> dict[str, dict[str, float]]:
+    """``layered_layout`` for steps known only by name and dependencies (``order`` is
+    topological; dependencies outside ``order`` are ignored), e.g. a recorded run whose
+    notebook has changed since."""
     layer: dict[str, int] = {}
-    for name in pipeline.order:
-        layer[name] = 1 + max((layer[d] for d in pipeline.deps[name]), default=-1)
+    for name in order:
+        layer[name] = 1 + max((layer[d] for d in deps.get(name, ()) if d in layer), default=-1)
     by_layer: dict[int, list[str]] = {}
-    for name in pipeline.order:
+    for name in order:
         by_layer.setdefault(layer[name], []).append(name)
     widest = max((len(v) for v in by_layer.values()), default=1)
     positions: dict[str, dict[str, float]] = {}
@@ -87,8 +98,7 @@ def layered_layout(pipeline: Pipeline) -> dict[str, dict[str, float]]:
         offset = (widest - len(names)) * (NODE_WIDTH + NODE_GAP_X) / 2
         for i, name in enumerate(names):
             positions[name] = {"x": offset + i * (NODE_WIDTH + NODE_GAP_X), "y": depth * LAYER_GAP_Y}
-    saved = pipeline.source.layout
-    for name, pos in saved.items():
+    for name, pos in (saved or {}).items():
         if name in positions and isinstance(pos, Mapping) and {"x", "y"} <= set(pos):
             positions[name] = {"x": float(pos["x"]), "y": float(pos["y"])}
     return positions

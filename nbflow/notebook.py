@@ -140,12 +140,28 @@ def read_notebook(path: str | Path, memo: str | Path | None = None) -> NotebookS
         raise PipelineError("is a folder, not a notebook", notebook=path) from None
     data = _parse_json(raw, path)
     digest = hashlib.sha256(raw).hexdigest()
-    cells = _cells(data, path)
-    _check_unique_ids(cells, path)
+    source = notebook_from_data(data, path, digest)
     if not _memo_has(memo, digest):
         _validate(data, path)
         _memo_add(memo, digest)
-    return _split(path, data, digest, cells)
+    return source
+
+
+def notebook_from_data(data: dict[str, Any], path: str | Path, content_hash: str = "") -> NotebookSource:
+    """Split already parsed notebook JSON as if read from ``path`` (no schema validation).
+
+    For notebooks being edited in memory (the studio); ``validate_notebook`` checks the
+    schema before such a notebook is written.
+    """
+    path = Path(path)
+    cells = _cells(data, path)
+    _check_unique_ids(cells, path)
+    return _split(path, data, content_hash, cells)
+
+
+def validate_notebook(data: dict[str, Any], path: str | Path) -> None:
+    """``PipelineError`` naming the cell if ``data`` breaks the nbformat schema."""
+    _validate(data, Path(path))
 
 
 def _parse_json(raw: bytes, path: Path) -> dict[str, Any]:

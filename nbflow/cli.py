@@ -313,6 +313,23 @@ def _show_step(config: Any, run: dict[str, Any], steps: list[dict[str, Any]], na
     return 0
 
 
+def cmd_studio(args: argparse.Namespace) -> int:
+    from .studio.serve import StudioError, serve
+
+    try:
+        serve(
+            args.folder,
+            port=args.port,
+            address=args.address,
+            basic_auth=args.basic_auth,
+            allow_websocket_origin=args.allow_websocket_origin,
+            show=args.show,
+        )
+    except StudioError as e:
+        raise PipelineError(str(e)) from None
+    return 0
+
+
 def cmd_clean(args: argparse.Namespace) -> int:
     from .config import Config
     from .run import clean
@@ -377,6 +394,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--provenance", action="store_true", help="also print git, Python and package details")
     p.add_argument("--exit-status", action="store_true", help="exit 1 if the run failed")
     p.set_defaults(func=cmd_show)
+
+    p = sub.add_parser("studio", help="build, run and browse pipelines in a web app (Panel)")
+    p.add_argument("folder", nargs="?", default=".", help="folder of notebooks, or one notebook (default: here)")
+    p.add_argument("--port", type=int, default=5006, help="port to listen on (default 5006)")
+    p.add_argument(
+        "--address",
+        default="127.0.0.1",
+        help="address to listen on (default 127.0.0.1; another address needs --basic-auth)",
+    )
+    p.add_argument(
+        "--basic-auth",
+        metavar="PASSWORD|FILE",
+        help="require a login: a password, or a JSON file of users and passwords (Panel's basic auth)",
+    )
+    p.add_argument(
+        "--allow-websocket-origin",
+        action="append",
+        default=[],
+        metavar="HOST[:PORT]",
+        help="another address browsers use to reach the studio; repeatable",
+    )
+    p.add_argument("--show", action="store_true", help="open the studio in a web browser")
+    p.set_defaults(func=cmd_studio)
 
     p = sub.add_parser("clean", help="delete old runs and cache entries no kept run uses")
     p.add_argument("path", nargs="?", help="a notebook (only its runs) or a folder (default: here)")

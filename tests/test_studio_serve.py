@@ -105,3 +105,20 @@ def test_a_parameter_that_is_not_a_literal_is_reported():
     widget.value = "[1, 2"
     with pytest.raises(PipelineError, match="parameter layers: '\\[1, 2' is not a Python literal"):
         parameter_value(param, widget)
+
+
+def test_the_cli_says_when_the_port_is_taken(tmp_path):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = subprocess.run(
+            [sys.executable, "-m", "nbflow", "studio", str(tmp_path), "--port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert proc.returncode == 2
+    assert f"cannot listen on 127.0.0.1:{port}" in proc.stderr

@@ -149,6 +149,7 @@ class Studio:
         self.model: dict[str, Any] | None = None
         self.values: dict[str, Any] = {}
         self.run: Any = None
+        self._run_over = False
         self._editing: str | None = None
         self._param_widgets: dict[str, pn.widgets.Widget] = {}
         self._param_signature: tuple = ()
@@ -360,6 +361,7 @@ class Studio:
         self.editor = self.pipeline = self.model = None
         self._editing = None
         self.values = {}
+        self._param_signature = ()
         self._say("")
         if not rel:
             return
@@ -425,7 +427,7 @@ class Studio:
         self.save_button.label = "Save *" if dirty else "Save"
         self.save_button.disabled = self.editor is None
         self.undo_button.disabled = self.editor is None or not self.editor.can_undo
-        running = self.run is not None and not self.run.done
+        running = self._running()
         self.run_button.disabled = self.pipeline is None or running
         self.cancel_button.disabled = not running
 
@@ -703,10 +705,14 @@ class Studio:
         self.remove_edge_button.visible = explicit
 
     # ------------------------------------------------------------------ runs
+    def _running(self) -> bool:
+        # RunFinished reaches us before Run.done is set: trust the event stream first.
+        return self.run is not None and not self._run_over and not self.run.done
+
     def _start_run(self) -> None:
         if self.pipeline is None or self.editor is None:
             return
-        if self.run is not None and not self.run.done:
+        if self._running():
             self._say("a run is going on; cancel it first", "warning")
             return
         if self.editor.dirty and not self._save():
@@ -742,6 +748,7 @@ class Studio:
         assert self.model is not None
         with self._lock:
             self.run = run
+            self._run_over = False
             self._graph_state = GraphState(self.model)
             self._flush_pending = False
         self._unsubscribe = run.bus.subscribe(self._on_event)
@@ -790,6 +797,7 @@ class Studio:
             self._run_finished(run, run_status)
 
     def _run_finished(self, run: Any, status: str) -> None:
+        self._run_over = True
         self._stop_following()
         error = f": {run.error}" if run.error else ""
         self._say(f"run {run.id} {status}{error}", "success" if status == "done" else "danger")
@@ -797,7 +805,7 @@ class Studio:
         self._refresh_runs()
 
     def _cancel_run(self) -> None:
-        if self.run is not None and not self.run.done:
+        if self._running():
             self.run.cancel()
             self._say(f"cancelling run {self.run.id}", "warning")
 

@@ -117,6 +117,8 @@ def serve(
             title="nbflow studio",
             verbose=False,
         )
+    except OSError as e:
+        raise StudioError(f"cannot listen on {address}:{port} ({e.strerror}); choose another --port") from None
     finally:
         if start:
             _cancel_runs()

@@ -414,7 +414,7 @@ class Studio:
         try:
             values = self._parameter_values()
             plan = self.pipeline.plan(values)
-        except PipelineError as e:
+        except NbflowError as e:
             self.params_error.object = html.escape(str(e))
         self.model = graph_model(self.pipeline, plan)
         if render:
@@ -544,8 +544,7 @@ class Studio:
             return
         self._apply_step_edits(quiet=True)
         if self._edit(f"renamed {old} to {new}", lambda: self.editor.rename_step(old, new)):
-            self._editing = new
-            self.canvas.selected = new
+            self.canvas.selected = new  # opens the renamed step in the editor
 
     def _pending_step_edits(self) -> dict[str, Any] | None:
         name = self._editing
@@ -715,6 +714,7 @@ class Studio:
         if self._running():
             self._say("a run is going on; cancel it first", "warning")
             return
+        self._apply_step_edits(quiet=True)
         if self.editor.dirty and not self._save():
             return
         from ..run import start_run

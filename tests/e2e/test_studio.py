@@ -163,6 +163,16 @@ def test_connect_two_nodes_and_save_the_dependency(page, studio):
     assert "load" in pipeline.deps["other"]
     assert pipeline.steps["other"].after == ("load",)
     assert pipeline.steps["load"].after == ()
+
+    # Select the drawn edge and remove it again.
+    page.get_by_role("button", name="Move", exact=True).click()
+    middle = page.evaluate("window.nbflowCanvas.edgeMiddle('load->other')")
+    page.mouse.click(middle["x"], middle["y"])
+    page.get_by_text("explicit: other is tagged").wait_for()
+    page.get_by_role("button", name="Remove after: tag").click()
+    page.get_by_text("removed after:load from other").wait_for()
+    save(page, "connect.ipynb")
+    assert nbflow.load_pipeline(path).steps["other"].after == ()
     assert page.outside == []
 
 
@@ -206,6 +216,8 @@ def test_rename_delete_and_undo_in_the_step_editor(page, studio):
     page.get_by_role("button", name="Rename").click()
     page.get_by_text("renamed load to fetch").wait_for()
     page.wait_for_function("window.nbflowCanvas.cy.getElementById('fetch').nonempty()")
+    renamed = page.get_by_label("Name", exact=True).last
+    assert renamed.is_visible() and renamed.input_value() == "fetch"  # still open in the editor
 
     other = center(page, "other")
     page.mouse.click(other["x"], other["y"])

@@ -333,6 +333,11 @@ export function render({ model, el }) {
       const pos = cy.getElementById(id).renderedPosition();
       return { x: box.left + pos.x, y: box.top + pos.y };
     },
+    edgeMiddle(id) {
+      const box = container.getBoundingClientRect();
+      const pos = cy.getElementById(id).renderedMidpoint();
+      return { x: box.left + pos.x, y: box.top + pos.y };
+    },
     states() {
       return Object.fromEntries(cy.nodes().map((n) => [n.id(), n.data("state")]));
     },

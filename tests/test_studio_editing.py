@@ -229,8 +229,10 @@ def test_set_code_docs_and_tags(pipeline_nb):
     assert editor.set_tags("square", []) is False
     assert not editor.dirty
 
+    assert editor.step_code("load") == ["data = list(range(n))", "data.append(n)"]
     assert editor.set_code("load", "data = list(range(n, 2 * n))") is True
     assert editor.set_code("load", "data.extend([n, n])", cell=1) is True
+    assert editor.step_code("load") == ["data = list(range(n, 2 * n))", "data.extend([n, n])"]
     with pytest.raises(PipelineError, match="has 2 cells, not 3"):
         editor.set_code("load", "", cell=2)
     assert editor.set_docs("square", "## Square\n\nNow with words.") is True

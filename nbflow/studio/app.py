@@ -654,11 +654,7 @@ class Studio:
         self.docs_input.param.update(value=docs, value_input=docs)
         tags = ", ".join(self.editor.step_tags(name))
         self.tags_input.param.update(value=tags, value_input=tags)
-        cells = self.editor.step_cells(name)
-        codes = [
-            "".join(c.get("source") or "") if isinstance(c.get("source"), list) else c.get("source") or ""
-            for c in cells
-        ]
+        codes = self.editor.step_code(name)
         editors = list(self.code_box.objects)
         if len(editors) != len(codes):
             editors = [

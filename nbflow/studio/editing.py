@@ -203,6 +203,10 @@ class NotebookEditor:
         """The JSON of the code cells of step ``name``, first the one tagged ``step:<name>``."""
         return [self.data["cells"][c.index] for c in self._step(name).cells]
 
+    def step_code(self, name: str) -> list[str]:
+        """The source of each code cell of step ``name``."""
+        return [_text(cell.get("source")) for cell in self.step_cells(name)]
+
     def step_docs(self, name: str) -> str:
         return self._step(name).docs
 
@@ -310,9 +314,23 @@ class NotebookEditor:
         start = docs[0] if docs else first
         end = step.cells[-1].index
         del self.data["cells"][start : end + 1]
-        for other in self.step_names():
-            self.remove_after(other, name)
+        self._retag_after(name, None)
         self._forget_layout(name)
+
+    def _retag_after(self, old: str, new: str | None) -> None:
+        """Point every ``after:<old>`` tag at ``new``, or drop it when ``new`` is None.
+
+        One pass over the cells: ``after:`` tags only mean something on step cells, and
+        ``notebook.py`` rejects them elsewhere, so no cell needs to be told apart here.
+        """
+        for cell in self.data["cells"]:
+            tags = _tags(cell)
+            if not any(t.strip() == f"after:{old}" for t in tags):
+                continue
+            if new is None:
+                _set_tags(cell, [t for t in tags if t.strip() != f"after:{old}"])
+            else:
+                _set_tags(cell, [f"after:{new}" if t.strip() == f"after:{old}" else t for t in tags])
 
     def rename_step(self, old: str, new: str) -> None:
         """Rename a step: its tag, ``after:`` tags naming it, and its saved position."""
@@ -321,12 +339,7 @@ class NotebookEditor:
         cell = self.step_cells(old)[0]
         self._check_new_name(new)
         _set_tags(cell, [f"step:{new}" if t.strip() == f"step:{old}" else t for t in _tags(cell)])
-        for other in self.step_names():
-            for c in self.step_cells(other):
-                tags = _tags(c)
-                renamed = [f"after:{new}" if t.strip() == f"after:{old}" else t for t in tags]
-                if renamed != tags:
-                    _set_tags(c, renamed)
+        self._retag_after(old, new)
         layout = (self.data.get("metadata", {}).get("nbflow") or {}).get("layout")
         if isinstance(layout, dict) and old in layout:
             layout[new] = layout.pop(old)

@@ -6,17 +6,22 @@ PYTHON ?= python3
 
 .PHONY: demo test lint install system-packages clean
 
-$(VENV)/.installed: pyproject.toml
+# The studio's canvas is bundled from npm during the install (hatch_build.py).
+STUDIO_CANVAS := hatch_build.py extension/studio-canvas/package.json extension/studio-canvas/package-lock.json \
+	$(wildcard extension/studio-canvas/src/*.js)
+
+$(VENV)/.installed: pyproject.toml $(STUDIO_CANVAS)
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[test,examples,report]"
+	$(PY) -m pip install --quiet -e ".[test,examples,report,studio]"
 	touch $@
 
 install: $(VENV)/.installed
 
-demo: install
-	$(VENV)/bin/nbflow graph notebooks/wine_classifier.ipynb
-	$(VENV)/bin/nbflow plan notebooks/wine_classifier.ipynb
+# Runs the example pipeline, then serves the studio on its folder (Ctrl-C stops it).
+demo: system-packages install
+	$(VENV)/bin/nbflow run notebooks/wine_classifier.ipynb
+	$(VENV)/bin/nbflow studio notebooks
 
 lint: install
 	$(VENV)/bin/ruff check nbflow tests benchmarks

@@ -402,6 +402,23 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_studio(args: argparse.Namespace) -> int:
+    from .studio.serve import StudioError, serve
+
+    try:
+        serve(
+            args.folder,
+            port=args.port,
+            address=args.address,
+            basic_auth=args.basic_auth,
+            allow_websocket_origin=args.allow_websocket_origin,
+            show=args.show,
+        )
+    except StudioError as e:
+        raise PipelineError(str(e)) from None
+    return 0
+
+
 def cmd_clean(args: argparse.Namespace) -> int:
     from .config import Config
     from .run import clean
@@ -520,6 +537,29 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("-C", dest="dir", metavar="PATH", help="notebook or folder whose runs to read (default: here)")
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("studio", help="build, run and browse pipelines in a web app (Panel)")
+    p.add_argument("folder", nargs="?", default=".", help="folder of notebooks, or one notebook (default: here)")
+    p.add_argument("--port", type=int, default=5006, help="port to listen on (default 5006)")
+    p.add_argument(
+        "--address",
+        default="127.0.0.1",
+        help="address to listen on (default 127.0.0.1; another address needs --basic-auth)",
+    )
+    p.add_argument(
+        "--basic-auth",
+        metavar="PASSWORD|FILE",
+        help="require a login: a password, or a JSON file of users and passwords (Panel's basic auth)",
+    )
+    p.add_argument(
+        "--allow-websocket-origin",
+        action="append",
+        default=[],
+        metavar="HOST[:PORT]",
+        help="another address browsers use to reach the studio; repeatable",
+    )
+    p.add_argument("--show", action="store_true", help="open the studio in a web browser")
+    p.set_defaults(func=cmd_studio)
 
     p = sub.add_parser("clean", help="delete old runs and cache entries no kept run uses")
     p.add_argument("path", nargs="?", help="a notebook (only its runs) or a folder (default: here)")

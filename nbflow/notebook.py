@@ -147,27 +147,33 @@ def read_notebook(path: str | Path, memo: str | Path | None = None) -> NotebookS
         raise PipelineError("is a folder, not a notebook", notebook=path) from None
     data = _parse_json(raw, path)
     digest = hashlib.sha256(raw).hexdigest()
-    cells = _cells(data, path)
-    _check_unique_ids(cells, path)
+    source = notebook_from_data(data, path, digest)
     if not _memo_has(memo, digest):
         _validate(data, path)
         _memo_add(memo, digest)
-    return _split(path, data, digest, cells)
+    return source
 
 
-def notebook_from_data(data: dict[str, Any], path: str | Path) -> NotebookSource:
-    """Split notebook JSON already in memory (an executed copy, say) like ``read_notebook``.
+def notebook_from_data(data: dict[str, Any], path: str | Path, content_hash: str = "") -> NotebookSource:
+    """Split notebook JSON already in memory as if read from ``path`` (no schema validation).
 
-    It is not validated with nbformat: use it for notebooks nbflow or papermill wrote.
-    ``content_hash`` is the SHA-256 of the canonical JSON, not of a file's bytes.
+    For notebooks being edited (the studio; ``validate_notebook`` checks the schema before
+    one is written) and notebooks nbflow or papermill wrote (a run's executed copy, for
+    reports). Without ``content_hash``, the SHA-256 of the canonical JSON is used.
     """
     path = Path(path)
     if not isinstance(data, dict) or not isinstance(data.get("cells"), list):
         raise PipelineError("not a Jupyter notebook ('cells' is not a list)", notebook=path)
-    digest = hashlib.sha256(json.dumps(data, sort_keys=True).encode("utf-8")).hexdigest()
+    if not content_hash:
+        content_hash = hashlib.sha256(json.dumps(data, sort_keys=True).encode("utf-8")).hexdigest()
     cells = _cells(data, path)
     _check_unique_ids(cells, path)
-    return _split(path, data, digest, cells)
+    return _split(path, data, content_hash, cells)
+
+
+def validate_notebook(data: dict[str, Any], path: str | Path) -> None:
+    """``PipelineError`` naming the cell if ``data`` breaks the nbformat schema."""
+    _validate(data, Path(path))
 
 
 def _parse_json(raw: bytes, path: Path) -> dict[str, Any]:

@@ -823,12 +823,20 @@ class BokehParts:
 def bokeh_parts(figures: list[Any]) -> BokehParts:
     """The figures' parts with Bokeh's JavaScript inline (no file, no URL)."""
     from bokeh.embed import components
-    from bokeh.embed.bundle import bundle_for_objs_and_resources
+    from bokeh.embed.bundle import _all_objs, bundle_for_objs_and_resources
     from bokeh.resources import INLINE
 
     bundle = bundle_for_objs_and_resources(figures, INLINE)
-    if bundle.js_files or bundle.css_files:
-        raise RuntimeError(f"Bokeh wants to load files a report cannot hold: {bundle.js_files + bundle.css_files}")
+    # Bokeh lists the external files of every model class loaded in the process (in the
+    # studio, Panel's widgets too); only those of models these figures use are needed.
+    needed = set()
+    for cls in {type(obj) for obj in _all_objs(figures)}:
+        for attr in ("__javascript__", "__css__"):
+            files = getattr(cls, attr, None) or []
+            needed |= {str(f) for f in ([files] if isinstance(files, str) else files)}
+    wanted = [str(f) for f in [*bundle.js_files, *bundle.css_files] if any(str(f).endswith(n) for n in needed)]
+    if wanted:
+        raise RuntimeError(f"Bokeh wants to load files a report cannot hold: {wanted}")
     embed, divs = components(figures, wrap_script=False)
     return BokehParts(
         scripts=[js.replace("</script", "<\\/script") for js in bundle.js_raw],

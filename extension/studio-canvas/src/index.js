@@ -1,0 +1,5 @@
+// The bundle Panel loads for nbflow.studio.canvas.PipelineCanvas: Panel looks the
+// component up by its Python class name in the default export.
+import * as PipelineCanvas from "./canvas.js";
+
+export default { PipelineCanvas };

@@ -1,0 +1,414 @@
+"""The studio against a real ``nbflow studio`` server, driven by headless Chromium.
+
+One server for the module (start-ups are the slow part); each test works on its own
+notebook of the served folder, opened with ``?notebook=NAME``. Every test checks that
+the page asked nothing of any host but 127.0.0.1 (``page.outside``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import nbformat
+import pytest
+from playwright.sync_api import expect
+
+import nbflow
+
+from ..conftest import NOTEBOOKS, code, md, step, write_notebook
+from .conftest import ARTIFACTS, free_port, screenshot, wait_for_http
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+
+
+def chain(path: Path, delay: float = 0.0, extra: list | None = None) -> Path:
+    """load -> square -> total, plus ``other`` that depends on nothing."""
+    return write_notebook(
+        path,
+        [
+            md("# Squares\n\nA small pipeline for the studio's tests."),
+            code("import time"),
+            code(f"n = 3\ndelay = {delay}", "parameters"),
+            md("## Load\n\nMake the numbers."),
+            step("load", "time.sleep(delay)\ndata = list(range(n))"),
+            step("square", "time.sleep(delay)\nsq = [x * x for x in data]"),
+            step("total", "time.sleep(delay)\ntotal = sum(sq)\nprint(total)"),
+            step("other", "time.sleep(delay)\nz = n + 1"),
+            *(extra or []),
+        ],
+    )
+
+
+@pytest.fixture(scope="module")
+def studio(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("studio")
+    for name in ("drag", "connect", "add", "report", "rename"):
+        chain(folder / f"{name}.ipynb")
+    chain(folder / "run.ipynb", delay=0.8)
+    chain(folder / "cancel.ipynb", extra=[step("slow", "time.sleep(120)\nw = total")])
+    (folder / "wine").mkdir()
+    (folder / "wine" / "wine_classifier.ipynb").write_bytes((NOTEBOOKS / "wine_classifier.ipynb").read_bytes())
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NBFLOW_")}
+    log = (folder / "server.log").open("w")
+    exe = Path(sys.executable).parent / "nbflow"
+    proc = subprocess.Popen(
+        [str(exe), "studio", str(folder), "--port", str(port)],
+        cwd=folder,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        wait_for_http(url, proc, timeout=120)
+        yield SimpleNamespace(url=url, folder=folder, proc=proc, log=folder / "server.log")
+    finally:
+        proc.send_signal(signal.SIGINT)  # lets the studio cancel its runs and stop their kernels
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+    # An exception in a server-side callback shows nowhere in the page: fail on it here.
+    lines = (folder / "server.log").read_text().splitlines()
+    text = "\n".join(
+        line for line in lines if "Refusing websocket connection from Origin 'http://evil.example'" not in line
+    )
+    assert "ERROR" not in text, text
+    # Tornado reports a message to a browser that just closed its page; nothing else may fail.
+    for trace in text.split("Traceback (most recent call last):")[1:]:
+        assert "WebSocketClosedError" in trace or "StreamClosedError" in trace, text
+
+
+def open_notebook(page, studio, name: str, nodes: int = 4) -> None:
+    page.goto(f"{studio.url}?notebook={name}")
+    page.wait_for_function(f"window.nbflowCanvas && window.nbflowCanvas.cy.nodes().length === {nodes}", timeout=60_000)
+    page.locator("code", has_text=name).first.wait_for()
+
+
+def center(page, node: str) -> dict:
+    return page.evaluate(f"window.nbflowCanvas.nodeCenter({json.dumps(node)})")
+
+
+def drag(page, start: dict, end: dict) -> None:
+    page.mouse.move(start["x"], start["y"])
+    page.mouse.down()
+    page.mouse.move(end["x"], end["y"], steps=20)
+    page.wait_for_timeout(200)  # edgehandles picks the target after a short hover
+    page.mouse.up()
+
+
+def save(page, name: str) -> None:
+    page.get_by_role("button", name="Save *").wait_for()
+    page.get_by_role("button", name="Save *").click()
+    page.get_by_text(f"saved {name}").wait_for()
+
+
+def test_drag_a_node_and_save_its_position(page, studio):
+    path = studio.folder / "drag.ipynb"
+    before = path.read_bytes()
+    open_notebook(page, studio, "drag.ipynb")
+    # Saving without an edit leaves the file as it was.
+    page.get_by_role("button", name="Save", exact=True).click()
+    page.get_by_text("nothing to save").wait_for()
+    assert path.read_bytes() == before
+    start = center(page, "other")
+    drag(page, start, {"x": start["x"] + 140, "y": start["y"] + 90})
+    page.get_by_text("moved other").wait_for()
+    drawn = page.evaluate("window.nbflowCanvas.cy.getElementById('other').position()")
+    save(page, "drag.ipynb")
+    layout = nbflow.load_pipeline(path).source.layout
+    assert set(layout) == {"other"}
+    assert layout["other"] == pytest.approx(drawn, abs=0.1)
+    # Only the notebook's metadata changed: every cell is byte-for-byte as it was.
+    assert path.read_bytes().split(b'\n "metadata": ')[0] == before.split(b'\n "metadata": ')[0]
+    # Reloading the page draws the node where it was saved.
+    open_notebook(page, studio, "drag.ipynb")
+    assert page.evaluate("window.nbflowCanvas.cy.getElementById('other').position()") == pytest.approx(
+        layout["other"], abs=0.1
+    )
+    assert page.outside == []
+
+
+def test_connect_two_nodes_and_save_the_dependency(page, studio):
+    path = studio.folder / "connect.ipynb"
+    open_notebook(page, studio, "connect.ipynb")
+    page.get_by_role("button", name="Connect").click()
+
+    # An edge the code already implies changes nothing.
+    drag(page, center(page, "load"), center(page, "square"))
+    page.get_by_text("square already depends on load").wait_for()
+
+    drag(page, center(page, "load"), center(page, "other"))
+    page.get_by_text("other now runs after load").wait_for()
+    page.wait_for_function("window.nbflowCanvas.cy.getElementById('load->other').nonempty()")
+    screenshot(page, "studio-connect")
+
+    # An edge that would close a cycle is refused, and the notebook is left as it was.
+    drag(page, center(page, "total"), center(page, "load"))
+    page.get_by_text("not changed").wait_for()
+    assert "cycle" in page.get_by_text("not changed").first.text_content()
+
+    save(page, "connect.ipynb")
+    pipeline = nbflow.load_pipeline(path)
+    assert "load" in pipeline.deps["other"]
+    assert pipeline.steps["other"].after == ("load",)
+    assert pipeline.steps["load"].after == ()
+
+    # Select the drawn edge and remove it again.
+    page.get_by_role("button", name="Move", exact=True).click()
+    middle = page.evaluate("window.nbflowCanvas.edgeMiddle('load->other')")
+    page.mouse.click(middle["x"], middle["y"])
+    page.get_by_text("explicit: other is tagged").wait_for()
+    page.get_by_role("button", name="Remove after: tag").click()
+    page.get_by_text("removed after:load from other").wait_for()
+    save(page, "connect.ipynb")
+    assert nbflow.load_pipeline(path).steps["other"].after == ()
+    assert page.outside == []
+
+
+def test_add_a_step_and_find_it_with_load_pipeline(page, studio):
+    path = studio.folder / "add.ipynb"
+    open_notebook(page, studio, "add.ipynb")
+    page.get_by_placeholder("new step name").fill("cube")
+    page.get_by_placeholder("## What it does").fill("## Cube\n\nThe third powers.")
+    page.locator(".ace_content").first.click()
+    page.keyboard.type("cubes = [x ** 3 for x in data")
+    page.get_by_role("button", name="Add step").click()
+    page.get_by_text("added step cube").wait_for()
+    page.wait_for_function("window.nbflowCanvas.cy.nodes().length === 5")
+    save(page, "add.ipynb")
+
+    pipeline = nbflow.load_pipeline(path)
+    assert "cube" in pipeline.steps
+    assert pipeline.steps["cube"].source == "cubes = [x ** 3 for x in data]"
+    assert pipeline.steps["cube"].docs == "## Cube\n\nThe third powers."
+    assert pipeline.deps["cube"] == ("load",)
+    nbformat.validate(nbformat.read(path, as_version=4))
+
+    # Edit it in the step editor: the selection opened it after adding.
+    page.get_by_text("writes:").first.wait_for()
+    page.get_by_label("Tags").fill("keep:cubes")
+    page.get_by_role("button", name="Apply").click()
+    page.get_by_text("updated step cube").wait_for()
+    save(page, "add.ipynb")
+    assert nbflow.load_pipeline(path).steps["cube"].keep == ("cubes",)
+    assert page.outside == []
+
+
+def test_rename_delete_and_undo_in_the_step_editor(page, studio):
+    path = studio.folder / "rename.ipynb"
+    open_notebook(page, studio, "rename.ipynb")
+    load = center(page, "load")
+    page.mouse.click(load["x"], load["y"])
+    name = page.get_by_label("Name", exact=True).last
+    name.wait_for()
+    name.fill("fetch")
+    page.get_by_role("button", name="Rename").click()
+    page.get_by_text("renamed load to fetch").wait_for()
+    page.wait_for_function("window.nbflowCanvas.cy.getElementById('fetch').nonempty()")
+    renamed = page.get_by_label("Name", exact=True).last
+    assert renamed.is_visible() and renamed.input_value() == "fetch"  # still open in the editor
+
+    other = center(page, "other")
+    page.mouse.click(other["x"], other["y"])
+    page.get_by_role("button", name="Delete step").click()
+    page.get_by_text("deleted step other").wait_for()
+    page.wait_for_function("window.nbflowCanvas.cy.nodes().length === 3")
+    page.get_by_role("button", name="Undo").click()
+    page.wait_for_function("window.nbflowCanvas.cy.nodes().length === 4")
+    save(page, "rename.ipynb")
+
+    pipeline = nbflow.load_pipeline(path)
+    assert pipeline.order == ("fetch", "square", "total", "other")
+    assert pipeline.steps["fetch"].docs == "## Load\n\nMake the numbers."
+    assert pipeline.deps["square"] == ("fetch",)
+    assert page.outside == []
+
+
+def watch_states(page) -> None:
+    """Record in the page every state each node shows, polled every 20 ms."""
+    page.evaluate(
+        """() => {
+        window.seenStates = {};
+        setInterval(() => {
+          for (const [node, state] of Object.entries(window.nbflowCanvas.states())) {
+            (window.seenStates[node] = window.seenStates[node] || []).includes(state)
+              || window.seenStates[node].push(state);
+          }
+        }, 20);
+      }"""
+    )
+
+
+def test_run_shows_live_states_and_history(page, studio):
+    open_notebook(page, studio, "run.ipynb")
+    watch_states(page)
+    page.get_by_role("button", name="Run", exact=True).click()
+    page.wait_for_function(
+        "Object.values(window.nbflowCanvas.states()).includes('running')", timeout=120_000, polling=50
+    )
+    screenshot(page, "studio-running")
+    page.wait_for_function(
+        "Object.values(window.nbflowCanvas.states()).every(s => s === 'done')", timeout=180_000, polling=100
+    )
+    seen = page.evaluate("window.seenStates")
+    for node in ("load", "square", "total", "other"):
+        assert seen[node][0] == "stale" and seen[node][-1] == "done"
+        assert "running" in seen[node], seen
+    page.get_by_text("done (4 done)").wait_for()
+
+    page.locator(".bk-tab", has_text="Runs").click()
+    page.locator(".tabulator-row").first.wait_for()
+    assert "done" in page.locator(".tabulator-row").first.text_content()
+
+    # A second run restores every step from the cache.
+    page.locator(".bk-tab", has_text="Pipeline").click()
+    page.get_by_role("button", name="Run", exact=True).click()
+    page.wait_for_function(
+        "Object.values(window.nbflowCanvas.states()).every(s => s === 'cached')", timeout=60_000, polling=100
+    )
+    runs = nbflow.Config.for_notebook(studio.folder / "run.ipynb")
+    from nbflow.store import RunStore
+
+    store = RunStore(runs.store_path)
+    assert [r["status"] for r in store.runs(studio.folder / "run.ipynb")] == ["done", "done"]
+    store.close()
+    assert page.outside == []
+
+
+def test_cancel_a_run(page, studio):
+    open_notebook(page, studio, "cancel.ipynb", nodes=5)
+    page.get_by_role("button", name="Run", exact=True).click()
+    page.wait_for_function("window.nbflowCanvas.states().slow === 'running'", timeout=120_000, polling=100)
+    page.get_by_role("button", name="Cancel").click()
+    page.wait_for_function("window.nbflowCanvas.states().slow === 'cancelled'", timeout=60_000, polling=100)
+    page.get_by_text("cancelled").first.wait_for()
+    states = page.evaluate("window.nbflowCanvas.states()")
+    assert states["total"] == "done"
+    assert page.outside == []
+
+
+def test_open_and_download_a_report(page, studio, tmp_path):
+    pytest.importorskip("nbflow.report")
+    path = studio.folder / "report.ipynb"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NBFLOW_")}
+    subprocess.run(
+        [str(Path(sys.executable).parent / "nbflow"), "run", str(path), "-q"], check=True, env=env, timeout=300
+    )
+    open_notebook(page, studio, "report.ipynb")
+    page.locator(".bk-tab", has_text="Runs").click()
+    page.locator(".tabulator-row").first.click()
+    # the selection travels to the server and back before the button is enabled
+    expect(page.get_by_role("button", name="Open report")).to_be_enabled(timeout=30_000)
+    page.get_by_role("button", name="Open report").click()
+    frame = page.frame_locator("iframe[title^='report of run']")
+    frame.get_by_text("square").first.wait_for(timeout=60_000)
+    # Sandboxed: the report cannot reach the studio's page.
+    assert page.locator("iframe[title^='report of run']").get_attribute("sandbox") == "allow-scripts"
+    screenshot(page, "studio-report")
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Download report").click()
+    saved = tmp_path / "report.html"
+    download.value.save_as(saved)
+    text = saved.read_text()
+    assert "square" in text and "total" in text
+    assert page.outside == []
+
+
+def websocket_handshake(url: str, origin: str) -> int:
+    """The HTTP status of a websocket upgrade of the studio's /ws with this Origin."""
+    import base64
+    import http.client
+    from urllib.parse import urlparse
+
+    where = urlparse(url)
+    conn = http.client.HTTPConnection(where.hostname, where.port, timeout=10)
+    conn.request(
+        "GET",
+        "/ws",
+        headers={
+            "Connection": "Upgrade",
+            "Upgrade": "websocket",
+            "Origin": origin,
+            "Sec-WebSocket-Version": "13",
+            "Sec-WebSocket-Key": base64.b64encode(os.urandom(16)).decode(),
+        },
+    )
+    status = conn.getresponse().status
+    conn.close()
+    return status
+
+
+def test_only_listed_origins_may_open_the_websocket(studio):
+    # (The other tests' pages are the allowed origin at work.)
+    assert websocket_handshake(studio.url, "http://evil.example") == 403
+
+
+def test_basic_auth_guards_the_studio(tmp_path):
+    import http.cookiejar
+    import urllib.parse
+    import urllib.request
+
+    chain(tmp_path / "p.ipynb")
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NBFLOW_")}
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).parent / "nbflow"), "studio", str(tmp_path), "--port", str(port)]
+        + ["--basic-auth", "correct horse battery"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        wait_for_http(url, proc, timeout=120)
+        opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+        with opener.open(url) as page:
+            assert page.url.startswith(f"{url}login")  # redirected to the login form
+        wrong = urllib.parse.urlencode({"username": "me", "password": "wrong"}).encode()
+        with opener.open(f"{url}login", data=wrong) as page:
+            assert "/login" in page.url  # back to the login form
+        with opener.open(url) as page:
+            assert page.url.startswith(f"{url}login")
+        right = urllib.parse.urlencode({"username": "me", "password": "correct horse battery"}).encode()
+        with opener.open(f"{url}login", data=right) as page:
+            assert page.url == url
+            assert b"nbflow studio" in page.read()
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(30)
+
+
+def test_readme_screenshots(page, studio):
+    """The example pipeline in the studio, run, with a step open (docs/studio*.png)."""
+    open_notebook(page, studio, "wine/wine_classifier.ipynb", nodes=5)
+    page.get_by_role("button", name="Run", exact=True).click()
+    page.wait_for_function(
+        "Object.values(window.nbflowCanvas.states()).every(s => s === 'done')", timeout=300_000, polling=200
+    )
+    train = center(page, "train")
+    page.mouse.click(train["x"], train["y"])
+    page.get_by_text("n_estimators").first.wait_for()
+    page.wait_for_timeout(500)
+    shot = screenshot(page, "studio")
+    page.locator(".bk-tab", has_text="Runs").click()
+    page.locator(".tabulator-row").first.click()
+    page.wait_for_timeout(500)
+    runs = screenshot(page, "studio-runs")
+    if os.environ.get("NBFLOW_UPDATE_DOCS") == "1":
+        DOCS.mkdir(exist_ok=True)
+        for source in (shot, runs):
+            (DOCS / source.name).write_bytes(source.read_bytes())
+    assert shot.parent == ARTIFACTS
+    assert page.outside == []

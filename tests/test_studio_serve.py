@@ -1,0 +1,124 @@
+"""nbflow/studio/serve.py and the app's pure helpers: addresses, origins, listing, forms."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from nbflow.parameters import Parameter
+from nbflow.studio.serve import StudioError, check_address, is_loopback, resolve_target, websocket_origins
+
+from .conftest import code, step, write_notebook
+
+
+@pytest.mark.parametrize("address", ["127.0.0.1", "127.0.0.2", "::1", "[::1]", "localhost"])
+def test_loopback_addresses_need_no_login(address):
+    assert is_loopback(address)
+    check_address(address, None)
+
+
+@pytest.mark.parametrize("address", ["0.0.0.0", "::", "192.168.1.10", "example.org"])
+def test_other_addresses_are_refused_without_a_login(address):
+    assert not is_loopback(address)
+    with pytest.raises(StudioError, match=f"refusing to serve the studio on {address}.*--basic-auth"):
+        check_address(address, None)
+    check_address(address, "a-long-password")
+
+
+def test_websocket_origins_are_explicit():
+    assert websocket_origins("127.0.0.1", 5006) == ["127.0.0.1:5006", "localhost:5006"]
+    assert websocket_origins("10.0.0.5", 80, ["studio.lan", "x:8080"]) == [
+        "127.0.0.1:80",
+        "localhost:80",
+        "10.0.0.5:80",
+        "studio.lan:80",
+        "x:8080",
+    ]
+    assert "0.0.0.0:5006" not in websocket_origins("0.0.0.0", 5006)
+
+
+def test_resolve_target(tmp_path):
+    nb = write_notebook(tmp_path / "p.ipynb", [step("a", "x = 1")])
+    assert resolve_target(tmp_path) == (tmp_path.resolve(), None)
+    assert resolve_target(nb) == (tmp_path.resolve(), "p.ipynb")
+    with pytest.raises(StudioError, match="no such folder"):
+        resolve_target(tmp_path / "missing")
+
+
+def test_the_cli_refuses_a_public_address_without_a_login(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "nbflow", "studio", str(tmp_path), "--address", "0.0.0.0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2
+    assert "refusing to serve the studio on 0.0.0.0" in proc.stderr
+
+
+def test_find_notebooks_lists_pipelines_first_and_skips_hidden_and_escaping(tmp_path):
+    from nbflow.studio.app import find_notebooks, notebook_label
+
+    write_notebook(tmp_path / "b_pipeline.ipynb", [step("a", "x = 1"), step("b", "y = x")])
+    write_notebook(tmp_path / "a_scratch.ipynb", [code("1 + 1")])
+    (tmp_path / "sub").mkdir()
+    write_notebook(tmp_path / "sub" / "c.ipynb", [step("a", "x = 1")])
+    (tmp_path / ".nbflow" / "runs" / "1").mkdir(parents=True)
+    write_notebook(tmp_path / ".nbflow" / "runs" / "1" / "output.ipynb", [step("a", "x = 1")])
+    (tmp_path / "broken.ipynb").write_text("{ nope")
+    outside = tmp_path.parent / f"{tmp_path.name}-outside.ipynb"
+    write_notebook(outside, [step("a", "x = 1")])
+    (tmp_path / "link.ipynb").symlink_to(outside)
+
+    found = find_notebooks(tmp_path)
+    assert found == [("b_pipeline.ipynb", 2), ("sub/c.ipynb", 1), ("a_scratch.ipynb", 0), ("broken.ipynb", None)]
+    assert [notebook_label(*f) for f in found] == [
+        "b_pipeline.ipynb (2 steps)",
+        "sub/c.ipynb (1 step)",
+        "a_scratch.ipynb (no steps yet)",
+        "broken.ipynb (unreadable)",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("default", "typed", "expected"),
+    [(0.1, 0.5, 0.5), (10, 3, 3), (True, False, False), ("adam", "sgd", "sgd"), ([1, 2], "[3, 4]", [3, 4])],
+)
+def test_parameter_form_fields_keep_the_type_of_the_default(default, typed, expected):
+    from nbflow.studio.app import parameter_value, parameter_widget
+
+    param = Parameter("p", default)
+    widget = parameter_widget(param, default)
+    widget.value = typed
+    assert parameter_value(param, widget) == expected
+    assert type(parameter_value(param, widget)) is type(expected)
+
+
+def test_a_parameter_that_is_not_a_literal_is_reported():
+    from nbflow.errors import PipelineError
+    from nbflow.studio.app import parameter_value, parameter_widget
+
+    param = Parameter("layers", [1, 2])
+    widget = parameter_widget(param, [1, 2])
+    widget.value = "[1, 2"
+    with pytest.raises(PipelineError, match="parameter layers: '\\[1, 2' is not a Python literal"):
+        parameter_value(param, widget)
+
+
+def test_the_cli_says_when_the_port_is_taken(tmp_path):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = subprocess.run(
+            [sys.executable, "-m", "nbflow", "studio", str(tmp_path), "--port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert proc.returncode == 2
+    assert f"cannot listen on 127.0.0.1:{port}" in proc.stderr

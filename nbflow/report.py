@@ -1012,79 +1012,11 @@ def render_report(record: RunRecord, trusted: bool = False) -> str:
     return page
 
 
-def compare_runs(a: RunRecord, b: RunRecord) -> dict[str, Any]:
-    """What differs between runs ``a`` and ``b``: parameters, steps, values, environment."""
-    params = []
-    for name in dict.fromkeys([*a.run["params"], *b.run["params"]]):
-        va, vb = a.run["params"].get(name, UNKNOWN), b.run["params"].get(name, UNKNOWN)
-        params.append({"name": name, "a": va, "b": vb, "changed": va != vb})
-    steps = []
-    values = []
-    for name in dict.fromkeys([*(s.name for s in a.steps), *(s.name for s in b.steps)]):
-        sa, sb = a.by_name.get(name), b.by_name.get(name)
-        same_key = sa is not None and sb is not None and sa.key == sb.key
-        delta = None
-        if sa is not None and sb is not None and sa.duration is not None and sb.duration is not None:
-            delta = sb.duration - sa.duration
-        steps.append(
-            {
-                "name": name,
-                "a": sa,
-                "b": sb,
-                "same_key": same_key,
-                "delta": delta,
-                "reran": sb is not None and sb.status in ("done", "failed"),
-            }
-        )
-        if sa is None or sb is None or same_key:
-            continue  # same key, same values: nothing to compare
-        if sa.entry is None or sb.entry is None:
-            if sa.status in ("done", "cached") and sb.status in ("done", "cached"):
-                values.append(
-                    {
-                        "step": name,
-                        "name": "",
-                        "a": None,
-                        "b": None,
-                        "note": "values not comparable: a cache entry was removed (nbflow clean)",
-                    }
-                )
-            continue
-        for value in sorted(set(sa.values) | set(sb.values)):
-            da, db = _described(sa.values.get(value)), _described(sb.values.get(value))
-            if da != db:
-                values.append({"step": name, "name": value, "a": da, "b": db, "note": ""})
-    pa, pb = a.run["provenance"] or {}, b.run["provenance"] or {}
-    environment = []
-    for label, va, vb in (
-        ("notebook", str(a.notebook), str(b.notebook)),
-        ("notebook hash", a.run["notebook_hash"], b.run["notebook_hash"]),
-        ("git commit", (pa.get("git") or {}).get("commit"), (pb.get("git") or {}).get("commit")),
-        ("git dirty", (pa.get("git") or {}).get("dirty"), (pb.get("git") or {}).get("dirty")),
-        ("Python", pa.get("python"), pb.get("python")),
-        ("host", a.run["host"], b.run["host"]),
-        ("executor", a.run["executor"], b.run["executor"]),
-    ):
-        environment.append({"name": label, "a": va, "b": vb, "changed": va != vb})
-    packages_a, packages_b = pa.get("packages") or {}, pb.get("packages") or {}
-    for name in sorted(set(packages_a) | set(packages_b)):
-        va, vb = packages_a.get(name), packages_b.get(name)
-        if va != vb:
-            environment.append({"name": name, "a": va, "b": vb, "changed": True})
-    return {"params": params, "steps": steps, "changed_values": values, "environment": environment}
+def render_comparison(config: Config, a: RunRecord, b: RunRecord) -> str:
+    """The HTML page comparing runs ``a`` and ``b`` (the data: ``compare.compare_runs``)."""
+    from .compare import ABSENT, compare_runs
 
-
-def _described(info: Mapping[str, Any] | None) -> str | None:
-    if info is None:
-        return None
-    if "scalar" in info:
-        return str(info["scalar"])
-    return " ".join(str(x) for x in (info.get("type"), info.get("summary")) if x)
-
-
-def render_comparison(a: RunRecord, b: RunRecord) -> str:
-    """The HTML page comparing runs ``a`` and ``b``."""
-    diff = compare_runs(a, b)
+    diff = compare_runs(config, a.id, b.id)
     parts = bokeh_parts([durations_figure(a, b)])
     return (
         _environment()
@@ -1093,7 +1025,7 @@ def render_comparison(a: RunRecord, b: RunRecord) -> str:
             a=a,
             b=b,
             diff=diff,
-            unknown=UNKNOWN,
+            absent=ABSENT,
             durations=_markup(parts.divs["durations"]),
             **_page_variables(parts, trusted=False),
         )
@@ -1157,7 +1089,7 @@ def build_comparison(
         b = collect_run(config, int(run_b), store, cache)
     finally:
         store.close()
-    html = render_comparison(a, b)
+    html = render_comparison(config, a, b)
     path = Path(output) if output is not None else config.runs_dir / str(run_b) / f"compare-{run_a}.html"
     _write(path, html, private=output is None)
     return path

@@ -92,6 +92,18 @@ class StepRecord:
     #: upstream step -> value names it passes
     deps: dict[str, list[str]] = field(default_factory=dict)
     entry: Entry | None = None
+    #: For a ``map:`` step: its elements (``item``, ``label``, ``status``, ``duration``, ``error``).
+    items: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def item_summary(self) -> str:
+        """``"5 elements: 4 cached, 1 done"`` for a ``map:`` step, else ``""``."""
+        if not self.items:
+            return ""
+        counts: dict[str, int] = {}
+        for item in self.items:
+            counts[item["status"]] = counts.get(item["status"], 0) + 1
+        return f"{len(self.items)} elements: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
 
     @property
     def values(self) -> Mapping[str, Mapping[str, Any]]:
@@ -193,6 +205,7 @@ def collect_run(config: Config, run_id: int, store: RunStore, cache: Cache) -> R
     ]
     for s in steps:
         s.entry = _entry(cache, s)
+        s.items = store.items(run_id, s.name)
     artifacts = store.artifacts(run_id)
     record = RunRecord(
         run=run,
@@ -599,9 +612,10 @@ def graph_figure(record: RunRecord) -> Any:
         data["marker"].append(MARKERS.get(style.shape, "square"))
         data["status"].append(n["state"])
         duration = _seconds(s.duration) if s is not None and s.status in ("done", "failed") else ""
-        data["label"].append(f"{n['id']}\n{n['state']}" + (f" · {duration}" if duration else ""))
+        count = f" ×{len(s.items)}" if s is not None and s.items else ""  # a fan-out: one node, its count
+        data["label"].append(f"{n['id']}{count}\n{n['state']}" + (f" · {duration}" if duration else ""))
         data["duration"].append(duration or "-")
-        data["why"].append((s.why if s is not None else "") or "-")
+        data["why"].append("; ".join(x for x in ((s.why if s else ""), (s.item_summary if s else "")) if x) or "-")
         data["anchor"].append(_anchor(n["id"]))
     source = ColumnDataSource(data)
     arrows = ColumnDataSource(

@@ -438,8 +438,11 @@ def test_diff_shows_parameters_code_and_reruns(make_notebook):
     assert "+sq = [x * x + 1 for x in data]" in out
     assert "total: 60.0 -> 105.0" in out
     assert "unchanged: load, side" in out
-    page = subprocess.run([sys.executable, "-m", "nbflow", "report", str(first.id), str(second.id), "-C", str(path)],
-                          capture_output=True, text=True)
+    page = subprocess.run(
+        [sys.executable, "-m", "nbflow", "report", str(first.id), str(second.id), "-C", str(path)],
+        capture_output=True,
+        text=True,
+    )
     assert page.returncode == 0, page.stderr
     html = Path(page.stdout.strip()).read_text()
     assert 'id="nbflow-code"' in html and "+sq = [x * x + 1 for x in data]" in html

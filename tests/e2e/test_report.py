@@ -327,3 +327,18 @@ def test_a_run_still_going_is_reported_as_it_stands(tmp_path):
     assert 'data-step="a" data-status="done"' in html and "a finished" in html
     assert 'data-step="wait" data-status="running"' in html
     assert 'data-step="c" data-status="pending"' in html
+
+
+def test_fan_out_is_one_node_with_per_element_states(tmp_path):
+    import shutil
+
+    from nbflow.graph import load_pipeline
+
+    path = tmp_path / "sensor_files.ipynb"
+    shutil.copy(Path(__file__).resolve().parents[2] / "notebooks" / "sensor_files.ipynb", path)
+    load_pipeline(path).run()
+    run = load_pipeline(path).run({"n_sensors": 5})
+    html = build_report(load_pipeline(path).config, run.id).read_text()
+    assert r"measure \\u00d75" in html  # the graph's one node carries the count (escaped in Bokeh's data)
+    assert "Fan-out: 5 elements: 4 cached, 1 done" in html
+    assert html.count('data-item="') == 5

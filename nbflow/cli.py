@@ -245,6 +245,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         )
     print(f"sweep {sweep.id}: {sweep.status}")
     print(_table(table))
+    if args.report:
+        from .report import build_sweep_report
+
+        print(f"sweep report: {build_sweep_report(pipeline.config, sweep.id, names=args.collect or None)}")
     return 0 if sweep.status == "done" else 1
 
 
@@ -501,6 +505,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--executor", choices=["kernel", "dask"], default=None, help="dask runs the combinations at the same time"
     )
     p.add_argument("--timeout", type=float, metavar="SECONDS", help="per-step timeout")
+    p.add_argument("--report", action="store_true", help="also write the sweep's HTML summary (table and charts)")
     p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser("runs", help="list recorded runs")

@@ -1107,3 +1107,80 @@ def build_comparison(
     path = Path(output) if output is not None else config.runs_dir / str(run_b) / f"compare-{run_a}.html"
     _write(path, html, private=output is None)
     return path
+
+
+# ====================================================================== sweeps
+
+
+def sweep_figure(rows: list[dict[str, Any]], output: str) -> Any:
+    """One output across the runs of a sweep: a bar per parameter set."""
+    from bokeh.models import ColumnDataSource, HoverTool
+    from bokeh.plotting import figure
+
+    labels = [", ".join(f"{k}={v}" for k, v in r["params"].items()) or f"run {r['run']}" for r in rows]
+    values = []
+    for r in rows:
+        try:
+            values.append(float(r["outputs"].get(output, "nan")))
+        except ValueError:
+            values.append(float("nan"))
+    source = ColumnDataSource({"label": labels, "value": values, "run": [r["run"] for r in rows]})
+    fig = figure(
+        name=f"sweep-{output}",
+        x_range=labels,
+        height=300,
+        sizing_mode="stretch_width",
+        title=output,
+        toolbar_location=None,
+        tools="",
+    )
+    fig.vbar(x="label", top="value", width=0.7, source=source, color=STATES["done"].colour)
+    fig.add_tools(HoverTool(tooltips=[("run", "@run"), ("parameters", "@label"), (output, "@value")]))
+    fig.xaxis.major_label_orientation = 0.8
+    return fig
+
+
+def build_sweep_report(
+    config: Config, sweep_id: int, *, output: Path | None = None, names: Iterable[str] | None = None
+) -> Path:
+    """Write the summary of sweep ``sweep_id``: parameters -> chosen outputs, one chart per output.
+
+    Default path: ``<runs>/sweep-<id>.html``. Each row links to its run's report when it
+    has been written.
+    """
+    from .sweep import summary_rows
+
+    _require_extra()
+    rows = summary_rows(config, sweep_id, names)
+    store = open_store(config)
+    try:
+        sweep = store.sweep(sweep_id)
+        if sweep is None:
+            raise PipelineError(f"no sweep {sweep_id} in {config.home}")
+    finally:
+        store.close()
+    outputs = sorted({k for r in rows for k in r["outputs"]})
+    numeric = []
+    for name in outputs:
+        try:
+            [float(r["outputs"][name]) for r in rows if name in r["outputs"]]
+            numeric.append(name)
+        except ValueError:
+            continue
+    parts = bokeh_parts([sweep_figure(rows, name) for name in numeric])
+    html = (
+        _environment()
+        .get_template("sweep.html.j2")
+        .render(
+            sweep=sweep,
+            rows=rows,
+            params=list(sweep["grid"]),
+            outputs=outputs,
+            charts=[_markup(parts.divs[f"sweep-{name}"]) for name in numeric],
+            notebook=Path(sweep["notebook"]),
+            **_page_variables(parts, trusted=False),
+        )
+    )
+    path = Path(output) if output is not None else config.runs_dir / f"sweep-{sweep_id}.html"
+    _write(path, html, private=output is None)
+    return path

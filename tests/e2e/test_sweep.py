@@ -78,3 +78,19 @@ def test_sweep_cli_checks_values_before_running(make_notebook):
     )
     assert ok.returncode == 0, ok.stderr
     assert "evaluate.accuracy" in ok.stdout and ok.stdout.count("done") == 3  # header status + 2 runs
+
+
+@pytest.mark.browser
+def test_sweep_report_opens_offline_with_its_chart(make_notebook, page):
+    from nbflow.report import build_sweep_report
+
+    path = make_notebook(NB)
+    pipeline = load_pipeline(path)
+    sweep = run_sweep(pipeline, {"lr": [0.1, 0.2], "depth": [3, 5]})
+    report = build_sweep_report(pipeline.config, sweep.id, names=["accuracy"])
+    page.goto(report.as_uri())
+    page.locator("canvas").first.wait_for(timeout=30_000)
+    rows = page.locator("tr[data-run]")
+    assert rows.count() == 4
+    assert "evaluate.accuracy" in page.text_content("table")
+    assert page.outside == [] and page.console_errors == []

@@ -80,7 +80,8 @@ class DaskExecutor:
     ``workers`` processes (default: one per core). ``retries``: times a step is run
     again when its worker dies. ``shared_cache``: whether the workers see the cache
     folder (``None``: find out). ``worker_timeout``: seconds a run waits with no worker
-    in the cluster before its remaining steps fail.
+    in the cluster before its remaining steps fail. ``start_method``: how nbflow's own
+    workers start (``forkserver``, the default where there is one, or ``spawn``).
     """
 
     name = "dask"
@@ -96,6 +97,7 @@ class DaskExecutor:
         security: Any = None,
         worker_timeout: float = 120.0,
         announce: bool = True,
+        start_method: str | None = None,
     ) -> None:
         if cluster is not None and scheduler is not None:
             raise PipelineError("give the Dask executor a cluster or a scheduler address, not both")
@@ -113,8 +115,18 @@ class DaskExecutor:
         self.security = security
         self.worker_timeout = worker_timeout
         self.announce = announce
+        self.start_method = start_method
 
     def execute(self, ctx: RunContext) -> None:
+        metadata = ctx.pipeline.source.data.get("metadata", {})
+        language = (metadata.get("kernelspec") or {}).get("language") or (metadata.get("language_info") or {}).get(
+            "name", "python"
+        )
+        if language.lower() != "python":
+            raise PipelineError(
+                f"the dask executor runs Python notebooks; this one is {language} (use --executor kernel)",
+                notebook=ctx.pipeline.path,
+            )
         if not ctx.steps_to_run():
             ctx.publish_cached_and_queued()
             if ctx.output_path is not None:
@@ -126,30 +138,58 @@ class DaskExecutor:
 # ------------------------------------------------------------------ the cluster
 
 
-def local_cluster_config(retries_by_nbflow: bool = True) -> dict[str, Any]:
+#: What nbflow's worker processes import once, in the forkserver they are forked from.
+FORKSERVER_PRELOAD = ["distributed", "nbflow.runtime", "IPython.core.interactiveshell"]
+_THREAD_POOLS = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+
+
+def local_cluster_config(start_method: str = "forkserver") -> dict[str, Any]:
     """The Dask settings of nbflow's own ``LocalCluster`` (measured; see module docstring)."""
-    one = "1"
     return {
         # No MALLOC_TRIM_THRESHOLD_: setting it at all turns off glibc's adaptive mmap
         # threshold, so every large numpy temporary is a fresh mmap (page faults).
-        "distributed.nanny.pre-spawn-environ": {
-            "OMP_NUM_THREADS": one,
-            "MKL_NUM_THREADS": one,
-            "OPENBLAS_NUM_THREADS": one,
-        },
+        "distributed.nanny.pre-spawn-environ": dict(_THREAD_POOLS),
+        # Set again in the worker itself: a forked worker has the forkserver's environment.
+        "distributed.nanny.environ": dict(_THREAD_POOLS),
+        "distributed.worker.multiprocessing-method": start_method,
         # A worker death reaches nbflow at once; nbflow retries (--retries) itself.
-        "distributed.scheduler.allowed-failures": 0 if retries_by_nbflow else 3,
+        "distributed.scheduler.allowed-failures": 0,
     }
 
 
-def start_local_cluster(workers: int | None = None, dashboard: bool = True) -> Any:
+def start_forkserver() -> bool:
+    """Start multiprocessing's forkserver now, importing ``FORKSERVER_PRELOAD`` while this
+    process imports Dask; ``False`` where there is no forkserver (Windows)."""
+    import multiprocessing
+
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return False
+    from multiprocessing import forkserver
+
+    multiprocessing.get_context("forkserver").set_forkserver_preload(FORKSERVER_PRELOAD)
+    forkserver.ensure_running()
+    return True
+
+
+def start_local_cluster(workers: int | None = None, dashboard: bool = True, start_method: str | None = None) -> Any:
     """nbflow's default ``LocalCluster``: ``workers`` processes (default: one per core) of
     one thread each, on 127.0.0.1 only, with the settings of ``local_cluster_config``;
-    each worker offers the resource ``memory`` (its memory limit, in bytes)."""
+    each worker offers the resource ``memory`` (its memory limit, in bytes).
+
+    Workers are forked from a forkserver that imported Dask and IPython once (two
+    spawned workers would each import them, on a machine whose cores are busy starting
+    the scheduler); ``start_method="spawn"`` is Dask's default.
+    """
+    if start_method is None:
+        start_method = "forkserver" if start_forkserver() else "spawn"
     import dask
     import distributed.system
+    import distributed.utils
     from distributed import LocalCluster
 
+    if start_method == "forkserver":
+        # Dask would otherwise set its own preload list, importing numpy, pandas... here first.
+        distributed.utils._forkserver_preload_set = True
     workers = workers or os.cpu_count() or 1
     memory = int(distributed.system.MEMORY_LIMIT / workers)
     if not dashboard:
@@ -158,7 +198,7 @@ def start_local_cluster(workers: int | None = None, dashboard: bool = True) -> A
         address = "127.0.0.1:8787"
     else:
         address = "127.0.0.1:0"
-    with dask.config.set(local_cluster_config()):
+    with dask.config.set(local_cluster_config(start_method)):
         return LocalCluster(
             n_workers=workers,
             threads_per_worker=1,
@@ -251,7 +291,7 @@ class _Cluster:
                     "use a tls:// address with distributed.Security"
                 )
         else:
-            self.owned = start_local_cluster(executor.workers)
+            self.owned = start_local_cluster(executor.workers, start_method=executor.start_method)
             self.client = Client(self.owned, set_as_default=False)
         # Nannies of a LocalCluster run in this process: their log says how a worker died.
         nanny = logging.getLogger("distributed.nanny")
@@ -611,6 +651,8 @@ class DaskSession:
             if result.get("started") and ctx.status.get(step) != "running":
                 ctx.start_step(step)
             self.on_result(attempt, result)
+            if step not in self.futures:
+                future.release()  # the worker may forget the result now
             return
         if future.status == "cancelled":
             self.discard(attempt)
@@ -635,7 +677,10 @@ class DaskSession:
             tried = f" after {attempt.number + 1} attempts" if attempt.number else ""
             ctx.finish_step(step, "failed", error=f"{death}{where}{tried}")
             return
-        ctx.finish_step(step, "failed", error=f"the Dask task failed: {type(error).__name__}: {error}")
+        hint = ""
+        if isinstance(error, ModuleNotFoundError) and "nbflow" in str(error):
+            hint = "; install nbflow (and the notebook's libraries) where the Dask workers run"
+        ctx.finish_step(step, "failed", error=f"the Dask task failed: {type(error).__name__}: {error}{hint}")
 
     def drain_notices(self) -> None:
         later = []
@@ -822,11 +867,14 @@ class DaskSession:
             if started:
                 time.sleep(0.1)
         if started:
-            try:
-                client.restart_workers([a.worker for a in started], raise_for_error=False)
-            except Exception as e:  # noqa: BLE001 - nothing more nbflow can do from here
-                for attempt in started:
-                    self.ctx.warn(f"could not stop this step on {attempt.worker} ({e}); it runs on there", attempt.step)
+            # Restarting waits for the new worker to register: not the run's business.
+            threading.Thread(target=self._restart, args=(started,), name="nbflow-dask-restart", daemon=True).start()
+
+    def _restart(self, attempts: list[_Attempt]) -> None:
+        try:
+            self.client.restart_workers([a.worker for a in attempts], timeout=120, raise_for_error=False)
+        except Exception as e:  # noqa: BLE001 - nothing more nbflow can do from here
+            log.warning("nbflow: could not restart Dask workers %s (%s)", [a.worker for a in attempts], e)
 
     def release_all(self) -> None:
         """Let go of every future: nothing of the run stays in the cluster's memory."""

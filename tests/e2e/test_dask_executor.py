@@ -4,11 +4,13 @@ run store; results compared with the kernel executor's."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
 import threading
 import time
+import uuid
 from pathlib import Path
 
 import nbformat
@@ -417,10 +419,27 @@ def test_unpicklable_value_needed_downstream_fails_clearly(make_notebook, dask):
     assert 'value gen of step "make" is needed but cannot be pickled' in r.steps["use"]["error"]
 
 
+def processes_marked(mark: str) -> list[psutil.Process]:
+    """Processes whose environment carries ``mark`` (a run's children inherit it)."""
+    found = []
+    for p in psutil.process_iter():
+        try:
+            if p.environ().get("NBFLOW_TEST_MARK") == mark:
+                found.append(p)
+        except (psutil.Error, OSError):
+            continue
+    return found
+
+
 def test_cli_runs_with_its_own_local_cluster_and_a_given_scheduler(make_notebook, client):
     path = make_notebook(CHAIN)
+    mark = uuid.uuid4().hex
     proc = subprocess.run(
-        [NBFLOW, "run", str(path), "--executor", "dask", "--workers", "2"], capture_output=True, text=True, timeout=300
+        [NBFLOW, "run", str(path), "--executor", "dask", "--workers", "2"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "NBFLOW_TEST_MARK": mark},
     )
     assert proc.returncode == 0, proc.stderr
     assert "nbflow: Dask dashboard: http://127.0.0.1:" in proc.stderr
@@ -437,4 +456,7 @@ def test_cli_runs_with_its_own_local_cluster_and_a_given_scheduler(make_notebook
     assert [r["executor"] for r in store.runs(path)] == ["dask", "dask"]
     proc = subprocess.run([NBFLOW, "run", str(path), "--workers", "0"], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and "--workers 0: need at least one worker" in proc.stderr
-    assert not [p for p in psutil.Process().children(recursive=True) if "nbflow" in " ".join(p.cmdline())]
+    deadline = time.monotonic() + 10
+    while processes_marked(mark) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert processes_marked(mark) == []  # no scheduler, worker or forkserver left behind

@@ -1,0 +1,211 @@
+"""``nbflow run --executor dask`` against the kernel executor and papermill on a wide notebook.
+
+The notebook has 16 independent CPU-bound branches of about 0.5 s each (single-threaded
+numpy that allocates large temporaries). Whole process, as a user at a shell sees it,
+fresh cache each time, every number from this one run. Targets (issue 8), measured
+peers on a 2-core machine in brackets:
+
+* ``--executor dask --workers 2`` at least 1.8x faster than the kernel executor
+* whole dask run <= 5.5 s (the 2-core limit is 16 x 0.49 s / 2 = 3.9 s)
+  [papermill CLI 11 s, Ploomber's parallel executor 9 s]
+
+``--settings`` also measures the LocalCluster settings nbflow chose its default from
+(the same 16 branches as plain Dask tasks, so only the cluster differs): Dask's default
+``LocalCluster``, worker processes with and without Dask's ``MALLOC_TRIM_THRESHOLD_``,
+worker start methods, and Dask's threads.
+
+    python benchmarks/bench_dask.py [--settings]
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import nbformat
+from common import command, report
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+BRANCHES = 16
+#: One branch: numpy arithmetic on 16 MB arrays, each operation a fresh temporary.
+BRANCH = """rng = np.random.default_rng({i})
+a = rng.random(2_000_000)
+for _ in range(ROUNDS):
+    a = np.sqrt(a * a + 1.0) - 0.5
+r{i} = float(a.sum())"""
+
+
+def wide_notebook(path: Path, rounds: int) -> Path:
+    cells = [
+        new_markdown_cell(f"# {BRANCHES} independent branches"),
+        new_code_cell(f"import numpy as np\nROUNDS = {rounds}"),
+    ]
+    for i in range(BRANCHES):
+        cell = new_code_cell(BRANCH.format(i=i))
+        cell.metadata["tags"] = [f"step:b{i}"]
+        cells.append(cell)
+    nb = new_notebook(cells=cells)
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, path)
+    return path
+
+
+def branch(i: int, rounds: int) -> float:
+    """One branch as a plain function; returns its own duration."""
+    import numpy as np
+
+    start = time.perf_counter()
+    rng = np.random.default_rng(i)
+    a = rng.random(2_000_000)
+    for _ in range(rounds):
+        a = np.sqrt(a * a + 1.0) - 0.5
+    float(a.sum())
+    return time.perf_counter() - start
+
+
+def plain_branch_time(rounds: int) -> float:
+    """Median time of one branch in a plain Python process (one thread for BLAS/OpenMP)."""
+    code = (
+        "import sys, statistics; sys.path.insert(0, sys.argv[1]); from bench_dask import branch; "
+        "branch(0, 2); print(statistics.median(branch(i, int(sys.argv[2])) for i in range(5)))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(Path(__file__).parent), str(rounds)],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"},
+    )
+    return float(out.stdout.strip())
+
+
+def calibrate(target: float = 0.5) -> int:
+    """Rounds that make one branch take about ``target`` seconds here."""
+    probe = 40
+    seconds = plain_branch_time(probe)
+    return max(1, round(probe * target / seconds))
+
+
+def timed_run(args: list[str]) -> tuple[float, str]:
+    start = time.perf_counter()
+    proc = subprocess.run(args, capture_output=True, text=True)
+    elapsed = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
+    return elapsed, proc.stderr
+
+
+def fresh(nb: Path) -> None:
+    shutil.rmtree(nb.parent / ".nbflow", ignore_errors=True)
+
+
+# ------------------------------------------------------------- cluster settings
+
+
+def settings_rows(rounds: int) -> list[tuple[str, float, str]]:
+    """The 16 branches as plain Dask tasks on differently configured clusters."""
+    code = r"""
+import sys, time, statistics, dask
+sys.path.insert(0, sys.argv[1])
+from distributed import Client, LocalCluster
+from bench_dask import branch, BRANCHES
+rounds, label = int(sys.argv[2]), sys.argv[3]
+env = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+configs = {
+    "dask-default": ({}, {}),
+    "processes-trim": ({"distributed.nanny.pre-spawn-environ": {**env, "MALLOC_TRIM_THRESHOLD_": "65536"}},
+                       {"threads_per_worker": 1}),
+    "processes-spawn": ({"distributed.nanny.pre-spawn-environ": env}, {"threads_per_worker": 1}),
+    "processes-forkserver": ({"distributed.nanny.pre-spawn-environ": env,
+                              "distributed.worker.multiprocessing-method": "forkserver"}, {"threads_per_worker": 1}),
+    "threads": ({}, {"processes": False, "threads_per_worker": 1}),
+}
+config, kwargs = configs[label]
+if __name__ == "__main__":
+    start = time.perf_counter()
+    with dask.config.set(config):
+        cluster = LocalCluster(n_workers=2, host="127.0.0.1", dashboard_address=None, **kwargs)
+        client = Client(cluster)
+        up = time.perf_counter() - start
+        t0 = time.perf_counter()
+        per = client.gather([client.submit(branch, i, rounds, pure=False) for i in range(BRANCHES)])
+        work = time.perf_counter() - t0
+    client.close(); cluster.close()
+    print(up, work, statistics.median(per))
+"""
+    script = Path(tempfile.mkdtemp(prefix="nbflow-bench-settings-")) / "settings.py"
+    script.write_text(code)
+    rows = []
+    for label, note in (
+        ("dask-default", "LocalCluster() as it comes"),
+        ("processes-trim", "2 processes x 1 thread, Dask's MALLOC_TRIM_THRESHOLD_=65536"),
+        ("processes-spawn", "2 processes x 1 thread, no MALLOC_TRIM_THRESHOLD_ (nbflow's default)"),
+        ("processes-forkserver", "same, workers started by a forkserver"),
+        ("threads", "2 threads in one process (no per-step stdout/__main__: not usable)"),
+    ):
+        out = subprocess.run(
+            [sys.executable, str(script), str(Path(__file__).parent), str(rounds), label],
+            capture_output=True,
+            text=True,
+            cwd=script.parent,
+        )
+        if out.returncode != 0:
+            rows.append((f"  {label}", float("nan"), f"failed: {out.stderr.strip().splitlines()[-1:]}"))
+            continue
+        up, work, per = (float(x) for x in out.stdout.split())
+        rows.append((f"  {label}", up + work, f"start {up:.2f} s, work {work:.2f} s, {per:.2f} s per branch; {note}"))
+    shutil.rmtree(script.parent, ignore_errors=True)
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--settings", action="store_true", help="also measure LocalCluster settings")
+    args = parser.parse_args()
+    rounds = calibrate()
+    per_branch = plain_branch_time(rounds)
+    limit = BRANCHES * per_branch / 2
+    root = Path(tempfile.mkdtemp(prefix="nbflow-bench-dask-"))
+    rows = []
+    try:
+        nb = wide_notebook(root / "wide.ipynb", rounds)
+        fresh(nb)
+        kernel, _ = timed_run([command("nbflow"), "run", str(nb), "--quiet"])
+        fresh(nb)
+        dask, stderr = timed_run([command("nbflow"), "run", str(nb), "--executor", "dask", "--workers", "2", "--quiet"])
+        link = re.search(r"Dask dashboard: (\S+)", stderr)
+        cached, _ = timed_run([command("nbflow"), "run", str(nb), "--quiet"])
+        papermill, _ = timed_run(
+            [command("papermill"), str(nb), str(root / "out.ipynb"), "--no-progress-bar", "--log-level", "ERROR"]
+        )
+        ratio = kernel / dask
+        rows += [
+            ("one branch in a plain process", per_branch, f"{rounds} rounds; 2-core limit for 16: {limit:.2f} s"),
+            ("nbflow run (kernel executor)", kernel, "one kernel, branches one after another"),
+            (
+                "nbflow run --executor dask --workers 2",
+                dask,
+                f"{ratio:.2f}x faster than the kernel executor (target >= 1.8x: {'OK' if ratio >= 1.8 else 'MISSED'}); "
+                f"target <= 5.5 s: {'OK' if dask <= 5.5 else 'MISSED'}; {dask / limit:.2f}x the 2-core limit",
+            ),
+            ("papermill CLI", papermill, f"{papermill / dask:.2f}x slower than dask"),
+            ("re-run after dask, kernel executor", cached, "fully cached: entries are shared"),
+        ]
+        print(f"{BRANCHES} independent branches of ~{per_branch:.2f} s on {__import__('os').cpu_count()} cores")
+        print(f"dashboard printed at start: {link.group(1) if link else 'NOT PRINTED'}")
+        report(rows)
+        if args.settings:
+            print("\nLocalCluster settings, the 16 branches as plain Dask tasks (2 workers):")
+            report(settings_rows(rounds))
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

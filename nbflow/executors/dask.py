@@ -58,11 +58,14 @@ import time
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import NbflowError, PipelineError
 from ..fsutil import atomic_write_bytes, private_dir
 from .base import RunContext
+
+if TYPE_CHECKING:
+    from ..notebook import Step
 
 log = logging.getLogger(__name__)
 
@@ -127,6 +130,8 @@ class DaskExecutor:
                 f"the dask executor runs Python notebooks; this one is {language} (use --executor kernel)",
                 notebook=ctx.pipeline.path,
             )
+        for step in ctx.steps_to_run():  # bad resources: tags fail the run before anything starts
+            resource_amounts(ctx.pipeline.steps[step], ctx.pipeline.path)
         if not ctx.steps_to_run():
             ctx.publish_cached_and_queued()
             if ctx.output_path is not None:
@@ -164,9 +169,17 @@ def start_forkserver() -> bool:
 
     if "forkserver" not in multiprocessing.get_all_start_methods():
         return False
+    import importlib.util
     from multiprocessing import forkserver
 
-    multiprocessing.get_context("forkserver").set_forkserver_preload(FORKSERVER_PRELOAD)
+    # The forkserver is ready before this process has started the scheduler: importing
+    # numpy there (when installed) is free, and saves each worker importing its own.
+    # Its thread pools read these variables when it is imported (Dask sets them in this
+    # process's environment too, for the workers it spawns).
+    for name, value in _THREAD_POOLS.items():
+        os.environ.setdefault(name, value)
+    preload = FORKSERVER_PRELOAD + (["numpy"] if importlib.util.find_spec("numpy") else [])
+    multiprocessing.get_context("forkserver").set_forkserver_preload(preload)
     forkserver.ensure_running()
     return True
 
@@ -334,24 +347,23 @@ def _run_task(spec: dict[str, Any], inputs: dict[str, Any], topic: str) -> dict[
     return run_step_on_worker(spec, inputs, notify)
 
 
-def resource_amounts(ctx: RunContext, step: str) -> dict[str, float]:
+def resource_amounts(step: Step, notebook: str | Path | None = None) -> dict[str, float]:
     """The ``resources:`` tags of ``step`` as Dask resource amounts (``4GB`` -> 4e9)."""
     from dask.utils import parse_bytes
 
     amounts = {}
-    for name, text in ctx.pipeline.steps[step].resources.items():
+    for name, text in step.resources.items():
         try:
             amounts[name] = float(text)
         except ValueError:
             try:
                 amounts[name] = float(parse_bytes(text))
             except ValueError:
-                cell = ctx.pipeline.steps[step].cell.number
                 raise PipelineError(
                     f"resources:{name}={text} is not a number or a size such as 4GB",
-                    notebook=ctx.pipeline.path,
-                    cell=cell,
-                    step=step,
+                    notebook=notebook,
+                    cell=step.cell.number,
+                    step=step.name,
                 ) from None
     return amounts
 
@@ -522,7 +534,7 @@ class DaskSession:
         ctx = self.ctx
         try:
             restores, inputs = self.inputs_of(step)
-            resources = resource_amounts(ctx, step)
+            resources = resource_amounts(self.pipeline.steps[step], self.pipeline.path)
             self.check_resources(step, resources)
         except _CannotStart as e:
             ctx.finish_step(step, "failed", error=str(e))

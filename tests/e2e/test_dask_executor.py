@@ -376,6 +376,23 @@ def test_timeout_interrupts_and_independent_steps_still_run(make_notebook, dask)
     assert r.steps["hang"]["error"] == "timed out after 1 s (interrupted)"
 
 
+def test_a_step_that_ignores_the_interrupt_is_stopped_by_restarting_its_worker(make_notebook, tmp_path, dask, client):
+    (tmp_path / "pyproject.toml").write_text("[tool.nbflow]\nkill-grace = 1\n")
+    path = make_notebook([step("stuck", "import time\ntime.sleep(300)", "timeout:1"), step("next", "v = 3")])
+    t0 = time.monotonic()
+    r = start_run(load_pipeline(path), executor=dask())
+    assert r.wait(120) == "failed"
+    assert time.monotonic() - t0 < 60
+    assert statuses(r) == {"stuck": "failed", "next": "done"}
+    assert "did not stop when interrupted and its worker was restarted" in r.steps["stuck"]["error"]
+    from nbflow.runtime import running_steps
+
+    deadline = time.monotonic() + 30
+    while any(client.run(running_steps).values()) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(client.run(running_steps).values())
+
+
 def test_values_travel_through_dask_when_the_cache_is_not_shared(make_notebook, dask):
     path = make_notebook(
         [

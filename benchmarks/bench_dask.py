@@ -88,6 +88,26 @@ def plain_branch_time(rounds: int) -> float:
     return float(out.stdout.strip())
 
 
+def plain_processes(rounds: int, processes: int) -> float:
+    """Wall time of the 16 branches split over ``processes`` plain Python processes: what
+    this machine gives right now, with no nbflow, Dask or Jupyter involved."""
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1]); from bench_dask import branch; "
+        "[branch(i, int(sys.argv[2])) for i in range(int(sys.argv[3]), 16, int(sys.argv[4]))]"
+    )
+    env = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"}
+    start = time.perf_counter()
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, str(Path(__file__).parent), str(rounds), str(k), str(processes)], env=env
+        )
+        for k in range(processes)
+    ]
+    for proc in procs:
+        proc.wait()
+    return time.perf_counter() - start
+
+
 def calibrate(target: float = 0.5) -> int:
     """Rounds that make one branch take about ``target`` seconds here."""
     probe = 40
@@ -102,6 +122,17 @@ def timed_run(args: list[str]) -> tuple[float, str]:
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
     return elapsed, proc.stderr
+
+
+def step_durations(nb: Path) -> list[float]:
+    """Durations of the newest run's steps, as measured where they ran."""
+    import sqlite3
+
+    db = sqlite3.connect(nb.parent / ".nbflow" / "runs.db")
+    (run_id,) = db.execute("SELECT MAX(id) FROM runs").fetchone()
+    rows = db.execute("SELECT duration FROM step_runs WHERE run_id = ? AND status = 'done'", (run_id,)).fetchall()
+    db.close()
+    return [r[0] for r in rows]
 
 
 def fresh(nb: Path) -> None:
@@ -184,7 +215,7 @@ def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="nbflow-bench-dask-"))
     try:
         nb = wide_notebook(root / "wide.ipynb", rounds)
-        kernels, dasks, links = [], [], []
+        kernels, dasks, links, in_workers = [], [], [], []
         # Alternate the two so both see the same load on a shared machine.
         for _ in range(args.repeat):
             fresh(nb)
@@ -194,7 +225,9 @@ def main() -> None:
                 [command("nbflow"), "run", str(nb), "--executor", "dask", "--workers", "2", "--quiet"]
             )
             dasks.append(elapsed)
+            in_workers += step_durations(nb)
             links += re.findall(r"Dask dashboard: (\S+)", stderr)
+        one, two = plain_processes(rounds, 1), plain_processes(rounds, 2)
         cached, _ = timed_run([command("nbflow"), "run", str(nb), "--quiet"])
         papermill, _ = timed_run(
             [command("papermill"), str(nb), str(root / "out.ipynb"), "--no-progress-bar", "--log-level", "ERROR"]
@@ -204,6 +237,12 @@ def main() -> None:
         pairs = ", ".join(f"{k / d:.2f}x" for k, d in zip(kernels, dasks, strict=True))
         rows = [
             ("one branch in a plain process", per_branch, f"{rounds} rounds; 2-core limit for 16: {limit:.2f} s"),
+            ("16 branches, 1 plain process", one, "no nbflow, no Jupyter: the floor of any serial run"),
+            (
+                "16 branches, 2 plain processes",
+                two,
+                f"{one / two:.2f}x: what two cores give right now (the ceiling of any 2-worker speed-up)",
+            ),
             ("nbflow run (kernel executor)", kernel, f"median of {args.repeat}; one kernel, branch after branch"),
             (
                 "nbflow run --executor dask --workers 2",
@@ -211,6 +250,12 @@ def main() -> None:
                 f"median of {args.repeat}: {ratio:.2f}x faster than the kernel executor (pairs: {pairs}; "
                 f"target >= 1.8x: {'OK' if ratio >= 1.8 else 'MISSED'}); "
                 f"target <= 5.5 s: {'OK' if dask <= 5.5 else 'MISSED'}; {dask / limit:.2f}x the 2-core limit",
+            ),
+            (
+                "  one branch in a dask worker",
+                statistics.median(in_workers),
+                f"median over the dask runs ({statistics.median(in_workers) / per_branch:.2f}x the plain process: "
+                "above 1 when other work shares the cores)",
             ),
             ("papermill CLI", papermill, f"{papermill / dask:.2f}x the dask run"),
             ("re-run after dask, kernel executor", cached, "fully cached: the entries are shared"),

@@ -460,7 +460,8 @@ def run_step_on_worker(
 
     The outcome: ``status`` (``done``, ``failed``, ``setup-failed``, ``interrupted``),
     ``started`` (whether the step's cells ran), ``error``, ``traceback``, ``reason`` (of
-    an interrupt), ``duration``, ``outputs``
+    an interrupt), ``duration`` (of the step's cells and dump; ``cpu_seconds`` of it on
+    the CPU, ``dump_seconds`` writing values), ``outputs``
     (per step cell), ``prelude_outputs``, ``dumped`` (``Cache.dump_values``' answer) and,
     when the cache is not shared, ``files`` (the entry's files as bytes).
     """
@@ -519,6 +520,7 @@ class _WorkerStep:
             if self.notify is not None:
                 self.notify({"event": "started", "token": self.task.token, "step": spec["step"], "pid": os.getpid()})
             started = time.monotonic()
+            cpu_started = time.thread_time()
             timer = self.start_timer()
             try:
                 self.result["outputs"] = self.run_cells()
@@ -526,8 +528,11 @@ class _WorkerStep:
                 if timer is not None:
                     timer.cancel()
             if self.result["status"] == "done":
+                dumping = time.monotonic()
                 self.dump()
+                self.result["dump_seconds"] = time.monotonic() - dumping
             self.result["duration"] = time.monotonic() - started
+            self.result["cpu_seconds"] = time.thread_time() - cpu_started
             return self.result
         finally:
             _CURRENT[0] = None

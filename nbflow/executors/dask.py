@@ -403,6 +403,7 @@ class DaskSession:
         self.scattered: dict[str, Any] = {}
         self.prelude_outputs: list[list[dict[str, Any]]] = []
         self.no_workers_since: float | None = None
+        self.restarting: set[str] = set()  # workers nbflow restarted to stop a step
         self.last_worker_check = 0.0
 
     # --------------------------------------------------------------- main
@@ -678,6 +679,10 @@ class DaskSession:
             last = getattr(error, "last_worker", None)
             attempt.pid = getattr(last, "pid", None) or attempt.pid
             attempt.worker = getattr(last, "address", None) or attempt.worker
+            if attempt.worker in self.restarting and attempt.started is None and attempt.number < 3:
+                # Queued on a worker nbflow was restarting (to stop another step): not its fault.
+                self.submit(step, attempt.number + 1)
+                return
             death = self.death_of(attempt)
             where = f" (on {attempt.worker}, pid {attempt.pid})" if attempt.pid else ""
             if attempt.number < self.executor.retries:
@@ -879,6 +884,7 @@ class DaskSession:
             if started:
                 time.sleep(0.1)
         if started:
+            self.restarting.update(a.worker for a in started if a.worker)
             # Restarting waits for the new worker to register: not the run's business.
             threading.Thread(target=self._restart, args=(started,), name="nbflow-dask-restart", daemon=True).start()
 

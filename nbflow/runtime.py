@@ -668,8 +668,3 @@ def _traceback_of(outputs: list[dict[str, Any]]) -> str:
         if output.get("output_type") == "error":
             return strip_ansi("\n".join(output.get("traceback", [])))
     return ""
-
-
-def warm_up() -> None:
-    """Create this worker's shell now (imports IPython), before its first step needs it."""
-    worker_shell()

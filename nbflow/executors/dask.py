@@ -33,12 +33,16 @@ nanny recorded ("worker died (signal 9; possibly out of memory)"), or is retried
 ``retries`` times; cancel cancels the submitted tasks, interrupts the running ones and
 restarts a worker whose step does not stop within the grace period.
 
-The default ``LocalCluster`` was chosen by measurement (``benchmarks/bench_dask.py``):
-one worker process per core with one thread each (a step's stdout, ``__main__`` and
-working folder belong to its process), listening on 127.0.0.1 only, and **without**
-Dask's ``MALLOC_TRIM_THRESHOLD_`` (it makes numpy code that allocates large temporaries
-about twice as slow in a worker as in a plain process); BLAS/OpenMP pools are set to
-one thread so two workers do not fight for two cores.
+The default ``LocalCluster`` was chosen by measurement (``benchmarks/bench_dask.py
+--settings``): one worker process per core with one thread each (a step's stdout,
+``__main__`` and working folder belong to its process; Dask's threads were as fast but
+share them), listening on 127.0.0.1 only, and **without** Dask's
+``MALLOC_TRIM_THRESHOLD_`` (it makes numpy code that allocates large temporaries about
+twice as slow in a worker as in a plain process); BLAS/OpenMP pools are set to one
+thread so two workers do not fight for two cores. Workers are forked from a forkserver
+started first thing, which imports Dask, IPython and numpy once while this process
+imports Dask and starts the scheduler (spawned workers each import them, on cores that
+are busy starting the scheduler).
 
 ``dask.distributed`` is imported only when a step has to run.
 """
@@ -284,6 +288,11 @@ class _Cluster:
     """A connected ``Client``, and what to close at the end."""
 
     def __init__(self, executor: DaskExecutor, ctx: RunContext) -> None:
+        own = executor.cluster is None and executor.scheduler is None
+        start_method = executor.start_method
+        if own and start_method in (None, "forkserver"):
+            # First: the forkserver imports Dask while this process does too.
+            start_method = "forkserver" if start_forkserver() else "spawn"
         from distributed import Client
 
         self.owned: Any = None
@@ -304,7 +313,7 @@ class _Cluster:
                     "use a tls:// address with distributed.Security"
                 )
         else:
-            self.owned = start_local_cluster(executor.workers, start_method=executor.start_method)
+            self.owned = start_local_cluster(executor.workers, start_method=start_method)
             self.client = Client(self.owned, set_as_default=False)
         # Nannies of a LocalCluster run in this process: their log says how a worker died.
         nanny = logging.getLogger("distributed.nanny")
@@ -349,13 +358,13 @@ def _run_task(spec: dict[str, Any], inputs: dict[str, Any], topic: str) -> dict[
 
 def resource_amounts(step: Step, notebook: str | Path | None = None) -> dict[str, float]:
     """The ``resources:`` tags of ``step`` as Dask resource amounts (``4GB`` -> 4e9)."""
-    from dask.utils import parse_bytes
-
     amounts = {}
     for name, text in step.resources.items():
         try:
             amounts[name] = float(text)
         except ValueError:
+            from dask.utils import parse_bytes
+
             try:
                 amounts[name] = float(parse_bytes(text))
             except ValueError:

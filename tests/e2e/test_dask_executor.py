@@ -418,6 +418,57 @@ def test_values_travel_through_dask_when_the_cache_is_not_shared(make_notebook, 
     assert set(statuses(run(path)).values()) == {"cached"}
 
 
+def _can_hide_folders() -> bool:
+    if sys.platform != "linux" or not shutil.which("unshare"):
+        return False
+    return subprocess.run(["unshare", "-m", "true"], capture_output=True).returncode == 0
+
+
+@pytest.mark.skipif(not _can_hide_folders(), reason="needs unshare -m (a private mount namespace) on Linux")
+def test_workers_that_cannot_see_the_cache_get_values_through_dask(make_notebook, tmp_path):
+    """A worker in its own mount namespace, with the notebook's folder hidden under a
+    tmpfs: like a worker on another host without a shared file system."""
+    import signal
+
+    from distributed import Client, LocalCluster
+
+    path = make_notebook(
+        [
+            code("import numpy as np"),
+            step("make", "arr = np.arange(5.0)\nprint('made')"),
+            step("use", "total = float(arr.sum())"),
+        ]
+    )
+    with LocalCluster(n_workers=0, host="127.0.0.1", dashboard_address=None) as cluster:
+        dask_cli = str(Path(sys.executable).parent / "dask")
+        worker = subprocess.Popen(
+            [
+                "unshare", "-m", "--propagation", "private", "sh", "-c",
+                f'mount -t tmpfs none "{tmp_path}" && exec "{dask_cli}" worker {cluster.scheduler_address} '
+                "--nthreads 1 --no-dashboard --host 127.0.0.1",
+            ],
+            start_new_session=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        try:
+            with Client(cluster, set_as_default=False) as client:
+                client.wait_for_workers(1, timeout=120)
+                warnings = []
+                r = load_pipeline(path).run(
+                    executor=DaskExecutor(client, announce=False),
+                    listeners=[lambda e: warnings.append(e.message) if isinstance(e, RunWarning) else None],
+                )
+        finally:
+            os.killpg(worker.pid, signal.SIGTERM)
+            worker.wait(60)
+    assert r.status == "done", r.error
+    assert "the Dask workers do not see the cache folder: values travel through Dask" in warnings
+    assert nbflow.result(path, "use", "total") == 10.0
+    assert entry_outputs(path, "make") == [[{"output_type": "stream", "name": "stdout", "text": "made\n"}]]
+    assert set(statuses(run(path)).values()) == {"cached"}  # the client wrote the kernel executor's entries
+
+
 def test_the_probe_tells_whether_workers_see_the_cache(tmp_path):
     (tmp_path / ".probe-x").write_text("token")
     assert sees_cache(str(tmp_path), ".probe-x", "token")

@@ -209,12 +209,7 @@ def start_local_cluster(workers: int | None = None, dashboard: bool = True, star
         distributed.utils._forkserver_preload_set = True
     workers = workers or os.cpu_count() or 1
     memory = int(distributed.system.MEMORY_LIMIT / workers)
-    if not dashboard:
-        address = None
-    elif _free_port(8787):
-        address = "127.0.0.1:8787"
-    else:
-        address = "127.0.0.1:0"
+    address = "127.0.0.1:8787" if dashboard and _free_port(8787) else "127.0.0.1:0"
     with dask.config.set(local_cluster_config(start_method)):
         return LocalCluster(
             n_workers=workers,
@@ -225,6 +220,8 @@ def start_local_cluster(workers: int | None = None, dashboard: bool = True, star
             memory_limit=memory,
             resources={"memory": memory},
             silence_logs=logging.ERROR,
+            # Without a dashboard the scheduler still serves /health there, on a free port.
+            scheduler_kwargs=None if dashboard else {"dashboard": False},
         )
 
 

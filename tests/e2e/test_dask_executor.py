@@ -439,7 +439,9 @@ def test_workers_that_cannot_see_the_cache_get_values_through_dask(make_notebook
             step("use", "total = float(arr.sum())"),
         ]
     )
-    with LocalCluster(n_workers=0, host="127.0.0.1", dashboard_address=None) as cluster:
+    with LocalCluster(
+        n_workers=0, host="127.0.0.1", dashboard_address="127.0.0.1:0", scheduler_kwargs={"dashboard": False}
+    ) as cluster:
         dask_cli = str(Path(sys.executable).parent / "dask")
         worker = subprocess.Popen(
             [

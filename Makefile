@@ -13,7 +13,7 @@ STUDIO_CANVAS := hatch_build.py extension/studio-canvas/package.json extension/s
 $(VENV)/.installed: pyproject.toml $(STUDIO_CANVAS)
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[test,examples,report,studio]"
+	$(PY) -m pip install --quiet -e ".[test,examples,report,studio,dask]"
 	touch $@
 
 install: $(VENV)/.installed

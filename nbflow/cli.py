@@ -151,6 +151,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .progress import ProgressPrinter
     from .run import start_run
 
+    executor = _executor_from_args(args)
     pipeline = load_pipeline(args.notebook)
     _print_warnings(pipeline)
     values, raw = parameters_from_args(args)
@@ -162,7 +163,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         from_=args.from_,
         force=args.force,
         force_all=args.force_all,
-        executor=args.executor,
+        executor=executor,
         output=args.output,
         timeout=args.timeout,
         fail_fast=args.fail_fast,
@@ -267,6 +268,30 @@ def _indexes(text: str) -> list[int]:
         return [int(part) for part in text.split(",") if part.strip()]
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of element numbers") from None
+
+
+def _executor_from_args(args: argparse.Namespace) -> Any:
+    """The executor the run options ask for: a name, or a ``DaskExecutor`` with options.
+
+    ``--workers``, ``--scheduler``, ``--retries`` and ``--shared-cache`` imply
+    ``--executor dask``; the Dask executor module imports dask only when a step runs.
+    """
+    dask_options = {
+        "workers": args.workers,
+        "scheduler": args.scheduler,
+        "retries": args.retries,
+        "shared_cache": args.shared_cache,
+    }
+    given = {k: v for k, v in dask_options.items() if v is not None}
+    if args.executor == "kernel" and given:
+        flags = ", ".join("--" + k.replace("_", "-") for k in given)
+        raise PipelineError(f"{flags} only apply to --executor dask")
+    if args.executor != "dask" and not given:
+        return args.executor
+    from .executors.dask import DaskExecutor
+
+    given.setdefault("retries", 0)
+    return DaskExecutor(**given)
 
 
 def _store(path: str | None) -> Any:
@@ -468,6 +493,20 @@ def build_parser() -> argparse.ArgumentParser:
     _add_selection_options(p)
     p.add_argument("--output", "-o", metavar="OUT.ipynb", help="also write the executed notebook here")
     p.add_argument("--executor", choices=["kernel", "dask"], default=None, help="where steps run (default kernel)")
+    p.add_argument(
+        "--workers", type=int, metavar="N", help="dask: worker processes of the local cluster (default: one per core)"
+    )
+    p.add_argument(
+        "--scheduler", metavar="ADDRESS", help="dask: run on the cluster of this scheduler (tcp://host:8786)"
+    )
+    p.add_argument("--retries", type=int, metavar="N", help="dask: run a step again up to N times if its worker dies")
+    p.add_argument(
+        "--shared-cache",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="dask: whether the workers see the cache folder (default: find out); with --no-shared-cache "
+        "values travel through Dask and this process writes the cache",
+    )
     p.add_argument(
         "--timeout", type=float, metavar="SECONDS", help="per-step timeout (a step's timeout:SECONDS tag wins)"
     )

@@ -1,0 +1,987 @@
+"""The ``dask`` executor: steps as tasks on a ``dask.distributed`` cluster.
+
+``DaskExecutor.execute`` connects to a cluster (its own ``LocalCluster``, a scheduler
+address, a cluster object such as dask-jobqueue's ``SLURMCluster``, or a ``Client``),
+then submits each step as one task when the steps it depends on have finished, so
+independent steps run at the same time. The task (``runtime.run_step_on_worker``) runs
+the step in an IPython shell on the worker and dumps its values; this module, on the
+client, writes the captured outputs, commits the cache entry and publishes every
+event. The cache entries are the kernel executor's (same key from the plan, same
+``Cache.dump_values`` files, outputs in the same nbformat shapes), so a run with one
+executor followed by the other is fully cached.
+
+``DaskSession`` reads top to bottom in the order of a run:
+
+1. connect (on a thread, while the cached entries the run will load are verified);
+   print the dashboard link;
+2. decide how values travel: through the cache folder when every worker sees it (a
+   probe file written by the client, read by every worker), else through Dask (the
+   entry's files as bytes, worker to worker; the client writes the cache);
+3. loop: submit the steps whose upstream steps are done; handle "started" notices
+   (sent by the task through the scheduler's event topics) and finished tasks;
+   watch timeouts, cancel, and a cluster left without workers, so a run never hangs.
+
+Worked example, ``load -> (a, b) -> report`` on two workers::
+
+    submit load                       (a, b, report wait for it)
+    load done      -> commit entry    -> submit a, submit b    (both run at once)
+    a done         -> commit entry    (report still waits for b)
+    b failed       -> report skipped ("upstream b failed"); the run ends failed
+
+A task whose worker dies (killed, out of memory) fails its step with the reason the
+nanny recorded ("worker died (signal 9; possibly out of memory)"), or is retried
+``retries`` times; cancel cancels the submitted tasks, interrupts the running ones and
+restarts a worker whose step does not stop within the grace period.
+
+The default ``LocalCluster`` was chosen by measurement (``benchmarks/bench_dask.py
+--settings``): one worker process per core with one thread each (a step's stdout,
+``__main__`` and working folder belong to its process; Dask's threads were as fast but
+share them), listening on 127.0.0.1 only, and **without** Dask's
+``MALLOC_TRIM_THRESHOLD_`` (it makes numpy code that allocates large temporaries about
+twice as slow in a worker as in a plain process); BLAS/OpenMP pools are set to one
+thread so two workers do not fight for two cores. Workers are forked from a forkserver
+started first thing, which imports Dask, IPython and numpy once while this process
+imports Dask and starts the scheduler (spawned workers each import them, on cores that
+are busy starting the scheduler).
+
+``dask.distributed`` is imported only when a step has to run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import queue
+import re
+import socket
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..errors import NbflowError, PipelineError
+from ..fsutil import atomic_write_bytes, private_dir
+from .base import RunContext
+
+if TYPE_CHECKING:
+    from ..notebook import Step
+
+log = logging.getLogger(__name__)
+
+#: How the death of a worker process is logged by its nanny (distributed.nanny).
+_DEATH = re.compile(r"Worker process (\d+) (was killed by signal (\d+)|exited with status (\d+)|was killed by unknown)")
+_MEMORY = re.compile(r"Worker .*\(pid=(\d+)\) exceeded (\d+)% memory budget")
+
+
+class DaskExecutor:
+    """Run steps as tasks on a Dask cluster (see module docstring).
+
+    ``cluster``: a ``distributed.Client``, or any cluster object with a
+    ``scheduler_address`` (``LocalCluster``, ``SLURMCluster``, ``KubeCluster``...);
+    ``scheduler``: the address of a running scheduler; neither: a ``LocalCluster`` of
+    ``workers`` processes (default: one per core). ``retries``: times a step is run
+    again when its worker dies. ``shared_cache``: whether the workers see the cache
+    folder (``None``: find out). ``worker_timeout``: seconds a run waits with no worker
+    in the cluster before its remaining steps fail. ``start_method``: how nbflow's own
+    workers start (``forkserver``, the default where there is one, or ``spawn``).
+    """
+
+    name = "dask"
+
+    def __init__(
+        self,
+        cluster: Any = None,
+        *,
+        workers: int | None = None,
+        scheduler: str | None = None,
+        retries: int = 0,
+        shared_cache: bool | None = None,
+        security: Any = None,
+        worker_timeout: float = 120.0,
+        announce: bool = True,
+        start_method: str | None = None,
+    ) -> None:
+        if cluster is not None and scheduler is not None:
+            raise PipelineError("give the Dask executor a cluster or a scheduler address, not both")
+        if workers is not None and (cluster is not None or scheduler is not None):
+            raise PipelineError("--workers sizes nbflow's own LocalCluster; it cannot resize a given cluster")
+        if workers is not None and workers < 1:
+            raise PipelineError(f"--workers {workers}: need at least one worker")
+        if retries < 0:
+            raise PipelineError(f"--retries {retries}: must be 0 or more")
+        self.cluster = cluster
+        self.workers = workers
+        self.scheduler = scheduler
+        self.retries = retries
+        self.shared_cache = shared_cache
+        self.security = security
+        self.worker_timeout = worker_timeout
+        self.announce = announce
+        self.start_method = start_method
+
+    def execute(self, ctx: RunContext) -> None:
+        metadata = ctx.pipeline.source.data.get("metadata", {})
+        language = (metadata.get("kernelspec") or {}).get("language") or (metadata.get("language_info") or {}).get(
+            "name", "python"
+        )
+        if language.lower() != "python":
+            raise PipelineError(
+                f"the dask executor runs Python notebooks; this one is {language} (use --executor kernel)",
+                notebook=ctx.pipeline.path,
+            )
+        for step in ctx.steps_to_run():  # bad resources: tags fail the run before anything starts
+            resource_amounts(ctx.pipeline.steps[step], ctx.pipeline.path)
+        if not ctx.steps_to_run():
+            ctx.publish_cached_and_queued()
+            if ctx.output_path is not None:
+                write_output_notebook(ctx, {}, [])
+            return
+        DaskSession(ctx, self).run()
+
+
+# ------------------------------------------------------------------ the cluster
+
+
+#: What nbflow's worker processes import once, in the forkserver they are forked from.
+FORKSERVER_PRELOAD = ["distributed", "nbflow.runtime", "IPython.core.interactiveshell"]
+_THREAD_POOLS = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+
+
+def local_cluster_config(start_method: str = "forkserver") -> dict[str, Any]:
+    """The Dask settings of nbflow's own ``LocalCluster`` (measured; see module docstring)."""
+    return {
+        # No MALLOC_TRIM_THRESHOLD_: setting it at all turns off glibc's adaptive mmap
+        # threshold, so every large numpy temporary is a fresh mmap (page faults).
+        "distributed.nanny.pre-spawn-environ": dict(_THREAD_POOLS),
+        # Set again in the worker itself: a forked worker has the forkserver's environment.
+        "distributed.nanny.environ": dict(_THREAD_POOLS),
+        "distributed.worker.multiprocessing-method": start_method,
+        # A worker death reaches nbflow at once; nbflow retries (--retries) itself.
+        "distributed.scheduler.allowed-failures": 0,
+    }
+
+
+def start_forkserver() -> bool:
+    """Start multiprocessing's forkserver now, importing ``FORKSERVER_PRELOAD`` while this
+    process imports Dask; ``False`` where there is no forkserver (Windows)."""
+    import multiprocessing
+
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return False
+    import importlib.util
+    from multiprocessing import forkserver
+
+    # The forkserver is ready before this process has started the scheduler: importing
+    # numpy there (when installed) is free, and saves each worker importing its own.
+    # Its thread pools read these variables when it is imported (Dask sets them in this
+    # process's environment too, for the workers it spawns).
+    for name, value in _THREAD_POOLS.items():
+        os.environ.setdefault(name, value)
+    preload = FORKSERVER_PRELOAD + (["numpy"] if importlib.util.find_spec("numpy") else [])
+    multiprocessing.get_context("forkserver").set_forkserver_preload(preload)
+    forkserver.ensure_running()
+    return True
+
+
+def start_local_cluster(workers: int | None = None, dashboard: bool = True, start_method: str | None = None) -> Any:
+    """nbflow's default ``LocalCluster``: ``workers`` processes (default: one per core) of
+    one thread each, on 127.0.0.1 only, with the settings of ``local_cluster_config``;
+    each worker offers the resource ``memory`` (its memory limit, in bytes).
+
+    Workers are forked from a forkserver that imported Dask and IPython once (two
+    spawned workers would each import them, on a machine whose cores are busy starting
+    the scheduler); ``start_method="spawn"`` is Dask's default.
+    """
+    if start_method is None:
+        start_method = "forkserver" if start_forkserver() else "spawn"
+    import dask
+    import distributed.system
+    import distributed.utils
+    from distributed import LocalCluster
+
+    if start_method == "forkserver":
+        # Dask would otherwise set its own preload list, importing numpy, pandas... here first.
+        distributed.utils._forkserver_preload_set = True
+    workers = workers or os.cpu_count() or 1
+    memory = int(distributed.system.MEMORY_LIMIT / workers)
+    address = "127.0.0.1:8787" if dashboard and _free_port(8787) else "127.0.0.1:0"
+    with dask.config.set(local_cluster_config(start_method)):
+        return LocalCluster(
+            n_workers=workers,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=address,
+            memory_limit=memory,
+            resources={"memory": memory},
+            silence_logs=logging.ERROR,
+            # Without a dashboard the scheduler still serves /health there, on a free port.
+            scheduler_kwargs=None if dashboard else {"dashboard": False},
+        )
+
+
+def _free_port(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+class _NannyDeaths(logging.Filter):
+    """Remembers how worker processes ended, from the log lines of in-process nannies.
+
+    Installed as a filter on the ``distributed.nanny`` logger of this process (where a
+    ``LocalCluster``'s nannies run); passes on only what would have been shown anyway.
+    """
+
+    def __init__(self, threshold: int) -> None:
+        super().__init__()
+        self.threshold = threshold
+        self.deaths: dict[int, str] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        with contextlib.suppress(Exception):
+            _record_death(record.getMessage(), self.deaths)
+        return record.levelno >= self.threshold
+
+
+def _record_death(message: str, deaths: dict[int, str]) -> None:
+    match = _DEATH.search(message)
+    if match:
+        pid = int(match.group(1))
+        if match.group(3):
+            deaths[pid] = death_text(-int(match.group(3)))
+        elif match.group(4):
+            deaths.setdefault(pid, death_text(int(match.group(4))))
+        else:
+            deaths[pid] = "worker died (killed by an unknown signal)"
+        return
+    match = _MEMORY.search(message)
+    if match:
+        deaths[int(match.group(1))] = f"worker died (it used more than {match.group(2)}% of its memory limit)"
+
+
+def death_text(exitcode: int) -> str:
+    """How a worker process ended, as a person would want to read it."""
+    import signal
+
+    if exitcode < 0:
+        sig = -exitcode
+        if sig == signal.SIGKILL:
+            return f"worker died (signal {sig}; possibly out of memory)"
+        name = signal.Signals(sig).name if sig in signal.Signals._value2member_map_ else "unknown signal"
+        return f"worker died (signal {sig}, {name})"
+    return f"worker died (exit code {exitcode})"
+
+
+class _Cluster:
+    """A connected ``Client``, and what to close at the end."""
+
+    def __init__(self, executor: DaskExecutor, ctx: RunContext) -> None:
+        own = executor.cluster is None and executor.scheduler is None
+        start_method = executor.start_method
+        if own and start_method in (None, "forkserver"):
+            # First: the forkserver imports Dask while this process does too.
+            start_method = "forkserver" if start_forkserver() else "spawn"
+        from distributed import Client
+
+        self.owned: Any = None
+        self.close_client = True
+        given = executor.cluster
+        if isinstance(given, Client):
+            self.client = given
+            self.close_client = False
+        elif given is not None:
+            self.client = Client(given, set_as_default=False)
+        elif executor.scheduler is not None:
+            address = executor.scheduler
+            kwargs = {"security": executor.security} if executor.security is not None else {}
+            self.client = Client(address, set_as_default=False, timeout=ctx.config.kernel_start_timeout, **kwargs)
+            if not address.startswith(("tls://", "ucx://", "inproc://")) and not _loopback(address):
+                ctx.warn(
+                    f"the connection to the Dask scheduler at {address} is not encrypted; "
+                    "use a tls:// address with distributed.Security"
+                )
+        else:
+            self.owned = start_local_cluster(executor.workers, start_method=start_method)
+            self.client = Client(self.owned, set_as_default=False)
+        # Nannies of a LocalCluster run in this process: their log says how a worker died.
+        nanny = logging.getLogger("distributed.nanny")
+        self.deaths = _NannyDeaths(nanny.getEffectiveLevel())
+        self._nanny_level = nanny.level
+        nanny.setLevel(logging.INFO)
+        nanny.addFilter(self.deaths)
+
+    def close(self) -> None:
+        if self.close_client:
+            with contextlib.suppress(Exception):
+                self.client.close()
+        if self.owned is not None:
+            with contextlib.suppress(Exception):
+                self.owned.close()
+        nanny = logging.getLogger("distributed.nanny")
+        nanny.removeFilter(self.deaths)
+        nanny.setLevel(self._nanny_level)
+
+
+def _loopback(address: str) -> bool:
+    host = address.split("://", 1)[-1].rsplit(":", 1)[0].strip("[]")
+    return host in ("localhost", "::1") or host.startswith("127.")
+
+
+# ------------------------------------------------------------------ the task
+
+
+def _run_task(spec: dict[str, Any], inputs: dict[str, Any], topic: str) -> dict[str, Any]:
+    """The Dask task of one step (runs on a worker)."""
+    from distributed import get_worker
+
+    from ..runtime import run_step_on_worker
+
+    worker = get_worker()
+
+    def notify(message: dict[str, Any]) -> None:
+        worker.log_event(topic, {**message, "worker": worker.address})
+
+    return run_step_on_worker(spec, inputs, notify)
+
+
+def resource_amounts(step: Step, notebook: str | Path | None = None) -> dict[str, float]:
+    """The ``resources:`` tags of ``step`` as Dask resource amounts (``4GB`` -> 4e9)."""
+    amounts = {}
+    for name, text in step.resources.items():
+        try:
+            amounts[name] = float(text)
+        except ValueError:
+            from dask.utils import parse_bytes
+
+            try:
+                amounts[name] = float(parse_bytes(text))
+            except ValueError:
+                raise PipelineError(
+                    f"resources:{name}={text} is not a number or a size such as 4GB",
+                    notebook=notebook,
+                    cell=step.cell.number,
+                    step=step.name,
+                ) from None
+    return amounts
+
+
+class _Attempt:
+    """One submission of a step."""
+
+    def __init__(self, step: str, number: int) -> None:
+        self.step = step
+        self.number = number
+        self.token = f"{step}-{uuid.uuid4().hex[:12]}"
+        self.future: Any = None
+        self.staging: Path | None = None
+        self.started: float | None = None  # monotonic, when the worker said so
+        self.worker: str | None = None
+        self.pid: int | None = None
+        self.stopping: float | None = None  # monotonic, when nbflow asked it to stop
+
+
+class DaskSession:
+    """One run on a Dask cluster (see module docstring)."""
+
+    def __init__(self, ctx: RunContext, executor: DaskExecutor) -> None:
+        self.ctx = ctx
+        self.executor = executor
+        self.pipeline = ctx.pipeline
+        self.cluster: _Cluster | None = None
+        self.client: Any = None
+        self.shared = True
+        self.topic = f"nbflow-{uuid.uuid4().hex}"
+        self.events: queue.Queue[tuple[str, Any]] = queue.Queue()
+        self.pending = list(ctx.steps_to_run())
+        self.running: dict[str, _Attempt] = {}
+        self.by_token: dict[str, _Attempt] = {}
+        self.results: dict[str, dict[str, Any]] = {}
+        self.futures: dict[str, Any] = {}  # finished steps' futures (values travel through Dask)
+        self.scattered: dict[str, Any] = {}
+        self.prelude_outputs: list[list[dict[str, Any]]] = []
+        self.no_workers_since: float | None = None
+        self.restarting: set[str] = set()  # workers nbflow restarted to stop a step
+        self.last_worker_check = 0.0
+
+    # --------------------------------------------------------------- main
+    def run(self) -> None:
+        ctx = self.ctx
+        connected: dict[str, Any] = {}
+        connector = threading.Thread(target=self._connect, args=(connected,), name="nbflow-dask-connect", daemon=True)
+        connector.start()
+        self.verify_restores()
+        ctx.publish_cached_and_queued()
+        connector.join()
+        if "error" in connected:
+            raise NbflowError(f"cannot start or reach the Dask cluster: {connected['error']}")
+        self.cluster = connected["cluster"]
+        self.client = self.cluster.client
+        try:
+            self.announce()
+            self.shared = self.decide_sharing()
+            self.client.subscribe_topic(self.topic, lambda event: self.events.put(("notice", event[1])))
+            self.loop()
+        finally:
+            with contextlib.suppress(Exception):
+                self.client.unsubscribe_topic(self.topic)
+            self.release_all()
+            if ctx.output_path is not None:
+                try:
+                    write_output_notebook(ctx, self.results, self.prelude_outputs)
+                except Exception as e:  # noqa: BLE001 - the run's results are in the cache either way
+                    ctx.warn(f"output notebook not written: {type(e).__name__}: {e}")
+            self.cluster.close()
+
+    def _connect(self, out: dict[str, Any]) -> None:
+        try:
+            out["cluster"] = _Cluster(self.executor, self.ctx)
+        except Exception as e:  # noqa: BLE001 - reported by the run thread
+            out["error"] = f"{type(e).__name__}: {e}"
+
+    def announce(self) -> None:
+        link = self.client.dashboard_link
+        if link and self.executor.announce:
+            print(f"nbflow: Dask dashboard: {link}", file=sys.stderr, flush=True)
+
+    def verify_restores(self) -> None:
+        """Verify the cached entries the run's steps will load (corrupt ones then run)."""
+        ctx = self.ctx
+        while True:
+            needed = {
+                provider
+                for step in ctx.steps_to_run()
+                for provider in self.pipeline.steps[step].inputs.values()
+                if ctx.actions[provider] == "cached"
+            }
+            changed = ctx.verify(sorted(needed))
+            if not changed:
+                break
+            self.pending = list(ctx.steps_to_run())
+
+    def decide_sharing(self) -> bool:
+        """Whether every worker sees the cache folder (asked, or found out with a probe)."""
+        if self.executor.shared_cache is not None:
+            return self.executor.shared_cache
+        if self.cluster is not None and self.cluster.owned is not None:
+            return True
+        from ..runtime import sees_cache
+
+        root = self.ctx.cache.root
+        private_dir(root)
+        token = uuid.uuid4().hex
+        probe = f".probe-{token}"
+        atomic_write_bytes(root / probe, token.encode())
+        try:
+            self.client.wait_for_workers(1, timeout=self.executor.worker_timeout)
+            seen = self.client.run(sees_cache, str(root), probe, token, on_error="return")
+        except Exception as e:  # noqa: BLE001 - no answer: do not rely on a shared folder
+            self.ctx.warn(
+                f"could not ask the workers whether they see the cache folder ({e}); sending values through Dask"
+            )
+            return False
+        finally:
+            with contextlib.suppress(OSError):
+                (root / probe).unlink()
+        shared = bool(seen) and all(v is True for v in seen.values())
+        if not shared:
+            self.ctx.warn("the Dask workers do not see the cache folder: values travel through Dask")
+        return shared
+
+    # --------------------------------------------------------------- loop
+    def loop(self) -> None:
+        ctx = self.ctx
+        while self.pending or self.running:
+            if ctx.cancel.is_set():
+                self.stop_all("cancelled")
+                return
+            if ctx.failure:
+                self.stop_all("failed")
+                return
+            self.submit_ready()
+            if not self.running:
+                if self.pending:  # nothing can start: every remaining step waits on one that will not finish
+                    for step in list(self.pending):
+                        ctx.finish_step(step, "skipped", reasons=("the run stopped before this step",))
+                    self.pending.clear()
+                return
+            try:
+                kind, item = self.events.get(timeout=0.2)
+            except queue.Empty:
+                self.watch()
+                continue
+            if kind == "notice":
+                self.on_notice(item)
+            elif kind == "done":
+                self.on_done(item)
+            self.watch()
+
+    def submit_ready(self) -> None:
+        ctx = self.ctx
+        for step in list(self.pending):
+            blocked = ctx.blocked_by(step)
+            if blocked:
+                self.pending.remove(step)
+                ctx.finish_step(step, "skipped", reasons=(blocked,))
+                continue
+            if any(ctx.status.get(dep) not in ("done", "cached") for dep in self.pipeline.deps[step]):
+                continue
+            self.pending.remove(step)
+            self.submit(step, 0)
+
+    def submit(self, step: str, number: int) -> None:
+        ctx = self.ctx
+        try:
+            restores, inputs = self.inputs_of(step)
+            resources = resource_amounts(self.pipeline.steps[step], self.pipeline.path)
+            self.check_resources(step, resources)
+        except _CannotStart as e:
+            ctx.finish_step(step, "failed", error=str(e))
+            return
+        attempt = _Attempt(step, number)
+        if self.shared:
+            attempt.staging = ctx.cache.staging_path(step)
+        spec = self.spec(step, attempt, restores)
+        future = self.client.submit(
+            _run_task,
+            spec,
+            inputs,
+            self.topic,
+            key=f"nbflow-{attempt.token}",
+            pure=False,
+            resources=resources or None,
+        )
+        attempt.future = future
+        self.running[step] = attempt
+        self.by_token[attempt.token] = attempt
+        future.add_done_callback(lambda f, token=attempt.token: self.events.put(("done", token)))
+
+    def spec(self, step: str, attempt: _Attempt, restores: list[list[Any]]) -> dict[str, Any]:
+        ctx = self.ctx
+        source = self.pipeline.source
+        prelude = [["setup", c.number, c.source] for c in source.setup]
+        if source.parameters is not None:
+            prelude.append(["parameters", source.parameters.number, source.parameters.source])
+        prelude.sort(key=lambda item: item[1])
+        return {
+            "token": attempt.token,
+            "step": step,
+            "folder": str(self.pipeline.path.resolve().parent),
+            "prelude": prelude,
+            "params": dict(ctx.params),
+            "cells": [[c.number, c.source] for c in self.pipeline.steps[step].cells],
+            "restores": restores,
+            "shared": self.shared,
+            "cache_root": str(ctx.cache.root),
+            "staging": str(attempt.staging) if attempt.staging else None,
+            "stored": ctx.stored_names(step),
+            "required": ctx.required_names(step),
+            "by_reference": sorted(self.pipeline.setup.writes),
+            "output_limit": ctx.config.output_limit,
+            "timeout": ctx.timeout_for(step),
+        }
+
+    def inputs_of(self, step: str) -> tuple[list[list[Any]], dict[str, Any]]:
+        """What the task restores (``[[provider, key, names]]``) and, without a shared
+        cache, the providers' files (futures of this run's tasks, or scattered bytes)."""
+        ctx = self.ctx
+        needs: dict[str, list[str]] = {}
+        for name, provider in sorted(self.pipeline.steps[step].inputs.items()):
+            needs.setdefault(provider, []).append(name)
+        restores, inputs = [], {}
+        for provider, names in needs.items():
+            key = ctx.key(provider)
+            entry = ctx.cache.lookup(provider, key)
+            missing = [n for n in names if entry is None or n not in entry.names]
+            if missing:
+                why = (entry.missing.get(missing[0]) if entry else None) or "it was not cached"
+                raise _CannotStart(
+                    f'could not restore its inputs: value {missing[0]} of step "{provider}" is needed but {why}, '
+                    "so it cannot be passed to another Dask worker; make it picklable, compute it in this step, "
+                    "or run with --executor kernel"
+                )
+            restores.append([provider, key, names])
+            if not self.shared:
+                inputs[provider] = self.futures.get(provider) or self.scatter_entry(entry)
+        return restores, inputs
+
+    def scatter_entry(self, entry: Any) -> Any:
+        if entry.step not in self.scattered:
+            files = {n: (entry.path / n).read_bytes() for n in entry.manifest.get("files", {}) if n.endswith(".pkl")}
+            payload = {"values": dict(entry.names), "files": files}
+            self.scattered[entry.step] = self.client.scatter(payload, hash=False)
+        return self.scattered[entry.step]
+
+    def check_resources(self, step: str, resources: Mapping[str, float]) -> None:
+        if not resources:
+            return
+        workers = self.client.scheduler_info().get("workers", {})
+        if not workers:
+            return  # an adaptive cluster may still start workers that have them
+        for info in workers.values():
+            offered = info.get("resources") or {}
+            if all(offered.get(k, 0) >= v for k, v in resources.items()):
+                return
+        wanted = " ".join(f"{k}={v:g}" for k, v in resources.items())
+        offered = sorted({f"{k}={v:g}" for info in workers.values() for k, v in (info.get("resources") or {}).items()})
+        raise _CannotStart(
+            f"needs Dask worker resources {wanted}, which no worker offers "
+            f"({'workers offer ' + ', '.join(offered) if offered else 'the workers declare no resources'}); "
+            f'start workers with e.g. dask worker ADDRESS --resources "{wanted}"'
+        )
+
+    # ------------------------------------------------------------- events
+    def on_notice(self, message: Mapping[str, Any]) -> None:
+        if not isinstance(message, Mapping) or message.get("event") != "started":
+            return
+        attempt = self.by_token.get(message.get("token", ""))
+        if attempt is None or self.running.get(attempt.step) is not attempt:
+            return
+        attempt.worker = message.get("worker")
+        attempt.pid = message.get("pid")
+        if attempt.started is None:
+            attempt.started = time.monotonic()
+            if self.ctx.status.get(attempt.step) != "running":
+                self.ctx.start_step(attempt.step)
+
+    def on_done(self, token: str) -> None:
+        attempt = self.by_token.get(token)
+        if attempt is None or self.running.get(attempt.step) is not attempt:
+            return
+        ctx, step, future = self.ctx, attempt.step, attempt.future
+        # Drain "started" notices first: the finish may overtake them.
+        self.drain_notices()
+        del self.running[step]
+        if future.status == "finished":
+            try:
+                result = future.result()
+            except Exception as e:  # noqa: BLE001 - the result could not be fetched
+                self.discard(attempt)
+                ctx.finish_step(step, "failed", error=f"the Dask task's result was lost: {type(e).__name__}: {e}")
+                return
+            if result.get("started") and ctx.status.get(step) != "running":
+                ctx.start_step(step)
+            self.on_result(attempt, result)
+            if step not in self.futures:
+                future.release()  # the worker may forget the result now
+            return
+        if future.status == "cancelled":
+            self.discard(attempt)
+            ctx.finish_step(step, "failed", error="the Dask task was cancelled by the cluster (scheduler lost?)")
+            return
+        error = future.exception()
+        self.discard(attempt)
+        from distributed.scheduler import KilledWorker
+
+        if isinstance(error, KilledWorker):
+            last = getattr(error, "last_worker", None)
+            attempt.pid = getattr(last, "pid", None) or attempt.pid
+            attempt.worker = getattr(last, "address", None) or attempt.worker
+            if attempt.worker in self.restarting and attempt.started is None and attempt.number < 3:
+                # Queued on a worker nbflow was restarting (to stop another step): not its fault.
+                self.submit(step, attempt.number + 1)
+                return
+            death = self.death_of(attempt)
+            where = f" (on {attempt.worker}, pid {attempt.pid})" if attempt.pid else ""
+            if attempt.number < self.executor.retries:
+                ctx.warn(
+                    f"{death}{where}; running the step again ({attempt.number + 1} of {self.executor.retries})", step
+                )
+                self.submit(step, attempt.number + 1)
+                return
+            tried = f" after {attempt.number + 1} attempts" if attempt.number else ""
+            ctx.finish_step(step, "failed", error=f"{death}{where}{tried}")
+            return
+        hint = ""
+        if isinstance(error, ModuleNotFoundError) and "nbflow" in str(error):
+            hint = "; install nbflow (and the notebook's libraries) where the Dask workers run"
+        ctx.finish_step(step, "failed", error=f"the Dask task failed: {type(error).__name__}: {error}{hint}")
+
+    def drain_notices(self) -> None:
+        later = []
+        while True:
+            try:
+                kind, item = self.events.get_nowait()
+            except queue.Empty:
+                break
+            if kind == "notice":
+                self.on_notice(item)
+            else:
+                later.append((kind, item))
+        for item in later:
+            self.events.put(item)
+
+    def on_result(self, attempt: _Attempt, result: dict[str, Any]) -> None:
+        ctx, step = self.ctx, attempt.step
+        self.results[step] = result
+        if result.get("prelude_outputs") and not self.prelude_outputs:
+            self.prelude_outputs = result["prelude_outputs"]
+        status = result["status"]
+        duration = float(result.get("duration") or 0.0)
+        if status == "done":
+            self.commit(attempt, result, duration)
+            if not self.shared and self.pipeline.dependants(step):
+                self.futures[step] = attempt.future
+            ctx.finish_step(step, "done", duration=duration)
+            return
+        self.discard(attempt)
+        if status == "setup-failed":
+            ctx.failure = result["error"]
+            ctx.finish_step(step, "skipped", reasons=("the setup failed",))
+        elif status == "interrupted" and result.get("reason") == "timeout":
+            timeout = ctx.timeout_for(step) or 0
+            ctx.finish_step(
+                step,
+                "failed",
+                duration=duration,
+                error=f"timed out after {timeout:g} s (interrupted)",
+                traceback=result.get("traceback", ""),
+            )
+        elif status == "interrupted":
+            ctx.finish_step(step, "cancelled", duration=duration, error="cancelled")
+        else:
+            ctx.finish_step(
+                step, "failed", duration=duration, error=result["error"], traceback=result.get("traceback", "")
+            )
+
+    def commit(self, attempt: _Attempt, result: dict[str, Any], duration: float) -> None:
+        """Write the step's outputs and make its entry visible (or warn why not)."""
+        ctx, step = self.ctx, attempt.step
+        dumped = result.get("dumped") or {}
+        staging = attempt.staging or ctx.cache.staging_path(step)
+        if "error" in dumped:
+            ctx.cache.discard(staging)
+            ctx.warn(f"values not cached: {dumped['error']}", step)
+            return
+        for value, why in dumped.get("missing", {}).items():
+            ctx.warn(f"value {value} not cached: {why}", step)
+        try:
+            private_dir(staging)
+            for name, data in (result.get("files") or {}).items():
+                with open(staging / name, "wb") as f:
+                    f.write(data)
+            ctx.cache.write_outputs(staging, result.get("outputs", []))
+            ctx.cache.commit_staged(
+                staging,
+                step=step,
+                key=ctx.key(step),
+                parts=ctx.parts(step),
+                dumped=dumped,
+                meta={"run_id": ctx.run_id, "duration": duration, "executor": "dask"},
+            )
+        except OSError as e:
+            ctx.cache.discard(staging)
+            ctx.warn(f"cache entry not written ({e.strerror or e}: {e.filename or staging})", step)
+
+    def discard(self, attempt: _Attempt) -> None:
+        if attempt.staging is not None:
+            self.ctx.cache.discard(attempt.staging)
+
+    def death_of(self, attempt: _Attempt, wait: float = 3.0) -> str:
+        """Why the worker that ran ``attempt`` died, from its nanny's log (best effort)."""
+        if attempt.pid is None:
+            return "worker died (killed, or out of memory)"
+        deadline = time.monotonic() + wait
+        while True:
+            found = self.cluster.deaths.deaths.get(attempt.pid) if self.cluster is not None else None
+            found = found or self.death_from_logs(attempt.pid)
+            if found:
+                return found
+            if time.monotonic() >= deadline:
+                return "worker died (killed, or out of memory)"
+            time.sleep(0.1)
+
+    def death_from_logs(self, pid: int) -> str | None:
+        deaths: dict[int, str] = {}
+        try:
+            logs = self.client.get_worker_logs(nanny=True)
+        except Exception:  # noqa: BLE001 - no nannies, or they cannot be asked
+            return None
+        for lines in logs.values():
+            for _level, message in lines if isinstance(lines, list) else []:
+                _record_death(str(message), deaths)
+        return deaths.get(pid)
+
+    # --------------------------------------------------------------- watch
+    def watch(self) -> None:
+        """Time-outs of stuck steps and a cluster left with no worker."""
+        ctx = self.ctx
+        now = time.monotonic()
+        grace = ctx.config.kill_grace
+        for step, attempt in list(self.running.items()):
+            timeout = ctx.timeout_for(step)
+            if timeout and attempt.started is not None and now - attempt.started > timeout + grace + 1.0:
+                # The worker's own timer interrupts the step; this one did not stop.
+                self.running.pop(step)
+                self.kill([attempt])
+                ctx.finish_step(
+                    step,
+                    "failed",
+                    duration=now - attempt.started,
+                    error=f"timed out after {timeout:g} s; the step did not stop when interrupted and its worker "
+                    "was restarted",
+                )
+        if now - self.last_worker_check < 2.0:
+            return
+        self.last_worker_check = now
+        try:
+            workers = len(self.client.nthreads())
+        except Exception:  # noqa: BLE001 - the scheduler did not answer this time
+            workers = -1
+        if workers != 0:
+            self.no_workers_since = None
+            return
+        self.no_workers_since = self.no_workers_since or now
+        if now - self.no_workers_since > self.executor.worker_timeout:
+            error = f"the Dask cluster has had no worker for {self.executor.worker_timeout:g} s"
+            for step, attempt in list(self.running.items()):
+                self.running.pop(step)
+                self.kill([attempt])
+                ctx.finish_step(step, "failed", error=error)
+            ctx.failure = error
+
+    def stop_all(self, why: str) -> None:
+        """Cancel what was submitted; running steps end ``cancelled`` (or ``skipped``)."""
+        attempts = list(self.running.values())
+        self.running.clear()
+        self.kill(attempts, reason="cancelled")
+        now = time.monotonic()
+        for attempt in attempts:
+            duration = now - attempt.started if attempt.started else 0.0
+            if why == "cancelled":
+                self.ctx.finish_step(attempt.step, "cancelled", duration=duration, error="cancelled")
+            elif attempt.started is not None:
+                self.ctx.finish_step(
+                    attempt.step, "interrupted", duration=duration, error="stopped: the setup failed on another worker"
+                )
+            else:
+                self.ctx.finish_step(attempt.step, "skipped", reasons=("the setup failed",))
+
+    def kill(self, attempts: list[_Attempt], reason: str = "timeout") -> None:
+        """Cancel ``attempts``' tasks, interrupt their code, restart workers that ignore it."""
+        if not attempts:
+            return
+        from ..runtime import interrupt_step, running_steps
+
+        client = self.client
+        with contextlib.suppress(Exception):
+            client.cancel([a.future for a in attempts], force=True)
+        for attempt in attempts:
+            self.discard(attempt)
+        started = [a for a in attempts if a.worker]
+        for attempt in started:
+            with contextlib.suppress(Exception):
+                client.run(interrupt_step, attempt.token, reason, workers=[attempt.worker], on_error="return")
+        deadline = time.monotonic() + self.ctx.config.kill_grace
+        while started and time.monotonic() < deadline:
+            try:
+                running = client.run(running_steps, workers=[a.worker for a in started], on_error="return")
+            except Exception:  # noqa: BLE001 - ask again until the deadline
+                running = {}
+            started = [a for a in started if isinstance(running.get(a.worker), list) and a.token in running[a.worker]]
+            if started:
+                time.sleep(0.1)
+        if started:
+            self.restarting.update(a.worker for a in started if a.worker)
+            # Restarting waits for the new worker to register: not the run's business.
+            threading.Thread(target=self._restart, args=(started,), name="nbflow-dask-restart", daemon=True).start()
+
+    def _restart(self, attempts: list[_Attempt]) -> None:
+        try:
+            self.client.restart_workers([a.worker for a in attempts], timeout=120, raise_for_error=False)
+        except Exception as e:  # noqa: BLE001 - nothing more nbflow can do from here
+            log.warning("nbflow: could not restart Dask workers %s (%s)", [a.worker for a in attempts], e)
+
+    def release_all(self) -> None:
+        """Let go of every future: nothing of the run stays in the cluster's memory."""
+        for attempt in self.running.values():
+            with contextlib.suppress(Exception):
+                attempt.future.release()
+        for future in [*self.futures.values(), *self.scattered.values()]:
+            with contextlib.suppress(Exception):
+                future.release()
+        self.futures.clear()
+        self.scattered.clear()
+
+
+class _CannotStart(Exception):
+    """A step cannot be submitted (its inputs are not cached, no worker can take it)."""
+
+
+# ------------------------------------------------------------ output notebook
+
+
+def write_output_notebook(
+    ctx: RunContext, results: Mapping[str, Mapping[str, Any]], prelude_outputs: list[list[dict[str, Any]]]
+) -> None:
+    """The executed notebook, as the kernel executor would leave it: each step cell with
+    its outputs (captured now, or the cached ones), the parameters injected after the
+    parameters cell. Standard library only (no nbformat import on the client)."""
+    pipeline = ctx.pipeline
+    assert ctx.output_path is not None
+    data = json.loads(json.dumps(pipeline.source.data))
+    cells = data["cells"]
+    prelude = sorted(
+        [*pipeline.source.setup, *([pipeline.source.parameters] if pipeline.source.parameters else [])],
+        key=lambda c: c.index,
+    )
+    for cell, outputs in zip(prelude, prelude_outputs, strict=False):
+        cells[cell.index]["outputs"] = outputs
+    for name in pipeline.order:
+        step = pipeline.steps[name]
+        cached = ctx.status.get(name) == "cached"
+        outputs: list[list[dict[str, Any]]] = []
+        if cached:
+            with contextlib.suppress(Exception):
+                entry = ctx.cache.lookup(name, ctx.key(name))
+                outputs = ctx.cache.load_outputs(entry) if entry else []
+        elif name in results:
+            outputs = list(results[name].get("outputs") or [])
+        for i, cell in enumerate(step.cells):
+            target = cells[cell.index]
+            target.setdefault("metadata", {})["nbflow"] = {"step": name, **({"cached": True} if cached else {})}
+            if target.get("cell_type") == "code":
+                target["outputs"] = outputs[i] if i < len(outputs) else []
+    for cell in cells:
+        if cell.get("cell_type") == "code":
+            cell.setdefault("outputs", [])
+            cell["execution_count"] = None
+    if ctx.given and pipeline.source.parameters is not None:
+        source = "# Parameters\n" + "".join(f"{k} = {v!r}\n" for k, v in ctx.given.items())
+        injected = {
+            "cell_type": "code",
+            "id": uuid.uuid4().hex[:8],
+            "metadata": {"tags": ["injected-parameters"]},
+            "execution_count": None,
+            "outputs": [],
+            "source": source,
+        }
+        cells.insert(pipeline.source.parameters.index + 1, injected)
+    data.setdefault("metadata", {})["nbflow"] = {
+        **(data["metadata"].get("nbflow") or {}),
+        "run": ctx.run_id,
+        "executor": "dask",
+        "parameters": ctx.params,
+    }
+    ctx.output_path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(
+        ctx.output_path, json.dumps(data, indent=1, ensure_ascii=False, default=repr).encode("utf-8"), perms=0o644
+    )
+
+
+__all__ = [
+    "DaskExecutor",
+    "start_local_cluster",
+    "death_text",
+    "local_cluster_config",
+    "resource_amounts",
+    "write_output_notebook",
+]

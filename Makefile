@@ -6,10 +6,10 @@ PYTHON ?= python3
 
 .PHONY: demo test lint install system-packages clean
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml extension/package.json $(wildcard extension/src/*.ts)
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[test,examples]"
+	$(PY) -m pip install --quiet -e ".[test,examples,jupyter]"
 	touch $@
 
 install: $(VENV)/.installed

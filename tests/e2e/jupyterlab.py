@@ -39,6 +39,11 @@ class Lab:
         page.goto(f"{self.url}lab/tree/{notebook}?token={self.token}")
         page.wait_for_selector(".jp-Notebook", timeout=90_000)
         page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=90_000)
+        # The indicator says idle before the kernel connects; the status bar knows better.
+        page.wait_for_function(
+            "() => (document.querySelector('#jp-main-statusbar') || {}).innerText?.includes('| Idle')",
+            timeout=90_000,
+        )
 
 
 @pytest.fixture(scope="module")
@@ -57,6 +62,9 @@ def lab_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         "JUPYTERLAB_SETTINGS_DIR": str(base / "settings"),
         "JUPYTERLAB_WORKSPACES_DIR": str(base / "workspaces"),
         "JUPYTER_RUNTIME_DIR": str(base / "runtime"),
+        # Own notebook-signature database: a shared one is an SQLite file other Jupyter
+        # processes of this user lock, which stalls saving a notebook for many seconds.
+        "JUPYTER_DATA_DIR": str(base / "data"),
     }
     env.pop("NBFLOW_HOME", None)
     log = base / "server.log"
@@ -94,13 +102,19 @@ def run_cell(page: Any, index: int) -> None:
     page.keyboard.press("Shift+Enter")
 
 
-def wait_until(predicate: Any, timeout: float = 60.0, every: float = 0.1) -> Any:
+def wait_until(predicate: Any, timeout: float = 60.0, every: float = 0.1, page: Any = None) -> Any:
+    """Poll ``predicate``; with ``page``, sleep through Playwright so it keeps serving the
+    page's routed requests (the sync API runs route handlers only inside its own calls:
+    a plain ``time.sleep`` holds every request of the page)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
         if value:
             return value
-        time.sleep(every)
+        if page is not None:
+            page.wait_for_timeout(every * 1000)
+        else:
+            time.sleep(every)
     raise AssertionError("condition not met in time")
 
 

@@ -60,7 +60,7 @@ def test_widget_follows_a_run_live_and_shows_details(lab_server, page):  # noqa:
     except Exception:
         screenshot(page, "widget-not-shown")
         raise
-    initial = wait_until(lambda: (s := node_states(page)) and len(s) == len(STEPS) and s)
+    initial = wait_until(lambda: (s := node_states(page)) and len(s) == len(STEPS) and s, page=page)
     assert initial == dict.fromkeys(STEPS, "stale"), initial
     assert "5 stale" in page.inner_text(".nbflow-widget .nbflow-status")
     assert page.locator(".nbflow-widget .nbflow-legend").inner_text().count(":") >= 2
@@ -88,7 +88,7 @@ def test_widget_follows_a_run_live_and_shows_details(lab_server, page):  # noqa:
             shot_taken = True
         return "done in" in page.inner_text(".nbflow-widget .nbflow-status")
 
-    wait_until(finished, timeout=180, every=0.05)
+    wait_until(finished, timeout=180, every=0.05, page=page)
     screenshot(page, "widget-after-run")
     final = node_states(page)
     assert final == dict.fromkeys(STEPS, "done"), (final, seen)
@@ -105,8 +105,8 @@ def test_widget_follows_a_run_live_and_shows_details(lab_server, page):  # noqa:
     )
     details = page.locator(".nbflow-details")
     assert "accuracy_score" in details.locator(".nbflow-code").inner_text()
-    wait_until(lambda: "last status: done" in details.inner_text(), timeout=20)
-    wait_until(lambda: "accuracy:" in details.locator(".jp-OutputArea").inner_text(), timeout=20)
+    wait_until(lambda: "last status: done" in details.inner_text(), timeout=20, page=page)
+    wait_until(lambda: "accuracy:" in details.locator(".jp-OutputArea").inner_text(), timeout=20, page=page)
     click_node(page, "train")
     page.wait_for_function(
         "() => document.querySelector('.nbflow-details .nbflow-step-name').textContent.includes('train')"
@@ -116,6 +116,6 @@ def test_widget_follows_a_run_live_and_shows_details(lab_server, page):  # noqa:
 
     # A refresh after a run shows the steps fresh (read from the cache, not this run's events).
     page.locator(".nbflow-widget button", has_text="Refresh").click()
-    wait_until(lambda: node_states(page) == dict.fromkeys(STEPS, "fresh"), timeout=30)
+    wait_until(lambda: node_states(page) == dict.fromkeys(STEPS, "fresh"), timeout=30, page=page)
     assert page.outside == []
     assert not [e for e in page.console_errors if "nbflow" in e.lower() or "cytoscape" in e.lower()], page.console_errors

@@ -35,8 +35,10 @@ LOCAL_HOSTS = {"127.0.0.1", "localhost", "[::1]", "::1"}
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def playwright() -> Iterator[Any]:
+    # Module scope, not session: while the sync API is open its event loop counts as
+    # running in this thread, which breaks every later asyncio-based test (pytest-jupyter).
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium package (make test does)")
     from playwright.sync_api import sync_playwright

@@ -403,7 +403,7 @@ class _Details(w.VBox):
     def clear(self) -> None:
         self.header.value = "<p><i>Click a step to see its code, state and outputs.</i></p>"
         self.code.value = self.status.value = self.outputs_note.value = ""
-        self.outputs.clear_output()
+        self.outputs.outputs = ()
 
     def show_step(
         self, name: str, *, state: str, docs: str, code: str, reasons: list[str], params: list[str]

@@ -355,3 +355,26 @@ async def test_report_endpoints(jp_fetch, notebook):
     assert response.headers["Content-Type"].startswith("text/html")
     assert response.headers["Content-Security-Policy"] == "sandbox allow-scripts"
     assert b"square" in response.body
+
+
+def test_the_openapi_document_lists_every_route_and_method():
+    import re
+
+    import yaml
+
+    import nbflow.server as server
+
+    spec = yaml.safe_load((Path(__file__).resolve().parents[1] / "docs" / "rest-api.yaml").read_text())
+    source = Path(server.__file__).read_text()
+    routes = re.findall(r'url_path_join\(base, r?"([^"]+)"\), (\w+)\)', source)
+    assert routes
+    documented = {p.strip("/"): set(ops) - {"parameters"} for p, ops in spec["paths"].items()}
+    for route, handler in routes:
+        methods = {m for m in ("get", "post", "delete") if f"def {m}(" in _class_source(source, handler)}
+        assert documented[re.sub(r"\(\\d\+\)", "{id}", route)] == methods, route
+
+
+def _class_source(source: str, name: str) -> str:
+    start = source.index(f"class {name}(")
+    end = source.find("\nclass ", start + 1)
+    return source[start : end if end > 0 else None]

@@ -12,6 +12,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from nbflow.view import STATES
 
@@ -119,3 +120,27 @@ def test_widget_follows_a_run_live_and_shows_details(lab_server, page):  # noqa:
     wait_until(lambda: node_states(page) == dict.fromkeys(STEPS, "fresh"), timeout=30, page=page)
     assert page.outside == []
     assert not [e for e in page.console_errors if "nbflow" in e.lower() or "cytoscape" in e.lower()], page.console_errors
+
+
+def test_widget_renders_and_answers_clicks_in_notebook_7(lab_server, page):  # noqa: F811
+    page.goto(f"{lab_server.url}notebooks/live_widget.ipynb?token={lab_server.token}")
+    page.wait_for_selector(".jp-Notebook", timeout=90_000)
+    # Notebook 7 asks which kernel to start (here a few seconds after the page loads).
+    accept = page.locator(".jp-Dialog .jp-mod-accept")
+    try:
+        accept.wait_for(timeout=30_000)
+        accept.click()
+    except PlaywrightTimeout:
+        pass
+    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=90_000)
+    run_cell(page, 1)
+    page.wait_for_selector(".nbflow-widget canvas", timeout=60_000)
+    states = wait_until(lambda: (s := node_states(page)) and len(s) == len(STEPS) and s, page=page)
+    assert set(states.values()) <= {"fresh", "stale"}, states
+    click_node(page, "clean")
+    page.wait_for_function(
+        "() => (document.querySelector('.nbflow-details .nbflow-step-name') || {}).textContent?.includes('clean')",
+        timeout=20_000,
+    )
+    screenshot(page, "widget-notebook7")
+    assert page.outside == []

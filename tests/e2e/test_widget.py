@@ -73,6 +73,7 @@ def test_widget_follows_a_run_live_and_shows_details(lab_server, page):  # noqa:
     assert sorted(params) == ["param:max_depth", "param:n_estimators", "param:seed", "param:test_size"]
     assert page.locator(".nbflow-param-max_depth input").input_value() == "4"
 
+    page.evaluate("document.querySelector('.nbflow-widget').scrollIntoView({block: 'start'})")
     page.locator(".nbflow-widget button", has_text="Run pipeline").click()
     seen: list[dict[str, str]] = []
     shot_taken = False

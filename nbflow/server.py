@@ -37,6 +37,7 @@ import json
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
 
 from jupyter_server.base.handlers import APIHandler
 from jupyter_server.utils import url_path_join
@@ -155,6 +156,12 @@ class NbflowHandler(APIHandler):
             raise web.HTTPError(400, "params must be a JSON object")
         return value
 
+    def limit(self) -> int:
+        raw = self.get_argument("limit", "50")
+        if not raw.isdigit() or not 0 < int(raw) <= 10_000:
+            raise web.HTTPError(400, "limit must be a whole number from 1 to 10000")
+        return int(raw)
+
     def body(self) -> dict[str, Any]:
         try:
             value = json.loads(self.request.body or b"{}")
@@ -265,8 +272,9 @@ class RunsHandler(NbflowHandler):
     @web.authenticated
     async def get(self) -> None:
         notebook = self.notebook(required=False)
+        limit = self.limit()
         if notebook is None:
-            runs = [self.run_summary(r) for r in reversed(self.registry.runs)]
+            runs = [self.run_summary(r) for r in reversed(self.registry.runs)][:limit]
             return self.finish(_json({"runs": runs}))
         from .config import Config
         from .store import RunStore
@@ -276,7 +284,7 @@ class RunsHandler(NbflowHandler):
             return self.finish(_json({"runs": []}))
         store = RunStore(config.store_path)
         try:
-            runs = store.runs(notebook, limit=int(self.get_argument("limit", "50")))
+            runs = store.runs(notebook, limit=limit)
         finally:
             store.close()
         for r in runs:
@@ -405,7 +413,8 @@ class RunReportHandler(NbflowHandler):
             return self.fail(e)
         url = url_path_join(self.base_url, API, "runs", run_id, "report")
         self.set_status(201)
-        self.finish(_json({"id": int(run_id), "url": f"{url}?path={self.relative(notebook)}", "size": path.stat().st_size}))
+        query = urlencode({"path": self.relative(notebook)})
+        self.finish(_json({"id": int(run_id), "url": f"{url}?{query}", "size": path.stat().st_size}))
 
     @web.authenticated
     async def get(self, run_id: str) -> None:

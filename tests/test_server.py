@@ -338,6 +338,8 @@ async def test_start_run_rejects_bad_input(jp_fetch, notebook):
         assert status == 400 and fragment in raw.decode(), raw
     status, _ = await error_code(jp_fetch, "runs", method="POST", body="not json")
     assert status == 400
+    status, _ = await error_code(jp_fetch, "runs", params={"path": "work/pipe.ipynb", "limit": "x"})
+    assert status == 400
 
 
 async def test_report_endpoints(jp_fetch, notebook):
@@ -350,7 +352,7 @@ async def test_report_endpoints(jp_fetch, notebook):
     status, _ = await error_code(jp_fetch, "runs", run_id, "report", params={"path": "work/pipe.ipynb"})
     assert status == 404  # not built yet
     status, built = await fetch_json(jp_fetch, "runs", run_id, "report", method="POST", body="", params={"path": "work/pipe.ipynb"})
-    assert status == 201 and built["url"].endswith(f"runs/{run_id}/report?path=work/pipe.ipynb")
+    assert status == 201 and built["url"].endswith(f"runs/{run_id}/report?path=work%2Fpipe.ipynb")
     response = await jp_fetch(API, "runs", run_id, "report", params={"path": "work/pipe.ipynb"}, request_timeout=120)
     assert response.headers["Content-Type"].startswith("text/html")
     assert response.headers["Content-Security-Policy"] == "sandbox allow-scripts"

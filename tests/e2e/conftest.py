@@ -47,6 +47,19 @@ def playwright() -> Iterator[Any]:
         yield p
 
 
+# pytest-jupyter (registered by tests/test_server.py) adds autouse fixtures to every test
+# of the session that close "the" event loop and clean up a ServerApp after each test; in
+# a browser test that loop is Playwright's, still running. These tests need neither.
+@pytest.fixture(autouse=True)
+def jp_asyncio_loop() -> Iterator[None]:
+    yield None
+
+
+@pytest.fixture(autouse=True)
+def jp_server_cleanup() -> Iterator[None]:
+    yield None
+
+
 @pytest.fixture
 def browser_context(playwright: Any, tmp_path: Path) -> Iterator[Any]:
     """A Chromium context with a fresh user-data folder."""

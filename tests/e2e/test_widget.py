@@ -1,6 +1,6 @@
 """PipelineWidget (ipycytoscape 1.3.3 on ipywidgets 8) in a real JupyterLab 4, in Chromium.
 
-Opens ``notebooks/live_widget.ipynb``, shows the widget, runs the wine pipeline from its
+Opens ``notebooks/widget/live_widget.ipynb``, shows the widget, runs the wine pipeline from its
 button and reads the node colours from the page's cytoscape instance while the run goes
 on: they must pass through queued/running and end ``done``. Then clicks a node and reads
 its details. Screenshots go to test-artifacts/ (and the README's to docs/).
@@ -54,7 +54,7 @@ def click_node(page, name: str) -> None:
 
 
 def test_widget_follows_a_run_live_and_shows_details(lab_server, page):  # noqa: F811
-    lab_server.open(page, "live_widget.ipynb")
+    lab_server.open(page, "widget/live_widget.ipynb")
     run_cell(page, 1)
     try:
         page.wait_for_selector(".nbflow-widget canvas", timeout=60_000)
@@ -124,7 +124,7 @@ def test_widget_follows_a_run_live_and_shows_details(lab_server, page):  # noqa:
 
 
 def test_widget_renders_and_answers_clicks_in_notebook_7(lab_server, page):  # noqa: F811
-    page.goto(f"{lab_server.url}notebooks/live_widget.ipynb?token={lab_server.token}")
+    page.goto(f"{lab_server.url}notebooks/widget/live_widget.ipynb?token={lab_server.token}")
     page.wait_for_selector(".jp-Notebook", timeout=90_000)
     # Notebook 7 asks which kernel to start (here a few seconds after the page loads).
     accept = page.locator(".jp-Dialog .jp-mod-accept")

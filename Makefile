@@ -6,14 +6,15 @@ PYTHON ?= python3
 
 .PHONY: demo test lint install system-packages clean
 
-# The studio's canvas is bundled from npm during the install (hatch_build.py).
-STUDIO_CANVAS := hatch_build.py extension/studio-canvas/package.json extension/studio-canvas/package-lock.json \
-	$(wildcard extension/studio-canvas/src/*.js)
+# The studio's canvas and the JupyterLab extension are bundled from npm during the install
+# (hatch_build.py and hatch-jupyter-builder).
+JS_SOURCES := hatch_build.py extension/studio-canvas/package.json extension/studio-canvas/package-lock.json \
+	$(wildcard extension/studio-canvas/src/*.js) extension/package.json $(wildcard extension/src/*.ts)
 
-$(VENV)/.installed: pyproject.toml $(STUDIO_CANVAS)
+$(VENV)/.installed: pyproject.toml $(JS_SOURCES)
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[test,examples,report,studio,dask]"
+	$(PY) -m pip install --quiet -e ".[test,examples,report,studio,dask,jupyter]"
 	touch $@
 
 install: $(VENV)/.installed

@@ -33,6 +33,7 @@ _EXPORTS = {
     "Config": "config",
     "result": "results",
     "Run": "run",
+    "show": "widget",
 }
 
 __all__ = [
@@ -47,6 +48,7 @@ __all__ = [
     "load_pipeline",
     "result",
     "Run",
+    "show",
 ]
 
 if TYPE_CHECKING:
@@ -56,6 +58,7 @@ if TYPE_CHECKING:
     from .plan import Plan
     from .results import result
     from .run import Run
+    from .widget import show
 
 
 def __getattr__(name: str) -> Any:

@@ -228,3 +228,74 @@ class GraphState:
         changed = {s: self.states[s] for s in sorted(self.changed)}
         self.changed.clear()
         return changed
+
+
+def cytoscape_style(states: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
+    """A cytoscape.js stylesheet: one colour and shape per state, parameters as small ellipses.
+
+    Nodes carry their state in ``data.state``, so the stylesheet is the same for every
+    graph (the JupyterLab side panel uses it as served by the REST API). ``states``
+    adds one rule per step (``node[id = "step"]``): a view whose node data cannot be
+    updated in bulk (ipycytoscape keeps one widget per node) recolours a whole burst of
+    nodes by sending only a new stylesheet.
+    """
+    style: list[dict[str, Any]] = [
+        {
+            "selector": "node",
+            "style": {
+                "label": "data(label)",
+                "text-valign": "center",
+                "text-halign": "center",
+                "font-size": 13,
+                "width": 120,
+                "height": 36,
+                "border-width": 1,
+                "border-color": "#555",
+                "color": "#111",
+            },
+        },
+        {
+            "selector": "node.parameter",
+            "style": {
+                "shape": "ellipse",
+                "width": "label",
+                "height": 18,
+                "padding": 4,
+                "font-size": 10,
+                "background-color": "#f7f7f7",
+                "border-style": "dashed",
+                "color": "#444",
+            },
+        },
+        {
+            "selector": "edge",
+            "style": {
+                "curve-style": "bezier",
+                "target-arrow-shape": "triangle",
+                "width": 2,
+                "line-color": "#999",
+                "target-arrow-color": "#999",
+            },
+        },
+        {"selector": "edge.explicit", "style": {"line-style": "dashed"}},
+        {"selector": "edge.parameter", "style": {"line-style": "dotted", "width": 1, "target-arrow-shape": "none"}},
+        {"selector": "node:selected", "style": {"border-width": 4, "border-color": "#000"}},
+    ]
+    for name, s in STATES.items():
+        style.append({"selector": f'node[state = "{name}"]', "style": _state_style(name, s)})
+    for step, state in (states or {}).items():
+        s = STATES.get(state)
+        if s is not None:
+            selector = 'node[id = "' + step.replace("\\", "\\\\").replace('"', '\\"') + '"]'
+            style.append({"selector": selector, "style": _state_style(state, s)})
+    return style
+
+
+def _state_style(name: str, s: StateStyle) -> dict[str, Any]:
+    style: dict[str, Any] = {"background-color": s.colour, "shape": s.shape}
+    if name == "running":
+        # No animation in a static stylesheet: a thick dashed border marks the running step.
+        style.update({"border-width": 4, "border-style": "dashed", "border-color": "#08306b", "color": "#fff"})
+    elif name in ("failed", "cancelled", "done"):
+        style["color"] = "#fff"
+    return style

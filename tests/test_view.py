@@ -44,3 +44,13 @@ def test_graph_state_follows_events_and_batches_changes(make_notebook):
     state.apply(StepFinished(1, step="a", status="done", duration=0.5))
     assert state.take_changes() == {"a": "done"} and state.details["a"]["duration"] == 0.5
     assert state.take_changes() == {}
+
+
+def test_cytoscape_style_has_one_rule_per_state_and_per_given_step():
+    from nbflow.view import cytoscape_style
+
+    rules = {r["selector"]: r["style"] for r in cytoscape_style({"train": "running", 'we"ird': "done"})}
+    for name, s in STATES.items():
+        assert rules[f'node[state = "{name}"]']["background-color"] == s.colour
+    assert rules['node[id = "train"]']["background-color"] == STATES["running"].colour
+    assert rules['node[id = "we\\"ird"]']["shape"] == STATES["done"].shape

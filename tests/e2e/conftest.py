@@ -35,14 +35,29 @@ LOCAL_HOSTS = {"127.0.0.1", "localhost", "[::1]", "::1"}
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def playwright() -> Iterator[Any]:
+    # Module scope, not session: while the sync API is open its event loop counts as
+    # running in this thread, which breaks every later asyncio-based test (pytest-jupyter).
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium package (make test does)")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
         yield p
+
+
+# pytest-jupyter (registered by tests/test_server.py) adds autouse fixtures to every test
+# of the session that close "the" event loop and clean up a ServerApp after each test; in
+# a browser test that loop is Playwright's, still running. These tests need neither.
+@pytest.fixture(autouse=True)
+def jp_asyncio_loop() -> Iterator[None]:
+    yield None
+
+
+@pytest.fixture(autouse=True)
+def jp_server_cleanup() -> Iterator[None]:
+    yield None
 
 
 @pytest.fixture

@@ -1,0 +1,291 @@
+/**
+ * nbflow in JupyterLab: mark cells as steps (cell toolbar, context menu), badges with each
+ * step's state, a side panel with the live pipeline graph, and commands to run, run up to
+ * a step, run stale steps, cancel, and open the last run's report.
+ *
+ * Everything the front end knows comes from nbflow's REST API (nbflow/server.py), which
+ * calls the same core API as the CLI and the widget.
+ */
+import { JupyterFrontEnd, JupyterFrontEndPlugin, ILayoutRestorer } from '@jupyterlab/application';
+import { ICommandPalette, InputDialog, showErrorMessage } from '@jupyterlab/apputils';
+import { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
+import { LabIcon } from '@jupyterlab/ui-components';
+
+import * as api from './api';
+import { PipelineModel } from './model';
+import { PipelinePanel } from './panel';
+import { addAfter, markStep, stepOf, unmarkStep } from './tags';
+
+const ICON = new LabIcon({
+  name: 'nbflow:graph',
+  svgstr:
+    '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 24 24"><g class="jp-icon3" fill="#616161">' +
+    '<rect x="8" y="2" width="8" height="5" rx="1"/><rect x="2" y="16" width="8" height="5" rx="1"/>' +
+    '<rect x="14" y="16" width="8" height="5" rx="1"/>' +
+    '<path d="M11.3 7h1.4v4H18a1 1 0 0 1 1 1v4h-1.4v-3.6H6.4V16H5v-4a1 1 0 0 1 1-1h5.3z"/></g></svg>'
+});
+const STEP_ICON = new LabIcon({
+  name: 'nbflow:step',
+  svgstr:
+    '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 24 24"><g class="jp-icon3" fill="#616161">' +
+    '<path d="M3 5a2 2 0 0 1 2-2h9l7 7v9a2 2 0 0 1-2 2H5a2 2 0 0 1-2-2zm4 5v2h10v-2zm0 4v2h7v-2z"/></g></svg>'
+});
+
+const plugin: JupyterFrontEndPlugin<void> = {
+  id: 'nbflow-jupyterlab:plugin',
+  description: 'nbflow: mark steps, see the pipeline graph beside the notebook, run and watch.',
+  autoStart: true,
+  requires: [INotebookTracker],
+  optional: [ICommandPalette, ILayoutRestorer],
+  activate: (
+    app: JupyterFrontEnd,
+    tracker: INotebookTracker,
+    palette: ICommandPalette | null,
+    restorer: ILayoutRestorer | null
+  ) => {
+    const models = new Map<string, PipelineModel>();
+    const panel = new PipelinePanel();
+    panel.title.icon = ICON;
+    app.shell.add(panel, 'right', { rank: 600 });
+    restorer?.add(panel, panel.id);
+
+    const modelOf = (nb: NotebookPanel | null): PipelineModel | null => {
+      if (!nb) {
+        return null;
+      }
+      const path = nb.context.path;
+      let model = models.get(path);
+      if (!model) {
+        model = new PipelineModel(path);
+        models.set(path, model);
+        model.changed.connect(() => {
+          renderBadges(nb, model!);
+          app.commands.notifyCommandChanged();
+        });
+        void model.refresh();
+      }
+      return model;
+    };
+
+    const current = (): NotebookPanel | null => tracker.currentWidget;
+
+    tracker.currentChanged.connect((_, nb) => {
+      panel.model = modelOf(nb);
+    });
+    tracker.widgetAdded.connect((_, nb) => {
+      void nb.context.ready.then(() => {
+        const model = modelOf(nb);
+        nb.context.saveState.connect((_, state) => {
+          if (state === 'completed' && !model?.running) {
+            void model?.refresh();
+          }
+        });
+        nb.content.modelContentChanged.connect(() => model && renderBadges(nb, model));
+      });
+    });
+    panel.model = modelOf(current());
+
+    panel.stepClicked.connect((_, step) => {
+      const nb = current();
+      if (!nb) {
+        return;
+      }
+      const index = nb.content.widgets.findIndex(cell => stepOf(cell.model) === step);
+      if (index >= 0) {
+        nb.content.activeCellIndex = index;
+        nb.content.deselectAll();
+        void nb.content.scrollToItem(index, 'center');
+        nb.content.activate();
+      }
+    });
+
+    const activeCell = () => current()?.content.activeCell ?? null;
+    const isCode = () => activeCell()?.model.type === 'code';
+    const hasNotebook = () => current() !== null;
+    const report = (e: unknown) => void showErrorMessage('nbflow', (e as Error).message ?? String(e));
+
+    /** The step of the active cell: its own tag, or the nearest step cell above it. */
+    const selectedStep = (): string | null => {
+      const nb = current();
+      if (!nb) {
+        return null;
+      }
+      for (let i = nb.content.activeCellIndex; i >= 0; i--) {
+        const step = stepOf(nb.content.widgets[i].model);
+        if (step) {
+          return step;
+        }
+      }
+      return null;
+    };
+
+    const run = async (options: (model: PipelineModel) => api.IRunOptions) => {
+      const nb = current();
+      const model = modelOf(nb);
+      if (!nb || !model) {
+        return;
+      }
+      try {
+        if (nb.context.model.dirty) {
+          await nb.context.save();
+        }
+        await model.refresh();
+        await model.run(options(model));
+        app.shell.activateById(panel.id);
+      } catch (e) {
+        report(e);
+      }
+    };
+
+    const { commands } = app;
+    commands.addCommand('nbflow:mark-step', {
+      label: args => (args.toolbar ? '' : 'Make this cell an nbflow step…'),
+      caption: 'Make this cell an nbflow step (tag step:<name>)',
+      icon: STEP_ICON,
+      isEnabled: isCode,
+      execute: async () => {
+        const cell = activeCell();
+        if (!cell) {
+          return;
+        }
+        const result = await InputDialog.getText({
+          title: 'Step name',
+          text: stepOf(cell.model) ?? '',
+          placeholder: 'load'
+        });
+        if (result.button.accept && result.value) {
+          try {
+            markStep(cell.model, result.value.trim());
+          } catch (e) {
+            report(e);
+          }
+        }
+      }
+    });
+    commands.addCommand('nbflow:add-after', {
+      label: 'Add an nbflow dependency (after:)…',
+      isEnabled: isCode,
+      execute: async () => {
+        const cell = activeCell();
+        const model = modelOf(current());
+        if (!cell || !model) {
+          return;
+        }
+        const own = stepOf(cell.model);
+        const steps = (model.graph?.nodes ?? []).map(n => n.id).filter(n => n !== own);
+        const result = steps.length
+          ? await InputDialog.getItem({ title: 'Run this step after', items: steps })
+          : await InputDialog.getText({ title: 'Run this step after (step name)' });
+        if (result.button.accept && result.value) {
+          addAfter(cell.model, result.value);
+        }
+      }
+    });
+    commands.addCommand('nbflow:unmark-step', {
+      label: 'Remove nbflow step tags',
+      isEnabled: () => isCode() && stepOf(activeCell()!.model) !== null,
+      execute: () => {
+        const cell = activeCell();
+        if (cell) {
+          unmarkStep(cell.model);
+        }
+      }
+    });
+    commands.addCommand('nbflow:show-graph', {
+      label: args => (args.toolbar ? '' : 'Show the nbflow pipeline graph'),
+      caption: 'Show the nbflow pipeline graph',
+      icon: ICON,
+      execute: () => {
+        app.shell.activateById(panel.id);
+        void panel.model?.refresh();
+      }
+    });
+    commands.addCommand('nbflow:run', {
+      label: 'Run pipeline',
+      caption: 'nbflow: run the pipeline (cached steps are restored, stale steps run)',
+      isEnabled: hasNotebook,
+      execute: () => run(() => ({}))
+    });
+    commands.addCommand('nbflow:run-to-selected', {
+      label: 'Run pipeline up to the selected step',
+      isEnabled: () => selectedStep() !== null,
+      execute: () => run(() => ({ only: [selectedStep()!] }))
+    });
+    commands.addCommand('nbflow:run-stale', {
+      label: 'Run stale steps',
+      caption: 'nbflow: run only the stale steps',
+      isEnabled: hasNotebook,
+      execute: () =>
+        run(model => {
+          const stale = (model.graph?.nodes ?? []).filter(n => n.state === 'stale').map(n => n.id);
+          return stale.length ? { only: stale } : {};
+        })
+    });
+    commands.addCommand('nbflow:cancel', {
+      label: 'Cancel pipeline run',
+      caption: 'nbflow: cancel the running pipeline',
+      isEnabled: () => modelOf(current())?.running ?? false,
+      execute: () => modelOf(current())?.cancel().catch(report)
+    });
+    commands.addCommand('nbflow:open-report', {
+      label: "Open the last run's report",
+      isEnabled: hasNotebook,
+      execute: async () => {
+        const model = modelOf(current());
+        if (!model) {
+          return;
+        }
+        try {
+          const { runs } = await api.listRuns(model.path);
+          const last = runs.find(r => r.status !== 'running' && r.status !== 'pending');
+          if (!last) {
+            throw new Error(`${model.path} has no finished run yet`);
+          }
+          const { url } = await api.buildReport(model.path, last.id);
+          window.open(url, '_blank'); // a path under the server's base URL, by run id
+        } catch (e) {
+          report(e);
+        }
+      }
+    });
+    for (const command of [
+      'nbflow:run',
+      'nbflow:run-to-selected',
+      'nbflow:run-stale',
+      'nbflow:cancel',
+      'nbflow:open-report',
+      'nbflow:show-graph',
+      'nbflow:mark-step',
+      'nbflow:add-after',
+      'nbflow:unmark-step'
+    ]) {
+      palette?.addItem({ command, category: 'nbflow' });
+    }
+    tracker.activeCellChanged.connect(() => commands.notifyCommandChanged());
+  }
+};
+
+/** A badge above each step cell: the step's name and its state (fresh, stale, running...). */
+function renderBadges(nb: NotebookPanel, model: PipelineModel): void {
+  const colours = Object.fromEntries((model.graph?.legend ?? []).map(l => [l.state, l.colour]));
+  for (const cell of nb.content.widgets) {
+    const step = stepOf(cell.model);
+    let badge = cell.node.querySelector(':scope > .nbflow-badge') as HTMLElement | null;
+    if (!step) {
+      badge?.remove();
+      continue;
+    }
+    if (!badge) {
+      badge = document.createElement('div');
+      badge.className = 'nbflow-badge';
+      cell.node.insertBefore(badge, cell.node.firstChild);
+    }
+    const state = model.states[step] ?? 'unsaved';
+    badge.dataset.step = step;
+    badge.dataset.state = state;
+    badge.style.background = colours[state] ?? '#eee';
+    badge.textContent = `step ${step} · ${state}`;
+  }
+}
+
+export default plugin;

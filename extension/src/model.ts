@@ -1,0 +1,109 @@
+/**
+ * The pipeline of one notebook as the front end sees it: the server's graph model plus
+ * live states from a run's event stream. The side panel and the cell badges both listen
+ * to `changed`; nothing here draws.
+ */
+import { ISignal, Signal } from '@lumino/signaling';
+
+import * as api from './api';
+
+export class PipelineModel {
+  constructor(readonly path: string) {}
+
+  graph: api.IGraph | null = null;
+  states: Record<string, string> = {};
+  error = '';
+  runId: number | null = null;
+  runStatus = '';
+  runMessage = '';
+
+  get changed(): ISignal<this, void> {
+    return this._changed;
+  }
+
+  /** Re-read the notebook on the server: steps, edges and fresh/stale states. */
+  async refresh(): Promise<void> {
+    try {
+      this.graph = await api.graph(this.path);
+      this.error = '';
+      this.states = {};
+      for (const node of this.graph.nodes) {
+        this.states[node.id] = node.state;
+      }
+      if (this.graph.run && this.graph.run.id !== this.runId) {
+        void this.follow(this.graph.run.id);
+      }
+    } catch (e) {
+      this.error = (e as Error).message;
+    }
+    this._changed.emit();
+  }
+
+  async run(options: api.IRunOptions = {}): Promise<number> {
+    const { id } = await api.startRun(this.path, options);
+    void this.follow(id);
+    return id;
+  }
+
+  async cancel(): Promise<void> {
+    if (this.runId !== null && this.runStatus === 'running') {
+      await api.cancelRun(this.path, this.runId);
+    }
+  }
+
+  get running(): boolean {
+    return this.runStatus === 'running';
+  }
+
+  async follow(id: number): Promise<void> {
+    this.runId = id;
+    this.runStatus = 'running';
+    this.runMessage = `run ${id} starting`;
+    this._changed.emit();
+    try {
+      await api.followRun(this.path, id, event => this.apply(event));
+    } catch (e) {
+      this.runMessage = (e as Error).message;
+      this.runStatus = 'unknown';
+      this._changed.emit();
+    }
+  }
+
+  /** One event of the run: the same transitions as nbflow.view.GraphState. */
+  apply(event: api.IRunEvent): void {
+    const step = event.step;
+    switch (event.type) {
+      case 'StepQueued':
+        this.states[step!] = 'queued';
+        break;
+      case 'StepStarted':
+        this.states[step!] = 'running';
+        break;
+      case 'StepFinished':
+        this.states[step!] = event.status!;
+        break;
+      case 'RunFinished':
+        this.runStatus = event.status!;
+        this.runMessage =
+          `run ${event.run_id} ${event.status} in ${(event.duration ?? 0).toFixed(1)} s` +
+          (event.error ? `: ${event.error}` : '');
+        break;
+      case 'RunSnapshot':
+        this.runStatus = event.status!;
+        for (const [name, s] of Object.entries(event.steps as Record<string, { status: string }>)) {
+          this.states[name] = s.status;
+        }
+        break;
+      default:
+        return;
+    }
+    if (event.type !== 'RunFinished' && event.type !== 'RunSnapshot') {
+      const counts: Record<string, number> = {};
+      Object.values(this.states).forEach(s => (counts[s] = (counts[s] ?? 0) + 1));
+      this.runMessage = `run ${event.run_id}: ` + Object.entries(counts).map(([s, n]) => `${n} ${s}`).join(', ');
+    }
+    this._changed.emit();
+  }
+
+  private _changed = new Signal<this, void>(this);
+}

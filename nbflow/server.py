@@ -1,0 +1,450 @@
+"""The Jupyter server extension: nbflow's REST API under ``/nbflow/api/``.
+
+Every route sits behind jupyter_server's own authentication (``@authenticated``) and,
+for POST and DELETE, its XSRF check; no GET changes anything. The JupyterLab extension
+(``extension/``) is one client; ``docs/rest-api.yaml`` documents the API for others.
+
+=====================================  =============================================
+``GET    graph?path=&params=``         steps, edges, parameters, states and reasons
+                                       (``view.graph_model``), the cytoscape style,
+                                       and the notebook's live run if one is going
+``GET    plan?path=&params=``          the plan (``Plan.to_dict``)
+``POST   runs``                        start a run (``run.start_run``): its id
+``GET    runs?path=``                  runs of a notebook (the run store)
+``GET    runs/{id}?path=``             one run and its steps
+``GET    runs/{id}/events?path=``      server-sent events: the run's events in order
+                                       (replayed, then live), ending at RunFinished
+``DELETE runs/{id}?path=``             cancel a run started by this server
+``POST   runs/{id}/report?path=``      build the run's HTML report (``report``)
+``GET    runs/{id}/report?path=``      the report, found by run id in the store
+=====================================  =============================================
+
+``path`` is a notebook path relative to the server's root directory. It is resolved
+(symlinks included) and must stay inside the root and name an existing ``.ipynb``;
+anything else is a plain 404. Run ids are the run store's ids; ``path`` says which
+notebook's store. A run started through this API executes in this server's process
+(a background thread, ``run.start_run``) and is followed through its event bus; a run
+of another process is read from the store.
+
+This module owns HTTP: parsing, path confinement, status codes. It must not plan,
+execute or draw anything itself: that is ``run``, ``plan`` and ``view``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
+
+from jupyter_server.base.handlers import APIHandler
+from jupyter_server.utils import url_path_join
+from tornado import web
+from tornado.iostream import StreamClosedError
+
+from .errors import NbflowError
+
+if TYPE_CHECKING:
+    from .run import Run
+
+API = "nbflow/api"
+#: Finished runs remembered per server for ``GET runs/{id}`` without a store round trip.
+KEEP_RUNS = 100
+
+
+def _jupyter_server_extension_points() -> list[dict[str, str]]:
+    return [{"module": "nbflow.server"}]
+
+
+def _load_jupyter_server_extension(serverapp: Any) -> None:
+    web_app = serverapp.web_app
+    base = url_path_join(web_app.settings["base_url"], API)
+    web_app.settings["nbflow_runs"] = RunRegistry()
+    web_app.add_handlers(
+        ".*$",
+        [
+            (url_path_join(base, "graph"), GraphHandler),
+            (url_path_join(base, "plan"), PlanHandler),
+            (url_path_join(base, "runs"), RunsHandler),
+            (url_path_join(base, r"runs/(\d+)"), RunHandler),
+            (url_path_join(base, r"runs/(\d+)/events"), RunEventsHandler),
+            (url_path_join(base, r"runs/(\d+)/report"), RunReportHandler),
+        ],
+    )
+    serverapp.log.info("nbflow: REST API at %s", base)
+
+
+class RunRegistry:
+    """Runs started through this server, newest last (finished ones kept for a while)."""
+
+    def __init__(self) -> None:
+        self.runs: list[Run] = []
+
+    def add(self, run: Run) -> None:
+        self.runs.append(run)
+        finished = [r for r in self.runs if r.done]
+        for old in finished[: max(0, len(finished) - KEEP_RUNS)]:
+            self.runs.remove(old)
+
+    def find(self, run_id: int, notebook: Path | None) -> Run | None:
+        for run in reversed(self.runs):
+            if run.id == run_id and (notebook is None or run.pipeline.path.resolve() == notebook):
+                return run
+        return None
+
+    def live(self, notebook: Path) -> Run | None:
+        """The newest unfinished run of ``notebook``."""
+        for run in reversed(self.runs):
+            if not run.done and run.pipeline.path.resolve() == notebook:
+                return run
+        return None
+
+
+def _json(data: Any) -> str:
+    return json.dumps(data, default=str)
+
+
+class NbflowHandler(APIHandler):
+    """Path confinement and error mapping shared by every route."""
+
+    @property
+    def registry(self) -> RunRegistry:
+        return self.settings["nbflow_runs"]
+
+    @property
+    def root(self) -> Path:
+        return Path(self.settings["server_root_dir"]).resolve()
+
+    def notebook(self, required: bool = True) -> Path | None:
+        """The ``path`` argument resolved inside the root, or a 404 that says nothing more."""
+        raw = self.get_argument("path", None)
+        if raw is None or raw == "":
+            if required:
+                raise web.HTTPError(400, "missing path")
+            return None
+        return self.confine(raw)
+
+    def confine(self, raw: str) -> Path:
+        root = self.root
+        try:
+            # An absolute ``raw`` replaces root here and is then refused below.
+            path = (root / raw).resolve()
+        except (OSError, RuntimeError, ValueError):
+            raise web.HTTPError(404) from None
+        if not path.is_relative_to(root) or path.suffix != ".ipynb" or not path.is_file():
+            raise web.HTTPError(404)
+        return path
+
+    def relative(self, path: str | Path) -> str | None:
+        """``path`` relative to the root (``None`` when outside: it is never shown)."""
+        try:
+            return Path(path).resolve().relative_to(self.root).as_posix()
+        except ValueError:
+            return None
+
+    def params(self) -> dict[str, Any]:
+        raw = self.get_argument("params", None)
+        if not raw:
+            return {}
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError as e:
+            raise web.HTTPError(400, f"params is not JSON: {e}") from None
+        if not isinstance(value, dict):
+            raise web.HTTPError(400, "params must be a JSON object")
+        return value
+
+    def limit(self) -> int:
+        raw = self.get_argument("limit", "50")
+        if not raw.isdigit() or not 0 < int(raw) <= 10_000:
+            raise web.HTTPError(400, "limit must be a whole number from 1 to 10000")
+        return int(raw)
+
+    def body(self) -> dict[str, Any]:
+        try:
+            value = json.loads(self.request.body or b"{}")
+        except json.JSONDecodeError as e:
+            raise web.HTTPError(400, f"body is not JSON: {e}") from None
+        if not isinstance(value, dict):
+            raise web.HTTPError(400, "body must be a JSON object")
+        return value
+
+    def fail(self, error: NbflowError) -> None:
+        self.set_status(400)
+        self.finish(_json({"message": str(error), "reason": type(error).__name__}))
+
+    def run_summary(self, run: Run) -> dict[str, Any]:
+        return {
+            "id": run.id,
+            "notebook": self.relative(run.pipeline.path),
+            "status": run.status,
+            "error": run.error,
+            "params": dict(run.plan.params),
+            "steps": run.steps,
+            "in_process": True,
+        }
+
+    def stored_run(self, run_id: int, notebook: Path) -> dict[str, Any]:
+        from .config import Config
+        from .store import RunStore
+
+        config = Config.for_notebook(notebook)
+        if not config.store_path.exists():
+            raise web.HTTPError(404)
+        store = RunStore(config.store_path)
+        try:
+            record = store.run(run_id)
+            if record is None or Path(record["notebook"]).resolve() != notebook:
+                raise web.HTTPError(404)
+            steps = {s["step"]: {k: s[k] for k in ("status", "duration", "error", "reasons")} for s in store.steps(run_id)}
+            return {
+                "id": run_id,
+                "notebook": self.relative(notebook),
+                "status": record["status"],
+                "error": record["error"],
+                "params": record["params"],
+                "steps": steps,
+                "in_process": False,
+                "artifacts": sorted(store.artifacts(run_id)),
+            }
+        finally:
+            store.close()
+
+
+class GraphHandler(NbflowHandler):
+    @web.authenticated
+    async def get(self) -> None:
+        notebook = self.notebook()
+        params = self.params()
+        live = self.registry.live(notebook)
+        try:
+            model = await asyncio.to_thread(_graph, notebook, params, live)
+        except NbflowError as e:
+            return self.fail(e)
+        model["notebook"] = self.relative(notebook)
+        model["run"] = {"id": live.id, "status": live.status} if live is not None else None
+        self.finish(_json(model))
+
+
+def _graph(notebook: Path, params: dict[str, Any], live: Run | None) -> dict[str, Any]:
+    from .graph import load_pipeline
+    from .view import cytoscape_style, graph_model
+
+    pipeline = load_pipeline(notebook)
+    plan = pipeline.plan(params)
+    statuses = {name: s["status"] for name, s in live.steps.items()} if live is not None else None
+    model = graph_model(pipeline, plan, statuses)
+    model["style"] = cytoscape_style()
+    return model
+
+
+class PlanHandler(NbflowHandler):
+    @web.authenticated
+    async def get(self) -> None:
+        notebook = self.notebook()
+        params = self.params()
+        try:
+            plan = await asyncio.to_thread(_plan, notebook, params)
+        except NbflowError as e:
+            return self.fail(e)
+        plan["notebook"] = self.relative(notebook)
+        self.finish(_json(plan))
+
+
+def _plan(notebook: Path, params: dict[str, Any]) -> dict[str, Any]:
+    from .graph import load_pipeline
+
+    return load_pipeline(notebook).plan(params).to_dict()
+
+
+def _names(body: dict[str, Any], key: str) -> list[str]:
+    value = body.get(key) or []
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise web.HTTPError(400, f"{key} must be a list of step names")
+    return value
+
+
+class RunsHandler(NbflowHandler):
+    @web.authenticated
+    async def get(self) -> None:
+        notebook = self.notebook(required=False)
+        limit = self.limit()
+        if notebook is None:
+            runs = [self.run_summary(r) for r in reversed(self.registry.runs)][:limit]
+            return self.finish(_json({"runs": runs}))
+        from .config import Config
+        from .store import RunStore
+
+        config = Config.for_notebook(notebook)
+        if not config.store_path.exists():
+            return self.finish(_json({"runs": []}))
+        store = RunStore(config.store_path)
+        try:
+            runs = store.runs(notebook, limit=limit)
+        finally:
+            store.close()
+        for r in runs:
+            r["notebook"] = self.relative(r["notebook"])
+            r["in_process"] = self.registry.find(r["id"], notebook) is not None
+        self.finish(_json({"runs": runs}))
+
+    @web.authenticated
+    async def post(self) -> None:
+        body = self.body()
+        notebook = self.confine(str(body.get("path") or ""))
+        params = body.get("params") or {}
+        if not isinstance(params, dict):
+            raise web.HTTPError(400, "params must be a JSON object")
+        options = {
+            "only": _names(body, "only"),
+            "from_": _names(body, "from"),
+            "force": _names(body, "force"),
+            "force_all": bool(body.get("force_all", False)),
+        }
+        try:
+            run = await asyncio.to_thread(_start, notebook, params, options)
+        except NbflowError as e:
+            return self.fail(e)
+        self.registry.add(run)
+        self.set_status(201)
+        self.set_header("Location", url_path_join(self.base_url, API, "runs", str(run.id)))
+        self.finish(_json({"id": run.id, "notebook": self.relative(notebook), "status": run.status}))
+
+
+def _start(notebook: Path, params: dict[str, Any], options: dict[str, Any]) -> Run:
+    from .graph import load_pipeline
+    from .run import start_run
+
+    return start_run(load_pipeline(notebook), params, **options)
+
+
+class RunHandler(NbflowHandler):
+    @web.authenticated
+    async def get(self, run_id: str) -> None:
+        notebook = self.notebook(required=False)
+        run = self.registry.find(int(run_id), notebook)
+        if run is not None:
+            return self.finish(_json(self.run_summary(run)))
+        if notebook is None:
+            raise web.HTTPError(404)
+        self.finish(_json(await asyncio.to_thread(self.stored_run, int(run_id), notebook)))
+
+    @web.authenticated
+    async def delete(self, run_id: str) -> None:
+        notebook = self.notebook(required=False)
+        run = self.registry.find(int(run_id), notebook)
+        if run is None:
+            if notebook is not None:
+                await asyncio.to_thread(self.stored_run, int(run_id), notebook)  # 404 if unknown
+                raise web.HTTPError(409, "this run was not started by this server; it cannot be cancelled here")
+            raise web.HTTPError(404)
+        if run.done:
+            raise web.HTTPError(409, f"run {run.id} has already finished ({run.status})")
+        run.cancel()
+        self.set_status(202)
+        self.finish(_json({"id": run.id, "status": "cancelling"}))
+
+
+class RunEventsHandler(NbflowHandler):
+    """Server-sent events (``text/event-stream``): one ``data:`` line of JSON per event."""
+
+    #: Seconds between keep-alive comments, so proxies keep a quiet stream open.
+    keepalive = 15.0
+
+    @web.authenticated
+    async def get(self, run_id: str) -> None:
+        notebook = self.notebook(required=False)
+        run = self.registry.find(int(run_id), notebook)
+        if run is None:
+            if notebook is None:
+                raise web.HTTPError(404)
+            record = await asyncio.to_thread(self.stored_run, int(run_id), notebook)
+        self.set_header("Content-Type", "text/event-stream")
+        self.set_header("Cache-Control", "no-cache")
+        self.set_header("X-Accel-Buffering", "no")
+        if run is None:
+            # Not in this process: what the store recorded, as one snapshot.
+            await self._send(0, "RunSnapshot", {"type": "RunSnapshot", "run_id": int(run_id), **record})
+            return self.finish(set_content_type="text/event-stream")
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        # The bus calls listeners on the run's thread (and replays on this one), in order.
+        unsubscribe = run.bus.subscribe(lambda event: loop.call_soon_threadsafe(queue.put_nowait, event.to_dict()))
+        try:
+            seq = 0
+            while True:
+                try:
+                    event = await asyncio.wait_for(queue.get(), self.keepalive)
+                except asyncio.TimeoutError:
+                    self.write(": keep-alive\n\n")
+                    await self.flush()
+                    continue
+                seq += 1
+                await self._send(seq, event["type"], event)
+                if event["type"] == "RunFinished":
+                    break
+        except StreamClosedError:
+            return
+        finally:
+            unsubscribe()
+        self.finish(set_content_type="text/event-stream")
+
+    async def _send(self, seq: int, kind: str, data: dict[str, Any]) -> None:
+        self.write(f"id: {seq}\nevent: {kind}\ndata: {_json(data)}\n\n")
+        await self.flush()
+
+
+class RunReportHandler(NbflowHandler):
+    """A run's report: built on POST (``report.build_report``), served by run id on GET."""
+
+    @web.authenticated
+    async def post(self, run_id: str) -> None:
+        notebook = self.notebook()
+        record = await asyncio.to_thread(self.stored_run, int(run_id), notebook)
+        if record["status"] in ("pending", "running"):
+            raise web.HTTPError(409, f"run {run_id} is still {record['status']}")
+        try:
+            path = await asyncio.to_thread(_build_report, notebook, int(run_id))
+        except NbflowError as e:
+            return self.fail(e)
+        url = url_path_join(self.base_url, API, "runs", run_id, "report")
+        self.set_status(201)
+        query = urlencode({"path": self.relative(notebook)})
+        self.finish(_json({"id": int(run_id), "url": f"{url}?{query}", "size": path.stat().st_size}))
+
+    @web.authenticated
+    async def get(self, run_id: str) -> None:
+        notebook = self.notebook()
+        from .config import Config
+        from .store import RunStore
+
+        config = Config.for_notebook(notebook)
+        if not config.store_path.exists():
+            raise web.HTTPError(404)
+        store = RunStore(config.store_path)
+        try:
+            record = store.run(int(run_id))
+            artifacts = store.artifacts(int(run_id)) if record else {}
+        finally:
+            store.close()
+        if record is None or Path(record["notebook"]).resolve() != notebook or "report" not in artifacts:
+            raise web.HTTPError(404)
+        report = Path(artifacts["report"])
+        if not report.is_file():
+            raise web.HTTPError(404)
+        # The report runs in an opaque origin: its scripts (Bokeh) work, but cannot reach
+        # this server's cookies or API.
+        self.set_header("Content-Security-Policy", "sandbox allow-scripts")
+        self.set_header("Last-Modified", time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(report.stat().st_mtime)))
+        self.finish(report.read_bytes(), set_content_type="text/html; charset=utf-8")
+
+
+def _build_report(notebook: Path, run_id: int) -> Path:
+    from .config import Config
+    from .report import build_report  # written alongside; imported only when asked
+
+    return build_report(Config.for_notebook(notebook), run_id)

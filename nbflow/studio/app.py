@@ -840,9 +840,15 @@ class Studio:
                     "parameters": ", ".join(f"{k}={v!r}" for k, v in r["params"].items()),
                 }
             )
-        self.runs_table.value = pd.DataFrame(
-            rows, columns=["run", "status", "started", "duration", "steps", "parameters"]
-        )
+        frame = pd.DataFrame(rows, columns=["run", "status", "started", "duration", "steps", "parameters"])
+        # A refresh keeps the user's selection: the tab switch that asks for it races
+        # with the click on a row, and the table is only replaced when a run changed.
+        selected = self._selected_run()
+        old = self.runs_table.value
+        if old is None or not frame.equals(old):
+            self.runs_table.value = frame
+            ids = frame["run"].tolist()
+            self.runs_table.selection = [ids.index(selected)] if selected in ids else []
         self._select_run()
 
     def _selected_run(self) -> int | None:

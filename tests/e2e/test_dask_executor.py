@@ -57,15 +57,19 @@ def dask(client):
     return make
 
 
-def steps_stop_running(client, timeout: float = 30.0) -> bool:
+def steps_stop_running(client, timeout: float = 90.0) -> bool:
     """Whether, within ``timeout``, both workers are up and none runs an nbflow step
-    (a worker restarted by a test must be back before the next test uses the cluster)."""
+    (a worker restarted by a test must be back before the next test uses the cluster).
+
+    The scheduler may still list a worker that is being replaced, and a broadcast to it
+    waits for the connect timeout (30 s): ask only the workers listed now, and give it time."""
     from nbflow.runtime import running_steps
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            answers = client.run(running_steps, on_error="return")
+            workers = list(client.scheduler_info()["workers"])
+            answers = client.run(running_steps, workers=workers, on_error="return") if workers else {}
         except Exception:  # noqa: BLE001 - a worker being restarted; ask again
             answers = {"?": ["restarting"]}
         settled = len(answers) == 2 and all(isinstance(a, list) for a in answers.values())

@@ -241,12 +241,14 @@ def watch_states(page) -> None:
     page.evaluate(
         """() => {
         window.seenStates = {};
-        setInterval(() => {
+        window.recordStates = () => {
           for (const [node, state] of Object.entries(window.nbflowCanvas.states())) {
             (window.seenStates[node] = window.seenStates[node] || []).includes(state)
               || window.seenStates[node].push(state);
           }
-        }, 20);
+          return window.seenStates;
+        };
+        setInterval(window.recordStates, 20);
       }"""
     )
 
@@ -262,7 +264,8 @@ def test_run_shows_live_states_and_history(page, studio):
     page.wait_for_function(
         "Object.values(window.nbflowCanvas.states()).every(s => s === 'done')", timeout=180_000, polling=100
     )
-    seen = page.evaluate("window.seenStates")
+    # (a timer under load may not have fired since the last change: record once more)
+    seen = page.evaluate("window.recordStates()")
     for node in ("load", "square", "total", "other"):
         assert seen[node][0] == "stale" and seen[node][-1] == "done"
         assert "running" in seen[node], seen

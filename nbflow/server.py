@@ -198,7 +198,9 @@ class NbflowHandler(APIHandler):
             record = store.run(run_id)
             if record is None or Path(record["notebook"]).resolve() != notebook:
                 raise web.HTTPError(404)
-            steps = {s["step"]: {k: s[k] for k in ("status", "duration", "error", "reasons")} for s in store.steps(run_id)}
+            steps = {
+                s["step"]: {k: s[k] for k in ("status", "duration", "error", "reasons")} for s in store.steps(run_id)
+            }
             return {
                 "id": run_id,
                 "notebook": self.relative(notebook),
@@ -439,7 +441,9 @@ class RunReportHandler(NbflowHandler):
         # The report runs in an opaque origin: its scripts (Bokeh) work, but cannot reach
         # this server's cookies or API.
         self.set_header("Content-Security-Policy", "sandbox allow-scripts")
-        self.set_header("Last-Modified", time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(report.stat().st_mtime)))
+        self.set_header(
+            "Last-Modified", time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(report.stat().st_mtime))
+        )
         self.finish(report.read_bytes(), set_content_type="text/html; charset=utf-8")
 
 

@@ -121,7 +121,9 @@ class PipelineWidget(w.HBox):
             self.select(self.selected if self.selected in self.pipeline.steps else None)
         if self.plan is not None:
             stale = [e.step for e in self.plan if e.state == "stale"]
-            self._say(f"{len(self.pipeline.steps)} steps; {len(stale)} stale" + (f": {', '.join(stale)}" if stale else ""))
+            self._say(
+                f"{len(self.pipeline.steps)} steps; {len(stale)} stale" + (f": {', '.join(stale)}" if stale else "")
+            )
 
     def _draw(self) -> None:
         nodes, edges = [], []
@@ -359,11 +361,19 @@ class _ParametersForm(w.VBox):
             return widget.value
 
     def values(self) -> dict[str, Any]:
-        return {n: i.value for n, i in self.inputs.items() if getattr(i, "_nbflow_type", None) in ("int", "float", "bool", "str")}
+        return {
+            n: i.value
+            for n, i in self.inputs.items()
+            if getattr(i, "_nbflow_type", None) in ("int", "float", "bool", "str")
+        }
 
     def raw(self) -> dict[str, str]:
         """Other types as typed (parsed like ``-p`` values and checked by the core)."""
-        return {n: i.value for n, i in self.inputs.items() if getattr(i, "_nbflow_type", None) not in ("int", "float", "bool", "str")}
+        return {
+            n: i.value
+            for n, i in self.inputs.items()
+            if getattr(i, "_nbflow_type", None) not in ("int", "float", "bool", "str")
+        }
 
 
 def _input_for(name: str, type_name: str, value: Any) -> w.Widget:
@@ -405,9 +415,7 @@ class _Details(w.VBox):
         self.code.value = self.status.value = self.outputs_note.value = ""
         self.outputs.outputs = ()
 
-    def show_step(
-        self, name: str, *, state: str, docs: str, code: str, reasons: list[str], params: list[str]
-    ) -> None:
+    def show_step(self, name: str, *, state: str, docs: str, code: str, reasons: list[str], params: list[str]) -> None:
         colour = STATES.get(state, STATES["stale"]).colour
         why = "".join(f"<li>{html.escape(r)}</li>" for r in reasons)
         self.header.value = (

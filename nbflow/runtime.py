@@ -595,19 +595,24 @@ def run_step_on_worker(
     notebook's), ``prelude`` (``[[kind, cell number, source]]``, kind ``setup`` or
     ``parameters``), ``params``, ``cells`` (``[[cell number, source]]``), ``restores``
     (``[[provider, key, names]]``), ``shared``, ``cache_root``, ``staging``, ``stored``,
-    ``required``, ``by_reference``, ``output_limit``, ``timeout``. ``inputs`` holds, when
-    the cache is not shared, each provider's values as ``{"values": descriptions,
-    "files": {name: bytes}}``.
+    ``required``, ``by_reference``, ``output_limit``, ``timeout``, ``out_files`` (the
+    step's ``out:`` paths) and, for a ``map:`` step, ``map``: ``{"iterable", "element",
+    "expand": True}`` (only list the elements: count, fingerprints, labels) or
+    ``{"iterable", "element", "index", "fingerprint"}`` (run the cells for that element).
+    ``inputs`` holds, when the cache is not shared, each provider's values as
+    ``{"values": descriptions, "files": {name: bytes}}``.
 
     ``notify`` is called with ``{"event": "started", ...}`` when the step's own cells
     start (after the setup and the restores).
 
-    The outcome: ``status`` (``done``, ``failed``, ``setup-failed``, ``interrupted``),
+    The outcome: ``status`` (``done``, ``failed``, ``setup-failed``, ``interrupted``,
+    ``expanded`` with ``count``, ``fingerprints`` and ``labels``),
     ``started`` (whether the step's cells ran), ``error``, ``traceback``, ``reason`` (of
     an interrupt), ``duration`` (of the step's cells and dump; ``cpu_seconds`` of it on
     the CPU, ``dump_seconds`` writing values), ``outputs``
     (per step cell), ``prelude_outputs``, ``dumped`` (``Cache.dump_values``' answer) and,
-    when the cache is not shared, ``files`` (the entry's files as bytes).
+    when the cache is not shared, ``files`` (the entry's files as bytes) and
+    ``out_file_bytes`` (the ``out:`` files the step wrote, which the client puts in place).
     """
     with _STEP_LOCK:
         task = _WorkerTask(spec["token"])
@@ -663,6 +668,8 @@ class _WorkerStep:
             self.result["started"] = True
             if self.notify is not None:
                 self.notify({"event": "started", "token": self.task.token, "step": spec["step"], "pid": os.getpid()})
+            if spec.get("map") and not self.bind_element():
+                return self.result
             started = time.monotonic()
             cpu_started = time.thread_time()
             timer = self.start_timer()
@@ -671,6 +678,8 @@ class _WorkerStep:
             finally:
                 if timer is not None:
                     timer.cancel()
+            if self.result["status"] == "done":
+                self.collect_out_files()
             if self.result["status"] == "done":
                 dumping = time.monotonic()
                 self.dump()
@@ -749,6 +758,58 @@ class _WorkerStep:
         timer.daemon = True
         timer.start()
         return timer
+
+    # --------------------------------------------------------------- fan-out
+    def bind_element(self) -> bool:
+        """For a ``map:`` step: list the elements (``expand``), or bind the one to run.
+
+        The iterable is evaluated again in every element's task; an element whose
+        fingerprint is not the one the client keyed it by fails the element rather
+        than caching a result under another element's key.
+        """
+        import joblib
+
+        fan = self.spec["map"]
+        ns = self.shell.user_ns
+        try:
+            items = list(ns[fan["iterable"]])
+        except Exception as e:  # noqa: BLE001 - reported as the step's failure
+            self.result.update(
+                status="failed", error=f"map:{fan['iterable']} cannot be iterated: {type(e).__name__}: {e}"
+            )
+            return False
+        if fan.get("expand"):
+            self.result.update(
+                status="expanded",
+                count=len(items),
+                fingerprints=[_fingerprint(item, joblib.hash) for item in items],
+                labels=[_label(item) for item in items],
+            )
+            return False
+        index = int(fan["index"])
+        if index >= len(items) or _fingerprint(items[index], joblib.hash) != fan["fingerprint"]:
+            self.result.update(
+                status="failed",
+                error=f"map:{fan['iterable']} gave other elements on this worker than when the step started "
+                f"(element {index} differs): make it deterministic",
+            )
+            return False
+        ns[fan["element"]] = items[index]
+        return True
+
+    def collect_out_files(self) -> None:
+        """Fail the step if an ``out:`` file is missing; carry the files back when the
+        client does not share this worker's disk."""
+        names = self.spec.get("out_files") or []
+        missing = [n for n in names if not os.path.isfile(n)]
+        if missing:
+            self.result.update(
+                status="failed",
+                error=f"out:{missing[0]} was not produced (no file {os.path.join(os.getcwd(), missing[0])})",
+            )
+            return
+        if names and not self.spec["shared"]:
+            self.result["out_file_bytes"] = {n: Path(n).read_bytes() for n in names}
 
     # ---------------------------------------------------------------- values
     def restore(self) -> bool:

@@ -212,6 +212,19 @@ class RunContext:
                 self.queue(step)
 
     # ------------------------------------------------------------ entries
+    def verified_entry(self, step: str, key: str) -> Any:
+        """The entry of ``key`` (a ``map:`` element's) if it exists and passes its
+        checksums, else ``None`` (a corrupt one is set aside with a warning)."""
+        try:
+            entry = self.cache.lookup(step, key)
+            if entry is not None:
+                self.cache.verify(entry)
+            return entry
+        except (CacheCorrupt, CacheRefused) as e:
+            self.cache.quarantine(step, key)
+            self.warn(f"{e}; recomputing", step)
+            return None
+
     def verify(self, steps: Iterable[str]) -> list[str]:
         """Verify the cache entries of cached ``steps``; corrupt ones are set to run.
 

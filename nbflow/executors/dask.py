@@ -28,6 +28,14 @@ Worked example, ``load -> (a, b) -> report`` on two workers::
     a done         -> commit entry    (report still waits for b)
     b failed       -> report skipped ("upstream b failed"); the run ends failed
 
+A ``map:`` step fans out across the cluster: one task lists its elements (count,
+fingerprints, labels), then each element without a cache entry runs as its own task
+(at the same time as the others) and is committed under its element key; when all are
+settled the step's entry lists the elements' keys, exactly as the kernel executor
+writes it. A ``timeout:`` applies to each element. ``out:`` files are checked on the
+worker and staged into the entry by the client (sent back as bytes when the workers do
+not share the client's disk).
+
 A task whose worker dies (killed, out of memory) fails its step with the reason the
 nanny recorded ("worker died (signal 9; possibly out of memory)"), or is retried
 ``retries`` times; cancel cancels the submitted tasks, interrupts the running ones and
@@ -377,9 +385,11 @@ def resource_amounts(step: Step, notebook: str | Path | None = None) -> dict[str
 class _Attempt:
     """One submission of a step."""
 
-    def __init__(self, step: str, number: int) -> None:
+    def __init__(self, step: str, number: int, item: int | None = None, expand: bool = False) -> None:
         self.step = step
         self.number = number
+        self.item = item  # the element of a map: step this task runs
+        self.expand = expand  # the task only lists a map: step's elements
         self.token = f"{step}-{uuid.uuid4().hex[:12]}"
         self.future: Any = None
         self.staging: Path | None = None
@@ -387,6 +397,20 @@ class _Attempt:
         self.worker: str | None = None
         self.pid: int | None = None
         self.stopping: float | None = None  # monotonic, when nbflow asked it to stop
+
+
+class _FanOut:
+    """A ``map:`` step on the cluster: its elements, their keys and what became of them."""
+
+    def __init__(self, started: float, count: int, keys: list[str], labels: list[str], fingerprints: list[str]) -> None:
+        self.started = started
+        self.count = count
+        self.keys = keys
+        self.labels = labels
+        self.fingerprints = fingerprints
+        self.outputs: dict[int, list[list[dict[str, Any]]]] = {}
+        self.failures: dict[int, str] = {}
+        self.open: set[int] = set()
 
 
 class DaskSession:
@@ -402,8 +426,8 @@ class DaskSession:
         self.topic = f"nbflow-{uuid.uuid4().hex}"
         self.events: queue.Queue[tuple[str, Any]] = queue.Queue()
         self.pending = list(ctx.steps_to_run())
-        self.running: dict[str, _Attempt] = {}
-        self.by_token: dict[str, _Attempt] = {}
+        self.running: dict[str, _Attempt] = {}  # by token: a map: step has one per element
+        self.fans: dict[str, _FanOut] = {}
         self.results: dict[str, dict[str, Any]] = {}
         self.futures: dict[str, Any] = {}  # finished steps' futures (values travel through Dask)
         self.scattered: dict[str, Any] = {}
@@ -537,17 +561,18 @@ class DaskSession:
             self.pending.remove(step)
             self.submit(step, 0)
 
-    def submit(self, step: str, number: int) -> None:
+    def submit(self, step: str, number: int, item: int | None = None) -> None:
+        """Submit a task for ``step`` (for a ``map:`` step: list its elements, or run ``item``)."""
         ctx = self.ctx
+        attempt = _Attempt(step, number, item, expand=bool(self.pipeline.steps[step].map_over) and item is None)
         try:
             restores, inputs = self.inputs_of(step)
             resources = resource_amounts(self.pipeline.steps[step], self.pipeline.path)
             self.check_resources(step, resources)
         except _CannotStart as e:
-            ctx.finish_step(step, "failed", error=str(e))
+            self.fail(attempt, str(e))
             return
-        attempt = _Attempt(step, number)
-        if self.shared:
+        if self.shared and not attempt.expand:
             attempt.staging = ctx.cache.staging_path(step)
         spec = self.spec(step, attempt, restores)
         future = self.client.submit(
@@ -560,8 +585,7 @@ class DaskSession:
             resources=resources or None,
         )
         attempt.future = future
-        self.running[step] = attempt
-        self.by_token[attempt.token] = attempt
+        self.running[attempt.token] = attempt
         future.add_done_callback(lambda f, token=attempt.token: self.events.put(("done", token)))
 
     def spec(self, step: str, attempt: _Attempt, restores: list[list[Any]]) -> dict[str, Any]:
@@ -571,6 +595,15 @@ class DaskSession:
         if source.parameters is not None:
             prelude.append(["parameters", source.parameters.number, source.parameters.source])
         prelude.sort(key=lambda item: item[1])
+        info = self.pipeline.steps[step]
+        fan: dict[str, Any] | None = None
+        if info.map_over:
+            fan = {"iterable": info.map_over, "element": info.map_as}
+            if attempt.expand:
+                fan["expand"] = True
+            else:
+                fan.update(index=attempt.item, fingerprint=self.fans[step].fingerprints[attempt.item])
+        stored = ctx.stored_names(step)
         return {
             "token": attempt.token,
             "step": step,
@@ -582,11 +615,14 @@ class DaskSession:
             "shared": self.shared,
             "cache_root": str(ctx.cache.root),
             "staging": str(attempt.staging) if attempt.staging else None,
-            "stored": ctx.stored_names(step),
-            "required": ctx.required_names(step),
+            "stored": stored,
+            # An element's values are only ever read as the step's lists: keep them all.
+            "required": stored if fan else ctx.required_names(step),
             "by_reference": sorted(self.pipeline.setup.writes),
             "output_limit": ctx.config.output_limit,
             "timeout": ctx.timeout_for(step),
+            "out_files": [] if fan else list(info.out_files),
+            "map": fan,
         }
 
     def inputs_of(self, step: str) -> tuple[list[list[Any]], dict[str, Any]]:
@@ -615,10 +651,36 @@ class DaskSession:
 
     def scatter_entry(self, entry: Any) -> Any:
         if entry.step not in self.scattered:
-            files = {n: (entry.path / n).read_bytes() for n in entry.manifest.get("files", {}) if n.endswith(".pkl")}
-            payload = {"values": dict(entry.names), "files": files}
+            if entry.items:
+                payload = self.repack(entry)
+            else:
+                files = {
+                    n: (entry.path / n).read_bytes() for n in entry.manifest.get("files", {}) if n.endswith(".pkl")
+                }
+                payload = {"values": dict(entry.names), "files": files}
             self.scattered[entry.step] = self.client.scatter(payload, hash=False)
         return self.scattered[entry.step]
+
+    def repack(self, entry: Any) -> dict[str, Any]:
+        """A ``map:`` step's entry as one payload: its lists are spread over the
+        elements' entries, which a worker without the cache folder cannot read."""
+        import shutil
+        import tempfile
+
+        from ..cache import Cache
+
+        values = self.ctx.cache.load_values(entry, list(entry.names), mmap=False)
+        folder = Path(tempfile.mkdtemp(prefix="nbflow-repack-"))
+        try:
+            dumped = Cache(folder).dump_values(
+                folder / "entry", values, list(values), sorted(self.pipeline.setup.writes)
+            )
+            if "error" in dumped:
+                raise _CannotStart(f'could not send the values of step "{entry.step}" to a worker: {dumped["error"]}')
+            files = {n: (folder / "entry" / n).read_bytes() for n in dumped.get("files", {})}
+            return {"values": dumped["values"], "files": files}
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
 
     def check_resources(self, step: str, resources: Mapping[str, float]) -> None:
         if not resources:
@@ -642,8 +704,8 @@ class DaskSession:
     def on_notice(self, message: Mapping[str, Any]) -> None:
         if not isinstance(message, Mapping) or message.get("event") != "started":
             return
-        attempt = self.by_token.get(message.get("token", ""))
-        if attempt is None or self.running.get(attempt.step) is not attempt:
+        attempt = self.running.get(message.get("token", ""))
+        if attempt is None:
             return
         attempt.worker = message.get("worker")
         attempt.pid = message.get("pid")
@@ -653,29 +715,28 @@ class DaskSession:
                 self.ctx.start_step(attempt.step)
 
     def on_done(self, token: str) -> None:
-        attempt = self.by_token.get(token)
-        if attempt is None or self.running.get(attempt.step) is not attempt:
+        if token not in self.running:
             return
-        ctx, step, future = self.ctx, attempt.step, attempt.future
         # Drain "started" notices first: the finish may overtake them.
         self.drain_notices()
-        del self.running[step]
+        attempt = self.running.pop(token)
+        ctx, step, future = self.ctx, attempt.step, attempt.future
         if future.status == "finished":
             try:
                 result = future.result()
             except Exception as e:  # noqa: BLE001 - the result could not be fetched
                 self.discard(attempt)
-                ctx.finish_step(step, "failed", error=f"the Dask task's result was lost: {type(e).__name__}: {e}")
+                self.fail(attempt, f"the Dask task's result was lost: {type(e).__name__}: {e}")
                 return
             if result.get("started") and ctx.status.get(step) != "running":
                 ctx.start_step(step)
             self.on_result(attempt, result)
-            if step not in self.futures:
+            if self.futures.get(step) is not future:
                 future.release()  # the worker may forget the result now
             return
         if future.status == "cancelled":
             self.discard(attempt)
-            ctx.finish_step(step, "failed", error="the Dask task was cancelled by the cluster (scheduler lost?)")
+            self.fail(attempt, "the Dask task was cancelled by the cluster (scheduler lost?)")
             return
         error = future.exception()
         self.discard(attempt)
@@ -687,7 +748,7 @@ class DaskSession:
             attempt.worker = getattr(last, "address", None) or attempt.worker
             if attempt.worker in self.restarting and attempt.started is None and attempt.number < 3:
                 # Queued on a worker nbflow was restarting (to stop another step): not its fault.
-                self.submit(step, attempt.number + 1)
+                self.submit(step, attempt.number + 1, attempt.item)
                 return
             death = self.death_of(attempt)
             where = f" (on {attempt.worker}, pid {attempt.pid})" if attempt.pid else ""
@@ -695,15 +756,15 @@ class DaskSession:
                 ctx.warn(
                     f"{death}{where}; running the step again ({attempt.number + 1} of {self.executor.retries})", step
                 )
-                self.submit(step, attempt.number + 1)
+                self.submit(step, attempt.number + 1, attempt.item)
                 return
             tried = f" after {attempt.number + 1} attempts" if attempt.number else ""
-            ctx.finish_step(step, "failed", error=f"{death}{where}{tried}")
+            self.fail(attempt, f"{death}{where}{tried}")
             return
         hint = ""
         if isinstance(error, ModuleNotFoundError) and "nbflow" in str(error):
             hint = "; install nbflow (and the notebook's libraries) where the Dask workers run"
-        ctx.finish_step(step, "failed", error=f"the Dask task failed: {type(error).__name__}: {error}{hint}")
+        self.fail(attempt, f"the Dask task failed: {type(error).__name__}: {error}{hint}")
 
     def drain_notices(self) -> None:
         later = []
@@ -721,39 +782,170 @@ class DaskSession:
 
     def on_result(self, attempt: _Attempt, result: dict[str, Any]) -> None:
         ctx, step = self.ctx, attempt.step
-        self.results[step] = result
+        if attempt.item is None and not attempt.expand:
+            self.results[step] = result
         if result.get("prelude_outputs") and not self.prelude_outputs:
             self.prelude_outputs = result["prelude_outputs"]
         status = result["status"]
         duration = float(result.get("duration") or 0.0)
+        if status == "expanded":
+            self.expanded(attempt, result)
+            return
+        if status == "done" and attempt.item is not None:
+            self.commit(attempt, result, duration, key=self.fans[step].keys[attempt.item])
+            self.element_settled(attempt, result.get("outputs") or [], duration)
+            return
         if status == "done":
+            if not self.place_out_files(attempt, result):
+                return
             self.commit(attempt, result, duration)
             if not self.shared and self.pipeline.dependants(step):
                 self.futures[step] = attempt.future
             ctx.finish_step(step, "done", duration=duration)
             return
         self.discard(attempt)
+        outputs = result.get("outputs") or []
         if status == "setup-failed":
             ctx.failure = result["error"]
-            ctx.finish_step(step, "skipped", reasons=("the setup failed",))
+            self.finish_once(step, "skipped", reasons=("the setup failed",))
         elif status == "interrupted" and result.get("reason") == "timeout":
             timeout = ctx.timeout_for(step) or 0
+            error = f"timed out after {timeout:g} s (interrupted)"
+            self.fail(attempt, error, duration, result.get("traceback", ""), outputs)
+        elif status == "interrupted":
+            self.finish_once(step, "cancelled", duration=duration, error="cancelled")
+        else:
+            self.fail(attempt, result["error"], duration, result.get("traceback", ""), outputs)
+
+    def fail(
+        self,
+        attempt: _Attempt,
+        error: str,
+        duration: float = 0.0,
+        traceback: str = "",
+        outputs: list[list[dict[str, Any]]] | None = None,
+    ) -> None:
+        """The task of ``attempt`` failed: its step fails (an element: the element does)."""
+        if attempt.item is None:
+            self.finish_once(attempt.step, "failed", duration=duration, error=error, traceback=traceback)
+            return
+        self.fans[attempt.step].failures[attempt.item] = error
+        self.element_settled(attempt, outputs or [], duration, error)
+
+    def finish_once(self, step: str, status: str, **details: Any) -> None:
+        """Finish ``step`` unless it already is (the elements of a map: step end together)."""
+        if self.ctx.status.get(step) in (None, "running"):
+            self.ctx.finish_step(step, status, **details)
+
+    # ------------------------------------------------------------- fan-out
+    def expanded(self, attempt: _Attempt, result: Mapping[str, Any]) -> None:
+        """The elements of a ``map:`` step are known: restore the cached ones, submit the rest."""
+        from ..events import ItemFinished
+        from ..plan import item_key
+
+        ctx, step = self.ctx, attempt.step
+        count = int(result["count"])
+        keys = [item_key(self.pipeline, step, ctx.plan[step].parts, f) for f in result["fingerprints"]]
+        fan = _FanOut(attempt.started or time.monotonic(), count, keys, list(result["labels"]), result["fingerprints"])
+        self.fans[step] = fan
+        forced = set(ctx.items.get(step, ()))
+        for i in range(count):
+            entry = None if i in forced else ctx.verified_entry(step, keys[i])
+            if entry is None:
+                fan.open.add(i)
+                continue
+            fan.outputs[i] = ctx.cache.load_outputs(entry)
+            ctx.publish(ItemFinished(ctx.run_id, step=step, item=i, total=count, status="cached", label=fan.labels[i]))
+        for i in sorted(fan.open):
+            self.submit(step, 0, i)
+        self.settle(step)
+
+    def element_settled(
+        self, attempt: _Attempt, outputs: list[list[dict[str, Any]]], duration: float, error: str = ""
+    ) -> None:
+        from ..events import ItemFinished
+
+        ctx, step, i = self.ctx, attempt.step, attempt.item
+        assert i is not None
+        fan = self.fans[step]
+        fan.outputs[i] = outputs
+        fan.open.discard(i)
+        ctx.publish(
+            ItemFinished(
+                ctx.run_id,
+                step=step,
+                item=i,
+                total=fan.count,
+                status="failed" if error else "done",
+                label=fan.labels[i],
+                duration=duration,
+                error=error,
+            )
+        )
+        self.settle(step)
+
+    def settle(self, step: str) -> None:
+        """Finish a ``map:`` step once every element is settled: its entry lists the
+        elements' keys, its outputs are theirs in order (as the kernel executor's)."""
+        ctx, fan = self.ctx, self.fans[step]
+        if fan.open or ctx.status.get(step) not in (None, "running"):
+            return
+        cells = len(self.pipeline.steps[step].cells)
+        combined: list[list[dict[str, Any]]] = [[] for _ in range(cells)]
+        for i in range(fan.count):
+            header = {"output_type": "stream", "name": "stdout", "text": f"[nbflow] element {i}: {fan.labels[i]}\n"}
+            lists = fan.outputs.get(i) or []
+            for j in range(cells):
+                combined[j] += [header, *(lists[j] if j < len(lists) else [])]
+        self.results[step] = {"outputs": combined}
+        duration = time.monotonic() - fan.started
+        if fan.failures:
+            first = min(fan.failures)
             ctx.finish_step(
                 step,
                 "failed",
                 duration=duration,
-                error=f"timed out after {timeout:g} s (interrupted)",
-                traceback=result.get("traceback", ""),
+                error=f"{len(fan.failures)} of {fan.count} elements failed; "
+                f"element {first} ({fan.labels[first]}): {fan.failures[first]}",
             )
-        elif status == "interrupted":
-            ctx.finish_step(step, "cancelled", duration=duration, error="cancelled")
-        else:
-            ctx.finish_step(
-                step, "failed", duration=duration, error=result["error"], traceback=result.get("traceback", "")
+            return
+        described = {
+            n: {"file": "items", "type": "list", "summary": f"{fan.count} items"} for n in ctx.stored_names(step)
+        }
+        staging = ctx.cache.staging_path(step)
+        try:
+            ctx.cache.write_outputs(staging, combined)
+            ctx.cache.commit_staged(
+                staging,
+                step=step,
+                key=ctx.key(step),
+                parts=ctx.parts(step),
+                dumped={"values": described, "items": fan.keys, "out_files": {}},
+                meta={"run_id": ctx.run_id, "duration": duration, "executor": "dask"},
             )
+        except OSError as e:
+            ctx.cache.discard(staging)
+            ctx.warn(f"cache entry not written ({e.strerror or e}: {e.filename or staging})", step)
+        ctx.finish_step(step, "done", duration=duration)
 
-    def commit(self, attempt: _Attempt, result: dict[str, Any], duration: float) -> None:
-        """Write the step's outputs and make its entry visible (or warn why not)."""
+    def place_out_files(self, attempt: _Attempt, result: Mapping[str, Any]) -> bool:
+        """Put the ``out:`` files a worker without the notebook's folder sent back in place."""
+        folder = self.pipeline.path.resolve().parent
+        try:
+            for name, data in (result.get("out_file_bytes") or {}).items():
+                target = (folder / name).resolve()
+                if not target.is_relative_to(folder):
+                    raise OSError(f"out:{name} is outside the notebook's folder")
+                target.parent.mkdir(parents=True, exist_ok=True)
+                atomic_write_bytes(target, data, perms=0o644)
+        except OSError as e:
+            self.discard(attempt)
+            self.fail(attempt, f"could not write its out: files here: {e}")
+            return False
+        return True
+
+    def commit(self, attempt: _Attempt, result: dict[str, Any], duration: float, key: str | None = None) -> None:
+        """Write the step's outputs (and ``out:`` files) and make its entry visible (or warn why not)."""
         ctx, step = self.ctx, attempt.step
         dumped = result.get("dumped") or {}
         staging = attempt.staging or ctx.cache.staging_path(step)
@@ -769,10 +961,14 @@ class DaskSession:
                 with open(staging / name, "wb") as f:
                     f.write(data)
             ctx.cache.write_outputs(staging, result.get("outputs", []))
+            out_files = self.pipeline.steps[step].out_files if attempt.item is None else ()
+            if out_files:
+                # Staged now, before a later step can change them (as the kernel executor does).
+                dumped = {**dumped, "out_files": ctx.cache.stage_files(staging, self.pipeline.path.parent, out_files)}
             ctx.cache.commit_staged(
                 staging,
                 step=step,
-                key=ctx.key(step),
+                key=key or ctx.key(step),
                 parts=ctx.parts(step),
                 dumped=dumped,
                 meta={"run_id": ctx.run_id, "duration": duration, "executor": "dask"},
@@ -816,18 +1012,17 @@ class DaskSession:
         ctx = self.ctx
         now = time.monotonic()
         grace = ctx.config.kill_grace
-        for step, attempt in list(self.running.items()):
-            timeout = ctx.timeout_for(step)
+        for token, attempt in list(self.running.items()):
+            timeout = ctx.timeout_for(attempt.step)
             if timeout and attempt.started is not None and now - attempt.started > timeout + grace + 1.0:
                 # The worker's own timer interrupts the step; this one did not stop.
-                self.running.pop(step)
+                self.running.pop(token)
                 self.kill([attempt])
-                ctx.finish_step(
-                    step,
-                    "failed",
-                    duration=now - attempt.started,
-                    error=f"timed out after {timeout:g} s; the step did not stop when interrupted and its worker "
+                self.fail(
+                    attempt,
+                    f"timed out after {timeout:g} s; the step did not stop when interrupted and its worker "
                     "was restarted",
+                    duration=now - attempt.started,
                 )
         if now - self.last_worker_check < 2.0:
             return
@@ -842,10 +1037,10 @@ class DaskSession:
         self.no_workers_since = self.no_workers_since or now
         if now - self.no_workers_since > self.executor.worker_timeout:
             error = f"the Dask cluster has had no worker for {self.executor.worker_timeout:g} s"
-            for step, attempt in list(self.running.items()):
-                self.running.pop(step)
+            for token, attempt in list(self.running.items()):
+                self.running.pop(token)
                 self.kill([attempt])
-                ctx.finish_step(step, "failed", error=error)
+                self.fail(attempt, error)
             ctx.failure = error
 
     def stop_all(self, why: str) -> None:
@@ -855,15 +1050,17 @@ class DaskSession:
         self.kill(attempts, reason="cancelled")
         now = time.monotonic()
         for attempt in attempts:
-            duration = now - attempt.started if attempt.started else 0.0
+            fan = self.fans.get(attempt.step)
+            started = fan.started if fan else attempt.started
+            duration = now - started if started else 0.0
             if why == "cancelled":
-                self.ctx.finish_step(attempt.step, "cancelled", duration=duration, error="cancelled")
-            elif attempt.started is not None:
-                self.ctx.finish_step(
+                self.finish_once(attempt.step, "cancelled", duration=duration, error="cancelled")
+            elif started is not None:
+                self.finish_once(
                     attempt.step, "interrupted", duration=duration, error="stopped: the setup failed on another worker"
                 )
             else:
-                self.ctx.finish_step(attempt.step, "skipped", reasons=("the setup failed",))
+                self.finish_once(attempt.step, "skipped", reasons=("the setup failed",))
 
     def kill(self, attempts: list[_Attempt], reason: str = "timeout") -> None:
         """Cancel ``attempts``' tasks, interrupt their code, restart workers that ignore it."""

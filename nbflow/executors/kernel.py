@@ -46,7 +46,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ..errors import CacheCorrupt, CacheRefused, NbflowError
+from ..errors import NbflowError
 from ..events import ItemFinished
 from ..graph import PARAMETERS, SETUP, Pipeline
 from .base import RunContext
@@ -745,7 +745,7 @@ class Session:
             label = info["labels"][i]
             header = {"output_type": "stream", "name": "stdout", "text": f"[nbflow] element {i}: {label}\n"}
             item_started = time.monotonic()
-            entry = None if i in forced else await asyncio.to_thread(self._verified_entry, name, keys[i])
+            entry = None if i in forced else await asyncio.to_thread(ctx.verified_entry, name, keys[i])
             if entry is not None:
                 await self.silent(f"__nbflow__.map_restore_item({i}, {name!r}, {keys[i]!r}, {names!r})")
                 for j, outputs in enumerate(ctx.cache.load_outputs(entry)[: len(cells)]):
@@ -814,18 +814,6 @@ class Session:
             name, ctx.cache.staging_path(name), all_outputs, {"values": described, "items": keys}, duration
         )
         ctx.finish_step(name, "done", duration=duration)
-
-    def _verified_entry(self, step: str, key: str) -> Any:
-        """The entry of ``key`` if it exists and passes its checksums, else ``None``."""
-        try:
-            entry = self.ctx.cache.lookup(step, key)
-            if entry is not None:
-                self.ctx.cache.verify(entry)
-            return entry
-        except (CacheCorrupt, CacheRefused) as e:
-            self.ctx.cache.quarantine(step, key)
-            self.ctx.warn(f"{e}; recomputing", step)
-            return None
 
     async def restore_inputs(self, name: str) -> None:
         needs = self.ledger.needed(name)

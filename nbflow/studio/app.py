@@ -310,6 +310,7 @@ class Studio:
         )
         self.report_title = pn.pane.Markdown("", margin=(12, 10))
         report_tab = pn.Column(pn.Row(self.report_title, self.download), self.report_pane, sizing_mode="stretch_width")
+        self._runs_hidden_change = True
         self.tabs = pn.Tabs(
             ("Pipeline", pipeline_tab),
             ("Runs", runs_tab),
@@ -814,8 +815,18 @@ class Studio:
         return RunStore(self.config.store_path, heartbeat_interval=self.config.heartbeat_interval)
 
     def _refresh_runs(self) -> None:
+        """Show the notebook's run history in the Runs tab.
+
+        Tabulator lays rows out only while it is visible, so a refresh asked while the
+        tab is hidden waits for the tab to be shown. Shown, the table is replaced only
+        when a run changed, keeping the selected run: a click on a row right after the
+        tab switch must not be undone by the refresh that the switch asked for.
+        """
         import pandas as pd
 
+        if self.tabs.active != 1:
+            self._runs_hidden_change = True
+            return
         store = self._store()
         if store is None or self.editor is None:
             self.runs_table.value = pd.DataFrame(
@@ -845,7 +856,8 @@ class Studio:
         # with the click on a row, and the table is only replaced when a run changed.
         selected = self._selected_run()
         old = self.runs_table.value
-        if old is None or not frame.equals(old):
+        if self._runs_hidden_change or old is None or not frame.equals(old):
+            self._runs_hidden_change = False
             self.runs_table.value = frame
             ids = frame["run"].tolist()
             self.runs_table.selection = [ids.index(selected)] if selected in ids else []

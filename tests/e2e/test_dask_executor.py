@@ -150,9 +150,15 @@ def test_dask_run_then_kernel_run_is_fully_cached(make_notebook, dask):
 
 
 def _same(a, b) -> bool:
+    if isinstance(a, list | tuple):  # a map: step's lists
+        return type(a) is type(b) and len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, np.random.Generator):
+        return isinstance(b, np.random.Generator) and a.bit_generator.state == b.bit_generator.state
     if isinstance(a, np.ndarray):
-        return np.array_equal(a, b)
-    if isinstance(a, pd.DataFrame | pd.Series):
+        return np.array_equal(a, b, equal_nan=a.dtype.kind in "fc")
+    if isinstance(a, pd.DataFrame | pd.Series | pd.Index):
         return a.equals(b)
     if type(a).__module__.startswith("sklearn"):
         return type(a) is type(b) and json.dumps(a.get_params(), default=str) == json.dumps(b.get_params(), default=str)
@@ -542,3 +548,126 @@ def test_cli_runs_with_its_own_local_cluster_and_a_given_scheduler(make_notebook
     while processes_marked(mark) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert processes_marked(mark) == []  # no scheduler, worker or forkserver left behind
+
+
+# ------------------------------------------------------------ fan-out and files
+
+
+def item_statuses(path: Path, run_id: int, name: str) -> list[str]:
+    store = RunStore(nbflow.Config.for_notebook(path).store_path)
+    try:
+        return [i["status"] for i in store.items(run_id, name)]
+    finally:
+        store.close()
+
+
+def test_fan_out_example_gives_the_kernel_executors_results(tmp_path, dask):
+    kernel_dir, dask_dir = tmp_path / "kernel", tmp_path / "dask"
+    for folder in (kernel_dir, dask_dir):
+        folder.mkdir()
+        shutil.copy(NOTEBOOKS / "sensor_files.ipynb", folder)
+    by_kernel = run(kernel_dir / "sensor_files.ipynb")
+    by_dask = run(dask_dir / "sensor_files.ipynb", executor=dask())
+    assert by_kernel.status == by_dask.status == "done", (by_kernel.error, by_dask.error)
+    for name in load_pipeline(kernel_dir / "sensor_files.ipynb").order:
+        expected = entry_values(kernel_dir / "sensor_files.ipynb", name)
+        got = entry_values(dask_dir / "sensor_files.ipynb", name)
+        assert sorted(expected) == sorted(got), name
+        for value in expected:
+            assert _same(expected[value], got[value]), (name, value)
+    assert item_statuses(dask_dir / "sensor_files.ipynb", by_dask.id, "measure") == ["done"] * len(
+        item_statuses(kernel_dir / "sensor_files.ipynb", by_kernel.id, "measure")
+    )
+    # The other executor finds every step, and every element, in the cache.
+    assert set(statuses(run(dask_dir / "sensor_files.ipynb")).values()) == {"cached"}
+
+
+def test_elements_of_a_map_step_run_at_the_same_time_and_are_cached_one_by_one(make_notebook, dask):
+    path = make_notebook(
+        [
+            code("import os, time"),
+            step("make", "seeds = [1, 2, 3, 4]"),
+            step("work", "time.sleep(1.5)\nsquare = seed * seed\npid = os.getpid()", "map:seed=seeds"),
+            step("total", "total = sum(square)\npids = set(pid)"),
+        ]
+    )
+    started = time.monotonic()
+    r = run(path, executor=dask())
+    assert r.status == "done", r.error
+    assert time.monotonic() - started < 4 * 1.5 + 2  # not one after the other (two workers)
+    assert nbflow.result(path, "total", "total") == 30
+    assert len(nbflow.result(path, "total", "pids")) == 2  # both workers took elements
+    assert item_statuses(path, r.id, "work") == ["done"] * 4
+    # One element again, on demand: the other three come from the cache.
+    again = run(path, executor=dask(), only=["work"], items=[2])
+    assert again.status == "done", again.error
+    assert item_statuses(path, again.id, "work") == ["cached", "cached", "done", "cached"]
+    # A new element: only it runs.
+    nb = nbformat.read(path, as_version=4)
+    nb.cells[1].source = "seeds = [1, 2, 3, 4, 5]"
+    nbformat.write(nb, path)
+    third = run(path, executor=dask())
+    assert item_statuses(path, third.id, "work") == ["cached"] * 4 + ["done"]
+    assert nbflow.result(path, "total", "total") == 55
+
+
+def test_a_failing_element_fails_its_step_and_keeps_the_others(make_notebook, dask):
+    path = make_notebook(
+        [
+            step("make", "values = [1, 0, 2]"),
+            step("invert", "inverse = 1 / value", "map:value=values"),
+            step("after", "n = len(inverse)"),
+        ]
+    )
+    r = run(path, executor=dask())
+    assert statuses(r) == {"make": "done", "invert": "failed", "after": "skipped"}
+    assert r.steps["invert"]["error"].startswith("1 of 3 elements failed; element 1 (0): cell 2: ZeroDivisionError")
+    assert item_statuses(path, r.id, "invert") == ["done", "failed", "done"]
+    nb = nbformat.read(path, as_version=4)
+    nb.cells[0].source = "values = [1, 4, 2]"
+    nbformat.write(nb, path)
+    again = run(path, executor=dask())
+    assert again.status == "done", again.error
+    assert item_statuses(path, again.id, "invert") == ["cached", "done", "cached"]
+
+
+def test_a_map_step_over_values_that_travel_through_dask(make_notebook, dask):
+    path = make_notebook(
+        [
+            step("make", "words = ['a', 'bb', 'ccc']"),
+            step("measure", "size = len(word)", "map:word=words"),
+            step("use", "total = sum(size)"),
+        ]
+    )
+    r = run(path, executor=dask(shared_cache=False))
+    assert r.status == "done", r.error
+    assert nbflow.result(path, "use", "total") == 6
+    again = run(path, executor=dask(shared_cache=False), force=["use"])  # the lists come from the cache
+    assert statuses(again) == {"make": "cached", "measure": "cached", "use": "done"}
+    assert nbflow.result(path, "use", "total") == 6
+
+
+def test_out_files_are_checked_staged_and_restored(make_notebook, tmp_path, dask):
+    path = make_notebook(
+        [
+            step("write", "%%bash\nprintf 'a,b\\n1,2\\n' > table.csv", "out:table.csv"),
+            step("forget", "x = 1", "out:missing.txt"),
+        ]
+    )
+    r = run(path, executor=dask())
+    assert statuses(r) == {"write": "done", "forget": "failed"}
+    assert r.steps["forget"]["error"] == f"out:missing.txt was not produced (no file {tmp_path / 'missing.txt'})"
+    assert (tmp_path / "table.csv").read_text() == "a,b\n1,2\n"
+    (tmp_path / "table.csv").unlink()
+    again = run(path, executor=dask(), only=["write"])
+    assert statuses(again)["write"] == "cached"
+    assert (tmp_path / "table.csv").read_text() == "a,b\n1,2\n"  # put back from the cache
+
+
+def test_out_files_come_back_from_workers_that_do_not_share_the_disk(make_notebook, tmp_path, dask):
+    path = make_notebook([step("write", "with open('result.txt', 'w') as f:\n    f.write('42')", "out:result.txt")])
+    r = run(path, executor=dask(shared_cache=False))
+    assert r.status == "done", r.error
+    assert (tmp_path / "result.txt").read_text() == "42"
+    entry = Cache(nbflow.Config.for_notebook(path).cache_dir).lookup("write", load_pipeline(path).plan()["write"].key)
+    assert entry is not None and "result.txt" in entry.out_files

@@ -192,6 +192,17 @@ class GraphState:
             counts["pending"] = pending
         return f"{self.totals[step]} items: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
 
+    def item_labels(self) -> dict[str, str]:
+        """Node labels of the ``map:`` steps seen in the run: the name, the element count
+        and how many elements ended in each state (``"measure ×4\n3 done, 1 failed"``)."""
+        labels = {}
+        for step, total in self.totals.items():
+            counts: dict[str, int] = {}
+            for status in self.items.get(step, {}).values():
+                counts[status] = counts.get(status, 0) + 1
+            labels[step] = f"{step} ×{total}\n" + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+        return labels
+
     def apply(self, event: Event) -> None:
         if isinstance(event, RunStarted):
             self.run_status = "running"
@@ -206,6 +217,7 @@ class GraphState:
                 "duration": event.duration,
                 "error": event.error,
                 "traceback": event.traceback,
+                "items": self.item_summary(event.step),
             }
         elif isinstance(event, ItemFinished):
             items = self.items.setdefault(event.step, {})
@@ -230,14 +242,17 @@ class GraphState:
         return changed
 
 
-def cytoscape_style(states: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
+def cytoscape_style(
+    states: Mapping[str, str] | None = None, labels: Mapping[str, str] | None = None
+) -> list[dict[str, Any]]:
     """A cytoscape.js stylesheet: one colour and shape per state, parameters as small ellipses.
 
     Nodes carry their state in ``data.state``, so the stylesheet is the same for every
     graph (the JupyterLab side panel uses it as served by the REST API). ``states``
     adds one rule per step (``node[id = "step"]``): a view whose node data cannot be
     updated in bulk (ipycytoscape keeps one widget per node) recolours a whole burst of
-    nodes by sending only a new stylesheet.
+    nodes by sending only a new stylesheet. ``labels`` replaces steps' labels the same
+    way (a ``map:`` step's element counts, from ``GraphState.item_labels``).
     """
     style: list[dict[str, Any]] = [
         {
@@ -288,6 +303,9 @@ def cytoscape_style(states: Mapping[str, str] | None = None) -> list[dict[str, A
         if s is not None:
             selector = 'node[id = "' + step.replace("\\", "\\\\").replace('"', '\\"') + '"]'
             style.append({"selector": selector, "style": _state_style(state, s)})
+    for step, label in (labels or {}).items():
+        selector = 'node[id = "' + step.replace("\\", "\\\\").replace('"', '\\"') + '"]'
+        style.append({"selector": selector, "style": {"label": label, "text-wrap": "wrap", "height": 48}})
     return style
 
 

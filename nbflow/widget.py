@@ -177,7 +177,7 @@ class PipelineWidget(w.HBox):
             self._flush_timer = None
             if not self.state.take_changes():
                 return
-            self.graph.set_style(cytoscape_style(self.state.states))
+            self.graph.set_style(cytoscape_style(self.state.states, self.state.item_labels()))
             self.messages += 1
             counts: dict[str, int] = {}
             for s in self.state.states.values():
@@ -202,10 +202,13 @@ class PipelineWidget(w.HBox):
 
     def _after_run(self, message: str, final: dict[str, str], details: dict[str, Any], event: RunFinished) -> None:
         with self._lock:
+            items, totals = self.state.items, self.state.totals
             self.refresh()
             self.state.states.update({k: v for k, v in final.items() if k in self.state.states})
             self.state.details.update(details)
-            self.graph.set_style(cytoscape_style(self.state.states))
+            self.state.items.update({k: v for k, v in items.items() if k in self.state.states})
+            self.state.totals.update({k: v for k, v in totals.items() if k in self.state.states})
+            self.graph.set_style(cytoscape_style(self.state.states, self.state.item_labels()))
             self.messages += 1
         self._say(message, error=event.status != "done")
         if self.selected is not None:
@@ -437,6 +440,8 @@ class _Details(w.VBox):
             text += f" in {float(duration):.2f} s"
         if status.get("run"):
             text += f" (run {status['run']})"
+        if status.get("items"):
+            text += f'<div class="nbflow-items">{html.escape(status["items"])}</div>'
         error = status.get("error") or ""
         if error:
             text += f'<pre style="color:{STATES["failed"].colour};white-space:pre-wrap">{html.escape(error)}</pre>'

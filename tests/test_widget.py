@@ -40,7 +40,11 @@ def graph_ids(widget):
 
 
 def style_for(widget, step):
-    rules = [r for r in widget.graph.cytoscape_style if r["selector"] == f'node[id = "{step}"]']
+    rules = [
+        r
+        for r in widget.graph.cytoscape_style
+        if r["selector"] == f'node[id = "{step}"]' and "background-color" in r["style"]
+    ]
     return rules[-1]["style"]["background-color"] if rules else None
 
 
@@ -123,3 +127,36 @@ def test_run_details_outputs_invalidate_and_refresh(pipe):
     w.refresh()
     assert w.state.reasons["load"] == ["parameter n changed"]
     assert w.state.states["other"] == "stale" and w.state.reasons["other"] == ["code changed"]
+
+
+def label_for(widget, step):
+    rules = [
+        r for r in widget.graph.cytoscape_style if r["selector"] == f'node[id = "{step}"]' and "label" in r["style"]
+    ]
+    return rules[-1]["style"]["label"] if rules else None
+
+
+def test_a_fan_out_step_is_one_node_with_its_count_and_element_states(tmp_path):
+    from nbflow.events import ItemFinished
+
+    path = write_notebook(
+        tmp_path / "fan.ipynb",
+        [step("make", "names = ['a', 'b', 'c']"), step("measure", "size = len(name)", "map:name=names")],
+    )
+    w = nbflow.show(path, interval=0.05)
+    assert graph_ids(w) == {"make", "measure"}  # one node, whatever the count
+    bus = EventBus()
+    w.follow(bus)
+    bus.publish(RunStarted(1, notebook="", params={}, steps=(), executor="kernel"))
+    bus.publish(StepStarted(1, step="measure"))
+    bus.publish(ItemFinished(1, step="measure", item=0, total=3, status="cached", label="'a'"))
+    bus.publish(ItemFinished(1, step="measure", item=1, total=3, status="done", label="'b'"))
+    time.sleep(0.3)
+    assert label_for(w, "measure") == "measure ×3\n1 cached, 1 done"
+    bus.publish(ItemFinished(1, step="measure", item=2, total=3, status="failed", label="'c'", error="boom"))
+    bus.publish(StepFinished(1, step="measure", status="failed", duration=0.1, error="1 of 3 elements failed"))
+    time.sleep(0.3)
+    assert label_for(w, "measure") == "measure ×3\n1 cached, 1 done, 1 failed"
+    assert style_for(w, "measure") == STATES["failed"].colour
+    w.select("measure")
+    assert "3 items: 1 cached, 1 done, 1 failed" in w.details.status.value

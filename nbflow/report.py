@@ -1085,6 +1085,35 @@ def build_report(config: Config, run_id: int, *, output: Path | None = None, tru
     return path
 
 
+def recorded_report(notebook: str | Path, run_id: int) -> Path | None:
+    """The report file recorded for run ``run_id`` of ``notebook``, or ``None``.
+
+    ``None`` unless the run is in the run store of ``notebook``'s nbflow home, belongs
+    to that notebook, has a ``report`` artifact, and that file exists. The one lookup
+    every view that serves reports uses: a report is found by run id, never by a path
+    from the request. Read-only: it neither reconciles nor writes the store.
+    """
+    from .config import Config
+    from .store import RunStore
+
+    notebook = Path(notebook).resolve()
+    config = Config.for_notebook(notebook)
+    if not config.store_path.is_file():
+        return None
+    store = RunStore(config.store_path, heartbeat_interval=config.heartbeat_interval, reconcile=False)
+    try:
+        record = store.run(int(run_id))
+        if record is None or Path(record["notebook"]).resolve() != notebook:
+            return None
+        recorded = store.artifacts(int(run_id)).get("report")
+    finally:
+        store.close()
+    if not recorded:
+        return None
+    path = Path(recorded)
+    return path if path.is_file() else None
+
+
 def build_comparison(
     config: Config, run_a: int, run_b: int, *, output: Path | None = None, trusted: bool = False
 ) -> Path:

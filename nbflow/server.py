@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -421,30 +422,26 @@ class RunReportHandler(NbflowHandler):
     @web.authenticated
     async def get(self, run_id: str) -> None:
         notebook = self.notebook()
-        from .config import Config
-        from .store import RunStore
+        from .report import recorded_report
 
-        config = Config.for_notebook(notebook)
-        if not config.store_path.exists():
+        report = await asyncio.to_thread(recorded_report, notebook, int(run_id))
+        if report is None:
             raise web.HTTPError(404)
-        store = RunStore(config.store_path)
         try:
-            record = store.run(int(run_id))
-            artifacts = store.artifacts(int(run_id)) if record else {}
-        finally:
-            store.close()
-        if record is None or Path(record["notebook"]).resolve() != notebook or "report" not in artifacts:
-            raise web.HTTPError(404)
-        report = Path(artifacts["report"])
-        if not report.is_file():
-            raise web.HTTPError(404)
+            body, modified = await asyncio.to_thread(_read, report)
+        except OSError:  # removed since the lookup (nbflow clean)
+            raise web.HTTPError(404) from None
         # The report runs in an opaque origin: its scripts (Bokeh) work, but cannot reach
         # this server's cookies or API.
         self.set_header("Content-Security-Policy", "sandbox allow-scripts")
-        self.set_header(
-            "Last-Modified", time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(report.stat().st_mtime))
-        )
-        self.finish(report.read_bytes(), set_content_type="text/html; charset=utf-8")
+        self.set_header("X-Content-Type-Options", "nosniff")
+        self.set_header("Last-Modified", time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(modified)))
+        self.finish(body, set_content_type="text/html; charset=utf-8")
+
+
+def _read(path: Path) -> tuple[bytes, float]:
+    with path.open("rb") as f:
+        return f.read(), os.fstat(f.fileno()).st_mtime
 
 
 def _build_report(notebook: Path, run_id: int) -> Path:

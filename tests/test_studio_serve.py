@@ -122,3 +122,35 @@ def test_the_cli_says_when_the_port_is_taken(tmp_path):
         )
     assert proc.returncode == 2
     assert f"cannot listen on 127.0.0.1:{port}" in proc.stderr
+
+
+def test_confine_notebook_keeps_reports_inside_the_folder(tmp_path):
+    from nbflow.studio.serve import confine_notebook, report_url
+
+    folder = tmp_path / "studio"
+    (folder / "sub").mkdir(parents=True)
+    inside = write_notebook(folder / "sub" / "p.ipynb", [step("a", "x = 1")])
+    secret = write_notebook(tmp_path / "secret.ipynb", [step("a", "x = 1")])
+    (tmp_path / "studio-other").mkdir()
+    write_notebook(tmp_path / "studio-other" / "s.ipynb", [step("a", "x = 1")])
+    (folder / "link.ipynb").symlink_to(secret)
+    (folder / "inner.ipynb").symlink_to(inside)
+    (folder / "notes.txt").write_text("not a notebook")
+    assert confine_notebook(folder, "sub/p.ipynb") == inside.resolve()
+    assert confine_notebook(folder, "inner.ipynb") == inside.resolve()  # a symlink that stays inside
+    for raw in (
+        "../secret.ipynb",
+        "sub/../../secret.ipynb",
+        str(secret),
+        str(inside),  # absolute, even inside
+        "link.ipynb",
+        "../studio-other/s.ipynb",
+        "notes.txt",
+        "missing.ipynb",
+        ".",
+        "",
+        None,
+        "p\x00.ipynb",
+    ):
+        assert confine_notebook(folder, raw) is None, raw
+    assert report_url(3, "sub/p.ipynb", 17) == "report/3?notebook=sub%2Fp.ipynb&v=17"

@@ -10,7 +10,8 @@ What a session shows, top to bottom:
   Panel's CodeEditor, markdown docs, tags; rename, delete) or of the selected edge;
 * the **Runs** tab: the run history of the notebook (Panel's Tabulator over the SQLite
   run store), with the selected run's report opened in the app or downloaded;
-* the **Report** tab: that report, in a sandboxed iframe.
+* the **Report** tab: that report, in a sandboxed iframe loaded over HTTP from the
+  studio's report handler (``serve.py``), not through the websocket.
 
 Every edit goes through ``editing.NotebookEditor`` and is checked by building the
 pipeline of the result (``graph.build_pipeline``): an edit that breaks the pipeline (a
@@ -905,22 +906,27 @@ class Studio:
         return build_report(self.config, run_id)
 
     def _open_report(self) -> None:
+        from .serve import report_url
+
         run_id = self._selected_run()
-        if run_id is None:
+        if run_id is None or self.pipeline is None:
             return
         try:
             path = self._build_report(run_id)
-            text = path.read_text(encoding="utf-8")
+            modified = path.stat().st_mtime_ns
         except (NbflowError, OSError) as e:
             self._say(f"run {run_id}: no report ({e})", "danger")
             return
         self._report_path = path
         self.report_title.object = f"**Report of run {run_id}** &nbsp; `{html.escape(path.name)}`"
         self.download.param.update(filename=f"nbflow-run-{run_id}-report.html", disabled=False)
-        # A sandboxed frame: the report's own scripts (its plots) run, but cannot reach the studio.
+        # The page comes over HTTP from serve.py's handler (found by run id in the store),
+        # not through the websocket. A sandboxed frame: its scripts (the plots) run, but
+        # cannot reach the studio.
+        src = report_url(run_id, self.pipeline.path.relative_to(self.folder).as_posix(), modified)
         self.report_pane.object = (
             f'<iframe title="report of run {run_id}" sandbox="allow-scripts" '
-            f'style="width:100%;height:740px;border:1px solid #ddd" srcdoc="{html.escape(text, quote=True)}"></iframe>'
+            f'style="width:100%;height:740px;border:1px solid #ddd" src="{html.escape(src, quote=True)}"></iframe>'
         )
         self.tabs.active = 2
         self._say(f"report of run {run_id}", "info")

@@ -7,19 +7,32 @@ websocket-origin list, and refuses a non-loopback address unless Panel's basic
 authentication is configured (a password, or a JSON file of users and passwords),
 with a cookie secret to sign the login cookie.
 
-``check_address`` and ``websocket_origins`` are pure (tested without a server);
-``serve`` imports Panel and blocks until the server stops. It must not build the UI
-(that is ``app.py``).
+Run reports are served over HTTP beside the app, at ``report/<run id>?notebook=<path
+relative to the folder>`` (``report_url``), so a multi-megabyte page never travels
+through the Bokeh websocket: the app only points a sandboxed iframe there. The handler
+is behind the studio's login when one is configured (``tornado.web.authenticated`` on
+Bokeh's ``AuthRequestHandler``), resolves the notebook strictly inside the folder
+(``confine_notebook``: ``..``, absolute paths, symlinks out, sibling folders are all a
+bare 404), finds the file by run id in that notebook's run store
+(``report.recorded_report``), reads it off the IO loop, and serves it with
+``Content-Security-Policy: sandbox`` so its scripts run in an opaque origin.
+
+``check_address``, ``websocket_origins``, ``confine_notebook`` and ``report_url`` are
+pure (tested without a server); ``serve`` imports Panel and blocks until the server
+stops. It must not build the UI (that is ``app.py``).
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import ipaddress
 import os
 import secrets
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 from ..errors import NbflowError
 
@@ -71,6 +84,78 @@ def resolve_target(target: str | Path | None) -> tuple[Path, str | None]:
     return path, None
 
 
+def confine_notebook(folder: Path, raw: str | None) -> Path | None:
+    """The notebook ``raw`` (relative to ``folder``) resolved inside ``folder``, else ``None``.
+
+    ``None`` for an absolute path, a path leaving the folder (``..``, a symlink to
+    elsewhere, a sibling folder sharing the folder's name as a prefix), or anything that
+    is not an existing ``.ipynb`` file.
+    """
+    if not raw or "\x00" in raw or Path(raw).is_absolute():
+        return None
+    root = folder.resolve()
+    try:
+        path = (root / raw).resolve()
+    except (OSError, RuntimeError, ValueError):
+        return None
+    # is_relative_to compares whole path parts: /x/studio-other is not inside /x/studio
+    if not path.is_relative_to(root) or path.suffix != ".ipynb" or not path.is_file():
+        return None
+    return path
+
+
+def report_url(run_id: int, notebook: str, version: int | float | None = None) -> str:
+    """The report's address relative to the studio page (so a prefix or a proxy keeps working).
+
+    ``version`` (the file's modification time) makes a rebuilt report a new address,
+    so the frame reloads it.
+    """
+    query = {"notebook": notebook, **({"v": str(version)} if version is not None else {})}
+    return f"report/{int(run_id)}?{urlencode(query)}"
+
+
+def report_route(folder: Path) -> tuple[str, type, dict[str, Any]]:
+    """The tornado route of the report handler, for ``pn.serve(extra_patterns=...)``."""
+    return (r"/report/(\d+)", report_handler(), {"folder": folder.resolve()})
+
+
+@functools.cache
+def report_handler() -> type:
+    """The handler class (defined on first use: importing tornado and Bokeh is not free)."""
+    from bokeh.server.views.auth_request_handler import AuthRequestHandler
+    from tornado.web import HTTPError, authenticated
+
+    from ..report import recorded_report
+
+    class ReportHandler(AuthRequestHandler):
+        """``GET report/<run id>?notebook=<relative path>``: the run's recorded report."""
+
+        def initialize(self, folder: Path) -> None:
+            self.folder = folder
+
+        @authenticated
+        async def get(self, run_id: str) -> None:
+            notebook = confine_notebook(self.folder, self.get_query_argument("notebook", None))
+            if notebook is None:
+                raise HTTPError(404)
+            report = await asyncio.to_thread(recorded_report, notebook, int(run_id))
+            if report is None:
+                raise HTTPError(404)
+            try:
+                body = await asyncio.to_thread(report.read_bytes)
+            except OSError:  # removed since the lookup (nbflow clean)
+                raise HTTPError(404) from None
+            # An opaque origin: the report's scripts (its plots) run but cannot reach the
+            # studio's cookies, page or websocket.
+            self.set_header("Content-Security-Policy", "sandbox allow-scripts")
+            self.set_header("X-Content-Type-Options", "nosniff")
+            self.set_header("Cache-Control", "no-store")
+            self.set_header("Content-Type", "text/html; charset=utf-8")
+            self.finish(body)
+
+    return ReportHandler
+
+
 def serve(
     target: str | Path | None = None,
     *,
@@ -114,6 +199,7 @@ def serve(
             cookie_secret=cookie_secret,
             show=show,
             start=start,
+            extra_patterns=[report_route(folder)],
             title="nbflow studio",
             verbose=False,
         )

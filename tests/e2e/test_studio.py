@@ -318,7 +318,14 @@ def test_open_and_download_a_report(page, studio, tmp_path):
     frame = page.frame_locator("iframe[title^='report of run']")
     frame.get_by_text("square").first.wait_for(timeout=60_000)
     # Sandboxed: the report cannot reach the studio's page.
-    assert page.locator("iframe[title^='report of run']").get_attribute("sandbox") == "allow-scripts"
+    iframe = page.locator("iframe[title^='report of run']")
+    assert iframe.get_attribute("sandbox") == "allow-scripts"
+    # Loaded over HTTP from the studio (not pushed through the websocket), by a relative address.
+    src = iframe.get_attribute("src")
+    assert src.startswith("report/") and "notebook=report.ipynb" in src
+    assert iframe.get_attribute("srcdoc") is None
+    served = page.request.get(studio.url + src)
+    assert served.ok and served.headers["content-security-policy"] == "sandbox allow-scripts"
     screenshot(page, "studio-report")
     with page.expect_download() as download:
         page.get_by_role("button", name="Download report").click()

@@ -275,6 +275,39 @@ def test_crash_while_committing_a_cache_entry_recomputes(folder):
     check_invariants(folder)
 
 
+def test_crash_while_renaming_the_report(folder):
+    from nbflow.report import recorded_report
+
+    path = notebook(folder)
+    assert nbflow_cli("run", str(path)).returncode == 0
+    env = inject(
+        folder,
+        """
+        import os
+        _replace = os.replace
+        def replace(src, dst, *a, **k):
+            if str(dst).endswith("report.html"):
+                os._exit(3)
+            return _replace(src, dst, *a, **k)
+        os.replace = replace
+    """,
+    )
+    proc = nbflow_cli("report", "1", "-C", str(path), env=env)
+    assert proc.returncode == 3, proc.stderr
+    final = folder / ".nbflow" / "runs" / "1" / "report.html"
+    assert not final.exists()  # never a half report at the final path
+    leftovers = [p.name for p in final.parent.glob("*report*")]
+    assert len(leftovers) == 1 and leftovers[0].startswith(".report.html.")  # the hidden temporary file only
+    recorded = store_of(folder).artifacts(1).get("report")
+    assert recorded is None or Path(recorded).is_file()  # no artifact names a missing file
+    assert recorded_report(path, 1) is None  # what the REST API and the studio serve: nothing
+    again = nbflow_cli("report", "1", "-C", str(path))
+    assert again.returncode == 0, again.stderr
+    assert recorded_report(path, 1) == final.resolve()
+    assert "total" in final.read_text()
+    check_invariants(folder)
+
+
 def test_disk_full_while_writing_the_cache(folder):
     path = notebook(folder)
     env = inject(

@@ -458,7 +458,11 @@ def cmd_clean(args: argparse.Namespace) -> int:
         print(f"nothing to clean in {config.home}")
         return 0
     result = clean(config, keep=args.keep, notebook=target)
-    print(f"removed {result['runs']} runs and {result['entries']} cache entries ({result['bytes'] / 1e6:.1f} MB)")
+    leftovers = f", {result['leftovers']} leftover file{'s' if result['leftovers'] != 1 else ''} of crashed writes"
+    print(
+        f"removed {result['runs']} runs and {result['entries']} cache entries ({result['bytes'] / 1e6:.1f} MB)"
+        + (leftovers if result["leftovers"] else "")
+    )
     return 0
 
 

@@ -400,6 +400,22 @@ def clean(config: Any, keep: int = 10, notebook: str | Path | None = None) -> di
     store.delete_runs([r["id"] for r in dropped])
     for r in dropped:
         shutil.rmtree(config.runs_dir / str(r["id"]), ignore_errors=True)
+    leftovers = _sweep_temp_files([config.runs_dir / str(r["id"]) for r in kept])
     removed, freed = cache.prune(keep_entries)
     store.close()
-    return {"runs": len(dropped), "entries": removed, "bytes": freed}
+    return {"runs": len(dropped), "entries": removed, "bytes": freed, "leftovers": leftovers}
+
+
+def _sweep_temp_files(folders: list[Path], older_than: float = 3600.0) -> int:
+    """Delete the temporary files of atomic writes that never reached their rename (a
+    crash while writing an output notebook or a report). Nothing reads them; a recent
+    one may belong to a write going on now, so only those older than ``older_than``."""
+    removed = 0
+    now = time.time()
+    for folder in folders:
+        for tmp in folder.glob(".*.tmp") if folder.is_dir() else ():
+            with contextlib.suppress(OSError):
+                if now - tmp.stat().st_mtime > older_than:
+                    tmp.unlink()
+                    removed += 1
+    return removed

@@ -24,11 +24,12 @@ from nbflow.cache import Cache
 from nbflow.events import RunWarning, StepFinished, StepStarted
 from nbflow.executors.dask import DaskExecutor, start_local_cluster
 from nbflow.graph import load_pipeline
-from nbflow.run import start_run
+from nbflow.run import Run, start_run
 from nbflow.runtime import sees_cache
 from nbflow.store import RunStore
 
-from ..conftest import NOTEBOOKS, code, md, step
+from ..conftest import NOTEBOOKS, code, step
+from .test_kernel_executor import CHAIN, run, statuses
 
 pytestmark = pytest.mark.slow
 
@@ -79,14 +80,6 @@ def steps_stop_running(client, timeout: float = 90.0) -> bool:
     return False
 
 
-def run(path: Path, params=None, **options):
-    return load_pipeline(path).run(params, **options)
-
-
-def statuses(r) -> dict[str, str]:
-    return {name: s["status"] for name, s in r.steps.items()}
-
-
 def entry_values(path: Path, step_name: str) -> dict:
     pipeline = load_pipeline(path)
     plan = pipeline.plan()
@@ -101,17 +94,6 @@ def entry_outputs(path: Path, step_name: str) -> list:
     pipeline = load_pipeline(path)
     cache = Cache(pipeline.config.cache_dir)
     return cache.load_outputs(cache.lookup(step_name, pipeline.plan()[step_name].key))
-
-
-CHAIN = [
-    md("# Chain\nA tiny pipeline."),
-    code("import math"),
-    code("n = 5\nscale = 2.0", "parameters"),
-    step("load", "data = list(range(n))\nprint('loaded', len(data))"),
-    step("square", "sq = [x * x for x in data]"),
-    step("total", "total = sum(sq) * scale\ntotal"),
-    step("side", "other = math.pi"),
-]
 
 
 def test_kernel_run_then_dask_run_is_fully_cached(make_notebook, dask):
@@ -183,24 +165,33 @@ def _shape(outputs: list) -> list:
     return shape
 
 
-def test_example_notebook_gives_the_kernel_executors_results(tmp_path, dask):
-    kernel_dir, dask_dir = tmp_path / "kernel", tmp_path / "dask"
-    for folder in (kernel_dir, dask_dir):
-        folder.mkdir()
-        shutil.copy(NOTEBOOKS / "wine_classifier.ipynb", folder)
-    by_kernel = run(kernel_dir / "wine_classifier.ipynb")
-    by_dask = run(dask_dir / "wine_classifier.ipynb", executor=dask())
-    assert by_kernel.status == by_dask.status == "done", (by_kernel.error, by_dask.error)
-    for name in load_pipeline(kernel_dir / "wine_classifier.ipynb").order:
-        expected = entry_values(kernel_dir / "wine_classifier.ipynb", name)
-        got = entry_values(dask_dir / "wine_classifier.ipynb", name)
+def run_by_both_executors(tmp_path: Path, notebook: str, dask) -> tuple[tuple[Path, Run], tuple[Path, Run]]:
+    """A copy of ``notebooks/<notebook>`` run by each executor: ``(path, run)`` for the
+    kernel's, then for Dask's; both runs must succeed."""
+    by = []
+    for name, executor in (("kernel", None), ("dask", dask())):
+        (tmp_path / name).mkdir()
+        path = Path(shutil.copy(NOTEBOOKS / notebook, tmp_path / name))
+        by.append((path, run(path, executor=executor)))
+    assert by[0][1].status == by[1][1].status == "done", (by[0][1].error, by[1][1].error)
+    return by[0], by[1]
+
+
+def assert_same_entries(a: Path, b: Path, outputs: bool = True) -> None:
+    """Every step of notebooks ``a`` and ``b`` has equal cached values (and outputs)."""
+    for name in load_pipeline(a).order:
+        expected, got = entry_values(a, name), entry_values(b, name)
         assert sorted(expected) == sorted(got), name
         for value in expected:
             assert _same(expected[value], got[value]), (name, value)
-        assert _shape(entry_outputs(kernel_dir / "wine_classifier.ipynb", name)) == _shape(
-            entry_outputs(dask_dir / "wine_classifier.ipynb", name)
-        ), name
-    evaluate = entry_outputs(dask_dir / "wine_classifier.ipynb", "evaluate")
+        if outputs:
+            assert _shape(entry_outputs(a, name)) == _shape(entry_outputs(b, name)), name
+
+
+def test_example_notebook_gives_the_kernel_executors_results(tmp_path, dask):
+    (by_kernel, _), (by_dask, _) = run_by_both_executors(tmp_path, "wine_classifier.ipynb", dask)
+    assert_same_entries(by_kernel, by_dask)
+    evaluate = entry_outputs(by_dask, "evaluate")
     assert any("image/png" in o.get("data", {}) for cell in evaluate for o in cell)  # the plot
     assert any("text/html" in o.get("data", {}) for cell in evaluate for o in cell)  # the table
 
@@ -562,24 +553,13 @@ def item_statuses(path: Path, run_id: int, name: str) -> list[str]:
 
 
 def test_fan_out_example_gives_the_kernel_executors_results(tmp_path, dask):
-    kernel_dir, dask_dir = tmp_path / "kernel", tmp_path / "dask"
-    for folder in (kernel_dir, dask_dir):
-        folder.mkdir()
-        shutil.copy(NOTEBOOKS / "sensor_files.ipynb", folder)
-    by_kernel = run(kernel_dir / "sensor_files.ipynb")
-    by_dask = run(dask_dir / "sensor_files.ipynb", executor=dask())
-    assert by_kernel.status == by_dask.status == "done", (by_kernel.error, by_dask.error)
-    for name in load_pipeline(kernel_dir / "sensor_files.ipynb").order:
-        expected = entry_values(kernel_dir / "sensor_files.ipynb", name)
-        got = entry_values(dask_dir / "sensor_files.ipynb", name)
-        assert sorted(expected) == sorted(got), name
-        for value in expected:
-            assert _same(expected[value], got[value]), (name, value)
-    assert item_statuses(dask_dir / "sensor_files.ipynb", by_dask.id, "measure") == ["done"] * len(
-        item_statuses(kernel_dir / "sensor_files.ipynb", by_kernel.id, "measure")
+    (kernel_path, kernel_run), (dask_path, dask_run) = run_by_both_executors(tmp_path, "sensor_files.ipynb", dask)
+    assert_same_entries(kernel_path, dask_path, outputs=False)
+    assert item_statuses(dask_path, dask_run.id, "measure") == ["done"] * len(
+        item_statuses(kernel_path, kernel_run.id, "measure")
     )
     # The other executor finds every step, and every element, in the cache.
-    assert set(statuses(run(dask_dir / "sensor_files.ipynb")).values()) == {"cached"}
+    assert set(statuses(run(dask_path)).values()) == {"cached"}
 
 
 def test_elements_of_a_map_step_run_at_the_same_time_and_are_cached_one_by_one(make_notebook, dask):

@@ -54,6 +54,25 @@ def inject(folder: Path, source: str) -> dict[str, str]:
     return {"PYTHONPATH": f"{site}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
 
 
+def crash_on_replace(folder: Path, condition: str) -> dict[str, str]:
+    """Environment in which ``os.replace(src, dst)`` ends the process (exit 3) when
+    ``condition`` (a Python expression of ``src`` and ``dst`` as strings) holds: a crash
+    between writing a file and renaming it into place."""
+    return inject(
+        folder,
+        f"""
+        import os
+        _replace = os.replace
+        def replace(src, dst, *a, **k):
+            src, dst = str(src), str(dst)
+            if {condition}:
+                os._exit(3)
+            return _replace(src, dst, *a, **k)
+        os.replace = replace
+    """,
+    )
+
+
 def edit(path: Path, cell: int, source: str) -> None:
     import nbformat
 
@@ -230,18 +249,7 @@ def test_interrupt_or_terminate_cancels_cleanly(folder, sig):
 
 def test_crash_while_renaming_the_output_notebook(folder):
     path = notebook(folder)
-    env = inject(
-        folder,
-        """
-        import os
-        _replace = os.replace
-        def replace(src, dst, *a, **k):
-            if str(dst).endswith("output.ipynb"):
-                os._exit(3)
-            return _replace(src, dst, *a, **k)
-        os.replace = replace
-    """,
-    )
+    env = crash_on_replace(folder, 'dst.endswith("output.ipynb")')
     proc = nbflow_cli("run", str(path), env=env)
     assert proc.returncode == 3
     assert not (folder / ".nbflow" / "runs" / "1" / "output.ipynb").exists()  # nothing claims completion
@@ -253,18 +261,7 @@ def test_crash_while_renaming_the_output_notebook(folder):
 
 def test_crash_while_committing_a_cache_entry_recomputes(folder):
     path = notebook(folder)
-    env = inject(
-        folder,
-        """
-        import os
-        _replace = os.replace
-        def replace(src, dst, *a, **k):
-            if ".staging-" in str(src) and "/double/" in str(src):
-                os._exit(3)
-            return _replace(src, dst, *a, **k)
-        os.replace = replace
-    """,
-    )
+    env = crash_on_replace(folder, '".staging-" in src and "/double/" in src')
     proc = nbflow_cli("run", str(path), env=env)
     assert proc.returncode == 3
     nbflow_cli("runs", str(path))
@@ -280,18 +277,7 @@ def test_crash_while_renaming_the_report(folder):
 
     path = notebook(folder)
     assert nbflow_cli("run", str(path)).returncode == 0
-    env = inject(
-        folder,
-        """
-        import os
-        _replace = os.replace
-        def replace(src, dst, *a, **k):
-            if str(dst).endswith("report.html"):
-                os._exit(3)
-            return _replace(src, dst, *a, **k)
-        os.replace = replace
-    """,
-    )
+    env = crash_on_replace(folder, 'dst.endswith("report.html")')
     proc = nbflow_cli("report", "1", "-C", str(path), env=env)
     assert proc.returncode == 3, proc.stderr
     final = folder / ".nbflow" / "runs" / "1" / "report.html"

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -248,6 +248,44 @@ class RunContext:
                 continue
             self.verified.add(step)
         return changed
+
+
+def element_outputs(cells: int, elements: Sequence[tuple[str, Sequence[Sequence[Any]]]]) -> list[list[Any]]:
+    """A ``map:`` step's outputs, per cell: each element's (``(label, outputs per cell)``,
+    in element order) after a line naming it, as every executor shows them."""
+    combined: list[list[Any]] = [[] for _ in range(cells)]
+    for i, (label, outputs) in enumerate(elements):
+        header = {"output_type": "stream", "name": "stdout", "text": f"[nbflow] element {i}: {label}\n"}
+        for j in range(cells):
+            combined[j] += [header, *(outputs[j] if j < len(outputs) else [])]
+    return combined
+
+
+def elements_failed(count: int, failures: Mapping[int, tuple[str, str]]) -> str:
+    """The error of a ``map:`` step whose elements ``{index: (label, error)}`` failed."""
+    first = min(failures)
+    label, error = failures[first]
+    return f"{len(failures)} of {count} elements failed; element {first} ({label}): {error}"
+
+
+def map_values(names: Iterable[str], count: int) -> dict[str, Any]:
+    """A ``map:`` step's cache manifest values: each name a list spread over the elements' entries."""
+    return {"values": {n: {"file": "items", "type": "list", "summary": f"{count} items"} for n in names}}
+
+
+def process_death(what: str, exitcode: int) -> str:
+    """How a kernel or worker process ended (``exitcode`` as ``Popen.returncode``: minus
+    the signal), as a person would want to read it: ``"kernel died (signal 9; possibly
+    out of memory)"``."""
+    import signal
+
+    if exitcode < 0:
+        sig = -exitcode
+        if sig == signal.SIGKILL:
+            return f"{what} died (signal {sig}; possibly out of memory)"
+        name = signal.Signals(sig).name if sig in signal.Signals._value2member_map_ else "unknown signal"
+        return f"{what} died (signal {sig}, {name})"
+    return f"{what} died (exit code {exitcode})"
 
 
 class Executor(Protocol):

@@ -74,7 +74,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import NbflowError, PipelineError
 from ..fsutil import atomic_write_bytes, private_dir
-from .base import RunContext
+from .base import RunContext, element_outputs, elements_failed, map_values, process_death
 
 if TYPE_CHECKING:
     from ..notebook import Step
@@ -278,15 +278,7 @@ def _record_death(message: str, deaths: dict[int, str]) -> None:
 
 def death_text(exitcode: int) -> str:
     """How a worker process ended, as a person would want to read it."""
-    import signal
-
-    if exitcode < 0:
-        sig = -exitcode
-        if sig == signal.SIGKILL:
-            return f"worker died (signal {sig}; possibly out of memory)"
-        name = signal.Signals(sig).name if sig in signal.Signals._value2member_map_ else "unknown signal"
-        return f"worker died (signal {sig}, {name})"
-    return f"worker died (exit code {exitcode})"
+    return process_death("worker", exitcode)
 
 
 class _Cluster:
@@ -409,7 +401,7 @@ class _FanOut:
         self.labels = labels
         self.fingerprints = fingerprints
         self.outputs: dict[int, list[list[dict[str, Any]]]] = {}
-        self.failures: dict[int, str] = {}
+        self.failures: dict[int, tuple[str, str]] = {}  # index: (label, error)
         self.open: set[int] = set()
 
 
@@ -829,7 +821,8 @@ class DaskSession:
         if attempt.item is None:
             self.finish_once(attempt.step, "failed", duration=duration, error=error, traceback=traceback)
             return
-        self.fans[attempt.step].failures[attempt.item] = error
+        fan = self.fans[attempt.step]
+        fan.failures[attempt.item] = (fan.labels[attempt.item], error)
         self.element_settled(attempt, outputs or [], duration, error)
 
     def finish_once(self, step: str, status: str, **details: Any) -> None:
@@ -890,28 +883,14 @@ class DaskSession:
         ctx, fan = self.ctx, self.fans[step]
         if fan.open or ctx.status.get(step) not in (None, "running"):
             return
-        cells = len(self.pipeline.steps[step].cells)
-        combined: list[list[dict[str, Any]]] = [[] for _ in range(cells)]
-        for i in range(fan.count):
-            header = {"output_type": "stream", "name": "stdout", "text": f"[nbflow] element {i}: {fan.labels[i]}\n"}
-            lists = fan.outputs.get(i) or []
-            for j in range(cells):
-                combined[j] += [header, *(lists[j] if j < len(lists) else [])]
+        combined = element_outputs(
+            len(self.pipeline.steps[step].cells), [(fan.labels[i], fan.outputs.get(i) or []) for i in range(fan.count)]
+        )
         self.results[step] = {"outputs": combined}
         duration = time.monotonic() - fan.started
         if fan.failures:
-            first = min(fan.failures)
-            ctx.finish_step(
-                step,
-                "failed",
-                duration=duration,
-                error=f"{len(fan.failures)} of {fan.count} elements failed; "
-                f"element {first} ({fan.labels[first]}): {fan.failures[first]}",
-            )
+            ctx.finish_step(step, "failed", duration=duration, error=elements_failed(fan.count, fan.failures))
             return
-        described = {
-            n: {"file": "items", "type": "list", "summary": f"{fan.count} items"} for n in ctx.stored_names(step)
-        }
         staging = ctx.cache.staging_path(step)
         try:
             ctx.cache.write_outputs(staging, combined)
@@ -920,7 +899,7 @@ class DaskSession:
                 step=step,
                 key=ctx.key(step),
                 parts=ctx.parts(step),
-                dumped={"values": described, "items": fan.keys, "out_files": {}},
+                dumped={**map_values(ctx.stored_names(step), fan.count), "items": fan.keys, "out_files": {}},
                 meta={"run_id": ctx.run_id, "duration": duration, "executor": "dask"},
             )
         except OSError as e:

@@ -38,7 +38,6 @@ import os
 import queue
 import re
 import shutil
-import signal
 import tempfile
 import threading
 import time
@@ -49,7 +48,7 @@ from typing import Any
 from ..errors import NbflowError
 from ..events import ItemFinished
 from ..graph import PARAMETERS, SETUP, Pipeline
-from .base import RunContext
+from .base import RunContext, element_outputs, elements_failed, map_values, process_death
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 #: Write errors that mean the cache cannot be written at all (the run fails, naming the path).
@@ -145,15 +144,7 @@ def kernel_death(km: Any) -> str:
     """How the kernel process ended, as a person would want to read it."""
     process = getattr(getattr(km, "provisioner", None), "process", None)
     code = process.poll() if process is not None else None
-    if code is None:
-        return "kernel died"
-    if code < 0:
-        sig = -code
-        if sig == signal.SIGKILL:
-            return f"kernel died (signal {sig}; possibly out of memory)"
-        name = signal.Signals(sig).name if sig in signal.Signals._value2member_map_ else "unknown signal"
-        return f"kernel died (signal {sig}, {name})"
-    return f"kernel died (exit code {code})"
+    return "kernel died" if code is None else process_death("kernel", code)
 
 
 _registered = False
@@ -739,17 +730,15 @@ class Session:
         count = info["count"]
         forced = set(ctx.items.get(name, ()))
         keys = [item_key(self.pipeline, name, self.ctx.plan[name].parts, f) for f in info["fingerprints"]]
-        all_outputs: list[list[Any]] = [[] for _ in cells]
-        failures: list[str] = []
+        shown: list[tuple[str, list[list[Any]]]] = []  # (label, outputs per cell) of each element
+        failures: dict[int, tuple[str, str]] = {}
         for i in range(count):
             label = info["labels"][i]
-            header = {"output_type": "stream", "name": "stdout", "text": f"[nbflow] element {i}: {label}\n"}
             item_started = time.monotonic()
             entry = None if i in forced else await asyncio.to_thread(ctx.verified_entry, name, keys[i])
             if entry is not None:
                 await self.silent(f"__nbflow__.map_restore_item({i}, {name!r}, {keys[i]!r}, {names!r})")
-                for j, outputs in enumerate(ctx.cache.load_outputs(entry)[: len(cells)]):
-                    all_outputs[j] += [header, *outputs]
+                shown.append((label, ctx.cache.load_outputs(entry)))
                 ctx.publish(ItemFinished(ctx.run_id, step=name, item=i, total=count, status="cached", label=label))
                 continue
             await self.silent(f"__nbflow__.map_item({i})")
@@ -771,11 +760,11 @@ class Session:
                 )
                 raise stop.in_step(name) from None
             duration = time.monotonic() - item_started
-            for j, (index, _) in enumerate(cells):
-                all_outputs[j] += [header, *self.nb.cells[index].get("outputs", [])]
+            outputs = [list(self.nb.cells[index].get("outputs", [])) for index, _ in cells]
+            shown.append((label, outputs))
             if isinstance(result, _Failure):
                 ctx.cache.discard(staging)
-                failures.append(f"element {i} ({label}): {result.error}")
+                failures[i] = (label, result.error)
                 ctx.publish(
                     ItemFinished(
                         ctx.run_id,
@@ -789,7 +778,6 @@ class Session:
                     )
                 )
                 continue
-            outputs = [list(self.nb.cells[index].get("outputs", [])) for index, _ in cells]
             if result.get("pending"):
                 self.pending[str(staging)] = (name, outputs, duration, {})
                 self.pending_keys[str(staging)] = keys[i]
@@ -800,18 +788,16 @@ class Session:
             )
         import nbformat
 
+        all_outputs = element_outputs(len(cells), shown)
         for j, (index, _) in enumerate(cells):
             self.nb.cells[index].outputs = [nbformat.from_dict(o) for o in all_outputs[j]]
         await self.call(f"__nbflow__.map_end({names!r})")
         duration = time.monotonic() - started
         if failures:
-            ctx.finish_step(
-                name, "failed", duration=duration, error=f"{len(failures)} of {count} elements failed; " + failures[0]
-            )
+            ctx.finish_step(name, "failed", duration=duration, error=elements_failed(count, failures))
             return
-        described = {n: {"file": "items", "type": "list", "summary": f"{count} items"} for n in names}
         self.committer.submit(
-            name, ctx.cache.staging_path(name), all_outputs, {"values": described, "items": keys}, duration
+            name, ctx.cache.staging_path(name), all_outputs, {**map_values(names, count), "items": keys}, duration
         )
         ctx.finish_step(name, "done", duration=duration)
 

@@ -230,12 +230,42 @@ class GraphHandler(NbflowHandler):
         model["run"] = {"id": live.id, "status": live.status} if live is not None else None
         self.finish(_json(model))
 
+    @web.authenticated
+    async def post(self) -> None:
+        body = self.body()
+        if not isinstance(body.get("path"), str) or not body["path"]:
+            raise web.HTTPError(400, "missing path")
+        notebook = self.confine(body["path"])
+        data, params = body.get("notebook"), body.get("params") or {}
+        if not isinstance(data, dict) or not isinstance(data.get("cells"), list):
+            raise web.HTTPError(400, "notebook must be notebook JSON (an object with a cells list)")
+        if not isinstance(params, dict):
+            raise web.HTTPError(400, "params must be a JSON object")
+        live = self.registry.live(notebook)
+        try:
+            model = await asyncio.to_thread(_graph, notebook, params, live, data)
+        except NbflowError as e:
+            return self.fail(e)
+        model["notebook"] = self.relative(notebook)
+        model["run"] = {"id": live.id, "status": live.status} if live is not None else None
+        self.finish(_json(model))
 
-def _graph(notebook: Path, params: dict[str, Any], live: Run | None) -> dict[str, Any]:
-    from .graph import load_pipeline
+
+def _graph(
+    notebook: Path, params: dict[str, Any], live: Run | None, data: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    from .graph import build_pipeline, load_pipeline
     from .view import cytoscape_style, graph_model
 
-    pipeline = load_pipeline(notebook)
+    if data is None:
+        pipeline = load_pipeline(notebook)
+    else:
+        from dataclasses import replace
+
+        from .config import Config
+        from .notebook import notebook_from_data
+
+        pipeline = replace(build_pipeline(notebook_from_data(data, notebook)), config=Config.for_notebook(notebook))
     plan = pipeline.plan(params)
     statuses = {name: s["status"] for name, s in live.steps.items()} if live is not None else None
     model = graph_model(pipeline, plan, statuses)

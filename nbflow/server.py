@@ -1,8 +1,9 @@
 """The Jupyter server extension: nbflow's REST API under ``/nbflow/api/``.
 
 Every route sits behind jupyter_server's own authentication (``@authenticated``) and,
-for POST and DELETE, its XSRF check; no GET changes anything. The JupyterLab extension
-(``extension/``) is one client; ``docs/rest-api.yaml`` documents the API for others.
+for POST and DELETE, its XSRF check; no GET changes anything. It also adds
+``nbflow/studio/``, the studio proxied behind the same login (``studio/proxy.py``). The
+JupyterLab extension (``extension/``) is one client; ``docs/rest-api.yaml`` documents the API for others.
 
 =====================================  =============================================
 ``GET    graph?path=&params=``         steps, edges, parameters, states and reasons
@@ -75,6 +76,9 @@ def _load_jupyter_server_extension(serverapp: Any) -> None:
         ],
     )
     serverapp.log.info("nbflow: REST API at %s", base)
+    from .studio.proxy import studio_handlers  # <base_url>nbflow/studio/: the studio, proxied
+
+    web_app.add_handlers(".*$", studio_handlers(serverapp))
 
 
 class RunRegistry:

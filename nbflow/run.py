@@ -209,7 +209,7 @@ class Run:
             status, error, self.exception = "failed", str(e), e
         except BaseException as e:  # noqa: BLE001 - reported on the run, never lost in a thread
             status, error, self.exception = "failed", f"{type(e).__name__}: {e}", e
-            log.error("nbflow: run %s failed unexpectedly:\n%s", self.id, traceback_module.format_exc())
+            self._report_unexpected("failed unexpectedly", error)
         try:
             ctx.finish_unrun()
             if ctx.cancel.is_set():
@@ -233,12 +233,23 @@ class Run:
             ctx.publish(RunFinished(self.id, status=status, duration=self.duration, error=error))
         except BaseException as e:  # noqa: BLE001
             self.status, self.error, self.exception = "failed", f"{type(e).__name__}: {e}", e
-            log.error("nbflow: run %s could not be finished:\n%s", self.id, traceback_module.format_exc())
+            self._report_unexpected("could not be finished", self.error)
         finally:
             beat.set()
             ACTIVE_RUNS.pop(self.id, None)
             self.store.close()
             self._done.set()
+
+    def _report_unexpected(self, what: str, error: str) -> None:
+        """One line for the person; the traceback goes to the run's record (``nbflow show``)."""
+        details = traceback_module.format_exc()
+        log.debug("nbflow: run %s %s:\n%s", self.id, what, details)
+        try:
+            self.store.add_message(self.id, f"nbflow internal error (please report it):\n{details}")
+            hint = f"; details: nbflow show {self.id}"
+        except Exception:  # noqa: BLE001 - the store itself may be what failed
+            hint = f"\n{details}"
+        log.error("nbflow: run %s %s: %s%s", self.id, what, error.splitlines()[0] if error else "", hint)
 
     def _heartbeat(self, stop: threading.Event) -> None:
         interval = self._ctx.config.heartbeat_interval

@@ -7,6 +7,7 @@ values as files. Exporters read a ``Pipeline`` and write text; they never run it
 
 from __future__ import annotations
 
+from .cwl import write_cwl
 from .script import export_script, step_functions, write_script
 
-__all__ = ["export_script", "step_functions", "write_script"]
+__all__ = ["write_cwl", "export_script", "step_functions", "write_script"]

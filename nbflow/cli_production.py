@@ -32,7 +32,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_watch(args: argparse.Namespace) -> int:
     from .cli import parameters_from_args
-    from .watch import watch  # type: ignore[import-not-found]
+    from .watch import watch
 
     values, raw = parameters_from_args(args)
     return watch(args.notebook, values, raw=raw, debounce=args.debounce, stream=sys.stderr)

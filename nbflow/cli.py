@@ -618,6 +618,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("path", nargs="?", help="a notebook (only its runs) or a folder (default: here)")
     p.add_argument("--keep", type=int, default=10, metavar="N", help="runs to keep (default 10)")
     p.set_defaults(func=cmd_clean)
+
+    from .cli_production import add_production_commands
+
+    add_production_commands(sub)  # export, watch
     return parser
 
 

@@ -19,10 +19,10 @@ $(VENV)/.installed: pyproject.toml $(JS_SOURCES)
 
 install: $(VENV)/.installed
 
-# Runs the example pipeline, then serves the studio on its folder (Ctrl-C stops it).
+# Runs the example pipeline, then serves the studio on its folder, open on that pipeline (Ctrl-C stops it).
 demo: system-packages install
 	$(VENV)/bin/nbflow run notebooks/wine_classifier.ipynb
-	$(VENV)/bin/nbflow studio notebooks
+	$(VENV)/bin/nbflow studio notebooks/wine_classifier.ipynb
 
 lint: install
 	$(VENV)/bin/ruff check nbflow tests benchmarks

@@ -18,11 +18,7 @@ export class GraphView extends Widget {
     this.canvas = createCanvas(this.node, {
       onMove: positions => this._moved.emit(positions),
       onConnect: (source, target) => this._connected.emit({ source, target }),
-      onSelect: step => {
-        if (step) {
-          this._nodeClicked.emit(step);
-        }
-      }
+      onSelect: step => this._nodeClicked.emit(step)
     });
   }
 
@@ -32,6 +28,7 @@ export class GraphView extends Widget {
     return this.canvas.cy;
   }
 
+  /** A step was tapped, or found by name (its name); the background was tapped (''). */
   get nodeClicked(): ISignal<this, string> {
     return this._nodeClicked;
   }

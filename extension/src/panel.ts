@@ -34,7 +34,9 @@ export class PipelinePanel extends Panel {
     this.view.nodeClicked.connect((_, id) => {
       this._selected = id;
       this.updateActions();
-      this._stepClicked.emit(id);
+      if (id) {
+        this._stepClicked.emit(id);
+      }
     });
     this.list.node.addEventListener('click', event => {
       const item = (event.target as HTMLElement).closest('li');

@@ -180,6 +180,7 @@ def test_build_a_pipeline_by_dragging_in_the_side_panel(lab_server, page):  # no
     page.locator("#nbflow-graph-panel .nbflow-canvas input.search").fill("squ")
     page.locator("#nbflow-graph-panel .nbflow-canvas input.search").press("Enter")
     page.wait_for_function("window.nbflowLab.canvas.selectedStep() === 'square'", timeout=10_000)
+    page.wait_for_function("!window.nbflowLab.canvas.cy.animated()", timeout=10_000)  # centred on it
     click_node(page, "load")
     canvas_button(page, "Collapse").click()
     hidden = page.evaluate("window.nbflowLab.canvas.cy.nodes('.hidden').map(n => n.id()).sort()")

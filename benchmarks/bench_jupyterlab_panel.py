@@ -162,7 +162,9 @@ def main() -> None:
             drags, plains = [], []
             for i in range(args.repeat):
                 # At "fit" 200 steps are a few pixels tall: zoom in on the node to grab it.
-                page.evaluate("(() => { const cy = window.nbflowLab.canvas.cy; cy.zoom(1); cy.center(cy.$id('s1')); })()")
+                page.evaluate(
+                    "(() => { const cy = window.nbflowLab.canvas.cy; cy.zoom(1); cy.center(cy.$id('s1')); })()"
+                )
                 start = page.evaluate("window.nbflowLab.canvas.nodeCenter('s1')")
                 page.evaluate(ARM)
                 page.mouse.move(start["x"], start["y"])

@@ -614,9 +614,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--show", action="store_true", help="open the studio in a web browser")
     p.set_defaults(func=cmd_studio)
 
-    p = sub.add_parser("clean", help="delete old runs and cache entries no kept run uses")
+    p = sub.add_parser(
+        "clean",
+        help="delete old runs and cache entries no kept run uses",
+        description="Delete all but the N newest runs of each notebook, and the cache entries no remaining "
+        "run (of this folder, or of another folder sharing the cache) uses. Only entries nbflow wrote are "
+        "deleted; a cache folder holding anything else is refused.",
+    )
     p.add_argument("path", nargs="?", help="a notebook (only its runs) or a folder (default: here)")
-    p.add_argument("--keep", type=int, default=10, metavar="N", help="runs to keep (default 10)")
+    p.add_argument("--keep", type=int, default=10, metavar="N", help="runs to keep per notebook (default 10)")
     p.set_defaults(func=cmd_clean)
     return parser
 

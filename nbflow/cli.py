@@ -304,7 +304,7 @@ def _store(path: str | None) -> Any:
     from .store import RunStore
 
     config = Config.for_path(path)
-    if not config.store_path.exists():
+    if not config.store_path.exists() and not config.home.is_file():  # RunStore names a file in the way
         raise PipelineError(f"no runs recorded in {config.home} (run a notebook there first)")
     return config, RunStore(config.store_path, heartbeat_interval=config.heartbeat_interval)
 
@@ -459,7 +459,7 @@ def cmd_clean(args: argparse.Namespace) -> int:
 
     target = args.path if args.path and not Path(args.path).is_dir() else None
     config = Config.for_path(args.path)
-    if not config.store_path.exists():
+    if not config.store_path.exists() and not config.home.is_file():
         print(f"nothing to clean in {config.home}")
         return 0
     result = clean(config, keep=args.keep, notebook=target)

@@ -304,7 +304,7 @@ def _store(path: str | None) -> Any:
     from .store import RunStore
 
     config = Config.for_path(path)
-    if not config.store_path.exists():
+    if not config.store_path.exists() and not config.home.is_file():  # RunStore names a file in the way
         raise PipelineError(f"no runs recorded in {config.home} (run a notebook there first)")
     return config, RunStore(config.store_path, heartbeat_interval=config.heartbeat_interval)
 
@@ -459,7 +459,7 @@ def cmd_clean(args: argparse.Namespace) -> int:
 
     target = args.path if args.path and not Path(args.path).is_dir() else None
     config = Config.for_path(args.path)
-    if not config.store_path.exists():
+    if not config.store_path.exists() and not config.home.is_file():
         print(f"nothing to clean in {config.home}")
         return 0
     result = clean(config, keep=args.keep, notebook=target)
@@ -614,9 +614,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--show", action="store_true", help="open the studio in a web browser")
     p.set_defaults(func=cmd_studio)
 
-    p = sub.add_parser("clean", help="delete old runs and cache entries no kept run uses")
+    p = sub.add_parser(
+        "clean",
+        help="delete old runs and cache entries no kept run uses",
+        description="Delete all but the N newest runs of each notebook, and the cache entries no remaining "
+        "run (of this folder, or of another folder sharing the cache) uses. Only entries nbflow wrote are "
+        "deleted; a cache folder holding anything else is refused.",
+    )
     p.add_argument("path", nargs="?", help="a notebook (only its runs) or a folder (default: here)")
-    p.add_argument("--keep", type=int, default=10, metavar="N", help="runs to keep (default 10)")
+    p.add_argument("--keep", type=int, default=10, metavar="N", help="runs to keep per notebook (default 10)")
     p.set_defaults(func=cmd_clean)
 
     from .cli_production import add_production_commands

@@ -89,7 +89,7 @@ def run_for_papermill(nb_man: Any, **kwargs: Any) -> Any:
                 params,
                 output=tmp,
                 timeout=kwargs.get("execution_timeout"),
-                listeners=[ProgressPrinter()] if kwargs.get("log_output") or kwargs.get("progress_bar") else [],
+                listeners=[ProgressPrinter()] if kwargs.get("log_output") else [],
             )
         except NbflowError as e:
             raise PapermillException(str(e)) from None

@@ -134,7 +134,11 @@ def cmd_plan(args: argparse.Namespace) -> int:
     pipeline = load_pipeline(args.notebook)
     _print_warnings(pipeline)
     values, raw = parameters_from_args(args)
-    plan = pipeline.plan(values, raw=raw, force=args.force, force_all=args.force_all, only=args.only, from_=args.from_)
+    from .run import plan_pipeline
+
+    plan = plan_pipeline(
+        pipeline, values, raw=raw, force=args.force, force_all=args.force_all, only=args.only, from_=args.from_
+    )
     if args.json:
         print(json.dumps(plan.to_dict(), indent=2, default=repr))
         return 0
@@ -296,12 +300,11 @@ def _executor_from_args(args: argparse.Namespace) -> Any:
 
 def _store(path: str | None) -> Any:
     from .config import Config
-    from .store import RunStore
 
     config = Config.for_path(path)
     if not config.store_path.exists():
         raise PipelineError(f"no runs recorded in {config.home} (run a notebook there first)")
-    return config, RunStore(config.store_path, heartbeat_interval=config.heartbeat_interval)
+    return config, config.open_store()
 
 
 def _when(timestamp: float | None) -> str:
@@ -390,7 +393,6 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def _show_step(config: Any, run: dict[str, Any], steps: list[dict[str, Any]], name: str) -> int:
-    from .cache import Cache
     from .errors import did_you_mean
 
     found = {s["step"]: s for s in steps}
@@ -402,7 +404,7 @@ def _show_step(config: Any, run: dict[str, Any], steps: list[dict[str, Any]], na
     if s["duration"] is not None:
         print(f"duration: {s['duration']:.3f} s (started {_when(s['started'])})")
     print(f"key: {s['key']}")
-    entry = Cache(config.cache_dir).lookup(name, s["key"]) if s["key"] else None
+    entry = config.cache().lookup(name, s["key"]) if s["key"] else None
     if entry is not None:
         print("cached values:")
         for value, info in sorted(entry.names.items()):

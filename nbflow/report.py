@@ -176,11 +176,10 @@ def _as_stored(value: Any) -> Any:
 
 
 def open_store(config: Config) -> RunStore:
-    from .store import RunStore
 
     if not config.store_path.exists():
         raise PipelineError(f"no runs recorded in {config.home} (run a notebook there first)")
-    return RunStore(config.store_path, heartbeat_interval=config.heartbeat_interval)
+    return config.open_store()
 
 
 def collect_run(config: Config, run_id: int, store: RunStore, cache: Cache) -> RunRecord:
@@ -235,7 +234,8 @@ def _entry(cache: Cache, step: StepRecord) -> Entry | None:
 
 def _from_output_notebook(record: RunRecord, path: Path) -> bool:
     """Fill ``record`` from the executed notebook; False if it cannot be read."""
-    from .graph import build_pipeline
+    from .config import Config
+    from .graph import load_pipeline
     from .notebook import notebook_from_data
 
     try:
@@ -244,7 +244,8 @@ def _from_output_notebook(record: RunRecord, path: Path) -> bool:
         data["cells"] = [
             c for c in data["cells"] if "papermill-error-cell-tag" not in (c.get("metadata") or {}).get("tags", [])
         ]
-        pipeline = build_pipeline(notebook_from_data(data, record.notebook))
+        source = notebook_from_data(data, record.notebook)
+        pipeline = load_pipeline(record.notebook, Config.for_notebook(record.notebook), source=source)
     except (OSError, ValueError, KeyError, TypeError, NbflowError):
         return False
     injected = [
@@ -1070,12 +1071,11 @@ def build_report(config: Config, run_id: int, *, output: Path | None = None, tru
     The default path is ``<runs>/<run_id>/report.html`` (recorded in the run store as
     the run's ``report`` artifact). Outputs are sanitized unless ``trusted``.
     """
-    from .cache import Cache
 
     _require_extra()
     store = open_store(config)
     try:
-        record = collect_run(config, int(run_id), store, Cache(config.cache_dir))
+        record = collect_run(config, int(run_id), store, config.cache())
         html = render_report(record, trusted=trusted)
         path = Path(output) if output is not None else config.runs_dir / str(run_id) / "report.html"
         _write(path, html, private=output is None)
@@ -1094,13 +1094,12 @@ def recorded_report(notebook: str | Path, run_id: int) -> Path | None:
     from the request. Read-only: it neither reconciles nor writes the store.
     """
     from .config import Config
-    from .store import RunStore
 
     notebook = Path(notebook).resolve()
     config = Config.for_notebook(notebook)
     if not config.store_path.is_file():
         return None
-    store = RunStore(config.store_path, heartbeat_interval=config.heartbeat_interval, reconcile=False)
+    store = config.open_store(reconcile=False)
     try:
         record = store.run(int(run_id))
         if record is None or Path(record["notebook"]).resolve() != notebook:
@@ -1122,11 +1121,10 @@ def build_comparison(
     The default path is ``<runs>/<run_b>/compare-<run_a>.html``. The comparison shows no
     cell outputs, so ``trusted`` changes nothing; it is accepted for symmetry.
     """
-    from .cache import Cache
 
     _require_extra()
     store = open_store(config)
-    cache = Cache(config.cache_dir)
+    cache = config.cache()
     try:
         a = collect_run(config, int(run_a), store, cache)
         b = collect_run(config, int(run_b), store, cache)

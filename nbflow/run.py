@@ -74,8 +74,7 @@ def path_digest(path: Path) -> str:
 
 
 def pipeline_cache(pipeline: Pipeline) -> Cache:
-    assert pipeline.config is not None, "use nbflow.load_pipeline(), which attaches a Config"
-    return Cache(pipeline.config.cache_dir)
+    return pipeline.config.cache()
 
 
 def plan_pipeline(
@@ -199,17 +198,6 @@ class Run:
         """Stop the run: the running step is interrupted, the rest is not started."""
         self._ctx.cancel.set()
 
-    def report(self, **options: Any) -> Path:
-        """Write this run's self-contained HTML report and return its path.
-
-        Options are those of ``nbflow.report.build_report`` (``output``, ``trusted``).
-        Call it after ``wait()``: a run still going is reported as it stands.
-        """
-        from .report import build_report
-
-        assert self.pipeline.config is not None, "use nbflow.load_pipeline(), which attaches a Config"
-        return build_report(self.pipeline.config, self.id, **options)
-
     def _execute(self) -> None:
         ctx = self._ctx
         beat = threading.Event()
@@ -252,9 +240,12 @@ class Run:
             if output is not None:
                 self.store.add_artifact(self.id, "output_notebook", output)
                 if self._copy_to is not None:
-                    from .fsutil import atomic_write_bytes
+                    from .executors.outcome import OutputNotWritten, save_output_notebook
 
-                    atomic_write_bytes(self._copy_to, output.read_bytes(), perms=0o644)
+                    try:
+                        save_output_notebook(Path(self._copy_to), output.read_bytes())
+                    except OutputNotWritten as e:
+                        status, error, self.exception = "failed", str(e), e
             self.duration = time.time() - ctx.started
             self.status, self.error = status, error
             ctx.publish(RunFinished(self.id, status=status, duration=self.duration, error=error))
@@ -293,6 +284,7 @@ def start_run(
     listeners: Iterable[Callable[[Event], None]] = (),
     widget: Any = None,
     items: Iterable[int] = (),
+    run_class: type[Run] | None = None,
 ) -> Run:
     """Plan ``pipeline`` and start running it in a background thread.
 
@@ -301,13 +293,12 @@ def start_run(
     in ``<home>/runs/<id>/output.ipynb``. ``timeout`` applies to steps without a
     ``timeout:`` tag. ``listeners`` (and ``widget``) receive the run's events.
     ``items`` recomputes those elements of the one ``map:`` step named by ``only``.
+    ``run_class``: the ``Run`` subclass to return (``api.Run`` adds ``report``).
     """
     from . import provenance
     from .executors import RunContext, get_executor
-    from .store import RunStore
 
     config = pipeline.config
-    assert config is not None, "use nbflow.load_pipeline(), which attaches a Config"
     if not pipeline.steps:
         raise PipelineError(
             "has no steps to run: tag a code cell step:<name> (JupyterLab: the property inspector's cell tags)",
@@ -329,7 +320,7 @@ def start_run(
         pipeline, params, raw=raw, force=force, force_all=force_all, only=only, from_=from_, cache=cache
     )
     chosen = get_executor(executor or config.executor)
-    store = RunStore(config.store_path, heartbeat_interval=config.heartbeat_interval)
+    store = config.open_store()
     run_id = store.create_run(
         pipeline.path,
         notebook_hash=pipeline.source.content_hash,
@@ -361,7 +352,7 @@ def start_run(
     copy_to = Path(output) if output is not None else None
     if copy_to is None and not plan.to_run:
         ctx.output_path = None  # nothing runs and no output asked for: no kernel, no papermill
-    return Run(run_id, pipeline, plan, ctx, store, chosen, copy_to).start()
+    return (run_class or Run)(run_id, pipeline, plan, ctx, store, chosen, copy_to).start()
 
 
 def _refuse_shared_cache(config: Any) -> None:
@@ -382,9 +373,8 @@ def clean(config: Any, keep: int = 10, notebook: str | Path | None = None) -> di
 
     The entry of each step's newest run stays, so the next run is still fully cached.
     """
-    from .store import RunStore
 
-    store = RunStore(config.store_path, heartbeat_interval=config.heartbeat_interval)
+    store = config.open_store()
     runs = store.runs(notebook, limit=1_000_000)
     kept, dropped = runs[:keep], runs[keep:]
     dropped = [r for r in dropped if r["status"] not in ("pending", "running")]
@@ -392,7 +382,7 @@ def clean(config: Any, keep: int = 10, notebook: str | Path | None = None) -> di
     if notebook is not None:  # other notebooks' entries in a shared home are not ours to judge
         others = [r for r in store.runs(None, limit=1_000_000) if r["notebook"] != str(Path(notebook).resolve())]
         keep_entries |= {(s["step"], s["key"]) for r in others for s in store.steps(r["id"]) if s["key"]}
-    cache = Cache(config.cache_dir)
+    cache = config.cache()
     for step, key in list(keep_entries):  # a map: step's entry needs its elements' entries
         with contextlib.suppress(CacheCorrupt):
             entry = cache.lookup(step, key)

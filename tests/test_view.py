@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from nbflow import load_pipeline
 from nbflow.events import RunStarted, StepFinished, StepQueued, StepStarted
-from nbflow.graph import load_pipeline
 from nbflow.view import STATES, GraphState, graph_model, layered_layout
 
 from .conftest import code, step

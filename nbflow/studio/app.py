@@ -14,7 +14,7 @@ What a session shows, top to bottom:
   studio's report handler (``serve.py``), not through the websocket.
 
 Every edit goes through ``editing.NotebookEditor`` and is checked by building the
-pipeline of the result (``graph.build_pipeline``): an edit that breaks the pipeline (a
+pipeline of the result (``graph.load_pipeline`` with ``source=``): an edit that breaks the pipeline (a
 cycle, an unknown ``after:``) is undone and reported. Nothing is written until Save.
 
 Runs are started with ``run.start_run`` like every other view; the session listens to
@@ -38,7 +38,6 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +46,7 @@ import panel as pn
 from ..config import Config
 from ..errors import NbflowError, PipelineError
 from ..events import Event
-from ..graph import Pipeline, build_pipeline, load_pipeline
+from ..graph import Pipeline, load_pipeline
 from ..parameters import Parameter
 from ..view import GraphState, graph_model
 from .canvas import PipelineCanvas
@@ -394,7 +393,7 @@ class Studio:
         Raises ``PipelineError`` when the edited notebook is not a valid pipeline.
         """
         assert self.editor is not None and self.config is not None
-        self.pipeline = replace(build_pipeline(self.editor.source()), config=self.config)
+        self.pipeline = load_pipeline(self.editor.path, self.config, source=self.editor.source())
         self._sync_parameters()
         self._replan(render)
         source = self.pipeline.source
@@ -415,7 +414,9 @@ class Studio:
         self.params_error.object = ""
         try:
             values = self._parameter_values()
-            plan = self.pipeline.plan(values)
+            from ..run import plan_pipeline
+
+            plan = plan_pipeline(self.pipeline, values)
         except NbflowError as e:
             self.params_error.object = html.escape(str(e))
         self.model = graph_model(self.pipeline, plan)
@@ -809,11 +810,10 @@ class Studio:
 
     # --------------------------------------------------------------- history
     def _store(self) -> Any:
-        from ..store import RunStore
 
         if self.config is None or not self.config.store_path.exists():
             return None
-        return RunStore(self.config.store_path, heartbeat_interval=self.config.heartbeat_interval)
+        return self.config.open_store()
 
     def _refresh_runs(self) -> None:
         """Show the notebook's run history in the Runs tab.
@@ -906,7 +906,7 @@ class Studio:
         return build_report(self.config, run_id)
 
     def _open_report(self) -> None:
-        from .serve import report_url
+        from .links import report_url
 
         run_id = self._selected_run()
         if run_id is None or self.pipeline is None:

@@ -32,9 +32,9 @@ import secrets
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
 
 from ..errors import NbflowError
+from .links import report_url  # noqa: F401 - part of this module's API (the report handler's address)
 
 DEFAULT_PORT = 5006
 
@@ -102,16 +102,6 @@ def confine_notebook(folder: Path, raw: str | None) -> Path | None:
     if not path.is_relative_to(root) or path.suffix != ".ipynb" or not path.is_file():
         return None
     return path
-
-
-def report_url(run_id: int, notebook: str, version: int | float | None = None) -> str:
-    """The report's address relative to the studio page (so a prefix or a proxy keeps working).
-
-    ``version`` (the file's modification time) makes a rebuilt report a new address,
-    so the frame reloads it.
-    """
-    query = {"notebook": notebook, **({"v": str(version)} if version is not None else {})}
-    return f"report/{int(run_id)}?{urlencode(query)}"
 
 
 def report_route(folder: Path) -> tuple[str, type, dict[str, Any]]:

@@ -243,12 +243,11 @@ class NbflowHandler(APIHandler):
 
     def stored_run(self, run_id: int, notebook: Path) -> dict[str, Any]:
         from .config import Config
-        from .store import RunStore
 
         config = Config.for_notebook(notebook)
         if not config.store_path.exists():
             raise web.HTTPError(404)
-        store = RunStore(config.store_path)
+        store = config.open_store()
         try:
             record = store.run(run_id)
             if record is None or Path(record["notebook"]).resolve() != notebook:
@@ -287,10 +286,11 @@ class GraphHandler(NbflowHandler):
 
 def _graph(notebook: Path, params: dict[str, Any], live: Run | None) -> dict[str, Any]:
     from .graph import load_pipeline
+    from .run import plan_pipeline
     from .view import cytoscape_style, graph_model
 
     pipeline = load_pipeline(notebook)
-    plan = pipeline.plan(params)
+    plan = plan_pipeline(pipeline, params)
     statuses = {name: s["status"] for name, s in live.steps.items()} if live is not None else None
     model = graph_model(pipeline, plan, statuses)
     model["style"] = cytoscape_style()
@@ -312,8 +312,9 @@ class PlanHandler(NbflowHandler):
 
 def _plan(notebook: Path, params: dict[str, Any]) -> dict[str, Any]:
     from .graph import load_pipeline
+    from .run import plan_pipeline
 
-    return load_pipeline(notebook).plan(params).to_dict()
+    return plan_pipeline(load_pipeline(notebook), params).to_dict()
 
 
 def _names(body: dict[str, Any], key: str) -> list[str]:
@@ -334,12 +335,11 @@ class RunsHandler(NbflowHandler):
             runs = [self.run_summary(r) for r in reversed(self.registry.runs)][:limit]
             return self.finish(_json({"runs": runs}))
         from .config import Config
-        from .store import RunStore
 
         config = Config.for_notebook(notebook)
         if not config.store_path.exists():
             return self.finish(_json({"runs": []}))
-        store = RunStore(config.store_path)
+        store = config.open_store()
         try:
             runs = store.runs(notebook, limit=limit)
         finally:

@@ -10,18 +10,12 @@ tags of dependants along; Delete removes the cells. The file on disk changes onl
 from __future__ import annotations
 
 import json
-import os
-import shutil
-from pathlib import Path
 
 import pytest
 
 from ..conftest import code, md, step, write_notebook
 from .conftest import screenshot
 from .jupyterlab import lab_server, wait_until  # noqa: F401 - fixture
-
-DOCS = Path(__file__).resolve().parents[2] / "docs"
-
 
 def model(page) -> dict:
     """The current notebook's model as JupyterLab holds it (not the file)."""
@@ -171,10 +165,7 @@ def test_build_a_pipeline_by_dragging_in_the_side_panel(lab_server, page):  # no
     assert "### plot" in "".join(cells[index - 1]["source"]) and cells[index - 1]["cell_type"] == "markdown"
     assert "step:square" in cells[index - 2]["metadata"].get("tags", [])  # below square, where data exists
     page.wait_for_function("window.nbflowLab.canvas.cy.getElementById('plot').nonempty()", timeout=20_000)
-    if os.environ.get("NBFLOW_UPDATE_DOCS") == "1":
-        shutil.copy(screenshot(page, "builder-added-step"), DOCS / "jupyterlab-builder.png")
-    else:
-        screenshot(page, "builder-added-step")
+    screenshot(page, "builder-added-step", docs="jupyterlab-builder.png")
 
     # Find a step by name, collapse a fan-out.
     page.locator("#nbflow-graph-panel .nbflow-canvas input.search").fill("squ")

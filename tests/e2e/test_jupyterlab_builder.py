@@ -17,6 +17,7 @@ from ..conftest import code, md, step, write_notebook
 from .conftest import screenshot
 from .jupyterlab import lab_server, wait_until  # noqa: F401 - fixture
 
+
 def model(page) -> dict:
     """The current notebook's model as JupyterLab holds it (not the file)."""
     return page.evaluate("() => { const m = window.nbflowLab.notebook(); return {json: m.toJSON(), dirty: m.dirty}; }")

@@ -109,6 +109,8 @@ def cmd_graph(args: argparse.Namespace) -> int:
 
 def graph_text(pipeline: Any) -> str:
     """The pipeline as text: one line per step with what it depends on and why."""
+    from .graph import edge_text
+
     params = ", ".join(f"{n}={p.default!r}" for n, p in pipeline.parameters.items()) or "none"
     lines = [f"{pipeline.path.name}: {len(pipeline.steps)} steps; parameters: {params}"]
     if not pipeline.steps:
@@ -119,7 +121,7 @@ def graph_text(pipeline: Any) -> str:
         parts = []
         for dep in pipeline.deps[name]:
             passed = pipeline.edge_names.get((dep, name), ())
-            parts.append(f"{dep} [{', '.join(passed)}]" if passed else f"{dep} [after]")
+            parts.append(f"{dep} [{edge_text(passed)}]" if passed else f"{dep} [after]")
         text = f"  {name.ljust(width)}  cell {step.cell.number:<3}"
         text += f"  <- {'; '.join(parts)}" if parts else "  <- (no upstream step)"
         if step.params:

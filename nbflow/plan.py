@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from .cache import CACHE_FORMAT
 from .errors import CacheCorrupt
+from .hidden_state import capturable, describe_change, hidden_only, is_pseudo, kind_of
 from .parameters import canonical
 
 if TYPE_CHECKING:
@@ -125,8 +126,51 @@ def item_key(pipeline: Pipeline, step: str, parts: KeyParts, fingerprint: str) -
     return sha256_text(json.dumps(recipe, sort_keys=True, separators=(",", ":")))
 
 
-def explain(parts: KeyParts, previous: Mapping[str, Any] | None) -> tuple[str, ...]:
-    """Why a step with ``parts`` has no entry, given its latest entry's parts."""
+class Reason(str):
+    """Why a step is stale: the display text, with what it is about as data.
+
+    ``kind``: ``upstream``, ``hidden-state`` (``state`` is the pseudo-name, ``subject``
+    the step that changed it) or ``re-executed`` (state that cannot be restored);
+    reasons made before these kinds existed are plain text.
+    """
+
+    kind: str
+    subject: str
+    state: str | None
+
+    def __new__(cls, text: str, kind: str, subject: str = "", state: str | None = None) -> Reason:
+        reason = super().__new__(cls, text)
+        reason.kind, reason.subject, reason.state = kind, subject, state
+        return reason
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"text": str(self), "kind": self.kind, "subject": self.subject, "state": self.state}
+
+
+def upstream_reasons(step: str, passed: Iterable[str]) -> list[Reason]:
+    """``upstream a changed``, or, when ``a`` passes only hidden state, what it changed:
+    ``random state changed (numpy) after step a``."""
+    passed = list(passed)
+    if not hidden_only(passed):
+        return [Reason(f"upstream {step} changed", "upstream", step)]
+    return [Reason(describe_change(n, step), "hidden-state", step, n) for n in sorted(passed)]
+
+
+def reexecuted(state: str | None) -> Reason:
+    """Why a cached step runs again: it left state nbflow cannot restore (or is tagged ``always``)."""
+    if state is None:
+        return Reason("re-executed: tagged always", "re-executed")
+    return Reason(f"re-executed: {kind_of(state).label}", "re-executed", state=state)
+
+
+def explain(
+    parts: KeyParts, previous: Mapping[str, Any] | None, passed: Mapping[str, Iterable[str]] | None = None
+) -> tuple[str, ...]:
+    """Why a step with ``parts`` has no entry, given its latest entry's parts.
+
+    ``passed``: what each upstream step passes to this one (to say "random state
+    changed" rather than "upstream changed" for hidden state).
+    """
     if not previous:
         return ("never run",)
     reasons = []
@@ -144,8 +188,16 @@ def explain(parts: KeyParts, previous: Mapping[str, Any] | None) -> tuple[str, .
         theirs = previous.get(kind) or {}
         for name in sorted(set(mine) | set(theirs)):
             if mine.get(name) != theirs.get(name):
-                reasons.append(f"{label} {name} changed")
+                if kind == "upstream" and passed is not None:
+                    reasons += upstream_reasons(name, passed.get(name, ()))
+                else:
+                    reasons.append(f"{label} {name} changed")
     return tuple(reasons) or ("cache entry missing",)
+
+
+def always(pipeline: Pipeline, step: str) -> bool:
+    """Whether ``step`` is tagged ``always`` (re-executed before any dependent step runs)."""
+    return any("always" in cell.tags for cell in pipeline.steps[step].cells)
 
 
 @dataclass(frozen=True)
@@ -255,7 +307,8 @@ def compute_plan(
                 reasons[name] = ["invalidated"]
                 continue
             previous = latest(name)
-            reasons[name] = list(explain(parts[name], previous.parts if previous else None))
+            passed = {d: pipeline.edge_names.get((d, name), ()) for d in pipeline.deps[name]}
+            reasons[name] = list(explain(parts[name], previous.parts if previous else None, passed))
 
     selected = set(pipeline.check_steps(only, "--only")) if only else set(pipeline.order)
     if only:
@@ -265,19 +318,29 @@ def compute_plan(
         return name in reasons and name in selected
 
     # A running step needs its inputs' values; a cached provider whose entry lacks
-    # one (it could not be pickled) has to run too.
+    # one (it could not be pickled) has to run too, and so does one that left hidden
+    # state nbflow cannot capture (pyplot's figures) or is tagged `always`.
     changed = True
     while changed:
         changed = False
         for name in pipeline.order:
             if not runs(name):
                 continue
+            for provider in pipeline.deps[name]:
+                if not runs(provider) and always(pipeline, provider) and provider not in reasons:
+                    reasons[provider] = [reexecuted(None)]
+                    selected.add(provider)
+                    changed = True
             for value, provider in pipeline.steps[name].inputs.items():
                 entry = entries.get(provider)
-                if runs(provider) or entry is None or value in entry.names:
+                replayed = is_pseudo(value) and not capturable(value)
+                if runs(provider) or entry is None or (value in entry.names and not replayed):
                     continue
-                why = entry.missing.get(value, "it was not cached")
-                reasons[provider] = [f"value {value} needed by {name}: {why}"]
+                if replayed:
+                    reasons.setdefault(provider, [reexecuted(value)])
+                else:
+                    why = entry.missing.get(value, "it was not cached")
+                    reasons[provider] = [f"value {value} needed by {name}: {why}"]
                 selected.add(provider)
                 changed = True
 

@@ -146,6 +146,18 @@ def cmd_plan(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_verify(args: argparse.Namespace) -> int:
+    from .graph import load_pipeline
+    from .verify import verify_cache
+
+    pipeline = load_pipeline(args.notebook)
+    _print_warnings(pipeline)
+    values, raw = parameters_from_args(args)
+    result = verify_cache(pipeline, values, raw=raw)
+    print(json.dumps(result.to_dict(), indent=2) if args.json else result.summary())
+    return 0 if result.ok else 1
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     import signal
 
@@ -492,6 +504,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_selection_options(p)
     p.add_argument("--json", action="store_true", help="print the plan as JSON")
     p.set_defaults(func=cmd_plan)
+
+    p = sub.add_parser("verify", help="run the notebook from scratch with papermill and compare the cache with it")
+    p.add_argument("notebook")
+    _add_parameter_options(p)
+    p.add_argument("--json", action="store_true", help="print what was compared and found as JSON")
+    p.set_defaults(func=cmd_verify)
 
     p = sub.add_parser("run", help="run the stale steps (papermill + joblib cache)")
     p.add_argument("notebook")

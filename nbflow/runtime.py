@@ -52,6 +52,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from . import hidden_state
 from .cache import Cache, Entry
 
 
@@ -101,6 +102,8 @@ class KernelSide:
         self._threads: dict[str, threading.Thread] = {}
         self._done: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
+        # Before the setup runs: hidden state is captured relative to this.
+        self.baseline = hidden_state.Baseline.capture()
 
     @property
     def namespace(self) -> dict[str, Any]:
@@ -114,7 +117,7 @@ class KernelSide:
             entry = self.cache.lookup(step, key)
             if entry is None:
                 raise LookupError(f'nbflow: no cache entry for step "{step}" (key {key[:12]})')
-            ns.update(self.cache.load_values(entry, names))
+            ns.update(restore_values(self.cache, entry, names, self.baseline))
             loaded.append(step)
         return json.dumps(loaded)
 
@@ -122,6 +125,7 @@ class KernelSide:
         """Write the step's values into ``staging`` (see module docstring)."""
         ns = self.namespace
         values = {n: ns[n] for n in names if n in ns}
+        values.update(hidden_state.capture(names, self.baseline))
         if sum(approximate_nbytes(v) for v in values.values()) >= self.async_bytes:
             try:
                 snapshot = copy.deepcopy(values)
@@ -213,6 +217,15 @@ class KernelSide:
             for staging in done:
                 del self._done[staging]
         return json.dumps(done)
+
+
+def restore_values(cache: Cache, entry: Entry, names: list[str], baseline: hidden_state.Baseline) -> dict[str, Any]:
+    """Put back the hidden state among ``names`` (first: ``sys.path`` and the working
+    folder matter to loading values) and return the values of the others."""
+    states = [n for n in names if hidden_state.is_pseudo(n)]
+    if states:
+        hidden_state.restore(cache.load_values(entry, states), baseline)
+    return cache.load_values(entry, [n for n in names if not hidden_state.is_pseudo(n)])
 
 
 def _label(value: Any) -> str:

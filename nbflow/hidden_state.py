@@ -47,12 +47,13 @@ a snapshot needs them. This module must not know about steps, the cache or execu
 from __future__ import annotations
 
 import ast
+import contextlib
 import hashlib
 import json
 import os
 import re
 import sys
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -133,8 +134,9 @@ def kind_of(name: str) -> Kind:
 
 
 def capturable(name: str) -> bool:
-    """Whether the state ``name`` can be captured and put back (else it is re-executed)."""
-    return kind_of(name).capturable
+    """Whether ``name`` (a variable, or the state a pseudo-name stands for) can be
+    stored and put back; state that cannot is re-executed."""
+    return not is_pseudo(name) or kind_of(name).capturable
 
 
 def ambient_kinds() -> frozenset[str]:
@@ -473,6 +475,51 @@ def reset(baseline: Baseline) -> None:
     plt = sys.modules.get("matplotlib.pyplot")
     if plt is not None:
         plt.close("all")
+
+
+#: The functions of the ``random`` module that use its global generator.
+_RANDOM_FUNCTIONS = (
+    "seed random uniform triangular randint choice randrange sample shuffle choices normalvariate lognormvariate "
+    "expovariate vonmisesvariate gammavariate gauss betavariate paretovariate weibullvariate getstate setstate "
+    "getrandbits randbytes binomialvariate"
+).split()
+
+
+@contextlib.contextmanager
+def own_random_generator() -> Iterator[None]:
+    """Give the calling thread a global ``random`` generator of its own while it runs.
+
+    A Dask worker process shares ``random``'s generator with the worker's own threads
+    (tornado's jittered callbacks draw from it), so a step reading it would see numbers
+    go missing. Inside this block, ``random.*`` called from this thread use a private
+    generator that starts from, and ends as, the global state; other threads keep the
+    global one."""
+    import random
+    import threading
+
+    mine = random.Random()
+    mine.setstate(random.getstate())
+    owner = threading.get_ident()
+    originals = {name: getattr(random, name) for name in _RANDOM_FUNCTIONS if hasattr(random, name)}
+
+    def dispatch(name: str) -> Callable[..., Any]:
+        original, own = originals[name], getattr(mine, name)
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            return (own if threading.get_ident() == owner else original)(*args, **kwargs)
+
+        call.__name__ = call.__qualname__ = name
+        call.__doc__ = original.__doc__
+        return call
+
+    for name in originals:
+        setattr(random, name, dispatch(name))
+    try:
+        yield
+    finally:
+        for name, original in originals.items():
+            setattr(random, name, original)
+        random.setstate(mine.getstate())
 
 
 def digest(snapshot: Any) -> str:

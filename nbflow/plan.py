@@ -200,6 +200,24 @@ def always(pipeline: Pipeline, step: str) -> bool:
     return any("always" in cell.tags for cell in pipeline.steps[step].cells)
 
 
+def replay_chain(pipeline: Pipeline, step: str) -> list[str]:
+    """The steps to re-execute, in execution order, in a fresh process before ``step``
+    runs there: the writers of state nbflow cannot capture that it reads (pyplot's
+    figures; and, transitively, the writers those read) and the ``always`` steps it
+    depends on."""
+    chain: set[str] = set()
+    todo = [step]
+    while todo:
+        current = todo.pop()
+        providers = [p for n, p in pipeline.steps[current].inputs.items() if is_pseudo(n) and not capturable(n)]
+        providers += [p for p in pipeline.deps[current] if always(pipeline, p)]
+        for provider in providers:
+            if provider not in chain:
+                chain.add(provider)
+                todo.append(provider)
+    return [s for s in pipeline.order if s in chain]
+
+
 @dataclass(frozen=True)
 class PlanEntry:
     """One step of a plan."""

@@ -63,6 +63,8 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import NbflowError, PipelineError
 from ..fsutil import atomic_write_bytes, private_dir
+from ..hidden_state import capturable
+from ..plan import replay_chain
 from .base import RunContext, element_outputs, elements_failed, map_values
 from .dask_cluster import Cluster, _record_death
 
@@ -406,6 +408,7 @@ class DaskSession:
             "params": dict(ctx.params),
             "cells": [[c.number, c.source] for c in self.pipeline.steps[step].cells],
             "restores": restores,
+            "replay": self.replay_of(step),
             "shared": self.shared,
             "cache_root": str(ctx.cache.root),
             "staging": str(attempt.staging) if attempt.staging else None,
@@ -419,12 +422,34 @@ class DaskSession:
             "map": fan,
         }
 
+    def replay_of(self, step: str) -> list[list[Any]]:
+        """The steps the task re-executes before ``step``, each with the values its
+        cells read (``[[step, restores, cells]]``; see ``plan.replay_chain``)."""
+        chain = replay_chain(self.pipeline, step)
+        replay = []
+        for name in chain:
+            needs: dict[str, list[str]] = {}
+            for value, provider in sorted(self.pipeline.steps[name].inputs.items()):
+                if provider not in chain and capturable(value):
+                    needs.setdefault(provider, []).append(value)
+            if needs and not self.shared:
+                raise _CannotStart(
+                    f'step "{name}" must be re-executed before it (its state cannot be restored), which needs '
+                    "a cache folder the workers see; run with --executor kernel"
+                )
+            restores = [[provider, self.ctx.key(provider), names] for provider, names in needs.items()]
+            cells = [[c.number, c.source] for c in self.pipeline.steps[name].cells]
+            replay.append([name, restores, cells])
+        return replay
+
     def inputs_of(self, step: str) -> tuple[list[list[Any]], dict[str, Any]]:
         """What the task restores (``[[provider, key, names]]``) and, without a shared
         cache, the providers' files (futures of this run's tasks, or scattered bytes)."""
         ctx = self.ctx
         needs: dict[str, list[str]] = {}
         for name, provider in sorted(self.pipeline.steps[step].inputs.items()):
+            if not capturable(name):
+                continue  # re-executed on the worker instead (``replay_of``)
             needs.setdefault(provider, []).append(name)
         restores, inputs = [], {}
         for provider, names in needs.items():

@@ -19,6 +19,7 @@ from nbflow.verify import same, text_outputs
 
 from ..conftest import code, step, write_notebook
 from .test_against_papermill import papermill_snapshots
+from .test_dask_executor import client  # noqa: F401 - the module's LocalCluster fixture
 
 pytestmark = pytest.mark.slow
 
@@ -142,6 +143,13 @@ def kernel_executor():
 @pytest.mark.parametrize("idiom", sorted(IDIOMS))
 def test_idiom_equals_papermill_after_any_edit_kernel(idiom, tmp_path):
     check_idiom(tmp_path, idiom, kernel_executor)
+
+
+@pytest.mark.parametrize("idiom", sorted(IDIOMS))
+def test_idiom_equals_papermill_after_any_edit_dask(idiom, tmp_path, client):  # noqa: F811
+    from nbflow.executors.dask import DaskExecutor
+
+    check_idiom(tmp_path, idiom, lambda: DaskExecutor(client, announce=False))
 
 
 def test_the_issue_random_example_reexecutes_nothing_and_gets_the_plain_value(tmp_path):

@@ -200,6 +200,13 @@ def always(pipeline: Pipeline, step: str) -> bool:
     return any("always" in cell.tags for cell in pipeline.steps[step].cells)
 
 
+def restorable(pipeline: Pipeline, name: str, provider: str) -> bool:
+    """Whether the value or hidden state ``name`` of ``provider`` can be put back from its
+    entry: not pyplot's figures and the like, and not the state a ``map:`` step left
+    (its entry holds one per element)."""
+    return not is_pseudo(name) or (capturable(name) and not pipeline.steps[provider].map_over)
+
+
 def replay_chain(pipeline: Pipeline, step: str) -> list[str]:
     """The steps to re-execute, in execution order, in a fresh process before ``step``
     runs there: the writers of state nbflow cannot capture that it reads (pyplot's
@@ -209,7 +216,7 @@ def replay_chain(pipeline: Pipeline, step: str) -> list[str]:
     todo = [step]
     while todo:
         current = todo.pop()
-        providers = [p for n, p in pipeline.steps[current].inputs.items() if is_pseudo(n) and not capturable(n)]
+        providers = [p for n, p in pipeline.steps[current].inputs.items() if not restorable(pipeline, n, p)]
         providers += [p for p in pipeline.deps[current] if always(pipeline, p)]
         for provider in providers:
             if provider not in chain:
@@ -351,7 +358,7 @@ def compute_plan(
                     changed = True
             for value, provider in pipeline.steps[name].inputs.items():
                 entry = entries.get(provider)
-                replayed = is_pseudo(value) and not capturable(value)
+                replayed = not restorable(pipeline, value, provider)
                 if runs(provider) or entry is None or (value in entry.names and not replayed):
                     continue
                 if replayed:

@@ -63,8 +63,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import NbflowError, PipelineError
 from ..fsutil import atomic_write_bytes, private_dir
-from ..hidden_state import capturable
-from ..plan import replay_chain
+from ..plan import replay_chain, restorable
 from .base import RunContext, element_outputs, elements_failed, map_values
 from .dask_cluster import Cluster, _record_death
 
@@ -428,9 +427,14 @@ class DaskSession:
         chain = replay_chain(self.pipeline, step)
         replay = []
         for name in chain:
+            if self.pipeline.steps[name].map_over:
+                raise _CannotStart(
+                    f'it reads hidden state the map: step "{name}" left, which a Dask worker cannot rebuild; '
+                    "run with --executor kernel"
+                )
             needs: dict[str, list[str]] = {}
             for value, provider in sorted(self.pipeline.steps[name].inputs.items()):
-                if provider not in chain and capturable(value):
+                if provider not in chain and restorable(self.pipeline, value, provider):
                     needs.setdefault(provider, []).append(value)
             if needs and not self.shared:
                 raise _CannotStart(
@@ -448,7 +452,7 @@ class DaskSession:
         ctx = self.ctx
         needs: dict[str, list[str]] = {}
         for name, provider in sorted(self.pipeline.steps[step].inputs.items()):
-            if not capturable(name):
+            if not restorable(self.pipeline, name, provider):
                 continue  # re-executed on the worker instead (``replay_of``)
             needs.setdefault(provider, []).append(name)
         restores, inputs = [], {}

@@ -334,7 +334,8 @@ def build_pipeline(source: NotebookSource) -> Pipeline:
         deps[step.name] = tuple(dict.fromkeys([*providers, *step.after]))
         steps[step.name] = replace(
             step,
-            reads=frozenset(immediate | late),
+            # ambient state every step reads is listed only where a step writes it
+            reads=frozenset(n for n in immediate | late if n not in ambient or n in inputs or n in found.reads),
             writes=frozenset(writes),
             params=tuple(sorted(params)),
             inputs=inputs,

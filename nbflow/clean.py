@@ -134,9 +134,9 @@ def clean(config: Any, keep: int = 10, notebook: str | Path | None = None) -> di
     from .store import RunStore
 
     cache = Cache(config.cache_dir)
-    _refuse_foreign(cache.root)
     store = RunStore(config.store_path, heartbeat_interval=config.heartbeat_interval)
     try:
+        _refuse_foreign(cache.root)
         runs = store.runs(notebook, limit=1_000_000)
         by_notebook: dict[str, list[dict[str, Any]]] = {}
         for r in runs:

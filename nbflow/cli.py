@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import argparse
 import errno
-import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from . import jsonout
 from .errors import NbflowError, ParameterError, PipelineError
 
 _CANNOT_WRITE = (errno.EACCES, errno.EPERM, errno.EROFS)
@@ -102,7 +102,7 @@ def cmd_graph(args: argparse.Namespace) -> int:
     pipeline = load_pipeline(args.notebook)
     _print_warnings(pipeline)
     if args.format == "json":
-        print(json.dumps(pipeline.to_dict(), indent=2, default=repr))
+        print(jsonout.dumps(pipeline.to_dict(), indent=2, default=repr))
     elif args.format == "dot":
         print(pipeline.to_dot())
     else:
@@ -142,7 +142,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     values, raw = parameters_from_args(args)
     plan = pipeline.plan(values, raw=raw, force=args.force, force_all=args.force_all, only=args.only, from_=args.from_)
     if args.json:
-        print(json.dumps(plan.to_dict(), indent=2, default=repr))
+        print(jsonout.dumps(plan.to_dict(), indent=2, default=repr))
         return 0
     print(plan.table())
     runs = len(plan.to_run)
@@ -317,7 +317,7 @@ def _store(path: str | None) -> Any:
     from .store import RunStore
 
     config = Config.for_path(path)
-    if not config.store_path.exists():
+    if not config.store_path.exists() and not config.home.is_file():  # RunStore names a file in the way
         raise PipelineError(f"no runs recorded in {config.home} (run a notebook there first)")
     return config, RunStore(config.store_path, heartbeat_interval=config.heartbeat_interval)
 
@@ -403,7 +403,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         print(f"warning: {'step ' + m['step'] + ': ' if m['step'] else ''}{m['text']}")
     if args.provenance:
         print("\nprovenance:")
-        print(json.dumps(prov, indent=2))
+        print(jsonout.dumps(prov, indent=2))
     return 1 if run["status"] == "failed" and args.exit_status else 0
 
 
@@ -472,7 +472,7 @@ def cmd_clean(args: argparse.Namespace) -> int:
 
     target = args.path if args.path and not Path(args.path).is_dir() else None
     config = Config.for_path(args.path)
-    if not config.store_path.exists():
+    if not config.store_path.exists() and not config.home.is_file():
         print(f"nothing to clean in {config.home}")
         return 0
     result = clean(config, keep=args.keep, notebook=target)
@@ -633,9 +633,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--show", action="store_true", help="open the studio in a web browser")
     p.set_defaults(func=cmd_studio)
 
-    p = sub.add_parser("clean", help="delete old runs and cache entries no kept run uses")
+    p = sub.add_parser(
+        "clean",
+        help="delete old runs and cache entries no kept run uses",
+        description="Delete all but the N newest runs of each notebook, and the cache entries no remaining "
+        "run (of this folder, or of another folder sharing the cache) uses. Only entries nbflow wrote are "
+        "deleted; a cache folder holding anything else is refused.",
+    )
     p.add_argument("path", nargs="?", help="a notebook (only its runs) or a folder (default: here)")
-    p.add_argument("--keep", type=int, default=10, metavar="N", help="runs to keep (default 10)")
+    p.add_argument("--keep", type=int, default=10, metavar="N", help="runs to keep per notebook (default 10)")
     p.set_defaults(func=cmd_clean)
 
     from .cli_production import add_production_commands

@@ -208,7 +208,7 @@ class Run:
         except NbflowError as e:
             status, error, self.exception = "failed", str(e), e
         except BaseException as e:  # noqa: BLE001 - reported on the run, never lost in a thread
-            status, error, self.exception = "failed", f"{type(e).__name__}: {e}", e
+            status, error, self.exception = "failed", f"{self.pipeline.path.name}: {type(e).__name__}: {e}", e
             self._report_unexpected("failed unexpectedly", error)
         try:
             ctx.finish_unrun()

@@ -96,7 +96,11 @@ __all__ = [
 def _require_extra() -> None:
     import importlib.util
 
-    missing = [m for m in ("bokeh", "nbconvert", "bleach", "tinycss2", "jinja2") if importlib.util.find_spec(m) is None]
+    missing = [
+        m
+        for m in ("bokeh", "nbconvert", "bleach", "tinycss2", "jinja2", "html5lib")
+        if importlib.util.find_spec(m) is None
+    ]
     if missing:
         raise NbflowError(f"nbflow report needs {', '.join(missing)}: install them with pip install 'nbflow[report]'")
 
@@ -140,6 +144,8 @@ def recorded_report(notebook: str | Path, run_id: int) -> Path | None:
     from ..config import Config
     from ..store import RunStore
 
+    if not 0 <= int(run_id) < 2**63:  # not an id any run store holds
+        return None
     notebook = Path(notebook).resolve()
     config = Config.for_notebook(notebook)
     if not config.store_path.is_file():

@@ -158,7 +158,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     _print_warnings(pipeline)
     values, raw = parameters_from_args(args)
     result = verify_cache(pipeline, values, raw=raw)
-    print(json.dumps(result.to_dict(), indent=2) if args.json else result.summary())
+    print(jsonout.dumps(result.to_dict(), indent=2) if args.json else result.summary())
     return 0 if result.ok else 1
 
 

@@ -36,7 +36,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from . import hidden_state
+from . import hidden_rules
 from .deepcode import with_room
 
 #: Method names that change their object in place.
@@ -205,7 +205,7 @@ def analyse_cells(sources: Sequence[str], modules: Mapping[str, str] | None = No
     """Analyse the cells of one step (or the setup), in order, as one piece of code.
 
     ``modules`` are module aliases bound elsewhere (the setup's ``import numpy as np``),
-    to recognise hidden-state calls (``hidden_state``: ``np.random.seed`` writes the
+    to recognise hidden-state calls (``hidden_rules``: ``np.random.seed`` writes the
     pseudo-name ``<numpy.random>``). ``AnalysisError.cell`` is the index in ``sources``
     of a cell that does not parse.
     """
@@ -545,9 +545,9 @@ class _Walker:
         self.functions: dict[str, FunctionNames] = {}
         self.star_import = False
         self.modules: dict[str, str] = {}
-        self.aliases: dict[str, str] = {**hidden_state.DEFAULT_ALIASES, **modules}
+        self.aliases: dict[str, str] = {**hidden_rules.DEFAULT_ALIASES, **modules}
 
-    def hidden(self, effects: hidden_state.Effects, assigned: set[str]) -> None:
+    def hidden(self, effects: hidden_rules.Effects, assigned: set[str]) -> None:
         """Hidden state read and written, as pseudo-names (``<numpy.random>``)."""
         for name in sorted(effects.reads):
             self.load(name, assigned)
@@ -634,7 +634,7 @@ class _Walker:
             for expr in _definition_time_exprs(node):
                 self.expr(expr, assigned)
             free, global_writes = function_scope(node)
-            effects = hidden_state.effects_in(node, self.aliases)
+            effects = hidden_rules.effects_in(node, self.aliases)
             self.functions[node.name] = FunctionNames(
                 frozenset(free | effects.reads), frozenset(global_writes | effects.writes)
             )
@@ -643,7 +643,7 @@ class _Walker:
             for expr in [*node.decorator_list, *node.bases, *(k.value for k in node.keywords)]:
                 self.expr(expr, assigned)
             free, global_writes = class_scope(node)
-            effects = hidden_state.effects_in(node, self.aliases)
+            effects = hidden_rules.effects_in(node, self.aliases)
             free, global_writes = free | effects.reads, global_writes | effects.writes
             # A class body runs when it is defined: its reads happen now.
             for name in free:
@@ -704,12 +704,12 @@ class _Walker:
         elif isinstance(target, ast.Attribute):
             self.expr(target.value, assigned)
             self._mutate_base(target, assigned)
-            self.hidden(hidden_state.target_effects(target, self.aliases), assigned)
+            self.hidden(hidden_rules.target_effects(target, self.aliases), assigned)
         elif isinstance(target, ast.Subscript):
             self.expr(target.value, assigned)
             self.expr(target.slice, assigned)
             self._mutate_base(target, assigned)
-            self.hidden(hidden_state.target_effects(target, self.aliases), assigned)
+            self.hidden(hidden_rules.target_effects(target, self.aliases), assigned)
 
     def _mutate_base(self, target: ast.AST, assigned: set[str]) -> None:
         name = base_name(target)
@@ -730,7 +730,7 @@ class _Walker:
             for expr in _definition_time_exprs(node):
                 self.expr(expr, assigned)
             free, global_writes = function_scope(node)
-            effects = hidden_state.effects_in(node, self.aliases)
+            effects = hidden_rules.effects_in(node, self.aliases)
             self.late |= free | effects.reads
             self.refs |= free | effects.reads
             self.writes |= global_writes | effects.writes
@@ -745,7 +745,7 @@ class _Walker:
                     for name in _call_mutations(child):
                         if name in free:
                             self.mutate(name, assigned)
-                    self.hidden(hidden_state.call_effects(child, self.aliases), assigned)
+                    self.hidden(hidden_rules.call_effects(child, self.aliases), assigned)
         elif isinstance(node, ast.Call):
             magic = _magic_call(node)
             if magic is not None:
@@ -755,7 +755,7 @@ class _Walker:
                 self.expr(child, assigned)
             for name in _call_mutations(node):
                 self.mutate(name, assigned)
-            self.hidden(hidden_state.call_effects(node, self.aliases), assigned)
+            self.hidden(hidden_rules.call_effects(node, self.aliases), assigned)
         else:
             for child in ast.iter_child_nodes(node):
                 self.expr(child, assigned)
@@ -768,11 +768,11 @@ class _Walker:
         if kind in ("system", "getoutput"):
             for name in expansion_names(texts[0] or ""):
                 self.load(name, assigned)
-            self.hidden(hidden_state.magic_effects(kind, ""), assigned)
+            self.hidden(hidden_rules.magic_effects(kind, ""), assigned)
             return
         name = texts[0] or ""
         line = texts[1] if len(texts) > 1 and texts[1] is not None else ""
-        self.hidden(hidden_state.magic_effects(name, line), assigned)
+        self.hidden(hidden_rules.magic_effects(name, line), assigned)
         for var in expansion_names(line):
             self.load(var, assigned)
         if name not in CODE_MAGICS:

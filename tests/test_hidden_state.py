@@ -256,3 +256,28 @@ def test_reset_puts_options_and_environment_back(tmp_path):
         ).replace("_json", "__import__('json')"),
     )
     assert result(text) == [6, 1.5, False, [], False]
+
+
+def test_own_random_generator_keeps_other_threads_out_of_the_step():
+    import random
+    import threading
+
+    random.seed(5)
+    expected = random.Random(5)
+    stop = threading.Event()
+
+    def noise() -> None:  # what a Dask worker's own threads do meanwhile
+        while not stop.is_set():
+            random.random()
+
+    thread = threading.Thread(target=noise)
+    with hs.own_random_generator():
+        thread.start()
+        try:
+            drawn = [random.random() for _ in range(2000)]
+        finally:
+            stop.set()
+            thread.join()
+        state = random.getstate()
+    assert drawn == [expected.random() for _ in range(2000)]
+    assert state == expected.getstate() == random.getstate()  # the step's state is the global one after

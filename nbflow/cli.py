@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import argparse
 import errno
-import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from . import jsonout
 from .errors import NbflowError, ParameterError, PipelineError
 
 _CANNOT_WRITE = (errno.EACCES, errno.EPERM, errno.EROFS)
@@ -102,7 +102,7 @@ def cmd_graph(args: argparse.Namespace) -> int:
     pipeline = load_pipeline(args.notebook)
     _print_warnings(pipeline)
     if args.format == "json":
-        print(json.dumps(pipeline.to_dict(), indent=2, default=repr))
+        print(jsonout.dumps(pipeline.to_dict(), indent=2, default=repr))
     elif args.format == "dot":
         print(pipeline.to_dot())
     else:
@@ -141,7 +141,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     values, raw = parameters_from_args(args)
     plan = pipeline.plan(values, raw=raw, force=args.force, force_all=args.force_all, only=args.only, from_=args.from_)
     if args.json:
-        print(json.dumps(plan.to_dict(), indent=2, default=repr))
+        print(jsonout.dumps(plan.to_dict(), indent=2, default=repr))
         return 0
     print(plan.table())
     runs = len(plan.to_run)
@@ -390,7 +390,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         print(f"warning: {'step ' + m['step'] + ': ' if m['step'] else ''}{m['text']}")
     if args.provenance:
         print("\nprovenance:")
-        print(json.dumps(prov, indent=2))
+        print(jsonout.dumps(prov, indent=2))
     return 1 if run["status"] == "failed" and args.exit_status else 0
 
 
@@ -624,6 +624,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("path", nargs="?", help="a notebook (only its runs) or a folder (default: here)")
     p.add_argument("--keep", type=int, default=10, metavar="N", help="runs to keep per notebook (default 10)")
     p.set_defaults(func=cmd_clean)
+
+    from .cli_production import add_production_commands
+
+    add_production_commands(sub)  # export, watch
     return parser
 
 

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import difflib
 import hashlib
-import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from . import jsonout
 from .cache import Cache
 from .errors import CacheCorrupt, PipelineError
 
@@ -228,4 +228,4 @@ def format_comparison(data: Mapping[str, Any]) -> str:
 
 
 def to_json(data: Mapping[str, Any]) -> str:
-    return json.dumps(data, indent=2, default=repr)
+    return jsonout.dumps(data, indent=2, default=repr)

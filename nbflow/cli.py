@@ -387,6 +387,8 @@ def cmd_studio(args: argparse.Namespace) -> int:
             basic_auth=args.basic_auth,
             allow_websocket_origin=args.allow_websocket_origin,
             show=args.show,
+            unix_socket=args.unix_socket,
+            prefix=args.prefix,
         )
     except StudioError as e:
         raise PipelineError(str(e)) from None
@@ -552,6 +554,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="another address browsers use to reach the studio; repeatable",
     )
     p.add_argument("--show", action="store_true", help="open the studio in a web browser")
+    p.add_argument(
+        "--unix-socket",
+        metavar="PATH",
+        help="listen on this Unix socket instead of a port (how the Jupyter server's /nbflow/studio/ runs it)",
+    )
+    p.add_argument("--prefix", default="", help="URL path the studio is served under (behind a proxy)")
     p.set_defaults(func=cmd_studio)
 
     p = sub.add_parser(

@@ -90,6 +90,10 @@ class Studio(StudioLayout, StepEdits, RunsView):
             self.notebook_select.value = wanted
         elif wanted:
             self._say(f"{wanted}: not a notebook in {self.folder}", "danger")
+        if self.notebook_select.value is None and options:
+            # Left alone, Panel picks the first option only while the page renders, too late
+            # for the box to show it: the selector stayed blank over an open notebook.
+            self.notebook_select.value = options[0]
         if self.notebook_select.value:
             self._open(self.notebook_select.value)
         self.notebook_select.param.watch(lambda e: self._open(e.new), "value")

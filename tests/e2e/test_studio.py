@@ -112,6 +112,16 @@ def save(page, name: str) -> None:
     page.get_by_text(f"saved {name}").wait_for()
 
 
+def test_the_notebook_selector_names_the_open_notebook(page, studio):
+    page.goto(studio.url)  # no ?notebook=: the folder's first pipeline opens
+    page.wait_for_function("window.nbflowCanvas && window.nbflowCanvas.cy.nodes().length > 0", timeout=60_000)
+    shown = page.locator("select").first.input_value()  # the option's label: "add.ipynb (4 steps)"
+    assert shown.startswith("add.ipynb ("), f"the selector must name the open notebook, not {shown!r}"
+    page.locator("code", has_text="add.ipynb").first.wait_for()
+    open_notebook(page, studio, "wine/wine_classifier.ipynb", nodes=5)
+    assert page.locator("select").first.input_value().startswith("wine/wine_classifier.ipynb (")
+
+
 def test_drag_a_node_and_save_its_position(page, studio):
     path = studio.folder / "drag.ipynb"
     before = path.read_bytes()

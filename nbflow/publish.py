@@ -35,6 +35,7 @@ never runs a step, changes a store or cache, or loads a pickle.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -81,10 +82,19 @@ class Pipeline:
     sweeps: list[dict[str, Any]] = field(default_factory=list)
 
 
+@functools.cache
+def _templates_digest() -> str:
+    # Pages change with their templates and script, not only with nbflow's version.
+    digest = hashlib.sha256()
+    for path in sorted(SCRIPT.parent.iterdir()):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
 def _fingerprint(*parts: Any) -> str:
     from . import __version__
 
-    text = json.dumps([SITE_FORMAT, __version__, *parts], sort_keys=True, default=str)
+    text = json.dumps([SITE_FORMAT, __version__, _templates_digest(), *parts], sort_keys=True, default=str)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
@@ -435,7 +445,7 @@ def step_history(pipeline: Pipeline, metrics: Sequence[str] = ()) -> dict[str, A
 
 def history_figures(history: Mapping[str, Any]) -> list[Any]:
     """A Bokeh chart of step durations across runs, and one per chosen scalar."""
-    from bokeh.models import ColumnDataSource, HoverTool
+    from bokeh.models import BasicTicker, ColumnDataSource, HoverTool
     from bokeh.palettes import Category10_10
     from bokeh.plotting import figure
 
@@ -478,6 +488,8 @@ def history_figures(history: Mapping[str, Any]) -> list[Any]:
         fig.scatter("run", "value", source=source, color=Category10_10[0], size=7)
         fig.add_tools(HoverTool(tooltips=[("run", "@run"), (metric, "@value")]))
         figures.append(fig)
+    for fig in figures:
+        fig.xaxis.ticker = BasicTicker(min_interval=1)  # runs are whole numbers
     return figures
 
 

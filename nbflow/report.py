@@ -1188,6 +1188,14 @@ def build_sweep_report(
             raise PipelineError(f"no sweep {sweep_id} in {config.home}")
     finally:
         store.close()
+    html = render_sweep(sweep, rows)
+    path = Path(output) if output is not None else config.runs_dir / f"sweep-{sweep_id}.html"
+    _write(path, html, private=output is None)
+    return path
+
+
+def render_sweep(sweep: dict[str, Any], rows: list[dict[str, Any]]) -> str:
+    """The HTML page summarising a sweep: parameters -> outputs, one chart per numeric output."""
     outputs = sorted({k for r in rows for k in r["outputs"]})
     numeric = []
     for name in outputs:
@@ -1197,7 +1205,7 @@ def build_sweep_report(
         except ValueError:
             continue
     parts = bokeh_parts([sweep_figure(rows, name) for name in numeric])
-    html = (
+    return (
         _environment()
         .get_template("sweep.html.j2")
         .render(
@@ -1210,6 +1218,3 @@ def build_sweep_report(
             **_page_variables(parts, trusted=False),
         )
     )
-    path = Path(output) if output is not None else config.runs_dir / f"sweep-{sweep_id}.html"
-    _write(path, html, private=output is None)
-    return path

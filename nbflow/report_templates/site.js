@@ -22,7 +22,7 @@
     var count = document.getElementById("nbflow-shown");
     if (count) { count.textContent = String(shown); }
   }
-  Array.prototype.forEach.call(document.querySelectorAll("table.nbflow-runs"), function (table) {
+  function setUp(table) {
     var body = table.tBodies[0];
     var headers = table.tHead.rows[0].cells;
     Array.prototype.forEach.call(headers, function (th, i) {
@@ -50,5 +50,9 @@
       if (input) { input.addEventListener("input", function () { applyFilter(table); }); }
     });
     applyFilter(table);
+  }
+  // The page's scripts sit in its head: wait for the tables.
+  document.addEventListener("DOMContentLoaded", function () {
+    Array.prototype.forEach.call(document.querySelectorAll("table.nbflow-runs"), setUp);
   });
 })();

@@ -264,6 +264,7 @@ def _size(path: Path) -> int | None:
 # ========================================================================= the pages
 
 
+@functools.cache
 def _environment() -> Any:
     import jinja2
 

@@ -11,7 +11,7 @@ than running a small step.
 
 ``Session`` (the engine's work) reads top to bottom in execution order:
 
-1. connect to the kernel, create the kernel-side helper (``runtime.KernelSide``);
+1. connect to the kernel, create the kernel-side helper (``in_kernel.KernelSide``);
 2. run the *prelude*: setup cells, the parameters cell and papermill's injected cell;
 3. for each step in order: skip it if an upstream step failed; restore the values it
    reads that the kernel does not hold (the ``Ledger`` tracks whose version of each
@@ -495,7 +495,7 @@ class Session:
         by_reference = sorted(self.pipeline.setup.writes)
         try:
             await self.silent(
-                "import nbflow.runtime as __nbflow_runtime\n"
+                "import nbflow.executors.in_kernel as __nbflow_runtime\n"
                 f"__nbflow__ = __nbflow_runtime.KernelSide({str(self.ctx.cache.root)!r}, {by_reference!r}, "
                 f"output_limit={self.ctx.config.output_limit!r})\n"
                 "del __nbflow_runtime\n"

@@ -50,6 +50,10 @@ def project(tmp_path_factory):
     folder = tmp_path_factory.mktemp("project")
     alpha = load_pipeline(write_notebook(folder / "alpha.ipynb", ALPHA))
     beta = load_pipeline(write_notebook(folder / "beta.ipynb", BETA))
+    (folder / "notes.md").write_text("notes\n")
+    git(folder, "init", "-q")
+    git(folder, "add", "alpha.ipynb", "beta.ipynb", "notes.md")
+    git(folder, "commit", "-q", "-m", "the pipelines")
     statuses = [alpha.run({}).status, alpha.run({"n": 5}).status, alpha.run({"n": 20}).status]
     assert statuses == ["done", "done", "failed"]
     sweep = run_sweep(beta, {"k": [1, 2]})
@@ -58,6 +62,13 @@ def project(tmp_path_factory):
     site = folder / "site"
     first = publish_site([folder], site)
     return folder, alpha, site, first
+
+
+def git(folder: Path, *args: str) -> str:
+    identity = ["-c", "user.name=nbflow tests", "-c", "user.email=tests@nbflow.invalid"]
+    return subprocess.run(
+        ["git", "-C", str(folder), *identity, *args], check=True, capture_output=True, text=True
+    ).stdout
 
 
 def local_links(page) -> list[str]:
@@ -98,6 +109,8 @@ def test_the_site_works_offline_from_file_urls(project, page):
     assert page.locator("#nbflow-shown").inner_text() == "6"
     row = page.locator("table.nbflow-runs tr[data-run='3']")
     assert "failed" in row.inner_text() and "n=20" in row.inner_text() and "alpha" in row.inner_text()
+    commit = git(folder, "rev-parse", "HEAD").strip()
+    assert commit[:10] in row.inner_text() and "dirty" not in row.inner_text()
 
     # filtering: words from any column, and the status
     page.fill("#nbflow-filter", "n=5")
@@ -158,6 +171,7 @@ def test_publishing_again_writes_only_what_is_new_or_changed(project):
     assert again.written == [] and again.updated == [] and again.failed == {}
     stamps = {p: p.stat().st_mtime_ns for p in site.rglob("*.html")}
 
+    (folder / "notes.md").write_text("notes, edited\n")  # run 7 starts in a dirty tree
     assert alpha.run({"n": 4}).status == "done"  # run 7
     third = publish_site([folder], site)
     assert sorted(third.written) == ["alpha/compare/3-7.html", "alpha/runs/7.html"]
@@ -165,7 +179,8 @@ def test_publishing_again_writes_only_what_is_new_or_changed(project):
     assert third.removed == [] and third.failed == {}
     changed = {p for p, stamp in stamps.items() if p.stat().st_mtime_ns != stamp}
     assert {p.relative_to(site).as_posix() for p in changed} == set(third.updated)
-    assert 'data-run="7"' in (site / "index.html").read_text()
+    index = (site / "index.html").read_text()
+    assert 'data-run="7"' in index and "(dirty)" in index
 
 
 def test_cli_publish_refuses_a_folder_it_did_not_write(project, tmp_path):

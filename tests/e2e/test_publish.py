@@ -128,6 +128,16 @@ def test_the_site_works_offline_from_file_urls(project, page):
     assert visible_runs(page) == ["6", "5", "4", "3", "2", "1"]
     screenshot(page, "publish-index")
 
+    # each report says how to run it again, copyable
+    open_page(page, site / "alpha" / "runs" / "3.html")
+    command = page.inner_text("#nbflow-reproduce-command")
+    assert command.splitlines() == [f"cd {folder}", f"git checkout {commit}", "nbflow run alpha.ipynb -p n 20"]
+    assert page.locator(".nbflow-dirty").count() == 0
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    page.click("#nbflow-copy-command")
+    page.wait_for_function("document.getElementById('nbflow-copy-command').textContent === 'Copied'")
+    assert page.evaluate("navigator.clipboard.readText()") == command
+
     # every link of every page resolves to a file of the site; every page opens cleanly
     seen, queue = set(), [(site / "index.html").resolve()]
     while queue:
@@ -181,6 +191,9 @@ def test_publishing_again_writes_only_what_is_new_or_changed(project):
     assert {p.relative_to(site).as_posix() for p in changed} == set(third.updated)
     index = (site / "index.html").read_text()
     assert 'data-run="7"' in index and "(dirty)" in index
+    report = (site / "alpha" / "runs" / "7.html").read_text()
+    assert "The working tree had uncommitted changes" in report
+    assert "nbflow run alpha.ipynb -p n 4</pre>" in report
 
 
 def test_cli_publish_refuses_a_folder_it_did_not_write(project, tmp_path):

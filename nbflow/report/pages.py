@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..view import STATES
-from .cells import TEMPLATES, CellRenderer, _ansi_html, unsafe_parts
+from .cells import TEMPLATES, _ansi_html, shared_renderer, unsafe_parts
 from .figures import (
     BokehParts,
     _anchor,
@@ -164,7 +164,7 @@ def _origin_note(record: RunRecord) -> str:
 
 def render_report(record: RunRecord, trusted: bool = False) -> str:
     """The HTML page of ``record``."""
-    renderer = CellRenderer(trusted)
+    renderer = shared_renderer(trusted)
     metadata = {}
     if record.pipeline is not None:
         metadata = {k: v for k, v in record.pipeline.source.data.get("metadata", {}).items() if k == "language_info"}

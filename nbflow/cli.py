@@ -12,6 +12,7 @@ not pay for nbformat, papermill, networkx or rich.
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import sys
 from collections.abc import Sequence
@@ -19,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from .errors import NbflowError, ParameterError, PipelineError
+
+_CANNOT_WRITE = (errno.EACCES, errno.EPERM, errno.EROFS)
 
 
 def _add_parameter_options(p: argparse.ArgumentParser) -> None:
@@ -109,7 +112,9 @@ def cmd_graph(args: argparse.Namespace) -> int:
 
 def graph_text(pipeline: Any) -> str:
     """The pipeline as text: one line per step with what it depends on and why."""
-    params = ", ".join(f"{n}={p.default!r}" for n, p in pipeline.parameters.items()) or "none"
+    from .parameters import shown_default
+
+    params = ", ".join(f"{n}={shown_default(p.default)}" for n, p in pipeline.parameters.items()) or "none"
     lines = [f"{pipeline.path.name}: {len(pipeline.steps)} steps; parameters: {params}"]
     if not pipeline.steps:
         lines.append("  (no cells are tagged step:<name>; tag a code cell to make it a step)")
@@ -471,8 +476,8 @@ def cmd_studio(args: argparse.Namespace) -> int:
 
 
 def cmd_clean(args: argparse.Namespace) -> int:
+    from .clean import clean
     from .config import Config
-    from .run import clean
 
     target = args.path if args.path and not Path(args.path).is_dir() else None
     config = Config.for_path(args.path)
@@ -659,6 +664,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("path", nargs="?", help="a notebook (only its runs) or a folder (default: here)")
     p.add_argument("--keep", type=int, default=10, metavar="N", help="runs to keep (default 10)")
     p.set_defaults(func=cmd_clean)
+
+    from .cli_production import add_production_commands
+
+    add_production_commands(sub)  # export, watch
     return parser
 
 
@@ -700,6 +709,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except OSError as e:  # a read-only folder, a full disk: one line naming the path
+        where = f"{e.filename}: " if e.filename else ""
+        hint = "; use a writable folder (NBFLOW_HOME, -o FILE)" if e.errno in _CANNOT_WRITE else ""
+        print(f"nbflow: error: {where}{e.strerror or e}{hint}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

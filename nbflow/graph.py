@@ -244,7 +244,7 @@ def build_pipeline(source: NotebookSource) -> Pipeline:
 
     setup_params = tuple(sorted(set(setup.reads) & set(parameters) - set(setup.writes)))
     lenient = setup.star_import or any(n.star_import for n in names.values())
-    warnings: list[str] = []
+    warnings: list[str] = list(source.warnings)
     last_writer: dict[str, str] = {}
     last_file_writer: dict[str, str] = {}
     steps: dict[str, Step] = {}

@@ -185,6 +185,13 @@ def _notebook_for_papermill(pipeline: Pipeline) -> Any:
     data = json.loads(json.dumps(pipeline.source.data))
     for index, cell in enumerate(data["cells"]):
         cell.setdefault("metadata", {})["nbflow"] = {"cell": index}
+    metadata = data.setdefault("metadata", {})
+    spec = metadata.get("kernelspec") or {}
+    if not spec.get("language") and not (metadata.get("language_info") or {}).get("name"):
+        # nbformat.v4.new_notebook() writes no language: papermill then cannot inject
+        # parameters. Such a notebook runs in the Python kernel, as without parameters.
+        metadata["kernelspec"] = {"display_name": "Python 3", **spec, "name": pipeline.source.kernel_name}
+        metadata["kernelspec"].setdefault("language", "python")
     return nbformat.from_dict(data)
 
 

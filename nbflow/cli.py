@@ -451,7 +451,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_publish(args: argparse.Namespace) -> int:
     from .publish import publish_site
 
-    result = publish_site(args.paths or ["."], args.output, trusted=args.trusted, metrics=args.metric)
+    result = publish_site(args.paths or ["."], args.output, trusted=args.trusted, metrics=args.metric, jobs=args.jobs)
     for page, why in sorted(result.failed.items()):
         print(f"nbflow: {page} not written: {why}", file=sys.stderr)
     print(f"site: {result.index} ({result.summary()})")
@@ -635,6 +635,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME",
         help="a scalar for the history charts (accuracy or step.name)",
     )
+    p.add_argument("--jobs", "-j", type=int, metavar="N", help="processes rendering pages (default: one per core)")
     p.set_defaults(func=cmd_publish)
 
     p = sub.add_parser("studio", help="build, run and browse pipelines in a web app (Panel)")

@@ -46,7 +46,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import NbflowError
-from .fsutil import atomic_write_text
+from .fsutil import atomic_write_bytes, atomic_write_text
 
 if TYPE_CHECKING:
     from .config import Config
@@ -215,21 +215,24 @@ class SiteWriter:
             )
         self.pages: dict[str, dict[str, Any]] = {}
 
-    def page(self, rel: str, inputs: str, render: Callable[[], str]) -> None:
-        """Make ``rel`` hold what ``render()`` returns for ``inputs`` (not rendered if it already does)."""
+    def fresh(self, rel: str, inputs: str) -> bool:
+        """Whether ``rel`` already holds the page made from ``inputs`` (then it is kept as it is)."""
         before = self.previous.get(rel)
-        path = self.site / rel
-        if before and before.get("inputs") == inputs and _size(path) == before.get("size"):
+        if before and before.get("inputs") == inputs and _size(self.site / rel) == before.get("size"):
             self.pages[rel] = before
             self.result.unchanged.append(rel)
+            return True
+        return False
+
+    def put(self, rel: str, inputs: str, html: str | None, error: str = "") -> None:
+        """Write ``html`` as ``rel`` unless the file holds it already; ``None``: it could not be made (``error``)."""
+        path = self.site / rel
+        if html is None:
+            self.result.failed[rel] = error
+            if rel in self.previous:  # keep the page it had rather than lose it
+                self.pages[rel] = self.previous[rel]
             return
-        try:
-            data = render().encode("utf-8")
-        except NbflowError as e:
-            self.result.failed[rel] = str(e)
-            if before:  # keep the page it had rather than lose it
-                self.pages[rel] = before
-            return
+        data = html.encode("utf-8")
         digest = hashlib.sha256(data).hexdigest()
         self.pages[rel] = {"inputs": inputs, "size": len(data), "sha256": digest}
         if _size(path) == len(data) and hashlib.sha256(path.read_bytes()).hexdigest() == digest:
@@ -237,7 +240,18 @@ class SiteWriter:
             return
         (self.result.updated if path.exists() else self.result.written).append(rel)
         path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(path, data.decode("utf-8"), perms=0o644)
+        atomic_write_bytes(path, data, perms=0o644)
+
+    def page(self, rel: str, inputs: str, render: Callable[[], str]) -> None:
+        """Make ``rel`` hold what ``render()`` returns for ``inputs`` (not rendered if it already does)."""
+        if self.fresh(rel, inputs):
+            return
+        try:
+            html = render()
+        except NbflowError as e:
+            self.put(rel, inputs, None, str(e))
+            return
+        self.put(rel, inputs, html)
 
     def finish(self) -> PublishResult:
         """Remove the pages nbflow wrote before that are gone now; write the manifest."""
@@ -526,9 +540,13 @@ def publish_site(
     *,
     trusted: bool = False,
     metrics: Sequence[str] = (),
-    progress: Callable[[str], None] | None = None,
+    jobs: int | None = None,
 ) -> PublishResult:
-    """Write (or bring up to date) the static site of the runs under ``paths`` in ``site``."""
+    """Write (or bring up to date) the static site of the runs under ``paths`` in ``site``.
+
+    Reports, comparisons and sweep pages that must be rendered are rendered by ``jobs``
+    processes (default: one per core, at most four; 1 renders in this thread).
+    """
     from .report import _require_extra
 
     _require_extra()
@@ -540,76 +558,119 @@ def publish_site(
         if site == p.config.home or site.is_relative_to(p.config.home):
             raise PublishError(f"nbflow publish: {site} is inside nbflow's own folder {p.config.home}")
     writer = SiteWriter(site)
+    tasks: list[tuple[str, str, tuple]] = []
     for p in pipelines:
-        if progress is not None:
-            progress(f"{p.slug}: {len(p.runs)} runs")
-        _publish_pipeline(writer, p, trusted, metrics)
+        tasks += _stale_run_pages(writer, p, trusted)
+    _render_tasks(writer, tasks, jobs)
+    for p in pipelines:
+        history = step_history(p, metrics)
+        writer.page(
+            f"{p.slug}/history.html",
+            _fingerprint("history", list(metrics), history, [r["id"] for r in p.runs]),
+            lambda p=p, history=history: render_history(p, history),
+        )
+        writer.page(
+            f"{p.slug}/index.html",
+            _fingerprint("pipeline", str(p.notebook), _rows(p, "../"), p.sweeps),
+            lambda p=p: render_pipeline_page(p),
+        )
     index_rows = [(_rows(p, ""), str(p.notebook), len(p.sweeps)) for p in pipelines]
     writer.page("index.html", _fingerprint("index", index_rows), lambda: render_index(pipelines))
     return writer.finish()
 
 
-def _publish_pipeline(writer: SiteWriter, p: Pipeline, trusted: bool, metrics: Sequence[str]) -> None:
-    """One pipeline's pages: reports, comparisons of consecutive runs, sweeps, history, its index."""
-    from .cache import Cache
-    from .report import collect_run, open_store, render_comparison, render_report
-
-    store = open_store(p.config)
-    cache = Cache(p.config.cache_dir)
-    records: dict[int, Any] = {}
-
-    def record(run_id: int) -> Any:
-        if run_id not in records:
-            records[run_id] = collect_run(p.config, run_id, store, cache)
-        return records[run_id]
-
-    try:
-        previous = None
-        for run in p.runs:
-            rid = run["id"]
-            writer.page(
+def _stale_run_pages(writer: SiteWriter, p: Pipeline, trusted: bool) -> list[tuple[str, str, tuple]]:
+    """``(page, inputs, task)`` of the pipeline's reports, comparisons and sweep pages that must be rendered."""
+    wanted = []
+    previous = None
+    for run in p.runs:
+        rid = run["id"]
+        wanted.append(
+            (
                 f"{p.slug}/runs/{rid}.html",
                 _fingerprint("report", p.fingerprints[rid], trusted),
-                lambda rid=rid: render_report(record(rid), trusted=trusted),
+                ("report", rid, trusted),
             )
-            if previous is not None:
-                pid = previous["id"]
-                writer.page(
-                    f"{p.slug}/compare/{pid}-{rid}.html",
-                    _fingerprint("compare", p.fingerprints[pid], p.fingerprints[rid]),
-                    lambda pid=pid, rid=rid: render_comparison(p.config, record(pid), record(rid)),
-                )
-                records.pop(pid, None)  # only two runs' records are ever needed at once
-            previous = run
-        for sweep in p.sweeps:
-            _sweep_page(writer, p, sweep)
-        history = step_history(p, metrics)
-        writer.page(
-            f"{p.slug}/history.html",
-            _fingerprint("history", list(metrics), history, [r["id"] for r in p.runs]),
-            lambda: render_history(p, history),
         )
-        writer.page(
-            f"{p.slug}/index.html",
-            _fingerprint("pipeline", str(p.notebook), _rows(p, "../"), p.sweeps),
-            lambda: render_pipeline_page(p),
-        )
-    finally:
+        if previous is not None:
+            pid = previous["id"]
+            inputs = _fingerprint("compare", p.fingerprints[pid], p.fingerprints[rid])
+            wanted.append((f"{p.slug}/compare/{pid}-{rid}.html", inputs, ("compare", pid, rid)))
+        previous = run
+    for sweep in p.sweeps:
+        inputs = _fingerprint("sweep", dict(sweep), [p.fingerprints.get(r) for r in sorted(sweep["runs"])])
+        wanted.append((f"{p.slug}/sweeps/{sweep['id']}.html", inputs, ("sweep", dict(sweep))))
+    return [(rel, inputs, (p.config, *task)) for rel, inputs, task in wanted if not writer.fresh(rel, inputs)]
+
+
+def _render_tasks(writer: SiteWriter, tasks: list[tuple[str, str, tuple]], jobs: int | None) -> None:
+    import multiprocessing
+    import os
+    import threading
+    from concurrent.futures import ProcessPoolExecutor
+
+    jobs = min(os.cpu_count() or 1, 4) if jobs is None else max(1, jobs)
+    if jobs == 1 or len(tasks) < 4:
+        try:
+            for rel, inputs, task in tasks:
+                writer.put(rel, inputs, *render_task(task))
+        finally:
+            _close_stores()
+        return
+    # fork is cheap (nothing to import again) and safe while this process has one thread
+    method = "fork" if threading.active_count() == 1 and os.name == "posix" else "spawn"
+    chunk = max(1, len(tasks) // (jobs * 4))  # neighbours share a worker: a report, then its comparison
+    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context(method)) as pool:
+        for (rel, inputs, _), (html, error) in zip(
+            tasks, pool.map(render_task, [t for _, _, t in tasks], chunksize=chunk), strict=True
+        ):
+            writer.put(rel, inputs, html, error)
+
+
+#: Per process: open run stores, and the last few collected runs (a report, then its comparison).
+_STORES: dict[Path, Any] = {}
+_RECORDS: dict[tuple[Path, int], Any] = {}
+
+
+def _record(config: Config, run_id: int) -> Any:
+    from .cache import Cache
+    from .report import collect_run
+    from .store import RunStore
+
+    key = (config.store_path, run_id)
+    if key not in _RECORDS:
+        if config.store_path not in _STORES:
+            _STORES[config.store_path] = RunStore(
+                config.store_path, heartbeat_interval=config.heartbeat_interval, reconcile=False
+            )
+        _RECORDS[key] = collect_run(config, run_id, _STORES[config.store_path], Cache(config.cache_dir))
+        while len(_RECORDS) > 4:
+            _RECORDS.pop(next(iter(_RECORDS)))
+    return _RECORDS[key]
+
+
+def _close_stores() -> None:
+    for store in _STORES.values():
         store.close()
+    _STORES.clear()
+    _RECORDS.clear()
 
 
-def _sweep_page(writer: SiteWriter, pipeline: Pipeline, sweep: Mapping[str, Any]) -> None:
-    from .report import render_sweep
+def render_task(task: tuple) -> tuple[str | None, str]:
+    """One page made from the run store -- ``(config, "report", run, trusted)``, ``(config,
+    "compare", a, b)`` or ``(config, "sweep", sweep)`` -- as ``(html, "")``, or ``(None, why)``."""
+    from .report import render_comparison, render_report, render_sweep
     from .sweep import summary_rows
 
-    members = set(sweep["runs"])
-    inputs = _fingerprint("sweep", dict(sweep), [pipeline.fingerprints.get(r) for r in sorted(members)])
-
-    def render() -> str:
-        rows = summary_rows(pipeline.config, sweep["id"])
-        return render_sweep(dict(sweep), rows)
-
-    writer.page(f"{pipeline.slug}/sweeps/{sweep['id']}.html", inputs, render)
+    config, kind, *args = task
+    try:
+        if kind == "report":
+            return render_report(_record(config, args[0]), trusted=args[1]), ""
+        if kind == "compare":
+            return render_comparison(config, _record(config, args[0]), _record(config, args[1])), ""
+        return render_sweep(args[0], summary_rows(config, args[0]["id"])), ""
+    except NbflowError as e:
+        return None, str(e)
 
 
 __all__ = [

@@ -128,7 +128,6 @@ def _notebooks_under(store_notebooks: Iterable[str], path: Path) -> list[Path]:
 def collect_pipelines(paths: Sequence[str | Path]) -> list[Pipeline]:
     """The pipelines with recorded runs under ``paths`` (folders or notebooks), each with its runs."""
     from .config import Config
-    from .store import RunStore
 
     found: dict[Path, Pipeline] = {}
     for given in paths or ["."]:
@@ -138,7 +137,7 @@ def collect_pipelines(paths: Sequence[str | Path]) -> list[Pipeline]:
         config = Config.for_path(path)
         if not config.store_path.is_file():
             raise PublishError(f"nbflow publish: no runs recorded for {given} (run a notebook there first)")
-        store = RunStore(config.store_path, heartbeat_interval=config.heartbeat_interval, reconcile=False)
+        store = config.open_store(reconcile=False)
         try:
             every = store.runs(None, limit=1_000_000)
             notebooks = _notebooks_under({r["notebook"] for r in every}, path)
@@ -424,10 +423,9 @@ def step_history(pipeline: Pipeline, metrics: Sequence[str] = ()) -> dict[str, A
     ``metrics`` names them (``accuracy`` or ``evaluate.accuracy``); by default every
     numeric scalar found, up to ``MAX_METRICS``.
     """
-    from .cache import Cache
     from .errors import CacheCorrupt
 
-    cache = Cache(pipeline.config.cache_dir)
+    cache = pipeline.config.cache()
     steps: dict[str, dict[int, float]] = {}
     values: dict[str, dict[int, float]] = {}
     manifests: dict[tuple[str, str], Mapping[str, Any]] = {}
@@ -633,17 +631,13 @@ _RECORDS: dict[tuple[Path, int], Any] = {}
 
 
 def _record(config: Config, run_id: int) -> Any:
-    from .cache import Cache
     from .report import collect_run
-    from .store import RunStore
 
     key = (config.store_path, run_id)
     if key not in _RECORDS:
         if config.store_path not in _STORES:
-            _STORES[config.store_path] = RunStore(
-                config.store_path, heartbeat_interval=config.heartbeat_interval, reconcile=False
-            )
-        _RECORDS[key] = collect_run(config, run_id, _STORES[config.store_path], Cache(config.cache_dir))
+            _STORES[config.store_path] = config.open_store(reconcile=False)
+        _RECORDS[key] = collect_run(config, run_id, _STORES[config.store_path], config.cache())
         while len(_RECORDS) > 4:
             _RECORDS.pop(next(iter(_RECORDS)))
     return _RECORDS[key]

@@ -332,6 +332,10 @@ class RunStore:
                 )
 
     def add_artifact(self, run_id: int, kind: str, path: str | Path) -> None:
+        """Record a file made from a run; a read-only store cannot, and the file (a
+        report written elsewhere with ``-o``) is still there: not recorded, not an error."""
+        if self.readonly:
+            return
         with self._write() as db:
             db.execute(
                 "INSERT OR REPLACE INTO artifacts (run_id, kind, path, created) VALUES (?, ?, ?, ?)",

@@ -78,6 +78,8 @@ class Studio(StudioLayout, StepEdits, RunsView):
         self._unsubscribe: Callable[[], None] | None = None
         self._force_save = False
         self._report_path: Path | None = None
+        self._report_run: int | None = None  # the run whose report the Report tab shows
+        self._report_built = 0.0
 
         self._build_widgets()
         self._refresh_notebook_list()

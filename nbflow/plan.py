@@ -45,6 +45,57 @@ if TYPE_CHECKING:
 
 State = Literal["fresh", "stale"]
 Action = Literal["run", "cached", "excluded"]
+#: What a reason is about. Why a step is stale (the plan) or did not run (the executor).
+ReasonKind = Literal[
+    "never run",
+    "cache format changed",
+    "code changed",
+    "setup changed",
+    "parameter changed",
+    "upstream changed",
+    "input file changed",
+    "cache entry missing",
+    "cache entry corrupt",
+    "forced",
+    "invalidated",
+    "value needed",
+    "upstream failed",
+    "setup failed",
+    "not selected",
+    "run cancelled",
+    "run stopped",
+    "fail fast",
+    "hidden state changed",
+    "re-executed",
+]
+
+
+class Reason(str):
+    """Why a step runs, or did not: data with a display text.
+
+    The value *is* the display text (``"upstream load changed"``: what the views show,
+    the events carry and the run store keeps), so a ``Reason`` goes wherever a string
+    does. ``kind`` (a ``ReasonKind``) and ``subject`` (the step, parameter, file or value
+    it is about) are the data: code that decides tests ``kind`` (``has_reason``), never
+    the text, so a display text never doubles as a flag.
+    """
+
+    kind: ReasonKind
+    subject: str
+    #: For ``hidden state changed`` and ``re-executed``: the state's pseudo-name (``<numpy.random>``).
+    state: str | None
+
+    def __new__(cls, kind: ReasonKind, text: str | None = None, subject: str = "", state: str | None = None) -> Reason:
+        reason = super().__new__(cls, kind if text is None else text)
+        reason.kind = kind
+        reason.subject = subject
+        reason.state = state
+        return reason
+
+
+def has_reason(reasons: Iterable[str], kind: ReasonKind) -> bool:
+    """Whether one of ``reasons`` is a ``Reason`` of ``kind`` (plain text never is)."""
+    return any(getattr(r, "kind", None) == kind for r in reasons)
 
 
 def sha256_text(text: str) -> str:
@@ -126,73 +177,53 @@ def item_key(pipeline: Pipeline, step: str, parts: KeyParts, fingerprint: str) -
     return sha256_text(json.dumps(recipe, sort_keys=True, separators=(",", ":")))
 
 
-class Reason(str):
-    """Why a step is stale: the display text, with what it is about as data.
-
-    ``kind``: ``upstream``, ``hidden-state`` (``state`` is the pseudo-name, ``subject``
-    the step that changed it) or ``re-executed`` (state that cannot be restored);
-    reasons made before these kinds existed are plain text.
-    """
-
-    kind: str
-    subject: str
-    state: str | None
-
-    def __new__(cls, text: str, kind: str, subject: str = "", state: str | None = None) -> Reason:
-        reason = super().__new__(cls, text)
-        reason.kind, reason.subject, reason.state = kind, subject, state
-        return reason
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"text": str(self), "kind": self.kind, "subject": self.subject, "state": self.state}
-
-
 def upstream_reasons(step: str, passed: Iterable[str]) -> list[Reason]:
     """``upstream a changed``, or, when ``a`` passes only hidden state, what it changed:
     ``random state changed (numpy) after step a``."""
     passed = list(passed)
     if not hidden_only(passed):
-        return [Reason(f"upstream {step} changed", "upstream", step)]
-    return [Reason(describe_change(n, step), "hidden-state", step, n) for n in sorted(passed)]
+        return [Reason("upstream changed", f"upstream {step} changed", subject=step)]
+    return [Reason("hidden state changed", describe_change(n, step), subject=step, state=n) for n in sorted(passed)]
 
 
 def reexecuted(state: str | None) -> Reason:
     """Why a cached step runs again: it left state nbflow cannot restore (or is tagged ``always``)."""
     if state is None:
-        return Reason("re-executed: tagged always", "re-executed")
-    return Reason(f"re-executed: {kind_of(state).label}", "re-executed", state=state)
+        return Reason("re-executed", "re-executed: tagged always")
+    return Reason("re-executed", f"re-executed: {kind_of(state).label}", state=state)
 
 
 def explain(
     parts: KeyParts, previous: Mapping[str, Any] | None, passed: Mapping[str, Iterable[str]] | None = None
-) -> tuple[str, ...]:
+) -> tuple[Reason, ...]:
     """Why a step with ``parts`` has no entry, given its latest entry's parts.
 
     ``passed``: what each upstream step passes to this one (to say "random state
     changed" rather than "upstream changed" for hidden state).
     """
     if not previous:
-        return ("never run",)
+        return (Reason("never run"),)
     reasons = []
     if previous.get("format") != parts.format:
-        reasons.append("cache format changed")
+        reasons.append(Reason("cache format changed"))
     if previous.get("code") != parts.code:
-        reasons.append("code changed")
+        reasons.append(Reason("code changed"))
     if previous.get("setup") != parts.setup:
-        reasons.append("setup changed")
-    for kind, label, mine in (
-        ("params", "parameter", parts.params),
-        ("upstream", "upstream", parts.upstream),
-        ("files", "input file", parts.files),
-    ):
-        theirs = previous.get(kind) or {}
+        reasons.append(Reason("setup changed"))
+    kinds: tuple[tuple[str, str, ReasonKind, Mapping[str, Any]], ...] = (
+        ("params", "parameter", "parameter changed", parts.params),
+        ("upstream", "upstream", "upstream changed", parts.upstream),
+        ("files", "input file", "input file changed", parts.files),
+    )
+    for field_name, label, kind, mine in kinds:
+        theirs = previous.get(field_name) or {}
         for name in sorted(set(mine) | set(theirs)):
             if mine.get(name) != theirs.get(name):
-                if kind == "upstream" and passed is not None:
+                if field_name == "upstream" and passed is not None:
                     reasons += upstream_reasons(name, passed.get(name, ()))
                 else:
-                    reasons.append(f"{label} {name} changed")
-    return tuple(reasons) or ("cache entry missing",)
+                    reasons.append(Reason(kind, f"{label} {name} changed", subject=name))
+    return tuple(reasons) or (Reason("cache entry missing"),)
 
 
 def always(pipeline: Pipeline, step: str) -> bool:
@@ -315,7 +346,7 @@ def compute_plan(
     forced = set(force) | set(from_) | pipeline.descendants(from_)
     if force_all:
         forced = set(pipeline.order)
-    reasons: dict[str, list[str]] = {}
+    reasons: dict[str, list[Reason]] = {}
     entries: dict[str, Entry | None] = {}
     for name in pipeline.order:
         key = parts[name].key
@@ -323,13 +354,13 @@ def compute_plan(
             entries[name] = lookup(name, key)
         except CacheCorrupt:
             entries[name] = None
-            reasons[name] = ["cache entry corrupt"]
+            reasons[name] = [Reason("cache entry corrupt")]
             continue
         if name in forced:
-            reasons[name] = ["forced"]
+            reasons[name] = [Reason("forced")]
         elif entries[name] is None:
             if invalidated(name, key):
-                reasons[name] = ["invalidated"]
+                reasons[name] = [Reason("invalidated")]
                 continue
             previous = latest(name)
             passed = {d: pipeline.edge_names.get((d, name), ()) for d in pipeline.deps[name]}
@@ -365,7 +396,9 @@ def compute_plan(
                     reasons.setdefault(provider, [reexecuted(value)])
                 else:
                     why = entry.missing.get(value, "it was not cached")
-                    reasons[provider] = [f"value {value} needed by {name}: {why}"]
+                    reasons[provider] = [
+                        Reason("value needed", f"value {value} needed by {name}: {why}", subject=value)
+                    ]
                 selected.add(provider)
                 changed = True
 

@@ -525,6 +525,20 @@ class RunStore:
         row = self._connect().execute("SELECT * FROM sweeps WHERE id = ?", (sweep_id,)).fetchone()
         return {**dict(row), "grid": json.loads(row["grid"])} if row else None
 
+    def sweeps(self, notebook: str | Path | None = None) -> list[dict[str, Any]]:
+        """Sweeps, oldest first (of one notebook when given), each with its run ids (``runs``)."""
+        db = self._connect()
+        if notebook is None:
+            rows = db.execute("SELECT * FROM sweeps ORDER BY id").fetchall()
+        else:
+            rows = db.execute(
+                "SELECT * FROM sweeps WHERE notebook = ? ORDER BY id", (str(Path(notebook).resolve()),)
+            ).fetchall()
+        return [
+            {**dict(r), "grid": json.loads(r["grid"]), "runs": [m["run_id"] for m in self.sweep_runs(r["id"])]}
+            for r in rows
+        ]
+
     def sweep_runs(self, sweep_id: int) -> list[dict[str, Any]]:
         rows = (
             self._connect()

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from nbflow import hidden_state as hs
+from nbflow import load_pipeline
 from nbflow.analysis import analyse_cells
-from nbflow.graph import build_pipeline, edge_text
-from nbflow.notebook import read_notebook
+from nbflow.graph import edge_text
 from nbflow.plan import compute_plan, explain, step_keys
 
 from .conftest import code, step, write_notebook
@@ -95,7 +95,7 @@ RANDOM_NB = [
 
 
 def test_graph_edges_follow_hidden_state(tmp_path):
-    pipeline = build_pipeline(read_notebook(write_notebook(tmp_path / "nb.ipynb", RANDOM_NB)))
+    pipeline = load_pipeline(write_notebook(tmp_path / "nb.ipynb", RANDOM_NB))
     assert pipeline.deps == {"seed": (), "a": ("seed",), "b": ("a",), "other": ()}
     assert pipeline.edge_names[("a", "b")] == ("<numpy.random>",)
     assert edge_text(pipeline.edge_names[("a", "b")]) == "numpy random state"
@@ -112,7 +112,7 @@ def test_ambient_state_reaches_every_later_step(tmp_path):
         step("opt", "pd.set_option('display.precision', 2)"),
         step("w", "df = pd.DataFrame({'v': [1.23456]})\ntext = str(df)"),
     ]
-    pipeline = build_pipeline(read_notebook(write_notebook(tmp_path / "nb.ipynb", cells)))
+    pipeline = load_pipeline(write_notebook(tmp_path / "nb.ipynb", cells))
     assert set(pipeline.deps["w"]) == {"cd", "opt"}
     assert pipeline.edge_names[("cd", "w")] == ("<cwd>",)
     assert pipeline.edge_names[("opt", "w")] == ("<pandas.options>",)
@@ -120,13 +120,13 @@ def test_ambient_state_reaches_every_later_step(tmp_path):
 
 
 def test_reason_names_the_state_and_the_step(tmp_path):
-    pipeline = build_pipeline(read_notebook(write_notebook(tmp_path / "nb.ipynb", RANDOM_NB)))
+    pipeline = load_pipeline(write_notebook(tmp_path / "nb.ipynb", RANDOM_NB))
     parts = step_keys(pipeline, {})
     previous = dict(parts["b"].to_dict(), upstream={"a": "0" * 64})
     passed = {"a": pipeline.edge_names[("a", "b")]}
     (reason,) = explain(parts["b"], previous, passed)
     assert reason == "random state changed (numpy) after step a"
-    assert (reason.kind, reason.subject, reason.state) == ("hidden-state", "a", "<numpy.random>")
+    assert (reason.kind, reason.subject, reason.state) == ("hidden state changed", "a", "<numpy.random>")
     assert json.dumps([reason]) == '["random state changed (numpy) after step a"]'
 
 
@@ -146,7 +146,7 @@ def test_pyplot_state_is_re_executed_not_restored(tmp_path):
         step("tagged", "v = 1", "always"),
         step("user", "w = v + 1"),
     ]
-    pipeline = build_pipeline(read_notebook(write_notebook(tmp_path / "nb.ipynb", cells)))
+    pipeline = load_pipeline(write_notebook(tmp_path / "nb.ipynb", cells))
     parts = step_keys(pipeline, {})
     cached = {s for s in pipeline.order if s not in ("p4", "user")}
     plan = compute_plan(

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 import nbflow
-from nbflow.graph import load_pipeline
+from nbflow import load_pipeline
 from nbflow.verify import same
 
 from ..conftest import code, step, write_notebook

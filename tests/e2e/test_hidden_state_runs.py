@@ -13,7 +13,7 @@ import nbformat
 import pytest
 
 import nbflow
-from nbflow.graph import load_pipeline
+from nbflow import load_pipeline
 from nbflow.run import pipeline_cache
 from nbflow.verify import same, text_outputs
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from nbflow.graph import load_pipeline
+from nbflow import load_pipeline
 from nbflow.run import pipeline_cache
 
 from ..conftest import NOTEBOOKS, code, step, write_notebook

@@ -199,9 +199,9 @@ def _run_papermill(pipeline: Pipeline, nb: Any, folder: Path, params: dict[str, 
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
-    from .executors.kernel import _register_translator
+    from .executors.kernel_client import register_translator
 
-    _register_translator()
+    register_translator()
     out = folder / "fresh.ipynb"
     try:
         papermill.execute_notebook(

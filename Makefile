@@ -8,8 +8,8 @@ PYTHON ?= python3
 
 # The studio's canvas and the JupyterLab extension are bundled from npm during the install
 # (hatch_build.py and hatch-jupyter-builder).
-JS_SOURCES := hatch_build.py extension/studio-canvas/package.json extension/studio-canvas/package-lock.json \
-	$(wildcard extension/studio-canvas/src/*.js) extension/package.json $(wildcard extension/src/*.ts)
+JS_SOURCES := hatch_build.py extension/canvas/package.json extension/canvas/package-lock.json \
+	$(wildcard extension/canvas/src/*.js) extension/package.json $(wildcard extension/src/*.ts)
 
 $(VENV)/.installed: pyproject.toml $(JS_SOURCES)
 	$(PYTHON) -m venv $(VENV)
@@ -19,10 +19,10 @@ $(VENV)/.installed: pyproject.toml $(JS_SOURCES)
 
 install: $(VENV)/.installed
 
-# Runs the example pipeline, then serves the studio on its folder (Ctrl-C stops it).
+# Runs the example pipeline, then serves the studio on its folder, open on that pipeline (Ctrl-C stops it).
 demo: system-packages install
 	$(VENV)/bin/nbflow run notebooks/wine_classifier.ipynb
-	$(VENV)/bin/nbflow studio notebooks
+	$(VENV)/bin/nbflow studio notebooks/wine_classifier.ipynb
 
 lint: install
 	$(VENV)/bin/ruff check nbflow tests benchmarks

@@ -1,4 +1,8 @@
-"""Hatch build hook: bundle the studio's canvas (extension/studio-canvas) with esbuild.
+"""Hatch build hook: bundle the studio's canvas (extension/canvas) with esbuild.
+
+extension/canvas is nbflow's one pipeline canvas (an npm package, ``@nbflow/canvas``):
+the JupyterLab extension imports it too (``"@nbflow/canvas": "file:canvas"``, bundled by
+JupyterLab's builder), so the studio and the side panel draw and edit with the same code.
 
 cytoscape.js and cytoscape-edgehandles come from the npm registry at build time and
 are bundled into ``nbflow/studio/static/canvas.bundle.js``, which the studio's Panel
@@ -8,7 +12,8 @@ older than its sources.
 
 Without node and npm the build goes on without the bundle (nbflow works; ``nbflow
 studio`` then says how to build it). ``NBFLOW_SKIP_CANVAS_BUILD=1`` skips it on purpose.
-This hook is separate from the JupyterLab extension's build (``extension/``).
+This hook bundles only the studio's copy; the JupyterLab extension's build
+(hatch-jupyter-builder, ``extension/``) bundles the same sources for JupyterLab.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from typing import Any
 
 from hatchling.builders.hooks.plugin.interface import BuildHookInterface
 
-PACKAGE = Path("extension") / "studio-canvas"
+PACKAGE = Path("extension") / "canvas"
 BUNDLE = Path("nbflow") / "studio" / "static" / "canvas.bundle.js"
 LICENSES = BUNDLE.with_name(BUNDLE.name + ".LEGAL.txt")
 

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from .cache import _LEFTOVER as LEFTOVER
-from .cache import MANIFEST, Cache, Entry
+from .cache import MANIFEST, Entry
 from .errors import CacheCorrupt, NbflowError, PipelineError
 from .fsutil import atomic_write_text, private_dir
 
@@ -131,11 +131,10 @@ def clean(config: Any, keep: int = 10, notebook: str | Path | None = None) -> di
 
     The entry of each kept run stays, so the next run is still fully cached.
     """
-    from .store import RunStore
 
-    cache = Cache(config.cache_dir)
+    cache = config.cache()
     _refuse_foreign(cache.root)
-    store = RunStore(config.store_path, heartbeat_interval=config.heartbeat_interval)
+    store = config.open_store()
     try:
         runs = store.runs(notebook, limit=1_000_000)
         by_notebook: dict[str, list[dict[str, Any]]] = {}

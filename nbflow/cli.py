@@ -19,73 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from . import jsonout
-from .errors import NbflowError, ParameterError, PipelineError
+from .cli_parameters import add_parameter_options as _add_parameter_options
+from .cli_parameters import parameters_from_args
+from .errors import NbflowError, PipelineError
 
 _CANNOT_WRITE = (errno.EACCES, errno.EPERM, errno.EROFS)
-
-
-def _add_parameter_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "-p",
-        "--parameters",
-        nargs=2,
-        action="append",
-        default=[],
-        metavar=("NAME", "VALUE"),
-        help="a parameter value, parsed like papermill's -p (True/False/None, int, float, else text)",
-    )
-    p.add_argument(
-        "-r",
-        "--parameters-raw",
-        nargs=2,
-        action="append",
-        default=[],
-        metavar=("NAME", "VALUE"),
-        help="a parameter value taken as text",
-    )
-    p.add_argument(
-        "-y", "--parameters-yaml", action="append", default=[], metavar="YAML", help="parameters as a YAML mapping"
-    )
-    p.add_argument(
-        "-f", "--parameters-file", action="append", default=[], metavar="FILE", help="parameters from a YAML file"
-    )
-
-
-def parameters_from_args(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, str]]:
-    """(values, raw texts) from the -p/-r/-y/-f options, later options winning."""
-    from .parameters import parse_cli_value
-
-    values: dict[str, Any] = {}
-    raw: dict[str, str] = {}
-    for text in args.parameters_yaml:
-        values.update(_yaml_mapping(text, "-y"))
-    for path in args.parameters_file:
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except OSError as e:
-            raise ParameterError(f"-f {path}: {e.strerror}") from None
-        values.update(_yaml_mapping(text, f"-f {path}"))
-    for name, text in args.parameters:
-        values[name] = parse_cli_value(text)
-        raw[name] = text
-    for name, text in args.parameters_raw:
-        values[name] = text
-        raw.pop(name, None)
-    return values, raw
-
-
-def _yaml_mapping(text: str, option: str) -> dict[str, Any]:
-    import yaml
-
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        raise ParameterError(f"{option}: not valid YAML ({e})") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ParameterError(f"{option}: expected a mapping of parameter names to values")
-    return data
 
 
 def _print_warnings(pipeline: Any) -> None:
@@ -139,7 +77,11 @@ def cmd_plan(args: argparse.Namespace) -> int:
     pipeline = load_pipeline(args.notebook)
     _print_warnings(pipeline)
     values, raw = parameters_from_args(args)
-    plan = pipeline.plan(values, raw=raw, force=args.force, force_all=args.force_all, only=args.only, from_=args.from_)
+    from .run import plan_pipeline
+
+    plan = plan_pipeline(
+        pipeline, values, raw=raw, force=args.force, force_all=args.force_all, only=args.only, from_=args.from_
+    )
     if args.json:
         print(jsonout.dumps(plan.to_dict(), indent=2, default=repr))
         return 0
@@ -194,7 +136,19 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"nbflow: error: {run.error}", file=sys.stderr)
     elif run.status == "done" and run.output_notebook is not None and not args.quiet:
         print(f"output notebook: {args.output or run.output_notebook}", file=sys.stderr)
+    if args.report or pipeline.config.report:
+        _end_of_run_report(pipeline.config, run.id)
     return {"done": 0, "cancelled": 130}.get(run.status, 1)
+
+
+def _end_of_run_report(config: Any, run_id: int) -> None:
+    """``run --report``: the run's report, whatever its outcome (a report failure does not change the exit status)."""
+    from .report import build_report
+
+    try:
+        print(f"report: {build_report(config, run_id)}", file=sys.stderr)
+    except NbflowError as e:
+        print(f"nbflow: no report for run {run_id}: {e}", file=sys.stderr)
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
@@ -301,12 +255,11 @@ def _executor_from_args(args: argparse.Namespace) -> Any:
 
 def _store(path: str | None) -> Any:
     from .config import Config
-    from .store import RunStore
 
     config = Config.for_path(path)
-    if not config.store_path.exists():
+    if not config.store_path.exists() and not config.home.is_file():  # RunStore names a file in the way
         raise PipelineError(f"no runs recorded in {config.home} (run a notebook there first)")
-    return config, RunStore(config.store_path, heartbeat_interval=config.heartbeat_interval)
+    return config, config.open_store()
 
 
 def _when(timestamp: float | None) -> str:
@@ -395,7 +348,6 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def _show_step(config: Any, run: dict[str, Any], steps: list[dict[str, Any]], name: str) -> int:
-    from .cache import Cache
     from .errors import did_you_mean
 
     found = {s["step"]: s for s in steps}
@@ -407,7 +359,7 @@ def _show_step(config: Any, run: dict[str, Any], steps: list[dict[str, Any]], na
     if s["duration"] is not None:
         print(f"duration: {s['duration']:.3f} s (started {_when(s['started'])})")
     print(f"key: {s['key']}")
-    entry = Cache(config.cache_dir).lookup(name, s["key"]) if s["key"] else None
+    entry = config.cache().lookup(name, s["key"]) if s["key"] else None
     if entry is not None:
         print("cached values:")
         for value, info in sorted(entry.names.items()):
@@ -436,6 +388,16 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_publish(args: argparse.Namespace) -> int:
+    from .publish import publish_site
+
+    result = publish_site(args.paths or ["."], args.output, trusted=args.trusted, metrics=args.metric, jobs=args.jobs)
+    for page, why in sorted(result.failed.items()):
+        print(f"nbflow: {page} not written: {why}", file=sys.stderr)
+    print(f"site: {result.index} ({result.summary()})")
+    return 1 if result.failed else 0
+
+
 def cmd_studio(args: argparse.Namespace) -> int:
     from .studio.serve import StudioError, serve
 
@@ -447,6 +409,8 @@ def cmd_studio(args: argparse.Namespace) -> int:
             basic_auth=args.basic_auth,
             allow_websocket_origin=args.allow_websocket_origin,
             show=args.show,
+            unix_socket=args.unix_socket,
+            prefix=args.prefix,
         )
     except StudioError as e:
         raise PipelineError(str(e)) from None
@@ -459,7 +423,7 @@ def cmd_clean(args: argparse.Namespace) -> int:
 
     target = args.path if args.path and not Path(args.path).is_dir() else None
     config = Config.for_path(args.path)
-    if not config.store_path.exists():
+    if not config.store_path.exists() and not config.home.is_file():
         print(f"nothing to clean in {config.home}")
         return 0
     result = clean(config, keep=args.keep, notebook=target)
@@ -528,6 +492,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --only MAP_STEP: recompute these elements (0-based) even if cached",
     )
     p.add_argument("--quiet", "-q", action="store_true", help="print only failures and the summary")
+    p.add_argument(
+        "--report",
+        action="store_true",
+        help="write the run's HTML report when it ends, failed or not (also: report = true in [tool.nbflow])",
+    )
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("sweep", help="run every combination of parameter values; cached steps are shared")
@@ -591,6 +560,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-C", dest="dir", metavar="PATH", help="notebook or folder whose runs to read (default: here)")
     p.set_defaults(func=cmd_report)
 
+    p = sub.add_parser("publish", help="write a static site of the runs: reports, comparisons, sweeps, history")
+    p.add_argument(
+        "paths", nargs="*", metavar="FOLDER|NB", help="folders or notebooks whose runs to publish (default: here)"
+    )
+    p.add_argument(
+        "-o", "--output", required=True, metavar="SITE", help="folder of the site (created; updated if it exists)"
+    )
+    p.add_argument(
+        "--trusted", action="store_true", help="keep cell outputs' scripts in the run reports (not sanitized)"
+    )
+    p.add_argument(
+        "--metric",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a scalar for the history charts (accuracy or step.name)",
+    )
+    p.add_argument("--jobs", "-j", type=int, metavar="N", help="processes rendering pages (default: one per core)")
+    p.set_defaults(func=cmd_publish)
+
     p = sub.add_parser("studio", help="build, run and browse pipelines in a web app (Panel)")
     p.add_argument("folder", nargs="?", default=".", help="folder of notebooks, or one notebook (default: here)")
     p.add_argument("--port", type=int, default=5006, help="port to listen on (default 5006)")
@@ -612,11 +601,23 @@ def build_parser() -> argparse.ArgumentParser:
         help="another address browsers use to reach the studio; repeatable",
     )
     p.add_argument("--show", action="store_true", help="open the studio in a web browser")
+    p.add_argument(
+        "--unix-socket",
+        metavar="PATH",
+        help="listen on this Unix socket instead of a port (how the Jupyter server's /nbflow/studio/ runs it)",
+    )
+    p.add_argument("--prefix", default="", help="URL path the studio is served under (behind a proxy)")
     p.set_defaults(func=cmd_studio)
 
-    p = sub.add_parser("clean", help="delete old runs and cache entries no kept run uses")
+    p = sub.add_parser(
+        "clean",
+        help="delete old runs and cache entries no kept run uses",
+        description="Delete all but the N newest runs of each notebook, and the cache entries no remaining "
+        "run (of this folder, or of another folder sharing the cache) uses. Only entries nbflow wrote are "
+        "deleted; a cache folder holding anything else is refused.",
+    )
     p.add_argument("path", nargs="?", help="a notebook (only its runs) or a folder (default: here)")
-    p.add_argument("--keep", type=int, default=10, metavar="N", help="runs to keep (default 10)")
+    p.add_argument("--keep", type=int, default=10, metavar="N", help="runs to keep per notebook (default 10)")
     p.set_defaults(func=cmd_clean)
 
     from .cli_production import add_production_commands

@@ -31,7 +31,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
-    from .cli import parameters_from_args
+    from .cli_parameters import parameters_from_args
     from .watch import watch
 
     values, raw = parameters_from_args(args)
@@ -40,7 +40,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
 
 def add_production_commands(sub: Any) -> None:
     """Add ``export`` and ``watch`` to the ``nbflow`` parser's sub-commands."""
-    from .cli import _add_parameter_options
+    from .cli_parameters import add_parameter_options
 
     p = sub.add_parser("export", help="write the pipeline as a plain Python script or a CWL workflow")
     p.add_argument("notebook")
@@ -55,7 +55,7 @@ def add_production_commands(sub: Any) -> None:
 
     p = sub.add_parser("watch", help="re-run what became stale whenever the notebook or an in: file changes")
     p.add_argument("notebook")
-    _add_parameter_options(p)
+    add_parameter_options(p)
     p.add_argument(
         "--debounce", type=float, default=0.5, metavar="SECONDS", help="wait for changes to settle (default 0.5)"
     )

@@ -13,9 +13,12 @@ setting                environment               meaning
 ``timeout``            ``NBFLOW_TIMEOUT``        default per-step timeout in seconds
 ``executor``           ``NBFLOW_EXECUTOR``       ``kernel`` (default) or ``dask``
 ``output_limit``       ``NBFLOW_OUTPUT_LIMIT``   bytes of outputs kept per step
+``report``             (pyproject only)          ``nbflow run`` writes the run's report at its end
 =====================  ========================  ==========================================
 
 Standard library only (``tomllib`` is read only when a pyproject mentions nbflow).
+``Config.open_store()`` and ``Config.cache()`` are the one way to the run store and the
+cache (imported when called).
 """
 
 from __future__ import annotations
@@ -25,9 +28,13 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import PipelineError
+
+if TYPE_CHECKING:
+    from .cache import Cache
+    from .store import RunStore
 
 
 @dataclass(frozen=True)
@@ -42,6 +49,7 @@ class Config:
     output_limit: int = 20 * 1024 * 1024
     heartbeat_interval: float = 5.0
     kill_grace: float = 5.0
+    report: bool = False
 
     @property
     def store_path(self) -> Path:
@@ -52,6 +60,19 @@ class Config:
     def runs_dir(self) -> Path:
         """Output notebooks and reports, one folder per run id."""
         return self.home / "runs"
+
+    def open_store(self, **options: Any) -> RunStore:
+        """The run store, opened with this configuration's heartbeat interval (the one way
+        to a ``RunStore``; ``options`` as ``RunStore``'s, e.g. ``reconcile=False``)."""
+        from .store import RunStore
+
+        return RunStore(self.store_path, heartbeat_interval=self.heartbeat_interval, **options)
+
+    def cache(self) -> Cache:
+        """The step-result cache of this configuration (the one way to a ``Cache``)."""
+        from .cache import Cache
+
+        return Cache(self.cache_dir)
 
     @classmethod
     def for_notebook(cls, notebook: str | Path, **overrides: Any) -> Config:
@@ -79,6 +100,8 @@ class Config:
         unknown = set(settings) - {f.name for f in dataclasses.fields(cls)}
         if unknown:
             raise PipelineError(f"unknown nbflow setting(s): {', '.join(sorted(unknown))}")
+        if not isinstance(settings.get("report", False), bool):
+            raise PipelineError(f"[tool.nbflow] report = {settings['report']!r}: write true or false")
         return cls(home=home, cache_dir=cache_dir, **settings)
 
 

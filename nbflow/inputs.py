@@ -89,7 +89,7 @@ def input_file_hashes(pipeline: Pipeline) -> dict[str, str]:
     """
     hashes: dict[str, str] = {}
     folder = pipeline.path.parent
-    memo = HashMemo(pipeline.config.home / MEMO if pipeline.config is not None else None)
+    memo = HashMemo(pipeline.config.home / MEMO)
     for step in pipeline.steps.values():
         for name in step.in_files:
             if name not in hashes and name not in step.file_inputs:

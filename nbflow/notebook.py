@@ -73,7 +73,7 @@ class Step:
     """A named step: its cells, docs and the options its tags declare.
 
     The ``reads``/``writes``/``params``/``inputs`` fields are filled in by
-    ``graph.build_pipeline`` from the static analysis of the step's code.
+    ``graph.load_pipeline`` from the static analysis of the step's code.
     """
 
     name: str

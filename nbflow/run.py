@@ -47,8 +47,7 @@ ACTIVE_RUNS: dict[int, Run] = {}
 
 
 def pipeline_cache(pipeline: Pipeline) -> Cache:
-    assert pipeline.config is not None, "use nbflow.load_pipeline(), which attaches a Config"
-    return Cache(pipeline.config.cache_dir)
+    return pipeline.config.cache()
 
 
 def plan_pipeline(
@@ -172,17 +171,6 @@ class Run:
         """Stop the run: the running step is interrupted, the rest is not started."""
         self._ctx.cancel.set()
 
-    def report(self, **options: Any) -> Path:
-        """Write this run's self-contained HTML report and return its path.
-
-        Options are those of ``nbflow.report.build_report`` (``output``, ``trusted``).
-        Call it after ``wait()``: a run still going is reported as it stands.
-        """
-        from .report import build_report
-
-        assert self.pipeline.config is not None, "use nbflow.load_pipeline(), which attaches a Config"
-        return build_report(self.pipeline.config, self.id, **options)
-
     def _execute(self) -> None:
         ctx = self._ctx
         beat = threading.Event()
@@ -208,7 +196,7 @@ class Run:
         except NbflowError as e:
             status, error, self.exception = "failed", str(e), e
         except BaseException as e:  # noqa: BLE001 - reported on the run, never lost in a thread
-            status, error, self.exception = "failed", f"{type(e).__name__}: {e}", e
+            status, error, self.exception = "failed", f"{self.pipeline.path.name}: {type(e).__name__}: {e}", e
             self._report_unexpected("failed unexpectedly", error)
         try:
             ctx.finish_unrun()
@@ -225,9 +213,12 @@ class Run:
             if output is not None:
                 self.store.add_artifact(self.id, "output_notebook", output)
                 if self._copy_to is not None:
-                    from .fsutil import atomic_write_bytes
+                    from .executors.outcome import OutputNotWritten, save_output_notebook
 
-                    atomic_write_bytes(self._copy_to, output.read_bytes(), perms=0o644)
+                    try:
+                        save_output_notebook(Path(self._copy_to), output.read_bytes())
+                    except OutputNotWritten as e:
+                        status, error, self.exception = "failed", str(e), e
             self.duration = time.time() - ctx.started
             self.status, self.error = status, error
             ctx.publish(RunFinished(self.id, status=status, duration=self.duration, error=error))
@@ -277,6 +268,7 @@ def start_run(
     listeners: Iterable[Callable[[Event], None]] = (),
     widget: Any = None,
     items: Iterable[int] = (),
+    run_class: type[Run] | None = None,
 ) -> Run:
     """Plan ``pipeline`` and start running it in a background thread.
 
@@ -285,13 +277,12 @@ def start_run(
     in ``<home>/runs/<id>/output.ipynb``. ``timeout`` applies to steps without a
     ``timeout:`` tag. ``listeners`` (and ``widget``) receive the run's events.
     ``items`` recomputes those elements of the one ``map:`` step named by ``only``.
+    ``run_class``: the ``Run`` subclass to return (``api.Run`` adds ``report``).
     """
     from . import provenance
     from .executors import RunContext, get_executor
-    from .store import RunStore
 
     config = pipeline.config
-    assert config is not None, "use nbflow.load_pipeline(), which attaches a Config"
     if not pipeline.steps:
         raise PipelineError(
             "has no steps to run: tag a code cell step:<name> (JupyterLab: the property inspector's cell tags)",
@@ -314,7 +305,7 @@ def start_run(
         pipeline, params, raw=raw, force=force, force_all=force_all, only=only, from_=from_, cache=cache
     )
     chosen = get_executor(executor or config.executor)
-    store = RunStore(config.store_path, heartbeat_interval=config.heartbeat_interval)
+    store = config.open_store()
     register_store(config.cache_dir, config.store_path)  # a shared cache-dir's clean keeps our entries
     run_id = store.create_run(
         pipeline.path,
@@ -347,7 +338,7 @@ def start_run(
     copy_to = Path(output) if output is not None else None
     if copy_to is None and not plan.to_run:
         ctx.output_path = None  # nothing runs and no output asked for: no kernel, no papermill
-    return Run(run_id, pipeline, plan, ctx, store, chosen, copy_to).start()
+    return (run_class or Run)(run_id, pipeline, plan, ctx, store, chosen, copy_to).start()
 
 
 def _refuse_output_over_source(pipeline: Pipeline, output: str | Path | None) -> None:

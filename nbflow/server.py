@@ -1,8 +1,9 @@
 """The Jupyter server extension: nbflow's REST API under ``/nbflow/api/``.
 
 Every route sits behind jupyter_server's own authentication (``@authenticated``) and,
-for POST and DELETE, its XSRF check; no GET changes anything. The JupyterLab extension
-(``extension/``) is one client; ``docs/rest-api.yaml`` documents the API for others.
+for POST and DELETE, its XSRF check; no GET changes anything. It also adds
+``nbflow/studio/``, the studio proxied behind the same login (``studio/proxy.py``). The
+JupyterLab extension (``extension/``) is one client; ``docs/rest-api.yaml`` documents the API for others.
 
 =====================================  =============================================
 ``GET    graph?path=&params=``         steps, edges, parameters, states and reasons
@@ -89,6 +90,9 @@ def _load_jupyter_server_extension(serverapp: Any) -> None:
         ],
     )
     serverapp.log.info("nbflow: REST API at %s", base)
+    from .studio.proxy import studio_handlers  # <base_url>nbflow/studio/: the studio, proxied
+
+    web_app.add_handlers(".*$", studio_handlers(serverapp))
 
 
 class RunRegistry:
@@ -243,12 +247,11 @@ class NbflowHandler(APIHandler):
 
     def stored_run(self, run_id: int, notebook: Path) -> dict[str, Any]:
         from .config import Config
-        from .store import RunStore
 
         config = Config.for_notebook(notebook)
         if not config.store_path.exists():
             raise web.HTTPError(404)
-        store = RunStore(config.store_path)
+        store = config.open_store()
         try:
             record = store.run(run_id)
             if record is None or Path(record["notebook"]).resolve() != notebook:
@@ -284,13 +287,41 @@ class GraphHandler(NbflowHandler):
         model["run"] = {"id": live.id, "status": live.status} if live is not None else None
         self.finish(_json(model))
 
+    @web.authenticated
+    async def post(self) -> None:
+        body = self.body()
+        if not isinstance(body.get("path"), str) or not body["path"]:
+            raise web.HTTPError(400, "missing path")
+        notebook = self.confine(body["path"])
+        data, params = body.get("notebook"), body.get("params") or {}
+        if not isinstance(data, dict) or not isinstance(data.get("cells"), list):
+            raise web.HTTPError(400, "notebook must be notebook JSON (an object with a cells list)")
+        if not isinstance(params, dict):
+            raise web.HTTPError(400, "params must be a JSON object")
+        live = self.registry.live(notebook)
+        try:
+            model = await asyncio.to_thread(_graph, notebook, params, live, data)
+        except NbflowError as e:
+            return self.fail(e)
+        model["notebook"] = self.relative(notebook)
+        model["run"] = {"id": live.id, "status": live.status} if live is not None else None
+        self.finish(_json(model))
 
-def _graph(notebook: Path, params: dict[str, Any], live: Run | None) -> dict[str, Any]:
+
+def _graph(
+    notebook: Path, params: dict[str, Any], live: Run | None, data: dict[str, Any] | None = None
+) -> dict[str, Any]:
     from .graph import load_pipeline
+    from .run import plan_pipeline
     from .view import cytoscape_style, graph_model
 
-    pipeline = load_pipeline(notebook)
-    plan = pipeline.plan(params)
+    if data is None:
+        pipeline = load_pipeline(notebook)
+    else:
+        from .notebook import notebook_from_data
+
+        pipeline = load_pipeline(notebook, source=notebook_from_data(data, notebook))
+    plan = plan_pipeline(pipeline, params)
     statuses = {name: s["status"] for name, s in live.steps.items()} if live is not None else None
     model = graph_model(pipeline, plan, statuses)
     model["style"] = cytoscape_style()
@@ -312,8 +343,9 @@ class PlanHandler(NbflowHandler):
 
 def _plan(notebook: Path, params: dict[str, Any]) -> dict[str, Any]:
     from .graph import load_pipeline
+    from .run import plan_pipeline
 
-    return load_pipeline(notebook).plan(params).to_dict()
+    return plan_pipeline(load_pipeline(notebook), params).to_dict()
 
 
 def _names(body: dict[str, Any], key: str) -> list[str]:
@@ -334,12 +366,11 @@ class RunsHandler(NbflowHandler):
             runs = [self.run_summary(r) for r in reversed(self.registry.runs)][:limit]
             return self.finish(_json({"runs": runs}))
         from .config import Config
-        from .store import RunStore
 
         config = Config.for_notebook(notebook)
         if not config.store_path.exists():
             return self.finish(_json({"runs": []}))
-        store = RunStore(config.store_path)
+        store = config.open_store()
         try:
             runs = store.runs(notebook, limit=limit)
         finally:

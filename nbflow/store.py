@@ -332,6 +332,10 @@ class RunStore:
                 )
 
     def add_artifact(self, run_id: int, kind: str, path: str | Path) -> None:
+        """Record a file made from a run; a read-only store cannot, and the file (a
+        report written elsewhere with ``-o``) is still there: not recorded, not an error."""
+        if self.readonly:
+            return
         with self._write() as db:
             db.execute(
                 "INSERT OR REPLACE INTO artifacts (run_id, kind, path, created) VALUES (?, ?, ?, ?)",
@@ -520,6 +524,20 @@ class RunStore:
     def sweep(self, sweep_id: int) -> dict[str, Any] | None:
         row = self._connect().execute("SELECT * FROM sweeps WHERE id = ?", (sweep_id,)).fetchone()
         return {**dict(row), "grid": json.loads(row["grid"])} if row else None
+
+    def sweeps(self, notebook: str | Path | None = None) -> list[dict[str, Any]]:
+        """Sweeps, oldest first (of one notebook when given), each with its run ids (``runs``)."""
+        db = self._connect()
+        if notebook is None:
+            rows = db.execute("SELECT * FROM sweeps ORDER BY id").fetchall()
+        else:
+            rows = db.execute(
+                "SELECT * FROM sweeps WHERE notebook = ? ORDER BY id", (str(Path(notebook).resolve()),)
+            ).fetchall()
+        return [
+            {**dict(r), "grid": json.loads(r["grid"]), "runs": [m["run_id"] for m in self.sweep_runs(r["id"])]}
+            for r in rows
+        ]
 
     def sweep_runs(self, sweep_id: int) -> list[dict[str, Any]]:
         rows = (

@@ -113,7 +113,9 @@ class PipelineWidget(w.HBox):
             self.pipeline = load_pipeline(self.pipeline.path, self.pipeline.config)
             self.params_form.update_pipeline(self.pipeline)
             try:
-                self.plan = self.pipeline.plan(self.params_form.values(), raw=self.params_form.raw())
+                from .run import plan_pipeline
+
+                self.plan = plan_pipeline(self.pipeline, self.params_form.values(), raw=self.params_form.raw())
             except NbflowError as e:
                 self.plan = None
                 self._say(str(e), error=True)
@@ -243,7 +245,9 @@ class PipelineWidget(w.HBox):
     def _invalidate_selected(self) -> None:
         if self.selected is None:
             return
-        forgotten = self.pipeline.invalidate(self.selected, params=self.params_form.values())
+        from .run import invalidate
+
+        forgotten = invalidate(self.pipeline, [self.selected], self.params_form.values())
         self.refresh()
         self._say(f"invalidated {self.selected}" if forgotten else f"{self.selected} had no cached result")
 
@@ -298,12 +302,10 @@ def _legend_html() -> str:
 
 def _last_status(pipeline: Pipeline, name: str) -> dict[str, Any] | None:
     """The step's outcome in the newest recorded run where it did something."""
-    from .store import RunStore
 
-    assert pipeline.config is not None
     if not pipeline.config.store_path.exists():
         return None
-    store = RunStore(pipeline.config.store_path)
+    store = pipeline.config.open_store()
     try:
         for run in store.runs(pipeline.path, limit=20):
             for s in store.steps(run["id"]):

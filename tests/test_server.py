@@ -111,9 +111,43 @@ async def test_graph_of_a_broken_notebook_names_the_problem(jp_fetch, jp_root_di
     assert status == 400 and "after:nope" in json.loads(body)["message"]
 
 
+async def test_graph_of_unsaved_notebook_json_reads_the_body_not_the_file(jp_fetch, notebook):
+    on_disk = notebook.read_bytes()
+    data = json.loads(on_disk)
+    # The JupyterLab panel sends the notebook as edited: a new after: tag and a moved node.
+    total = next(c for c in data["cells"] if "step:total" in c["metadata"].get("tags", []))
+    total["metadata"]["tags"].append("after:load")
+    data["metadata"]["nbflow"] = {"layout": {"load": {"x": 11.0, "y": 22.0}}}
+    body = json.dumps({"path": "work/pipe.ipynb", "notebook": data})
+    code_, model = await fetch_json(jp_fetch, "graph", method="POST", body=body)
+    assert code_ == 200 and model["notebook"] == "work/pipe.ipynb"
+    edges = {(e["source"], e["target"]): e for e in model["edges"]}
+    assert edges[("load", "total")]["explicit"] is True
+    load = next(n for n in model["nodes"] if n["id"] == "load")
+    assert (load["x"], load["y"]) == (11.0, 22.0)
+    assert notebook.read_bytes() == on_disk
+
+    # A cycle is refused with its path, naming the notebook; bad bodies get a 400.
+    load_cell = next(c for c in data["cells"] if "step:load" in c["metadata"].get("tags", []))
+    load_cell["metadata"]["tags"].append("after:total")
+    status, answer = await error_code(
+        jp_fetch, "graph", method="POST", body=json.dumps({"path": "work/pipe.ipynb", "notebook": data})
+    )
+    message = json.loads(answer)["message"]
+    assert status == 400 and "cycle" in message and "pipe.ipynb" in message, message
+    for bad in ({"path": "work/pipe.ipynb", "notebook": [1]}, {"notebook": data}, {"path": "work/pipe.ipynb"}):
+        status, _ = await error_code(jp_fetch, "graph", method="POST", body=json.dumps(bad))
+        assert status == 400, bad
+    status, _ = await error_code(
+        jp_fetch, "graph", method="POST", body=json.dumps({"path": "../x.ipynb", "notebook": data})
+    )
+    assert status == 404
+
+
 # ------------------------------------------------------------------ security
 ENDPOINTS = [
     ("GET", "graph", None),
+    ("POST", "graph", "{}"),
     ("GET", "plan", None),
     ("GET", "runs", None),
     ("POST", "runs", "{}"),

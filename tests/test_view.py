@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from nbflow import load_pipeline
 from nbflow.events import RunFinished, RunStarted, StepFinished, StepQueued, StepStarted
-from nbflow.graph import load_pipeline
 from nbflow.view import STATES, GraphState, graph_model, layered_layout
 
 from .conftest import code, step

@@ -66,6 +66,11 @@ export function graph(path: string): Promise<IGraph> {
   return request<IGraph>('graph', {}, { path });
 }
 
+/** The graph of notebook JSON as it is in the editor (not saved yet). */
+export function graphOf(path: string, notebook: Record<string, any>): Promise<IGraph> {
+  return request<IGraph>('graph', { method: 'POST', body: JSON.stringify({ path, notebook }) });
+}
+
 export function startRun(path: string, options: IRunOptions = {}): Promise<{ id: number }> {
   return request('runs', { method: 'POST', body: JSON.stringify({ path, ...options }) });
 }

@@ -1,11 +1,13 @@
 /**
- * The pipeline graph drawn with cytoscape.js (bundled from the npm registry at build time).
- * Positions and the stylesheet come from the server (nbflow.view), so every nbflow view
- * shows the same layout, colours and shapes.
+ * The pipeline graph in the side panel: a Lumino widget around nbflow's one canvas
+ * (`@nbflow/canvas`, extension/canvas/, the same drawing and gestures as the studio).
+ * Positions and states come from the server (nbflow.view), so every nbflow view shows
+ * the same layout, colours and shapes. Gestures are only reported here (signals); the
+ * panel turns them into edits of the notebook model (editing.ts).
  */
 import { Widget } from '@lumino/widgets';
 import { ISignal, Signal } from '@lumino/signaling';
-import cytoscape from 'cytoscape';
+import { createCanvas, ICanvas } from '@nbflow/canvas';
 
 import { IGraph } from './api';
 
@@ -13,72 +15,69 @@ export class GraphView extends Widget {
   constructor() {
     super();
     this.addClass('nbflow-GraphView');
-    this.cy = cytoscape({
-      container: this.node,
-      elements: [],
-      layout: { name: 'preset' },
-      autoungrabify: true,
-      boxSelectionEnabled: false,
-      minZoom: 0.2,
-      maxZoom: 3
+    this.canvas = createCanvas(this.node, {
+      onMove: positions => this._moved.emit(positions),
+      onConnect: (source, target) => this._connected.emit({ source, target }),
+      onSelect: step => this._nodeClicked.emit(step)
     });
-    this.cy.on('tap', 'node', event => this._nodeClicked.emit(event.target.id()));
   }
 
-  readonly cy: cytoscape.Core;
+  readonly canvas: ICanvas;
 
+  get cy(): ICanvas['cy'] {
+    return this.canvas.cy;
+  }
+
+  /** A step was tapped, or found by name (its name); the background was tapped (''). */
   get nodeClicked(): ISignal<this, string> {
     return this._nodeClicked;
   }
 
-  /** Draw `graph` (when its shape changed) and colour nodes by `states`. */
+  get moved(): ISignal<this, Record<string, { x: number; y: number }>> {
+    return this._moved;
+  }
+
+  get connected(): ISignal<this, { source: string; target: string }> {
+    return this._connected;
+  }
+
+  /** Draw `graph` (when it changed) and colour nodes by `states`. */
   draw(graph: IGraph, states: Record<string, string>): void {
-    const shape = JSON.stringify([graph.nodes.map(n => [n.id, n.x, n.y]), graph.edges.map(e => e.id)]);
+    const shape = JSON.stringify([
+      graph.nodes.map(n => [n.id, n.label, n.state, n.x, n.y]),
+      graph.edges.map(e => [e.id, e.names, e.explicit])
+    ]);
     if (shape !== this._shape) {
       this._shape = shape;
-      this.cy.style(graph.style as any);
-      this.cy.elements().remove();
-      this.cy.add([
-        ...graph.nodes.map(n => ({
-          group: 'nodes' as const,
-          data: { id: n.id, label: n.label, state: states[n.id] ?? n.state },
-          position: { x: n.x, y: n.y }
-        })),
-        ...graph.edges.map(e => ({
-          group: 'edges' as const,
-          data: { id: e.id, source: e.source, target: e.target },
-          classes: e.explicit ? 'explicit' : ''
-        }))
-      ]);
-      this.fit();
+      this.canvas.setGraph(graph, states);
+    } else {
+      this.canvas.setStates(states);
     }
-    this.cy.batch(() => {
-      for (const [id, state] of Object.entries(states)) {
-        this.cy.$id(id).data('state', state);
-      }
-    });
   }
 
   fit(): void {
     if (this.isVisible) {
-      this.cy.resize();
-      this.cy.fit(undefined, 20);
-      if (this.cy.zoom() > 1.2) {
-        // A small pipeline should not fill a wide panel with giant nodes.
-        this.cy.zoom(1.2);
-        this.cy.center();
-      }
+      this.canvas.fit();
     }
   }
 
   protected onResize(): void {
-    this.fit();
+    this.canvas.cy.resize();
   }
 
   protected onAfterShow(): void {
     this.fit();
   }
 
+  dispose(): void {
+    if (!this.isDisposed) {
+      this.canvas.destroy();
+    }
+    super.dispose();
+  }
+
   private _shape = '';
   private _nodeClicked = new Signal<this, string>(this);
+  private _moved = new Signal<this, Record<string, { x: number; y: number }>>(this);
+  private _connected = new Signal<this, { source: string; target: string }>(this);
 }

@@ -3,15 +3,27 @@
  * step's state, a side panel with the live pipeline graph, and commands to run, run up to
  * a step, run stale steps, cancel, and open the last run's report.
  *
+ * The panel is also a builder: dragging a node, drawing an edge, adding, renaming and
+ * deleting a step edit the notebook model (editing.ts), never the file; the graph is
+ * recomputed by the server from the notebook as it is in the editor (POST graph).
+ *
+ * The nbflow studio is reachable through the Jupyter server at <base url>/nbflow/studio/
+ * (nbflow/studio/proxy.py): a launcher tile and "Open in nbflow studio" on a notebook in
+ * the file browser open it in a new browser tab.
+ *
  * Everything the front end knows comes from nbflow's REST API (nbflow/server.py), which
  * calls the same core API as the CLI and the widget.
  */
 import { JupyterFrontEnd, JupyterFrontEndPlugin, ILayoutRestorer } from '@jupyterlab/application';
-import { ICommandPalette, InputDialog, showErrorMessage } from '@jupyterlab/apputils';
+import { Dialog, ICommandPalette, InputDialog, showDialog, showErrorMessage } from '@jupyterlab/apputils';
+import { PageConfig, URLExt } from '@jupyterlab/coreutils';
+import { IFileBrowserFactory } from '@jupyterlab/filebrowser';
+import { ILauncher } from '@jupyterlab/launcher';
 import { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
 import { LabIcon } from '@jupyterlab/ui-components';
 
 import * as api from './api';
+import { addStep, connect, deleteStep, EditError, renameStep, setLayout } from './editing';
 import { PipelineModel } from './model';
 import { PipelinePanel } from './panel';
 import { addAfter, markStep, stepOf, unmarkStep } from './tags';
@@ -36,12 +48,14 @@ const plugin: JupyterFrontEndPlugin<void> = {
   description: 'nbflow: mark steps, see the pipeline graph beside the notebook, run and watch.',
   autoStart: true,
   requires: [INotebookTracker],
-  optional: [ICommandPalette, ILayoutRestorer],
+  optional: [ICommandPalette, ILayoutRestorer, ILauncher, IFileBrowserFactory],
   activate: (
     app: JupyterFrontEnd,
     tracker: INotebookTracker,
     palette: ICommandPalette | null,
-    restorer: ILayoutRestorer | null
+    restorer: ILayoutRestorer | null,
+    launcher: ILauncher | null,
+    browsers: IFileBrowserFactory | null
   ) => {
     const models = new Map<string, PipelineModel>();
     const panel = new PipelinePanel();
@@ -56,7 +70,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
       const path = nb.context.path;
       let model = models.get(path);
       if (!model) {
-        model = new PipelineModel(path);
+        model = new PipelineModel(path, () => notebookJSON(nb));
         models.set(path, model);
         model.changed.connect(() => {
           renderBadges(nb, model!);
@@ -81,9 +95,103 @@ const plugin: JupyterFrontEndPlugin<void> = {
           }
         });
         nb.content.modelContentChanged.connect(() => model && renderBadges(nb, model));
+        // Any edit (typing, tags, the panel's gestures, undo, a collaborator's) redraws the
+        // graph: the shared document's updates cover them all (the notebook's `changed`
+        // signal does not include cell metadata).
+        const ydoc = (nb.context.model.sharedModel as any).ydoc;
+        const onUpdate = () => model?.refreshSoon();
+        ydoc?.on('update', onUpdate);
+        nb.disposed.connect(() => ydoc?.off('update', onUpdate));
       });
     });
     panel.model = modelOf(current());
+
+    /** Apply one gesture of the panel to the current notebook's model; say what happened. */
+    const edit = (gesture: (nb: NotebookPanel, model: PipelineModel) => string | void) => {
+      const nb = current();
+      const model = modelOf(nb);
+      if (!nb || !model) {
+        return;
+      }
+      try {
+        const said = gesture(nb, model);
+        if (said) {
+          panel.say(said);
+        }
+        model.refreshSoon(0);
+      } catch (e) {
+        if (!(e instanceof EditError)) {
+          console.error('nbflow:', e);
+        }
+        panel.say((e as Error).message, 'error');
+      }
+    };
+    panel.view.moved.connect((_, positions) =>
+      edit(nb => {
+        setLayout(nb.context.model.sharedModel, positions);
+        return `moved ${Object.keys(positions).join(', ')} (not saved yet)`;
+      })
+    );
+    panel.view.connected.connect((_, { source, target }) =>
+      edit((nb, model) => {
+        if (!model.graph) {
+          throw new EditError('the graph is not loaded yet');
+        }
+        return connect(nb.context.model.sharedModel, model.graph, source, target);
+      })
+    );
+    panel.action.connect(async (_, action) => {
+      const nb = current();
+      if (!nb) {
+        return;
+      }
+      const step = panel.selected;
+      if (action === 'add') {
+        const result = await InputDialog.getText({
+          title: step ? `New step below ${step}` : 'New step',
+          placeholder: 'name'
+        });
+        if (result.button.accept && result.value) {
+          const name = result.value.trim();
+          edit(nb => {
+            const stem = nb.context.path.split('/').pop()!.replace(/\.ipynb$/, '');
+            const index = addStep(nb.context.model.sharedModel, name, step || null, stem);
+            nb.content.activeCellIndex = index;
+            void nb.content.scrollToItem(index, 'center');
+            panel.selected = name;
+            return `added step ${name}: write its code in the new cell, its docs above (not saved yet)`;
+          });
+        }
+      } else if (action === 'rename' && step) {
+        const result = await InputDialog.getText({ title: `Rename step ${step}`, text: step });
+        if (result.button.accept && result.value && result.value.trim() !== step) {
+          const name = result.value.trim();
+          edit(nb => {
+            renameStep(nb.context.model.sharedModel, step, name);
+            panel.selected = name;
+            return `renamed ${step} to ${name}; after:${step} tags now say after:${name} (not saved yet)`;
+          });
+        }
+      } else if (action === 'delete' && step) {
+        const result = await showDialog({
+          title: `Delete step ${step}`,
+          body: `Remove only the step's tags (its code stays, as ordinary cells), or delete its cells and docs? after:${step} tags of other steps go either way; Ctrl-Z in the notebook undoes it.`,
+          buttons: [
+            Dialog.cancelButton(),
+            Dialog.warnButton({ label: 'Delete cells', ariaLabel: 'delete cells' }),
+            Dialog.okButton({ label: 'Remove tags', ariaLabel: 'remove tags' })
+          ]
+        });
+        if (result.button.accept) {
+          const cells = result.button.label === 'Delete cells';
+          edit(nb => {
+            deleteStep(nb.context.model.sharedModel, step, cells);
+            panel.selected = '';
+            return cells ? `deleted step ${step} and its cells (not saved yet)` : `${step} is no longer a step (not saved yet)`;
+          });
+        }
+      }
+    });
 
     panel.stepClicked.connect((_, step) => {
       const nb = current();
@@ -248,7 +356,29 @@ const plugin: JupyterFrontEndPlugin<void> = {
         }
       }
     });
+    const studioUrl = (notebook?: string) =>
+      URLExt.join(PageConfig.getBaseUrl(), 'nbflow/studio/') +
+      (notebook ? URLExt.objectToQueryString({ notebook }) : '');
+    commands.addCommand('nbflow:open-studio', {
+      label: args => (args.isLauncher ? 'nbflow studio' : 'Open the nbflow studio'),
+      caption: 'Build, run and browse pipelines in the nbflow studio (a new browser tab)',
+      icon: ICON,
+      execute: () => void window.open(studioUrl(current()?.context.path), '_blank')
+    });
+    commands.addCommand('nbflow:open-in-studio', {
+      label: 'Open in nbflow studio',
+      caption: 'Open this notebook in the nbflow studio (a new browser tab)',
+      icon: ICON,
+      execute: () => {
+        const item = browsers?.tracker.currentWidget?.selectedItems().next();
+        const path = item && !item.done ? item.value.path : current()?.context.path;
+        window.open(studioUrl(path), '_blank');
+      }
+    });
+    launcher?.add({ command: 'nbflow:open-studio', category: 'Other', rank: 1 });
+
     for (const command of [
+      'nbflow:open-studio',
       'nbflow:run',
       'nbflow:run-to-selected',
       'nbflow:run-stale',
@@ -262,8 +392,30 @@ const plugin: JupyterFrontEndPlugin<void> = {
       palette?.addItem({ command, category: 'nbflow' });
     }
     tracker.activeCellChanged.connect(() => commands.notifyCommandChanged());
+
+    // For tests and the browser console, like the studio's window.nbflowCanvas: the panel's
+    // canvas and the current notebook's model (what the gestures edit).
+    (window as any).nbflowLab = {
+      canvas: panel.view.canvas,
+      panel,
+      notebook: () => current()?.context.model ?? null
+    };
   }
 };
+
+/** The notebook as it is in the editor, without outputs (the graph does not need them). */
+function notebookJSON(nb: NotebookPanel): Record<string, any> | null {
+  if (!nb.context.isReady) {
+    return null;
+  }
+  const data = nb.context.model.toJSON() as Record<string, any>;
+  for (const cell of data.cells ?? []) {
+    if (cell.cell_type === 'code') {
+      cell.outputs = [];
+    }
+  }
+  return data;
+}
 
 /** A badge above each step cell: the step's name and its state (fresh, stale, running...). */
 function renderBadges(nb: NotebookPanel, model: PipelineModel): void {

@@ -8,7 +8,14 @@ import { ISignal, Signal } from '@lumino/signaling';
 import * as api from './api';
 
 export class PipelineModel {
-  constructor(readonly path: string) {}
+  /**
+   * `source` gives the notebook as it is in the editor (JSON, outputs left out): the graph
+   * is then computed from that, unsaved edits included; without it, from the file.
+   */
+  constructor(
+    readonly path: string,
+    readonly source: (() => Record<string, any> | null) | null = null
+  ) {}
 
   graph: api.IGraph | null = null;
   states: Record<string, string> = {};
@@ -23,8 +30,14 @@ export class PipelineModel {
 
   /** Re-read the notebook on the server: steps, edges and fresh/stale states. */
   async refresh(): Promise<void> {
+    const asked = ++this._asked;
     try {
-      this.graph = await api.graph(this.path);
+      const notebook = this.source?.() ?? null;
+      const graph = notebook ? await api.graphOf(this.path, notebook) : await api.graph(this.path);
+      if (asked !== this._asked) {
+        return; // a newer refresh is on its way
+      }
+      this.graph = graph;
       this.error = '';
       this.states = {};
       for (const node of this.graph.nodes) {
@@ -34,9 +47,18 @@ export class PipelineModel {
         void this.follow(this.graph.run.id);
       }
     } catch (e) {
+      if (asked !== this._asked) {
+        return;
+      }
       this.error = (e as Error).message;
     }
     this._changed.emit();
+  }
+
+  /** Refresh once the notebook has been quiet for `delay` ms (typing, several gestures). */
+  refreshSoon(delay = 300): void {
+    clearTimeout(this._timer);
+    this._timer = setTimeout(() => void this.refresh(), delay);
   }
 
   async run(options: api.IRunOptions = {}): Promise<number> {
@@ -106,4 +128,6 @@ export class PipelineModel {
   }
 
   private _changed = new Signal<this, void>(this);
+  private _asked = 0;
+  private _timer: ReturnType<typeof setTimeout> | undefined = undefined;
 }

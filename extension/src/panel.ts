@@ -1,12 +1,17 @@
 /**
- * The side panel: the active notebook's pipeline graph, live during a run; clicking a
- * node (or a step in the list under it) jumps to its cell.
+ * The side panel: the active notebook's pipeline graph, live during a run, and a builder.
+ * Clicking a node (or a step in the list under it) jumps to its cell; dragging a node,
+ * drawing an edge (Connect), Add step, Rename and Delete are reported as signals, which
+ * index.ts turns into edits of the notebook model (editing.ts). The canvas's own toolbar
+ * (Move, Connect, Fit, Collapse, Find a step) comes with the shared canvas.
  */
 import { ISignal, Signal } from '@lumino/signaling';
 import { Panel, Widget } from '@lumino/widgets';
 
 import { GraphView } from './graphview';
 import { PipelineModel } from './model';
+
+export type Action = 'add' | 'rename' | 'delete';
 
 export class PipelinePanel extends Panel {
   constructor() {
@@ -16,16 +21,36 @@ export class PipelinePanel extends Panel {
     this.title.caption = 'nbflow pipeline';
     this.header.addClass('nbflow-Panel-header');
     this.header.node.innerHTML =
-      '<div class="nbflow-Panel-title"></div><div class="nbflow-Panel-status" role="status"></div>';
+      '<div class="nbflow-Panel-title"></div><div class="nbflow-Panel-status" role="status"></div>' +
+      '<div class="nbflow-Panel-actions">' +
+      '<button type="button" data-action="add" title="Add a step below the selected one (a new tagged cell with its docs)">Add step</button>' +
+      '<button type="button" data-action="rename" title="Rename the selected step (after: tags naming it follow)">Rename</button>' +
+      '<button type="button" data-action="delete" title="Delete the selected step (its tags, or its cells)">Delete</button>' +
+      '</div><div class="nbflow-Panel-message" role="alert"></div>';
     this.list.addClass('nbflow-Panel-steps');
     this.addWidget(this.header);
     this.addWidget(this.view);
     this.addWidget(this.list);
-    this.view.nodeClicked.connect((_, id) => this._stepClicked.emit(id));
+    this.view.nodeClicked.connect((_, id) => {
+      this._selected = id;
+      this.updateActions();
+      if (id) {
+        this._stepClicked.emit(id);
+      }
+    });
     this.list.node.addEventListener('click', event => {
       const item = (event.target as HTMLElement).closest('li');
       if (item?.dataset.step) {
+        this._selected = item.dataset.step;
+        this.view.canvas.select(item.dataset.step);
+        this.updateActions();
         this._stepClicked.emit(item.dataset.step);
+      }
+    });
+    this.header.node.addEventListener('click', event => {
+      const button = (event.target as HTMLElement).closest('button');
+      if (button?.dataset.action) {
+        this._action.emit(button.dataset.action as Action);
       }
     });
     this.render();
@@ -39,6 +64,22 @@ export class PipelinePanel extends Panel {
     return this._stepClicked;
   }
 
+  /** A button of the builder was pressed (the selected step is `selected`). */
+  get action(): ISignal<this, Action> {
+    return this._action;
+  }
+
+  /** The step selected on the canvas or in the list ('' for none). */
+  get selected(): string {
+    return this._selected;
+  }
+
+  set selected(step: string) {
+    this._selected = step;
+    this.view.canvas.select(step);
+    this.updateActions();
+  }
+
   get model(): PipelineModel | null {
     return this._model;
   }
@@ -49,8 +90,17 @@ export class PipelinePanel extends Panel {
     }
     this._model?.changed.disconnect(this.render, this);
     this._model = model;
+    this._selected = '';
+    this.say('');
     model?.changed.connect(this.render, this);
     this.render();
+  }
+
+  /** One line saying what the last gesture did, or why it was refused. */
+  say(text: string, kind: 'info' | 'error' = 'info'): void {
+    const message = this.header.node.querySelector('.nbflow-Panel-message') as HTMLElement;
+    message.textContent = text;
+    message.dataset.kind = text ? kind : '';
   }
 
   render(): void {
@@ -62,12 +112,17 @@ export class PipelinePanel extends Panel {
       title.textContent = 'nbflow';
       status.textContent = 'Open a notebook to see its pipeline.';
       this.list.node.replaceChildren();
+      this.updateActions();
       return;
     }
     title.textContent = model.graph ? `${model.graph.title} (${model.path})` : model.path;
     status.textContent = model.error || model.runMessage || this.summary(model);
     if (!model.graph) {
+      this.updateActions();
       return;
+    }
+    if (this._selected && !model.graph.nodes.some(n => n.id === this._selected)) {
+      this._selected = '';
     }
     this.view.draw(model.graph, model.states);
     const colours = Object.fromEntries(model.graph.legend.map(l => [l.state, l.colour]));
@@ -85,6 +140,15 @@ export class PipelinePanel extends Panel {
         return item;
       })
     );
+    this.updateActions();
+  }
+
+  private updateActions(): void {
+    const buttons = this.header.node.querySelectorAll('.nbflow-Panel-actions button');
+    buttons.forEach(b => {
+      const button = b as HTMLButtonElement;
+      button.disabled = !this._model || (button.dataset.action !== 'add' && !this._selected);
+    });
   }
 
   private summary(model: PipelineModel): string {
@@ -98,5 +162,7 @@ export class PipelinePanel extends Panel {
   }
 
   private _model: PipelineModel | null = null;
+  private _selected = '';
   private _stepClicked = new Signal<this, string>(this);
+  private _action = new Signal<this, Action>(this);
 }

@@ -65,9 +65,8 @@ def notebook_path(nb: Any, input_path: Any) -> Path:
 def run_for_papermill(nb_man: Any, **kwargs: Any) -> Any:
     """Run the notebook papermill is executing as an nbflow run; return the executed notebook.
 
-    ``nbflow_home`` (a folder) keeps the cache and run store somewhere else than
-    ``.nbflow`` next to the notebook (Jupyter Scheduler runs a copy of the notebook).
-    ``nbflow_path`` names the notebook when papermill was given a copy of it.
+    ``nbflow_config_from`` (a notebook path) takes the configuration -- cache, run store --
+    of that notebook instead (Jupyter Scheduler runs a copy of the notebook it was made from).
     """
     import nbformat
 
@@ -78,20 +77,19 @@ def run_for_papermill(nb_man: Any, **kwargs: Any) -> Any:
     from ..run import start_run
 
     nb = nb_man.nb
-    path = notebook_path(nb, kwargs.get("nbflow_path") or kwargs.get("input_path"))
+    path = notebook_path(nb, kwargs.get("input_path"))
     params = dict(nb.metadata.get("papermill", {}).get("parameters") or {})
-    overrides = {"home": kwargs["nbflow_home"]} if kwargs.get("nbflow_home") else {}
     fd, tmp = tempfile.mkstemp(prefix=".nbflow-papermill-", suffix=".ipynb", dir=path.resolve().parent)
     os.close(fd)
     try:
         try:
-            pipeline = load_pipeline(path, Config.for_notebook(path, **overrides))
+            pipeline = load_pipeline(path, Config.for_notebook(kwargs.get("nbflow_config_from") or path))
             run = start_run(
                 pipeline,
                 params,
                 output=tmp,
                 timeout=kwargs.get("execution_timeout"),
-                listeners=[ProgressPrinter()] if kwargs.get("log_output") or kwargs.get("progress_bar") else [],
+                listeners=[ProgressPrinter()] if kwargs.get("log_output") else [],
             )
         except NbflowError as e:
             raise PapermillException(str(e)) from None

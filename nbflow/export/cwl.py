@@ -176,9 +176,9 @@ def write_cwl(pipeline: Pipeline, output: str | Path | None = None) -> list[Path
     from ..fsutil import atomic_write_bytes
 
     folder = Path(output) if output is not None else pipeline.path.with_name(pipeline.path.stem + "-cwl")
-    folder.mkdir(parents=True, exist_ok=True)
     stem = _ident(pipeline.path.stem)
-    script = export_script(pipeline)
+    script = export_script(pipeline)  # refuses before anything is written
+    folder.mkdir(parents=True, exist_ok=True)
     doc, job = workflow(pipeline, f"{stem}.py", folder.resolve())
     paths = [folder / f"{stem}.cwl", folder / f"{stem}.py", folder / RUNNER, folder / f"{stem}-job.yml"]
     atomic_write_bytes(paths[0], ("#!/usr/bin/env cwl-runner\n" + yaml.safe_dump(doc, sort_keys=False)).encode(), 0o644)

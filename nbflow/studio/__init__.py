@@ -11,6 +11,7 @@
 ``runs.py``     starting and following runs, the run history, reports
 ``app.py``      one session: opens a notebook, builds and plans it (uses the three above)
 ``serve.py``    the server: address, origins, login, the report handler (imports ``app``)
+``proxy.py``    the route ``<base_url>nbflow/studio/`` in the Jupyter server (jupyter-server-proxy)
 
 Importing this package imports nothing heavy; Panel is loaded by ``app``, ``layout`` and ``canvas``.
 """

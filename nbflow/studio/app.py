@@ -14,7 +14,7 @@ What a session shows, top to bottom:
   studio's report handler (``serve.py``), not through the websocket.
 
 Every edit goes through ``editing.NotebookEditor`` and is checked by building the
-pipeline of the result (``graph.build_pipeline``): an edit that breaks the pipeline (a
+pipeline of the result (``graph.load_pipeline`` with ``source=``): an edit that breaks the pipeline (a
 cycle, an unknown ``after:``) is undone and reported. Nothing is written until Save.
 
 Runs are started with ``run.start_run`` like every other view; the session listens to
@@ -38,7 +38,6 @@ from __future__ import annotations
 import html
 import threading
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +45,7 @@ import panel as pn
 
 from ..config import Config
 from ..errors import NbflowError, PipelineError
-from ..graph import Pipeline, build_pipeline
+from ..graph import Pipeline, load_pipeline
 from ..view import GraphState, graph_model
 from .background import in_background
 from .editing import NotebookEditor
@@ -80,6 +79,8 @@ class Studio(StudioLayout, StepEdits, RunsView):
         self._unsubscribe: Callable[[], None] | None = None
         self._force_save = False
         self._report_path: Path | None = None
+        self._report_run: int | None = None  # the run whose report the Report tab shows
+        self._report_built = 0.0
         #: Bumped by every plan and every notebook opened: a late result of an older one is dropped.
         self._plan_token = 0
         self._clicked_run: int | None = None
@@ -95,6 +96,10 @@ class Studio(StudioLayout, StepEdits, RunsView):
             self.notebook_select.value = wanted
         elif wanted:
             self._say(f"{wanted}: not a notebook in {self.folder}", "danger")
+        if self.notebook_select.value is None and options:
+            # Left alone, Panel picks the first option only while the page renders, too late
+            # for the box to show it: the selector stayed blank over an open notebook.
+            self.notebook_select.value = options[0]
         if self.notebook_select.value:
             self._open(self.notebook_select.value)
         self.notebook_select.param.watch(lambda e: self._open(e.new), "value")
@@ -153,7 +158,7 @@ class Studio(StudioLayout, StepEdits, RunsView):
         Raises ``PipelineError`` when the edited notebook is not a valid pipeline.
         """
         assert self.editor is not None and self.config is not None
-        self.pipeline = replace(build_pipeline(self.editor.source()), config=self.config)
+        self.pipeline = load_pipeline(self.editor.path, self.config, source=self.editor.source())
         self._sync_parameters()
         self._replan(render)
         source = self.pipeline.source
@@ -190,6 +195,7 @@ class Studio(StudioLayout, StepEdits, RunsView):
             self.params_error.object = html.escape(str(e))
             return
         name = pipeline.path.name
+        from ..run import plan_pipeline
 
         def done(plan: Any, error: BaseException | None) -> None:
             if token != self._plan_token:
@@ -217,7 +223,7 @@ class Studio(StudioLayout, StepEdits, RunsView):
                     "the graph shows the last known states until the plan is in"
                 )
 
-        in_background(self.doc, lambda: pipeline.plan(values), done, name=f"plan {name}", on_slow=slow)
+        in_background(self.doc, lambda: plan_pipeline(pipeline, values), done, name=f"plan {name}", on_slow=slow)
 
     def _provisional_model(self, pipeline: Pipeline) -> dict[str, Any]:
         """The graph of ``pipeline`` with the states and reasons of the last plan drawn."""

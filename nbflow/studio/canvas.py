@@ -1,7 +1,7 @@
 """The studio's canvas: the pipeline graph as a Panel component on cytoscape.js.
 
 ``PipelineCanvas`` is a ``panel.custom.JSComponent`` whose JavaScript is the bundle
-built from ``extension/studio-canvas/`` (cytoscape.js and cytoscape-edgehandles from
+built from ``extension/canvas/`` (cytoscape.js and cytoscape-edgehandles from
 the npm registry, bundled with esbuild when nbflow is installed; see ``hatch_build.py``).
 The Panel server serves that file itself: nothing is fetched from a CDN, so the studio
 works offline.
@@ -36,7 +36,7 @@ def check_bundle() -> Path:
             f"the studio's canvas is not built ({BUNDLE} is missing). It is bundled from the npm "
             "registry when nbflow is installed, which needs node and npm: install them "
             "(Debian: apt-get install nodejs npm) and reinstall nbflow (pip install -e .), or build "
-            "it by hand: npm --prefix extension/studio-canvas ci && npm --prefix extension/studio-canvas run build"
+            "it by hand: npm --prefix extension/canvas ci && npm --prefix extension/canvas run build"
         )
     return BUNDLE
 

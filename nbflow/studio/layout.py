@@ -181,8 +181,12 @@ class StudioLayout:
             width=160,
         )
         self.run_details = pn.pane.Markdown("", sizing_mode="stretch_width")
+        self.publish_button = w.Button(
+            label="Publish", width=100, description="nbflow publish: a static site of the folder's runs"
+        )
+        self.publish_button.on_click(lambda e: self._publish())
         runs_tab = pn.Column(
-            pn.Row(self.refresh_runs_button, self.report_button),
+            pn.Row(self.refresh_runs_button, self.report_button, self.publish_button),
             self.runs_table,
             self.run_details,
             sizing_mode="stretch_width",

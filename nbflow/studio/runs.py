@@ -6,7 +6,8 @@ other view and follows the run's event bus: events arrive on the run's thread,
 the session's Bokeh document (``add_next_tick_callback``, the thread-safe way in). Runs
 and reports are looked up by run id in the store of the notebook's nbflow home, never
 by a path from the browser; reports are served by ``serve.py``'s handler at
-``folder.report_url``.
+``folder.report_url``. A report open in the Report tab follows its run as steps finish;
+the Publish button writes ``nbflow publish``'s site of the folder.
 """
 
 from __future__ import annotations
@@ -23,6 +24,11 @@ from ..graph import load_pipeline
 from ..view import GraphState, graph_model
 from .background import in_background
 from .folder import report_url
+
+#: Seconds between two rebuilds of the report of a run that goes on (it is rebuilt when it ends too).
+LIVE_REPORT = 2.0
+#: Where the Publish button writes the site, inside the studio's folder.
+SITE_FOLDER = "nbflow-site"
 
 
 def _when(timestamp: float | None) -> str:
@@ -160,7 +166,10 @@ class RunsView:
         self.run_status.object = f"run {run.id}: {run_status or 'starting'} ({summary})"
         if self._editing in changes:
             self._show_step(self._editing)
-        if run_status not in (None, "running"):
+        over = run_status not in (None, "running")
+        if self._report_run == run.id and (over or (changes and time.monotonic() - self._report_built >= LIVE_REPORT)):
+            self._open_report(run.id, show=False)  # the Report tab follows the run as steps finish
+        if over:
             self._run_finished(run, run_status)
 
     def _run_finished(self, run: Any, status: str) -> None:
@@ -178,11 +187,10 @@ class RunsView:
 
     # --------------------------------------------------------------- history
     def _store(self) -> Any:
-        from ..store import RunStore
 
         if self.config is None or not self.config.store_path.exists():
             return None
-        return RunStore(self.config.store_path, heartbeat_interval=self.config.heartbeat_interval)
+        return self.config.open_store()
 
     def _refresh_runs(self) -> None:
         """Show the notebook's run history in the Runs tab.
@@ -289,14 +297,16 @@ class RunsView:
         # Untrusted: outputs' scripts are not run (the user did not choose to trust them).
         return build_report(config, run_id)
 
-    def _open_report(self) -> None:
-        run_id = self._selected_run()
+    def _open_report(self, run_id: int | None = None, show: bool = True) -> None:
+        run_id = self._selected_run() if run_id is None else run_id
         if run_id is None or self.pipeline is None:
             return
         notebook = self.pipeline.path.relative_to(self.folder).as_posix()
         config = self.config
-        self.report_button.disabled = True
-        self._say(f"writing the report of run {run_id}", "info")
+        self._report_built = time.monotonic()  # a live report is not asked for again while this one is written
+        if show:
+            self.report_button.disabled = True
+            self._say(f"writing the report of run {run_id}", "info")
 
         def work() -> tuple[Path, int]:
             path = self._build_report(run_id, config)  # seconds for a long run: off the IO loop
@@ -310,6 +320,7 @@ class RunsView:
                 return
             path, modified = result
             self._report_path = path
+            self._report_run, self._report_built = run_id, time.monotonic()
             self.report_title.object = f"**Report of run {run_id}** &nbsp; `{html.escape(path.name)}`"
             self.download.param.update(filename=f"nbflow-run-{run_id}-report.html", disabled=False)
             # The page comes over HTTP from serve.py's handler (found by run id in the store),
@@ -320,15 +331,20 @@ class RunsView:
                 f'<iframe title="report of run {run_id}" sandbox="allow-scripts" '
                 f'style="width:100%;height:740px;border:1px solid #ddd" src="{html.escape(src, quote=True)}"></iframe>'
             )
-            self.tabs.active = 2
-            self._say(f"report of run {run_id}", "info")
+            if show:
+                self.tabs.active = 2
+                self._say(f"report of run {run_id}", "info")
 
         in_background(
             self.doc,
             work,
             done,
             name=f"report {run_id}",
-            on_slow=lambda limit: self._say(f"still writing the report of run {run_id} after {limit:g} s", "warning"),
+            on_slow=(
+                (lambda limit: self._say(f"still writing the report of run {run_id} after {limit:g} s", "warning"))
+                if show
+                else None
+            ),
         )
 
     def _report_file(self) -> io.BytesIO:
@@ -340,3 +356,36 @@ class RunsView:
         except OSError as e:
             self._say(f"{self._report_path}: {e.strerror}", "danger")
             raise
+
+    # --------------------------------------------------------------- publish
+    def _publish(self) -> None:
+        """The Publish button: ``nbflow publish`` of the studio's folder into ``<folder>/nbflow-site``.
+
+        Written on a thread of its own (a first publish of many runs takes seconds); the
+        outcome comes back to the session as one message.
+        """
+        import threading
+
+        from ..publish import publish_site
+
+        site = self.folder / SITE_FOLDER
+        self.publish_button.disabled = True
+        self._say(f"publishing the runs of {self.folder.name} into {site}", "info")
+
+        def work() -> None:
+            try:
+                result = publish_site([self.folder], site, jobs=1)  # in this thread: no processes from the server
+                text, kind = f"site written: {result.index} ({result.summary()})", "success"
+            except (NbflowError, OSError) as e:
+                text, kind = f"cannot publish: {e}", "danger"
+
+            def done() -> None:
+                self.publish_button.disabled = False
+                self._say(text, kind)
+
+            if self.doc is not None:
+                self.doc.add_next_tick_callback(done)
+            else:
+                done()
+
+        threading.Thread(target=work, name="nbflow-publish", daemon=True).start()

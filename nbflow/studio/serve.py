@@ -17,6 +17,11 @@ bare 404), finds the file by run id in that notebook's run store
 (``report.recorded_report``), reads it off the IO loop, and serves it with
 ``Content-Security-Policy: sandbox`` so its scripts run in an opaque origin.
 
+Behind the Jupyter server (``proxy.py``) the studio listens on a Unix socket in a private
+folder instead of a port (``unix_socket``), under the Jupyter route's ``prefix``: only
+processes of this user can open the socket, and browsers reach it only through the Jupyter
+server, which checks the login and the websocket origin itself, so any origin is accepted.
+
 ``check_address`` and ``websocket_origins`` are pure (tested without a server, as are
 ``folder.confine_notebook`` and ``folder.report_url``, re-exported here); ``serve`` imports Panel and blocks until the server
 stops. It must not build the UI (that is ``app.py``).
@@ -151,13 +156,16 @@ def serve(
     allow_websocket_origin: Sequence[str] = (),
     show: bool = False,
     start: bool = True,
+    unix_socket: str | None = None,
+    prefix: str = "",
 ) -> Any:
     """Serve the studio for the notebooks of ``target`` (a folder or a notebook).
 
     Blocks until interrupted when ``start`` (the CLI); otherwise returns the Bokeh
-    server unstarted.
+    server unstarted. ``unix_socket`` and ``prefix``: see the module docstring.
     """
-    check_address(address, basic_auth)
+    if unix_socket is None:
+        check_address(address, basic_auth)
     folder, first = resolve_target(target)
 
     import panel as pn
@@ -169,11 +177,16 @@ def serve(
         check_bundle()
     except CanvasNotBuilt as e:
         raise StudioError(str(e)) from None
-    origins = websocket_origins(address, port, allow_websocket_origin)
+    # Only the Jupyter server's proxy can reach a Unix socket; it checks origins itself.
+    origins = ["*"] if unix_socket else websocket_origins(address, port, allow_websocket_origin)
     if basic_auth:
         # A fresh secret per server: logins end with the process, which is what we want.
         cookie_secret = cookie_secret or os.environ.get("NBFLOW_STUDIO_COOKIE_SECRET") or secrets.token_hex(32)
-    print(f"nbflow studio: {folder} at http://{address if address != '0.0.0.0' else '127.0.0.1'}:{port}/", flush=True)
+    where = (
+        f"unix:{unix_socket}" if unix_socket else f"http://{address if address != '0.0.0.0' else '127.0.0.1'}:{port}"
+    )
+    print(f"nbflow studio: {folder} at {where}/{prefix.strip('/')}", flush=True)
+    extra: dict[str, Any] = {"unix_socket": unix_socket, "prefix": prefix} if unix_socket else {"prefix": prefix}
     try:
         return pn.serve(
             {"/": lambda: studio_app(folder, first)},
@@ -187,6 +200,7 @@ def serve(
             extra_patterns=[report_route(folder)],
             title="nbflow studio",
             verbose=False,
+            **extra,
         )
     except OSError as e:
         raise StudioError(f"cannot listen on {address}:{port} ({e.strerror}); choose another --port") from None

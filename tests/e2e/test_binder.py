@@ -19,8 +19,10 @@ pip installs JupyterLab, and node/npm come from the machine (.ci/install-system-
 repo2docker passes ``--no-cache-dir``; this test uses pip's cache to stay fast. Then, in
 that environment: nbflow imports from the environment (not the copy), ``jupyter
 labextension list`` shows ``nbflow-jupyterlab`` enabled and OK from the environment's own
-share/jupyter, the server extension is enabled, and every example pipeline that postBuild
-ran is fully cached when a user runs it again with ``nbflow run``.
+share/jupyter, the server extension is enabled, every example pipeline that postBuild
+ran is fully cached when a user runs it again with ``nbflow run``, and the studio answers
+at ``/nbflow/studio/`` through that environment's Jupyter server with the token, and sends
+to the login page without it.
 """
 
 from __future__ import annotations
@@ -157,3 +159,46 @@ def test_binder_environment_installs_nbflow_the_extension_and_runs_the_examples(
         rows = [line.split() for line in table if f" {notebook.name} " in line]
         assert [r[2] for r in rows] == ["done", "done"], table
         assert "cached" in rows[0] and "cached" not in rows[1], table
+
+    # The studio answers through the Jupyter server, as on Binder (which exposes only it):
+    # with the token, and not without (JupyterLab's login instead).
+    studio_through_jupyter(bin_dir, repo, env)
+
+
+def studio_through_jupyter(bin_dir: Path, repo: Path, env: dict[str, str]) -> None:
+    import urllib.error
+    import urllib.request
+
+    from .conftest import free_port, wait_for_http
+
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args, **kwargs):
+            return None
+
+    def fetch(url: str) -> tuple[int, str, str]:
+        try:
+            with urllib.request.build_opener(NoRedirect).open(url, timeout=300) as response:
+                return response.status, response.headers.get("Location", ""), response.read().decode()
+        except urllib.error.HTTPError as e:
+            return e.code, e.headers.get("Location", ""), ""
+
+    port, token = free_port(), "binder-test-token"
+    args = [str(bin_dir / "jupyter"), "lab", "--no-browser", f"--port={port}", "--ServerApp.ip=127.0.0.1"]
+    args += [f"--IdentityProvider.token={token}", "--ServerApp.allow_unauthenticated_access=False"]
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        args.append("--allow-root")
+    proc = subprocess.Popen(args, cwd=repo, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        url = f"http://127.0.0.1:{port}/"
+        wait_for_http(f"{url}api/status?token={token}", proc, timeout=120)
+        code, location, _ = fetch(f"{url}nbflow/studio/")
+        assert code == 302 and "/login" in location, (code, location)
+        code, _, page = fetch(f"{url}nbflow/studio/?notebook=notebooks/wine_classifier.ipynb&token={token}")
+        assert code == 200 and "<title>nbflow studio</title>" in page, (code, page[:500])
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)

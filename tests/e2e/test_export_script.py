@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 import nbflow
+from nbflow import load_pipeline
 from nbflow.cli import main as cli
 from nbflow.export import step_functions
-from nbflow.graph import load_pipeline
 
 from ..conftest import NOTEBOOKS, code, md, step, write_notebook
 from .test_against_papermill import same
@@ -140,3 +140,16 @@ def test_script_refuses_ipython_without_plain_equivalent(tmp_path, capsys):
         "`nbflow export`; rewrite it or tag the cell skip"
     )
     assert not path.with_suffix(".py").exists()
+
+
+def test_script_refuses_a_notebook_in_another_language(tmp_path, capsys):
+    path = write_notebook(
+        tmp_path / "r.ipynb",
+        [code("x <- 1", "step:one")],
+        kernelspec={"name": "ir", "display_name": "R", "language": "R"},
+    )
+    assert cli(["export", str(path), "--to", "cwl"]) == 2
+    assert (
+        capsys.readouterr().err.strip() == "nbflow: error: r.ipynb: is a R notebook; `nbflow export` writes Python only"
+    )
+    assert not (tmp_path / "r-cwl").exists()

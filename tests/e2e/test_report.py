@@ -20,8 +20,8 @@ from urllib.parse import urlparse
 import nbformat
 import pytest
 
+from nbflow import load_pipeline
 from nbflow.cache import Cache
-from nbflow.graph import load_pipeline
 from nbflow.report import build_comparison, build_report, collect_run, timeline_figure
 from nbflow.run import start_run
 from nbflow.store import RunStore
@@ -328,7 +328,7 @@ def test_a_run_still_going_is_reported_as_it_stands(tmp_path):
 def test_fan_out_is_one_node_with_per_element_states(tmp_path):
     import shutil
 
-    from nbflow.graph import load_pipeline
+    from nbflow import load_pipeline
 
     path = tmp_path / "sensor_files.ipynb"
     shutil.copy(Path(__file__).resolve().parents[2] / "notebooks" / "sensor_files.ipynb", path)

@@ -1,5 +1,5 @@
 // The bundle Panel loads for nbflow.studio.canvas.PipelineCanvas: Panel looks the
 // component up by its Python class name in the default export.
-import * as PipelineCanvas from "./canvas.js";
+import * as PipelineCanvas from "./panel.js";
 
 export default { PipelineCanvas };

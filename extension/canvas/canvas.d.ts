@@ -1,0 +1,56 @@
+// Types of the shared canvas (src/canvas.js) for the JupyterLab extension's TypeScript.
+import type { Core } from 'cytoscape';
+
+export interface ICanvasNode {
+  id: string;
+  label: string;
+  state: string;
+  x: number;
+  y: number;
+}
+
+export interface ICanvasEdge {
+  id: string;
+  source: string;
+  target: string;
+  names?: string[];
+  explicit?: boolean;
+}
+
+export interface ICanvasGraph {
+  nodes: ICanvasNode[];
+  edges: ICanvasEdge[];
+  legend: { state: string; colour: string; shape: string; label: string }[];
+}
+
+export interface ICanvasOptions {
+  onMove?: (positions: Record<string, { x: number; y: number }>) => void;
+  onConnect?: (source: string, target: string) => void;
+  onSelect?: (step: string) => void;
+  onSelectEdge?: (edge: string) => void;
+  onMode?: (mode: 'move' | 'connect') => void;
+  toolbar?: boolean;
+}
+
+export interface ICanvas {
+  readonly cy: Core;
+  readonly root: HTMLElement;
+  readonly mode: 'move' | 'connect';
+  setGraph(graph: ICanvasGraph, states?: Record<string, string>): void;
+  setStates(states: Record<string, string>): void;
+  select(step: string): void;
+  selectEdge(edge: string): void;
+  selectedStep(): string;
+  setMode(mode: 'move' | 'connect'): void;
+  fit(): void;
+  find(text: string, choose?: boolean): string[];
+  toggleCollapse(step: string): void;
+  collapsed(): string[];
+  nodeCenter(id: string): { x: number; y: number };
+  edgeMiddle(id: string): { x: number; y: number };
+  states(): Record<string, string>;
+  destroy(): void;
+}
+
+export function createCanvas(el: HTMLElement, options?: ICanvasOptions): ICanvas;
+export function fanOut(step: string, edges: ICanvasEdge[]): string[];

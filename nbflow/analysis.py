@@ -36,6 +36,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from . import hidden_rules
 from .deepcode import with_room
 
 #: Method names that change their object in place.
@@ -171,6 +172,8 @@ class Names:
     functions: Mapping[str, FunctionNames] = field(default_factory=dict)
     star_import: bool = False
     code: str = ""
+    #: Names bound to modules by ``import``: ``{"np": "numpy"}``.
+    modules: Mapping[str, str] = field(default_factory=dict)
 
 
 def python_source(source: str) -> str:
@@ -198,20 +201,23 @@ def parse_cell(source: str, cell: int = 0) -> ast.Module:
         ) from None
 
 
-def analyse_cells(sources: Sequence[str]) -> Names:
+def analyse_cells(sources: Sequence[str], modules: Mapping[str, str] | None = None) -> Names:
     """Analyse the cells of one step (or the setup), in order, as one piece of code.
 
-    ``AnalysisError.cell`` is the index in ``sources`` of a cell that does not parse.
+    ``modules`` are module aliases bound elsewhere (the setup's ``import numpy as np``),
+    to recognise hidden-state calls (``hidden_rules``: ``np.random.seed`` writes the
+    pseudo-name ``<numpy.random>``). ``AnalysisError.cell`` is the index in ``sources``
+    of a cell that does not parse.
     """
     trees = [parse_cell(source, index) for index, source in enumerate(sources)]
     try:
-        return _names(trees)
+        return _names(trees, modules or {})
     except RecursionError:  # valid deep code (a sum of 2 000 terms): the walk needs room
-        return with_room(_names, trees)
+        return with_room(_names, trees, modules or {})
 
 
-def _names(trees: list[ast.Module]) -> Names:
-    walker = _Walker()
+def _names(trees: list[ast.Module], modules: Mapping[str, str]) -> Names:
+    walker = _Walker(modules)
     assigned: set[str] = set()
     dumps = []
     for tree in trees:
@@ -227,6 +233,7 @@ def _names(trees: list[ast.Module]) -> Names:
         functions=dict(walker.functions),
         star_import=walker.star_import,
         code="\n".join(dumps),
+        modules=dict(walker.modules),
     )
 
 
@@ -528,7 +535,7 @@ def comprehension_scope(node: ast.AST) -> tuple[set[str], set[str]]:
 class _Walker:
     """Walks top-level statements in execution order, tracking definite assignment."""
 
-    def __init__(self) -> None:
+    def __init__(self, modules: Mapping[str, str]) -> None:
         self.reads: set[str] = set()
         self.writes: set[str] = set()
         self.mutated: set[str] = set()
@@ -537,6 +544,19 @@ class _Walker:
         self.late: set[str] = set()
         self.functions: dict[str, FunctionNames] = {}
         self.star_import = False
+        self.modules: dict[str, str] = {}
+        self.aliases: dict[str, str] = {**hidden_rules.DEFAULT_ALIASES, **modules}
+
+    def hidden(self, effects: hidden_rules.Effects, assigned: set[str]) -> None:
+        """Hidden state read and written, as pseudo-names (``<numpy.random>``)."""
+        for name in sorted(effects.reads):
+            self.load(name, assigned)
+        for name in sorted(effects.writes):
+            self.bind(name, assigned)
+
+    def imported(self, name: str, module: str) -> None:
+        self.modules[name] = module
+        self.aliases[name] = module
 
     # -- names
     def load(self, name: str, assigned: set[str]) -> None:
@@ -614,12 +634,17 @@ class _Walker:
             for expr in _definition_time_exprs(node):
                 self.expr(expr, assigned)
             free, global_writes = function_scope(node)
-            self.functions[node.name] = FunctionNames(frozenset(free), frozenset(global_writes))
+            effects = hidden_rules.effects_in(node, self.aliases)
+            self.functions[node.name] = FunctionNames(
+                frozenset(free | effects.reads), frozenset(global_writes | effects.writes)
+            )
             self.bind(node.name, assigned)
         elif isinstance(node, ast.ClassDef):
             for expr in [*node.decorator_list, *node.bases, *(k.value for k in node.keywords)]:
                 self.expr(expr, assigned)
             free, global_writes = class_scope(node)
+            effects = hidden_rules.effects_in(node, self.aliases)
+            free, global_writes = free | effects.reads, global_writes | effects.writes
             # A class body runs when it is defined: its reads happen now.
             for name in free:
                 self.load(name, assigned)
@@ -631,6 +656,7 @@ class _Walker:
                 name = alias.asname or alias.name.split(".")[0]
                 self.imports.add(name)
                 self.bind(name, assigned)
+                self.imported(name, alias.name if alias.asname else name)
         elif isinstance(node, ast.ImportFrom):
             for alias in node.names:
                 if alias.name == "*":
@@ -638,6 +664,8 @@ class _Walker:
                 else:
                     self.imports.add(alias.asname or alias.name)
                     self.bind(alias.asname or alias.name, assigned)
+                    if node.module and not node.level:
+                        self.imported(alias.asname or alias.name, f"{node.module}.{alias.name}")
         elif isinstance(node, ast.Delete):
             for target in node.targets:
                 if isinstance(target, ast.Name):
@@ -676,10 +704,12 @@ class _Walker:
         elif isinstance(target, ast.Attribute):
             self.expr(target.value, assigned)
             self._mutate_base(target, assigned)
+            self.hidden(hidden_rules.target_effects(target, self.aliases), assigned)
         elif isinstance(target, ast.Subscript):
             self.expr(target.value, assigned)
             self.expr(target.slice, assigned)
             self._mutate_base(target, assigned)
+            self.hidden(hidden_rules.target_effects(target, self.aliases), assigned)
 
     def _mutate_base(self, target: ast.AST, assigned: set[str]) -> None:
         name = base_name(target)
@@ -700,9 +730,10 @@ class _Walker:
             for expr in _definition_time_exprs(node):
                 self.expr(expr, assigned)
             free, global_writes = function_scope(node)
-            self.late |= free
-            self.refs |= free
-            self.writes |= global_writes
+            effects = hidden_rules.effects_in(node, self.aliases)
+            self.late |= free | effects.reads
+            self.refs |= free | effects.reads
+            self.writes |= global_writes | effects.writes
         elif isinstance(node, ast.ListComp | ast.SetComp | ast.GeneratorExp | ast.DictComp):
             free, walrus = comprehension_scope(node)
             for name in sorted(free):
@@ -714,6 +745,7 @@ class _Walker:
                     for name in _call_mutations(child):
                         if name in free:
                             self.mutate(name, assigned)
+                    self.hidden(hidden_rules.call_effects(child, self.aliases), assigned)
         elif isinstance(node, ast.Call):
             magic = _magic_call(node)
             if magic is not None:
@@ -723,6 +755,7 @@ class _Walker:
                 self.expr(child, assigned)
             for name in _call_mutations(node):
                 self.mutate(name, assigned)
+            self.hidden(hidden_rules.call_effects(node, self.aliases), assigned)
         else:
             for child in ast.iter_child_nodes(node):
                 self.expr(child, assigned)
@@ -735,9 +768,11 @@ class _Walker:
         if kind in ("system", "getoutput"):
             for name in expansion_names(texts[0] or ""):
                 self.load(name, assigned)
+            self.hidden(hidden_rules.magic_effects(kind, ""), assigned)
             return
         name = texts[0] or ""
         line = texts[1] if len(texts) > 1 and texts[1] is not None else ""
+        self.hidden(hidden_rules.magic_effects(name, line), assigned)
         for var in expansion_names(line):
             self.load(var, assigned)
         if name not in CODE_MAGICS:

@@ -50,6 +50,7 @@ def cmd_graph(args: argparse.Namespace) -> int:
 
 def graph_text(pipeline: Any) -> str:
     """The pipeline as text: one line per step with what it depends on and why."""
+    from .graph import edge_text
     from .parameters import shown_default
 
     params = ", ".join(f"{n}={shown_default(p.default)}" for n, p in pipeline.parameters.items()) or "none"
@@ -62,7 +63,7 @@ def graph_text(pipeline: Any) -> str:
         parts = []
         for dep in pipeline.deps[name]:
             passed = pipeline.edge_names.get((dep, name), ())
-            parts.append(f"{dep} [{', '.join(passed)}]" if passed else f"{dep} [after]")
+            parts.append(f"{dep} [{edge_text(passed)}]" if passed else f"{dep} [after]")
         text = f"  {name.ljust(width)}  cell {step.cell.number:<3}"
         text += f"  <- {'; '.join(parts)}" if parts else "  <- (no upstream step)"
         if step.params:
@@ -89,6 +90,18 @@ def cmd_plan(args: argparse.Namespace) -> int:
     runs = len(plan.to_run)
     print(f"\n{runs} of {len(pipeline.order)} steps would run; {len(plan.fresh)} are cached.")
     return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from .graph import load_pipeline
+    from .verify import verify_cache
+
+    pipeline = load_pipeline(args.notebook)
+    _print_warnings(pipeline)
+    values, raw = parameters_from_args(args)
+    result = verify_cache(pipeline, values, raw=raw)
+    print(jsonout.dumps(result.to_dict(), indent=2) if args.json else result.summary())
+    return 0 if result.ok else 1
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -459,6 +472,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_selection_options(p)
     p.add_argument("--json", action="store_true", help="print the plan as JSON")
     p.set_defaults(func=cmd_plan)
+
+    p = sub.add_parser("verify", help="run the notebook from scratch with papermill and compare the cache with it")
+    p.add_argument("notebook")
+    _add_parameter_options(p)
+    p.add_argument("--json", action="store_true", help="print what was compared and found as JSON")
+    p.set_defaults(func=cmd_verify)
 
     p = sub.add_parser("run", help="run the stale steps (papermill + joblib cache)")
     p.add_argument("notebook")

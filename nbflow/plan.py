@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from .cache import CACHE_FORMAT
 from .errors import CacheCorrupt
+from .hidden_state import capturable, describe_change, hidden_only, is_pseudo, kind_of
 from .parameters import canonical
 
 if TYPE_CHECKING:
@@ -64,6 +65,8 @@ ReasonKind = Literal[
     "run cancelled",
     "run stopped",
     "fail fast",
+    "hidden state changed",
+    "re-executed",
 ]
 
 
@@ -79,11 +82,14 @@ class Reason(str):
 
     kind: ReasonKind
     subject: str
+    #: For ``hidden state changed`` and ``re-executed``: the state's pseudo-name (``<numpy.random>``).
+    state: str | None
 
-    def __new__(cls, kind: ReasonKind, text: str | None = None, subject: str = "") -> Reason:
+    def __new__(cls, kind: ReasonKind, text: str | None = None, subject: str = "", state: str | None = None) -> Reason:
         reason = super().__new__(cls, kind if text is None else text)
         reason.kind = kind
         reason.subject = subject
+        reason.state = state
         return reason
 
 
@@ -171,8 +177,30 @@ def item_key(pipeline: Pipeline, step: str, parts: KeyParts, fingerprint: str) -
     return sha256_text(json.dumps(recipe, sort_keys=True, separators=(",", ":")))
 
 
-def explain(parts: KeyParts, previous: Mapping[str, Any] | None) -> tuple[Reason, ...]:
-    """Why a step with ``parts`` has no entry, given its latest entry's parts."""
+def upstream_reasons(step: str, passed: Iterable[str]) -> list[Reason]:
+    """``upstream a changed``, or, when ``a`` passes only hidden state, what it changed:
+    ``random state changed (numpy) after step a``."""
+    passed = list(passed)
+    if not hidden_only(passed):
+        return [Reason("upstream changed", f"upstream {step} changed", subject=step)]
+    return [Reason("hidden state changed", describe_change(n, step), subject=step, state=n) for n in sorted(passed)]
+
+
+def reexecuted(state: str | None) -> Reason:
+    """Why a cached step runs again: it left state nbflow cannot restore (or is tagged ``always``)."""
+    if state is None:
+        return Reason("re-executed", "re-executed: tagged always")
+    return Reason("re-executed", f"re-executed: {kind_of(state).label}", state=state)
+
+
+def explain(
+    parts: KeyParts, previous: Mapping[str, Any] | None, passed: Mapping[str, Iterable[str]] | None = None
+) -> tuple[Reason, ...]:
+    """Why a step with ``parts`` has no entry, given its latest entry's parts.
+
+    ``passed``: what each upstream step passes to this one (to say "random state
+    changed" rather than "upstream changed" for hidden state).
+    """
     if not previous:
         return (Reason("never run"),)
     reasons = []
@@ -191,8 +219,41 @@ def explain(parts: KeyParts, previous: Mapping[str, Any] | None) -> tuple[Reason
         theirs = previous.get(field_name) or {}
         for name in sorted(set(mine) | set(theirs)):
             if mine.get(name) != theirs.get(name):
-                reasons.append(Reason(kind, f"{label} {name} changed", subject=name))
+                if field_name == "upstream" and passed is not None:
+                    reasons += upstream_reasons(name, passed.get(name, ()))
+                else:
+                    reasons.append(Reason(kind, f"{label} {name} changed", subject=name))
     return tuple(reasons) or (Reason("cache entry missing"),)
+
+
+def always(pipeline: Pipeline, step: str) -> bool:
+    """Whether ``step`` is tagged ``always`` (re-executed before any dependent step runs)."""
+    return any("always" in cell.tags for cell in pipeline.steps[step].cells)
+
+
+def restorable(pipeline: Pipeline, name: str, provider: str) -> bool:
+    """Whether the value or hidden state ``name`` of ``provider`` can be put back from its
+    entry: not pyplot's figures and the like, and not the state a ``map:`` step left
+    (its entry holds one per element)."""
+    return not is_pseudo(name) or (capturable(name) and not pipeline.steps[provider].map_over)
+
+
+def replay_chain(pipeline: Pipeline, step: str) -> list[str]:
+    """The steps to re-execute, in execution order, in a fresh process before ``step``
+    runs there: the writers of state nbflow cannot capture that it reads (pyplot's
+    figures; and, transitively, the writers those read) and the ``always`` steps it
+    depends on."""
+    chain: set[str] = set()
+    todo = [step]
+    while todo:
+        current = todo.pop()
+        providers = [p for n, p in pipeline.steps[current].inputs.items() if not restorable(pipeline, n, p)]
+        providers += [p for p in pipeline.deps[current] if always(pipeline, p)]
+        for provider in providers:
+            if provider not in chain:
+                chain.add(provider)
+                todo.append(provider)
+    return [s for s in pipeline.order if s in chain]
 
 
 @dataclass(frozen=True)
@@ -302,7 +363,8 @@ def compute_plan(
                 reasons[name] = [Reason("invalidated")]
                 continue
             previous = latest(name)
-            reasons[name] = list(explain(parts[name], previous.parts if previous else None))
+            passed = {d: pipeline.edge_names.get((d, name), ()) for d in pipeline.deps[name]}
+            reasons[name] = list(explain(parts[name], previous.parts if previous else None, passed))
 
     selected = set(pipeline.check_steps(only, "--only")) if only else set(pipeline.order)
     if only:
@@ -312,19 +374,31 @@ def compute_plan(
         return name in reasons and name in selected
 
     # A running step needs its inputs' values; a cached provider whose entry lacks
-    # one (it could not be pickled) has to run too.
+    # one (it could not be pickled) has to run too, and so does one that left hidden
+    # state nbflow cannot capture (pyplot's figures) or is tagged `always`.
     changed = True
     while changed:
         changed = False
         for name in pipeline.order:
             if not runs(name):
                 continue
+            for provider in pipeline.deps[name]:
+                if not runs(provider) and always(pipeline, provider) and provider not in reasons:
+                    reasons[provider] = [reexecuted(None)]
+                    selected.add(provider)
+                    changed = True
             for value, provider in pipeline.steps[name].inputs.items():
                 entry = entries.get(provider)
-                if runs(provider) or entry is None or value in entry.names:
+                replayed = not restorable(pipeline, value, provider)
+                if runs(provider) or entry is None or (value in entry.names and not replayed):
                     continue
-                why = entry.missing.get(value, "it was not cached")
-                reasons[provider] = [Reason("value needed", f"value {value} needed by {name}: {why}", subject=value)]
+                if replayed:
+                    reasons.setdefault(provider, [reexecuted(value)])
+                else:
+                    why = entry.missing.get(value, "it was not cached")
+                    reasons[provider] = [
+                        Reason("value needed", f"value {value} needed by {name}: {why}", subject=value)
+                    ]
                 selected.add(provider)
                 changed = True
 

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import PipelineError
+from ..plan import replay_chain, restorable
 from .outcome import NotRestorable, restore_specs, save_output_notebook
 
 if TYPE_CHECKING:
@@ -136,6 +137,7 @@ class TaskInputs:
             "params": dict(ctx.params),
             "cells": [[c.number, c.source] for c in self.pipeline.steps[step].cells],
             "restores": restores,
+            "replay": self.replay_of(step),
             "shared": self.shared,
             "cache_root": str(ctx.cache.root),
             "staging": str(attempt.staging) if attempt.staging else None,
@@ -149,13 +151,39 @@ class TaskInputs:
             "map": fan,
         }
 
+    def replay_of(self, step: str) -> list[list[Any]]:
+        """The steps the task re-executes before ``step``, each with the values its
+        cells read (``[[step, restores, cells]]``; see ``plan.replay_chain``)."""
+        chain = replay_chain(self.pipeline, step)
+        replay = []
+        for name in chain:
+            if self.pipeline.steps[name].map_over:
+                raise CannotStart(
+                    f'it reads hidden state the map: step "{name}" left, which a Dask worker cannot rebuild; '
+                    "run with --executor kernel"
+                )
+            needs: dict[str, list[str]] = {}
+            for value, provider in sorted(self.pipeline.steps[name].inputs.items()):
+                if provider not in chain and restorable(self.pipeline, value, provider):
+                    needs.setdefault(provider, []).append(value)
+            if needs and not self.shared:
+                raise CannotStart(
+                    f'step "{name}" must be re-executed before it (its state cannot be restored), which needs '
+                    "a cache folder the workers see; run with --executor kernel"
+                )
+            restores = [[provider, self.ctx.key(provider), names] for provider, names in needs.items()]
+            cells = [[c.number, c.source] for c in self.pipeline.steps[name].cells]
+            replay.append([name, restores, cells])
+        return replay
+
     def inputs_of(self, step: str) -> tuple[list[list[Any]], dict[str, Any]]:
         """What the task restores (``[[provider, key, names]]``) and, without a shared
         cache, the providers' files (futures of this run's tasks, or scattered bytes)."""
         ctx = self.ctx
         needs: dict[str, list[str]] = {}
         for name, provider in sorted(self.pipeline.steps[step].inputs.items()):
-            needs.setdefault(provider, []).append(name)
+            if restorable(self.pipeline, name, provider):  # else re-executed on the worker (``replay_of``)
+                needs.setdefault(provider, []).append(name)
         try:
             restores = restore_specs(ctx, step, needs)
         except NotRestorable as e:

@@ -74,6 +74,8 @@ class Pipeline:
     order: tuple[str, ...]
     warnings: tuple[str, ...] = ()
     config: Config | None = field(default=None, compare=False)
+    #: Names bound by an import anywhere in the notebook (never counted as written in place).
+    modules: frozenset[str] = frozenset()
 
     # ------------------------------------------------------------------ graph
     @cached_property
@@ -340,6 +342,7 @@ def build_pipeline(source: NotebookSource) -> Pipeline:
         edge_names=edge_names,
         order=order,
         warnings=tuple(warnings),
+        modules=frozenset(modules),
     )
 
 

@@ -30,10 +30,11 @@ from typing import TYPE_CHECKING, Any
 
 from .cache import Cache, file_sha256
 from .compare import save_snapshot
+from .cutoff import Knowledge
 from .errors import CacheCorrupt, NbflowError, PipelineError
 from .events import Event, EventBus, RunFinished, RunStarted, StepFinished, StepStarted
 from .parameters import resolve_parameters
-from .plan import Plan, compute_plan, step_keys
+from .plan import Plan, compute_plan
 
 if TYPE_CHECKING:
     from .executors import Executor
@@ -98,13 +99,14 @@ def plan_pipeline(
     pipeline.check_steps(force, "--force")
     pipeline.check_steps(from_, "--from")
     cache = cache or pipeline_cache(pipeline)
-    parts = step_keys(pipeline, values, input_file_hashes(pipeline))
+    knowledge = Knowledge(pipeline, cache)
+    parts = knowledge.keys(values, input_file_hashes(pipeline))
     return compute_plan(
         pipeline,
         values,
         parts,
-        cache.lookup,
-        lambda step: cache.latest(step, notebook=pipeline.path.name),
+        knowledge.lookup,
+        knowledge.latest,
         force=force,
         force_all=force_all,
         only=only,

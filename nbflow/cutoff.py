@@ -82,9 +82,16 @@ class Knowledge:
         return dict(latest.manifest.get("found_reads") or {})
 
     # --------------------------------------------------------------- keys
-    def keys(self, params: Mapping[str, Any], files: Mapping[str, str] | None = None) -> dict[str, KeyParts]:
-        """Every step's ``KeyParts`` with what is known now."""
-        return step_keys(self.pipeline, params, files, known=self.known, found_reads=self.found_reads)
+    def keys(
+        self,
+        params: Mapping[str, Any],
+        files: Mapping[str, str] | None = None,
+        inputs_out: dict[str, dict[str, str]] | None = None,
+    ) -> dict[str, KeyParts]:
+        """Every step's ``KeyParts`` with what is known now (``plan.step_keys``)."""
+        return step_keys(
+            self.pipeline, params, files, known=self.known, found_reads=self.found_reads, inputs_out=inputs_out
+        )
 
     def learn(self, step: str, key: str, manifest_part: Mapping[str, Any]) -> None:
         """Record what ``step`` (run under ``key``) left: ``digests``, ``run_writes``, ``found_reads``."""
@@ -95,3 +102,93 @@ class Knowledge:
 def code_hash(code: str) -> str:
     """The ``code`` part of a key (``KeyParts.code``) for a step's normalised code."""
     return sha256_text(code)
+
+
+#: Reasons that make a step run whatever its key says.
+_MUST_RUN = ("forced", "invalidated", "cache entry corrupt")
+_FINISHED = ("done", "cached", "failed", "skipped", "cancelled", "interrupted")
+
+
+class RunKeys:
+    """The keys of one run's steps, recomputed as the run learns (``RunContext.keys``).
+
+    Starts from the plan's keys. ``learn`` records what a step that ran left (value
+    digests, run-time writes, reads found at run time) and gives the step its final key;
+    ``recheck`` recomputes a step's key just before it would run and returns its entry
+    if the key now has one (the upstream steps re-ran and left the same values): the
+    step is then restored, not run. A cached step whose plan entry names steps to
+    ``recheck`` after (they read what it reads) is ``deferred`` until they have run.
+    """
+
+    def __init__(self, ctx: Any) -> None:
+        self.ctx = ctx
+        self.knowledge = Knowledge(ctx.pipeline, ctx.cache)
+        self._parts: dict[str, KeyParts | None] = {e.step: e.parts for e in ctx.plan}
+        self._inputs: dict[str, dict[str, str]] = {}
+        self._files: dict[str, str] = {}
+        for entry in ctx.plan:
+            if entry.parts is not None:
+                self._files.update(entry.parts.files)
+        self._learnt: dict[str, dict[str, Any]] = {}
+
+    def key(self, step: str) -> str:
+        parts = self._parts.get(step)
+        return parts.key if parts is not None else self.ctx.plan[step].key
+
+    def parts(self, step: str) -> KeyParts | None:
+        return self._parts.get(step)
+
+    def inputs(self, step: str) -> dict[str, str]:
+        """Where each value ``step`` reads comes from, with what the run learnt."""
+        return self._inputs.get(step) or dict(self.ctx.pipeline.steps[step].inputs)
+
+    def deferred(self, step: str) -> bool:
+        """Whether ``step`` is cached but must be checked again after steps that run."""
+        ctx = self.ctx
+        return (
+            ctx.actions.get(step) == "cached"
+            and step not in ctx.status
+            and any(ctx.actions.get(s) == "run" and ctx.status.get(s) not in _FINISHED for s in ctx.plan[step].recheck)
+        )
+
+    def refresh(self) -> None:
+        """Recompute the keys of the steps that have not finished."""
+        inputs: dict[str, dict[str, str]] = {}
+        parts = self.knowledge.keys(self.ctx.params, self._files, inputs_out=inputs)
+        self._inputs = inputs
+        for step, new in parts.items():
+            if self.ctx.status.get(step) not in _FINISHED and step not in self._learnt:
+                self._parts[step] = new
+
+    def recheck(self, step: str) -> Entry | None:
+        """Re-key ``step`` before it runs; its verified entry if the new key has one."""
+        self.refresh()
+        ctx = self.ctx
+        if ctx.pipeline.steps[step].map_over or any(r in _MUST_RUN for r in ctx.reasons.get(step, ())):
+            return None
+        return ctx.verified_entry(step, self.key(step))
+
+    def learn(self, step: str, learnt: Mapping[str, Any] | None, found_reads: Mapping[str, str] | None = None) -> str:
+        """Record what ``step`` left when it ran; return its final key (which the entry is committed under)."""
+        from .plan import Known
+
+        part = {
+            "digests": dict((learnt or {}).get("digests") or {}),
+            "run_writes": sorted((learnt or {}).get("run_writes") or ()),
+            "found_reads": dict(found_reads or {}),
+        }
+        known = Known.of(part) or Known()
+        self.knowledge.ran[step] = ("", known)
+        self._learnt.pop(step, None)
+        self.refresh()
+        key = self.key(step)
+        self.knowledge.ran[step] = (key, known)
+        self._learnt[step] = part
+        return key
+
+    def run_writes(self, step: str) -> list[str]:
+        return list(self._learnt.get(step, {}).get("run_writes", ()))
+
+    def manifest(self, step: str) -> dict[str, Any]:
+        """What the entry of ``step``'s run records for the keys of later runs."""
+        return dict(self._learnt.get(step, {}))

@@ -290,3 +290,30 @@ def changed(before: Mapping[str, str], values: Mapping[str, Any]) -> list[str]:
     """Names of ``before`` whose value is gone, rebound or seen changed in ``values``."""
     now = fingerprints({n: values[n] for n in before if n in values})
     return sorted(n for n, fp in before.items() if now.get(n) != fp)
+
+
+class StepWatch:
+    """Around one step where its values live: fingerprints before, what it left after.
+
+    ``before(ns, names)`` fingerprints the pipeline's values ``names`` the namespace holds;
+    ``learnt(ns, written)`` returns ``{"digests", "run_writes"}`` for the step's manifest:
+    the digests of what it wrote and of the values it changed beyond ``written`` (its
+    static writes), and the names of those values.
+    """
+
+    def __init__(self) -> None:
+        self.prints: dict[str, str] = {}
+
+    def before(self, ns: Mapping[str, Any], names: Iterable[str]) -> None:
+        self.prints = fingerprints({n: ns[n] for n in names if n in ns and not n.startswith("_")})
+
+    def run_writes(self, ns: Mapping[str, Any], written: Iterable[str]) -> list[str]:
+        written = set(written)
+        found = [n for n in changed(self.prints, ns) if n not in written and n in ns]
+        self.prints = {}
+        return found
+
+    @staticmethod
+    def digests(ns: Mapping[str, Any], names: Iterable[str]) -> dict[str, str]:
+        names = list(names)
+        return value_digests({n: ns[n] for n in names if n in ns}, names)

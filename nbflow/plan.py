@@ -142,6 +142,7 @@ def step_keys(
     file_hashes: Mapping[str, str] | None = None,
     known: Callable[[str, str], Known | None] | None = None,
     found_reads: Callable[[str, str], Mapping[str, str]] | None = None,
+    inputs_out: dict[str, dict[str, str]] | None = None,
 ) -> dict[str, KeyParts]:
     """The ``KeyParts`` of every step for a run with parameter values ``params``.
 
@@ -149,7 +150,8 @@ def step_keys(
     run, for a step that ran): value digests, run-time writes, run-time reads; ``None``
     when there is no entry. Without it keys depend on upstream keys only.
     ``found_reads(step, code)``: reads a previous run of the same code found at run
-    time (tried when the key without them has no entry).
+    time (tried when the key without them has no entry). ``inputs_out`` receives every
+    step's effective inputs (value -> providing step).
     """
     setup = sha256_text(pipeline.setup.code)
     files = file_hashes or {}
@@ -163,6 +165,8 @@ def step_keys(
 
         def parts_with(found: Mapping[str, str], step=step, name=name, used=used, code=code) -> KeyParts:
             inputs = effective_inputs(pipeline, name, holders, found)
+            if inputs_out is not None:
+                inputs_out[name] = inputs
             deps = set(pipeline.deps[name]) | set(inputs.values())
             pinned = set(step.after) | set(step.file_inputs.values())
             upstream = {}

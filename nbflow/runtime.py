@@ -118,8 +118,29 @@ class KernelSide:
             loaded.append(step)
         return json.dumps(loaded)
 
+    def watch(self, names: list[str]) -> str:
+        """Fingerprint the pipeline's values ``names`` before a step runs (run-time writes)."""
+        from .fingerprint import StepWatch
+
+        self._watch = StepWatch()
+        self._watch.before(self.namespace, names)
+        return "{}"
+
     def dump(self, staging: str, names: list[str], required: list[str]) -> str:
-        """Write the step's values into ``staging`` (see module docstring)."""
+        """Write the step's values into ``staging`` (see module docstring), with what the
+        step left for early cut-off (``learnt``: digests, run-time writes)."""
+        from .fingerprint import StepWatch
+
+        ns = self.namespace
+        watch = getattr(self, "_watch", None)
+        extra = watch.run_writes(ns, names) if watch is not None else []
+        names = [*names, *extra]
+        learnt = {"digests": StepWatch.digests(ns, names), "run_writes": extra}
+        answer = json.loads(self._dump_values(staging, names, required))
+        answer["learnt"] = learnt
+        return json.dumps(answer)
+
+    def _dump_values(self, staging: str, names: list[str], required: list[str]) -> str:
         ns = self.namespace
         values = {n: ns[n] for n in names if n in ns}
         if sum(approximate_nbytes(v) for v in values.values()) >= self.async_bytes:

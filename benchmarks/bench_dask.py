@@ -161,7 +161,7 @@ configs = {
 if __name__ == "__main__":
     start = time.perf_counter()
     if label == "nbflow":
-        from nbflow.executors.dask import start_local_cluster
+        from nbflow.executors.dask_cluster import start_local_cluster
         cluster = start_local_cluster(2, dashboard=False)
         config = {}
     else:

@@ -176,6 +176,7 @@ class RunKeys:
             "digests": dict((learnt or {}).get("digests") or {}),
             "run_writes": sorted((learnt or {}).get("run_writes") or ()),
             "found_reads": dict(found_reads or {}),
+            "aliases": list((learnt or {}).get("aliases") or ()),
         }
         known = Known.of(part) or Known()
         self.knowledge.ran[step] = ("", known)

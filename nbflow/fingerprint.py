@@ -23,6 +23,11 @@ or rows (the sample is spread evenly, so a change to a whole row, column or bloc
 seen; a single element of a big array may not be), and changes to objects only reachable
 through attributes of an unpicklable large object.
 
+Two helpers serve restores: ``alias_groups`` records which of a step's values share
+memory or an index (restored together, they share again), and ``in_namespace`` makes
+restored notebook functions read the namespace as their globals, as a function defined
+in the notebook does (``eval(name)`` in a helper sees the kernel's names).
+
 Hidden-state pseudo-names (``<numpy.random>``...) have no value in the namespace: a
 module may register a function returning a snapshot of that state in ``SNAPSHOTS``;
 its digest is taken like any value's.
@@ -314,6 +319,82 @@ class StepWatch:
         return found
 
     @staticmethod
-    def digests(ns: Mapping[str, Any], names: Iterable[str]) -> dict[str, str]:
+    def learnt(ns: Mapping[str, Any], names: Iterable[str], run_writes: Iterable[str]) -> dict[str, Any]:
+        """What a step's manifest records: ``digests``, ``run_writes`` and ``aliases``."""
         names = list(names)
-        return value_digests({n: ns[n] for n in names if n in ns}, names)
+        values = {n: ns[n] for n in names if n in ns}
+        return {
+            "digests": value_digests(values, names),
+            "run_writes": sorted(run_writes),
+            "aliases": alias_groups(values),
+        }
+
+
+def _shared_parts(value: Any) -> list[int]:
+    """Identities of the objects ``value`` shares with others: an array's memory owner,
+    a pandas object's index and columns."""
+    kind = type(value)
+    module = kind.__module__.split(".")[0]
+    if module == "numpy" and hasattr(value, "base"):
+        root = value
+        while getattr(root, "base", None) is not None:
+            root = root.base
+        return [id(root)]
+    if module == "pandas" and hasattr(value, "index"):
+        parts = [id(value.index)]
+        if hasattr(value, "columns"):
+            parts.append(id(value.columns))
+        return parts
+    return []
+
+
+def alias_groups(values: Mapping[str, Any]) -> list[list[str]]:
+    """Groups of names whose values share memory or an index (restored together, so a
+    change through one is seen through the others, as in the notebook)."""
+    owners: dict[int, set[str]] = {}
+    for name, value in values.items():
+        try:
+            for part in _shared_parts(value):
+                owners.setdefault(part, set()).add(name)
+        except Exception:  # noqa: BLE001 - an odd object: not grouped
+            continue
+    groups: list[set[str]] = []
+    for names in owners.values():
+        if len(names) < 2:
+            continue
+        merged = [g for g in groups if g & names]
+        for g in merged:
+            groups.remove(g)
+            names = names | g
+        groups.append(set(names))
+    return sorted(sorted(g) for g in groups)
+
+
+def in_namespace(values: dict[str, Any], ns: dict[str, Any]) -> dict[str, Any]:
+    """``values`` restored from the cache, their notebook functions and classes' methods
+    made to read ``ns`` as their globals, as they do when defined in the notebook (a
+    function unpickled by value otherwise reads a copy of the globals it had when cached)."""
+
+    def rebound(fn: types.FunctionType) -> types.FunctionType:
+        if fn.__globals__ is ns:
+            return fn
+        new = types.FunctionType(fn.__code__, ns, fn.__name__, fn.__defaults__, fn.__closure__)
+        new.__kwdefaults__ = fn.__kwdefaults__
+        new.__dict__.update(fn.__dict__)
+        new.__qualname__ = fn.__qualname__
+        new.__annotations__ = fn.__annotations__
+        new.__module__ = fn.__module__
+        new.__doc__ = fn.__doc__
+        return new
+
+    for name, value in list(values.items()):
+        if isinstance(value, types.FunctionType) and value.__module__ == "__main__":
+            values[name] = rebound(value)
+        elif isinstance(value, type) and value.__module__ == "__main__":
+            for attr, member in list(vars(value).items()):
+                if isinstance(member, types.FunctionType) and member.__module__ == "__main__":
+                    try:
+                        setattr(value, attr, rebound(member))
+                    except (AttributeError, TypeError):
+                        continue
+    return values

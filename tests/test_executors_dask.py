@@ -7,7 +7,8 @@ import pytest
 
 from nbflow.cli import _executor_from_args, build_parser
 from nbflow.errors import PipelineError
-from nbflow.executors.dask import DaskExecutor, _loopback, _record_death, death_text, resource_amounts
+from nbflow.executors.dask import DaskExecutor, resource_amounts
+from nbflow.executors.dask_cluster import _loopback, _record_death, death_text
 from nbflow.graph import load_pipeline
 
 from .conftest import step

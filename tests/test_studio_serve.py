@@ -154,3 +154,47 @@ def test_confine_notebook_keeps_reports_inside_the_folder(tmp_path):
     ):
         assert confine_notebook(folder, raw) is None, raw
     assert report_url(3, "sub/p.ipynb", 17) == "report/3?notebook=sub%2Fp.ipynb&v=17"
+
+
+def _imports(module_file, package: str) -> set[str]:
+    """Modules of ``package`` that ``module_file`` imports, imports inside functions included."""
+    import ast
+
+    found = set()
+    for node in ast.walk(ast.parse(module_file.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.level:
+            base = package.split(".")[: len(package.split(".")) - node.level + 1]
+            target = ".".join(base + ([node.module] if node.module else []))
+            found.add(target)
+            found |= {f"{target}.{a.name}" for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module)
+        elif isinstance(node, ast.Import):
+            found |= {a.name for a in node.names}
+    return found
+
+
+@pytest.mark.parametrize("package", ["nbflow.studio", "nbflow.report"])
+def test_the_views_modules_import_each_other_without_a_cycle(package):
+    """studio/app.py and studio/serve.py imported each other; the split report must not either (#16)."""
+    import importlib
+
+    folder = importlib.import_module(package).__path__[0]
+    from pathlib import Path
+
+    modules = {f"{package}.{p.stem}": p for p in Path(folder).glob("*.py") if p.stem != "__init__"}
+    graph = {name: {m for m in _imports(path, package) if m in modules and m != name} for name, path in modules.items()}
+
+    def reach(start: str) -> set[str]:
+        seen, todo = set(), list(graph[start])
+        while todo:
+            m = todo.pop()
+            if m not in seen:
+                seen.add(m)
+                todo.extend(graph[m])
+        return seen
+
+    assert len(modules) >= 4
+    assert [m for m in modules if m in reach(m)] == []
+    # and each module stays within the size the style guide allows
+    assert {m: n for m, p in modules.items() if (n := len(p.read_text().splitlines())) > 700} == {}

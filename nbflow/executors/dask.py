@@ -3,7 +3,7 @@
 ``DaskExecutor.execute`` connects to a cluster (its own ``LocalCluster``, a scheduler
 address, a cluster object such as dask-jobqueue's ``SLURMCluster``, or a ``Client``),
 then submits each step as one task when the steps it depends on have finished, so
-independent steps run at the same time. The task (``runtime.run_step_on_worker``) runs
+independent steps run at the same time. The task (``on_worker.run_step_on_worker``) runs
 the step in an IPython shell on the worker and dumps its values; this module, on the
 client, writes the captured outputs, commits the cache entry and publishes every
 event. The cache entries are the kernel executor's (same key from the plan, same
@@ -41,16 +41,8 @@ nanny recorded ("worker died (signal 9; possibly out of memory)"), or is retried
 ``retries`` times; cancel cancels the submitted tasks, interrupts the running ones and
 restarts a worker whose step does not stop within the grace period.
 
-The default ``LocalCluster`` was chosen by measurement (``benchmarks/bench_dask.py
---settings``): one worker process per core with one thread each (a step's stdout,
-``__main__`` and working folder belong to its process; Dask's threads were as fast but
-share them), listening on 127.0.0.1 only, and **without** Dask's
-``MALLOC_TRIM_THRESHOLD_`` (it makes numpy code that allocates large temporaries about
-twice as slow in a worker as in a plain process); BLAS/OpenMP pools are set to one
-thread so two workers do not fight for two cores. Workers are forked from a forkserver
-started first thing, which imports Dask, IPython and numpy once while this process
-imports Dask and starts the scheduler (spawned workers each import them, on cores that
-are busy starting the scheduler).
+The cluster itself (nbflow's own ``LocalCluster``, settings chosen by measurement,
+worker deaths from the nannies' log) is set up by ``dask_cluster``.
 
 ``dask.distributed`` is imported only when a step has to run.
 """
@@ -60,10 +52,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
 import queue
-import re
-import socket
 import sys
 import threading
 import time
@@ -74,16 +63,13 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import NbflowError, PipelineError
 from ..fsutil import atomic_write_bytes, private_dir
-from .base import RunContext, element_outputs, elements_failed, map_values, process_death
+from .base import RunContext, element_outputs, elements_failed, map_values
+from .dask_cluster import Cluster, _record_death
 
 if TYPE_CHECKING:
     from ..notebook import Step
 
 log = logging.getLogger(__name__)
-
-#: How the death of a worker process is logged by its nanny (distributed.nanny).
-_DEATH = re.compile(r"Worker process (\d+) (was killed by signal (\d+)|exited with status (\d+)|was killed by unknown)")
-_MEMORY = re.compile(r"Worker .*\(pid=(\d+)\) exceeded (\d+)% memory budget")
 
 
 class DaskExecutor:
@@ -152,190 +138,6 @@ class DaskExecutor:
         DaskSession(ctx, self).run()
 
 
-# ------------------------------------------------------------------ the cluster
-
-
-#: What nbflow's worker processes import once, in the forkserver they are forked from.
-FORKSERVER_PRELOAD = ["distributed", "nbflow.runtime", "IPython.core.interactiveshell"]
-_THREAD_POOLS = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
-
-
-def local_cluster_config(start_method: str = "forkserver") -> dict[str, Any]:
-    """The Dask settings of nbflow's own ``LocalCluster`` (measured; see module docstring)."""
-    return {
-        # No MALLOC_TRIM_THRESHOLD_: setting it at all turns off glibc's adaptive mmap
-        # threshold, so every large numpy temporary is a fresh mmap (page faults).
-        "distributed.nanny.pre-spawn-environ": dict(_THREAD_POOLS),
-        # Set again in the worker itself: a forked worker has the forkserver's environment.
-        "distributed.nanny.environ": dict(_THREAD_POOLS),
-        "distributed.worker.multiprocessing-method": start_method,
-        # A worker death reaches nbflow at once; nbflow retries (--retries) itself.
-        "distributed.scheduler.allowed-failures": 0,
-    }
-
-
-def start_forkserver() -> bool:
-    """Start multiprocessing's forkserver now, importing ``FORKSERVER_PRELOAD`` while this
-    process imports Dask; ``False`` where there is no forkserver (Windows)."""
-    import multiprocessing
-
-    if "forkserver" not in multiprocessing.get_all_start_methods():
-        return False
-    import importlib.util
-    from multiprocessing import forkserver
-
-    # The forkserver is ready before this process has started the scheduler: importing
-    # numpy there (when installed) is free, and saves each worker importing its own.
-    # Its thread pools read these variables when it is imported (Dask sets them in this
-    # process's environment too, for the workers it spawns).
-    for name, value in _THREAD_POOLS.items():
-        os.environ.setdefault(name, value)
-    preload = FORKSERVER_PRELOAD + (["numpy"] if importlib.util.find_spec("numpy") else [])
-    multiprocessing.get_context("forkserver").set_forkserver_preload(preload)
-    forkserver.ensure_running()
-    return True
-
-
-def start_local_cluster(workers: int | None = None, dashboard: bool = True, start_method: str | None = None) -> Any:
-    """nbflow's default ``LocalCluster``: ``workers`` processes (default: one per core) of
-    one thread each, on 127.0.0.1 only, with the settings of ``local_cluster_config``;
-    each worker offers the resource ``memory`` (its memory limit, in bytes).
-
-    Workers are forked from a forkserver that imported Dask and IPython once (two
-    spawned workers would each import them, on a machine whose cores are busy starting
-    the scheduler); ``start_method="spawn"`` is Dask's default.
-    """
-    if start_method is None:
-        start_method = "forkserver" if start_forkserver() else "spawn"
-    import dask
-    import distributed.system
-    import distributed.utils
-    from distributed import LocalCluster
-
-    if start_method == "forkserver":
-        # Dask would otherwise set its own preload list, importing numpy, pandas... here first.
-        distributed.utils._forkserver_preload_set = True
-    workers = workers or os.cpu_count() or 1
-    memory = int(distributed.system.MEMORY_LIMIT / workers)
-    address = "127.0.0.1:8787" if dashboard and _free_port(8787) else "127.0.0.1:0"
-    with dask.config.set(local_cluster_config(start_method)):
-        return LocalCluster(
-            n_workers=workers,
-            threads_per_worker=1,
-            processes=True,
-            host="127.0.0.1",
-            dashboard_address=address,
-            memory_limit=memory,
-            resources={"memory": memory},
-            silence_logs=logging.ERROR,
-            # Without a dashboard the scheduler still serves /health there, on a free port.
-            scheduler_kwargs=None if dashboard else {"dashboard": False},
-        )
-
-
-def _free_port(port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-class _NannyDeaths(logging.Filter):
-    """Remembers how worker processes ended, from the log lines of in-process nannies.
-
-    Installed as a filter on the ``distributed.nanny`` logger of this process (where a
-    ``LocalCluster``'s nannies run); passes on only what would have been shown anyway.
-    """
-
-    def __init__(self, threshold: int) -> None:
-        super().__init__()
-        self.threshold = threshold
-        self.deaths: dict[int, str] = {}
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        with contextlib.suppress(Exception):
-            _record_death(record.getMessage(), self.deaths)
-        return record.levelno >= self.threshold
-
-
-def _record_death(message: str, deaths: dict[int, str]) -> None:
-    match = _DEATH.search(message)
-    if match:
-        pid = int(match.group(1))
-        if match.group(3):
-            deaths[pid] = death_text(-int(match.group(3)))
-        elif match.group(4):
-            deaths.setdefault(pid, death_text(int(match.group(4))))
-        else:
-            deaths[pid] = "worker died (killed by an unknown signal)"
-        return
-    match = _MEMORY.search(message)
-    if match:
-        deaths[int(match.group(1))] = f"worker died (it used more than {match.group(2)}% of its memory limit)"
-
-
-def death_text(exitcode: int) -> str:
-    """How a worker process ended, as a person would want to read it."""
-    return process_death("worker", exitcode)
-
-
-class _Cluster:
-    """A connected ``Client``, and what to close at the end."""
-
-    def __init__(self, executor: DaskExecutor, ctx: RunContext) -> None:
-        own = executor.cluster is None and executor.scheduler is None
-        start_method = executor.start_method
-        if own and start_method in (None, "forkserver"):
-            # First: the forkserver imports Dask while this process does too.
-            start_method = "forkserver" if start_forkserver() else "spawn"
-        from distributed import Client
-
-        self.owned: Any = None
-        self.close_client = True
-        given = executor.cluster
-        if isinstance(given, Client):
-            self.client = given
-            self.close_client = False
-        elif given is not None:
-            self.client = Client(given, set_as_default=False)
-        elif executor.scheduler is not None:
-            address = executor.scheduler
-            kwargs = {"security": executor.security} if executor.security is not None else {}
-            self.client = Client(address, set_as_default=False, timeout=ctx.config.kernel_start_timeout, **kwargs)
-            if not address.startswith(("tls://", "ucx://", "inproc://")) and not _loopback(address):
-                ctx.warn(
-                    f"the connection to the Dask scheduler at {address} is not encrypted; "
-                    "use a tls:// address with distributed.Security"
-                )
-        else:
-            self.owned = start_local_cluster(executor.workers, start_method=start_method)
-            self.client = Client(self.owned, set_as_default=False)
-        # Nannies of a LocalCluster run in this process: their log says how a worker died.
-        nanny = logging.getLogger("distributed.nanny")
-        self.deaths = _NannyDeaths(nanny.getEffectiveLevel())
-        self._nanny_level = nanny.level
-        nanny.setLevel(logging.INFO)
-        nanny.addFilter(self.deaths)
-
-    def close(self) -> None:
-        if self.close_client:
-            with contextlib.suppress(Exception):
-                self.client.close()
-        if self.owned is not None:
-            with contextlib.suppress(Exception):
-                self.owned.close()
-        nanny = logging.getLogger("distributed.nanny")
-        nanny.removeFilter(self.deaths)
-        nanny.setLevel(self._nanny_level)
-
-
-def _loopback(address: str) -> bool:
-    host = address.split("://", 1)[-1].rsplit(":", 1)[0].strip("[]")
-    return host in ("localhost", "::1") or host.startswith("127.")
-
-
 # ------------------------------------------------------------------ the task
 
 
@@ -343,7 +145,7 @@ def _run_task(spec: dict[str, Any], inputs: dict[str, Any], topic: str) -> dict[
     """The Dask task of one step (runs on a worker)."""
     from distributed import get_worker
 
-    from ..runtime import run_step_on_worker
+    from .on_worker import run_step_on_worker
 
     worker = get_worker()
 
@@ -412,7 +214,7 @@ class DaskSession:
         self.ctx = ctx
         self.executor = executor
         self.pipeline = ctx.pipeline
-        self.cluster: _Cluster | None = None
+        self.cluster: Cluster | None = None
         self.client: Any = None
         self.shared = True
         self.topic = f"nbflow-{uuid.uuid4().hex}"
@@ -459,7 +261,7 @@ class DaskSession:
 
     def _connect(self, out: dict[str, Any]) -> None:
         try:
-            out["cluster"] = _Cluster(self.executor, self.ctx)
+            out["cluster"] = Cluster(self.executor, self.ctx)
         except Exception as e:  # noqa: BLE001 - reported by the run thread
             out["error"] = f"{type(e).__name__}: {e}"
 
@@ -489,7 +291,7 @@ class DaskSession:
             return self.executor.shared_cache
         if self.cluster is not None and self.cluster.owned is not None:
             return True
-        from ..runtime import sees_cache
+        from .on_worker import sees_cache
 
         root = self.ctx.cache.root
         private_dir(root)
@@ -1045,7 +847,7 @@ class DaskSession:
         """Cancel ``attempts``' tasks, interrupt their code, restart workers that ignore it."""
         if not attempts:
             return
-        from ..runtime import interrupt_step, running_steps
+        from .on_worker import interrupt_step, running_steps
 
         client = self.client
         with contextlib.suppress(Exception):
@@ -1155,9 +957,6 @@ def write_output_notebook(
 
 __all__ = [
     "DaskExecutor",
-    "start_local_cluster",
-    "death_text",
-    "local_cluster_config",
     "resource_amounts",
     "write_output_notebook",
 ]

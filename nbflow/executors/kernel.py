@@ -11,7 +11,7 @@ than running a small step.
 
 ``Session`` (the engine's work) reads top to bottom in execution order:
 
-1. connect to the kernel, create the kernel-side helper (``runtime.KernelSide``);
+1. connect to the kernel, create the kernel-side helper (``in_kernel.KernelSide``);
 2. run the *prelude*: setup cells, the parameters cell and papermill's injected cell;
 3. for each step in order: skip it if an upstream step failed; restore the values it
    reads that the kernel does not hold (the ``Ledger`` tracks whose version of each
@@ -509,7 +509,7 @@ class Session:
         by_reference = sorted(self.pipeline.setup.writes)
         try:
             await self.silent(
-                "import nbflow.runtime as __nbflow_runtime\n"
+                "import nbflow.executors.in_kernel as __nbflow_runtime\n"
                 f"__nbflow__ = __nbflow_runtime.KernelSide({str(self.ctx.cache.root)!r}, {by_reference!r}, "
                 f"output_limit={self.ctx.config.output_limit!r})\n"
                 "del __nbflow_runtime\n"
@@ -831,6 +831,22 @@ class Session:
         )
         ctx.finish_step(name, "done", duration=duration)
 
+    def alias_mates(self, provider: str, entry: Any, names: list[str]) -> list[str]:
+        """Values of ``provider``'s entry sharing memory or an index with ``names``, that
+        the kernel holds in ``provider``'s version or not at all: restored with them."""
+        mates: list[str] = []
+        for group in entry.manifest.get("aliases", ()):
+            if set(group) & set(names):
+                mates += [
+                    n
+                    for n in group
+                    if n not in names
+                    and n not in mates
+                    and n in entry.names
+                    and self.ledger.holder.get(n) in (None, provider)
+                ]
+        return mates
+
     # ------------------------------------------------------ early cut-off
     def settle_if_cached(self, name: str, entry: Any) -> bool:
         """Restore nothing, run nothing: ``name``'s re-computed key has an entry."""
@@ -917,6 +933,8 @@ class Session:
                 raise _SilentError({"ename": "RuntimeError", "evalue": f'step "{provider}" did not finish'})
             entry = self.ctx.cache.lookup(provider, self.ctx.key(provider))
             missing = [n for n in names if entry is None or n not in entry.names]
+            if entry is not None and not missing:
+                names += self.alias_mates(provider, entry, names)
             if missing:
                 why = (entry.missing.get(missing[0]) if entry else None) or "it was not cached"
                 raise _SilentError(

@@ -12,13 +12,13 @@ relative to the folder>`` (``report_url``), so a multi-megabyte page never trave
 through the Bokeh websocket: the app only points a sandboxed iframe there. The handler
 is behind the studio's login when one is configured (``tornado.web.authenticated`` on
 Bokeh's ``AuthRequestHandler``), resolves the notebook strictly inside the folder
-(``confine_notebook``: ``..``, absolute paths, symlinks out, sibling folders are all a
+(``folder.confine_notebook``: ``..``, absolute paths, symlinks out, sibling folders are all a
 bare 404), finds the file by run id in that notebook's run store
 (``report.recorded_report``), reads it off the IO loop, and serves it with
 ``Content-Security-Policy: sandbox`` so its scripts run in an opaque origin.
 
-``check_address``, ``websocket_origins``, ``confine_notebook`` and ``report_url`` are
-pure (tested without a server); ``serve`` imports Panel and blocks until the server
+``check_address`` and ``websocket_origins`` are pure (tested without a server, as are
+``folder.confine_notebook`` and ``folder.report_url``, re-exported here); ``serve`` imports Panel and blocks until the server
 stops. It must not build the UI (that is ``app.py``).
 """
 
@@ -32,9 +32,22 @@ import secrets
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
 
 from ..errors import NbflowError
+from .folder import confine_notebook, report_url
+
+__all__ = [
+    "DEFAULT_PORT",
+    "StudioError",
+    "check_address",
+    "confine_notebook",
+    "is_loopback",
+    "report_route",
+    "report_url",
+    "resolve_target",
+    "serve",
+    "websocket_origins",
+]
 
 DEFAULT_PORT = 5006
 
@@ -82,36 +95,6 @@ def resolve_target(target: str | Path | None) -> tuple[Path, str | None]:
     if not path.is_dir():
         raise StudioError(f"{path}: no such folder")
     return path, None
-
-
-def confine_notebook(folder: Path, raw: str | None) -> Path | None:
-    """The notebook ``raw`` (relative to ``folder``) resolved inside ``folder``, else ``None``.
-
-    ``None`` for an absolute path, a path leaving the folder (``..``, a symlink to
-    elsewhere, a sibling folder sharing the folder's name as a prefix), or anything that
-    is not an existing ``.ipynb`` file.
-    """
-    if not raw or "\x00" in raw or Path(raw).is_absolute():
-        return None
-    root = folder.resolve()
-    try:
-        path = (root / raw).resolve()
-    except (OSError, RuntimeError, ValueError):
-        return None
-    # is_relative_to compares whole path parts: /x/studio-other is not inside /x/studio
-    if not path.is_relative_to(root) or path.suffix != ".ipynb" or not path.is_file():
-        return None
-    return path
-
-
-def report_url(run_id: int, notebook: str, version: int | float | None = None) -> str:
-    """The report's address relative to the studio page (so a prefix or a proxy keeps working).
-
-    ``version`` (the file's modification time) makes a rebuilt report a new address,
-    so the frame reloads it.
-    """
-    query = {"notebook": notebook, **({"v": str(version)} if version is not None else {})}
-    return f"report/{int(run_id)}?{urlencode(query)}"
 
 
 def report_route(folder: Path) -> tuple[str, type, dict[str, Any]]:

@@ -22,10 +22,11 @@ import pytest
 import nbflow
 from nbflow.cache import Cache
 from nbflow.events import RunWarning, StepFinished, StepStarted
-from nbflow.executors.dask import DaskExecutor, start_local_cluster
+from nbflow.executors.dask import DaskExecutor
+from nbflow.executors.dask_cluster import start_local_cluster
+from nbflow.executors.on_worker import sees_cache
 from nbflow.graph import load_pipeline
 from nbflow.run import Run, start_run
-from nbflow.runtime import sees_cache
 from nbflow.store import RunStore
 
 from ..conftest import NOTEBOOKS, code, step
@@ -64,7 +65,7 @@ def steps_stop_running(client, timeout: float = 90.0) -> bool:
 
     The scheduler may still list a worker that is being replaced, and a broadcast to it
     waits for the connect timeout (30 s): ask only the workers listed now, and give it time."""
-    from nbflow.runtime import running_steps
+    from nbflow.executors.on_worker import running_steps
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

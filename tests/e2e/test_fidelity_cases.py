@@ -13,7 +13,8 @@ import nbformat
 import pytest
 
 import nbflow
-from nbflow.executors.dask import DaskExecutor, start_local_cluster
+from nbflow.executors.dask import DaskExecutor
+from nbflow.executors.dask_cluster import start_local_cluster
 from nbflow.graph import load_pipeline
 
 from ..conftest import step

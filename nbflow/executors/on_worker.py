@@ -1,21 +1,6 @@
-"""What runs where the values live, on nbflow's behalf: in the kernel or on a Dask worker.
+"""What runs on a Dask worker on the Dask executor's behalf (``run_step_on_worker``).
 
-**The kernel executor** creates one ``KernelSide`` in the user's namespace as
-``__nbflow__`` and calls it with silent executions and ``user_expressions``:
-
-* ``restore(specs)`` loads cached values into the namespace before a step that needs
-  them runs (``specs``: ``[[step, key, [names]], ...]``; the entries were verified by
-  the executor while the kernel started).
-* ``dump(staging, names, required)`` runs as a ``user_expression`` of a step's last
-  cell, so storing costs no extra round trip. Small values are written at once; large
-  ones (``async_bytes`` and up) are copied (so a later step changing them in place
-  cannot corrupt the entry) and written by a background thread while the next steps
-  run. The executor commits the entry (outputs, manifest, rename) when the dump is done.
-* ``collect(wait)`` returns the finished background dumps.
-
-Results travel back as JSON text.
-
-**The Dask executor** runs ``run_step_on_worker(spec, inputs, notify)`` as one task per
+The Dask executor runs ``run_step_on_worker(spec, inputs, notify)`` as one task per
 step. In the worker process it keeps one IPython shell (``WorkerShell``: magics,
 ``%%bash`` and ``!cmd`` work, the matplotlib inline backend is on, as in a kernel) and
 for each task: clears the shell's namespace, runs the setup cells and the parameters
@@ -30,14 +15,14 @@ make byte-compatible entries. One step runs at a time in a worker process (stand
 streams, ``__main__`` and the working folder are per process); ``interrupt_step``
 stops a step's user code from another thread (timeouts, cancel).
 
-This module must not talk to the run store or publish events: the executor does that.
+This module runs in worker processes: it must not talk to the run store or publish
+events (the executor, on the client, does that), and must not import the client side.
 """
 
 from __future__ import annotations
 
 import base64
 import contextlib
-import copy
 import ctypes
 import io
 import json
@@ -48,287 +33,12 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from .cache import Cache, Entry
-
-
-def _user_namespace() -> dict[str, Any]:
-    from IPython import get_ipython
-
-    shell = get_ipython()
-    if shell is None:  # pragma: no cover - only used inside IPython
-        raise RuntimeError("nbflow.runtime needs an IPython shell")
-    return shell.user_ns
-
-
-def approximate_nbytes(value: Any, depth: int = 2) -> int:
-    """A cheap estimate of a value's data size (arrays, frames, containers of them)."""
-    nbytes = getattr(value, "nbytes", None)
-    if isinstance(nbytes, int):
-        return nbytes
-    usage = getattr(value, "memory_usage", None)
-    if callable(usage) and hasattr(value, "columns"):
-        try:
-            return int(usage(deep=False).sum())
-        except Exception:  # noqa: BLE001 - an estimate only
-            return 0
-    if depth and isinstance(value, list | tuple | dict):
-        items = value.values() if isinstance(value, dict) else value
-        return sum(approximate_nbytes(v, depth - 1) for v in list(items)[:1000])
-    return 0
-
-
-class KernelSide:
-    """The kernel's half of the kernel executor (see module docstring)."""
-
-    def __init__(
-        self,
-        cache_root: str,
-        by_reference: Iterable[str] = (),
-        async_bytes: int = 8 << 20,
-        namespace: dict[str, Any] | None = None,
-        output_limit: int | None = None,
-    ) -> None:
-        if output_limit:
-            limit_outputs(output_limit)
-        self.cache = Cache(cache_root)
-        self.by_reference = list(by_reference)
-        self.async_bytes = async_bytes
-        self._namespace = namespace
-        self._threads: dict[str, threading.Thread] = {}
-        self._done: dict[str, dict[str, Any]] = {}
-        self._lock = threading.Lock()
-
-    @property
-    def namespace(self) -> dict[str, Any]:
-        return self._namespace if self._namespace is not None else _user_namespace()
-
-    def restore(self, specs: list[list[Any]]) -> str:
-        """Load ``[[step, key, names], ...]`` from the cache into the namespace."""
-        ns = self.namespace
-        loaded = []
-        for step, key, names in specs:
-            entry = self.cache.lookup(step, key)
-            if entry is None:
-                raise LookupError(f'nbflow: no cache entry for step "{step}" (key {key[:12]})')
-            ns.update(self.cache.load_values(entry, names))
-            loaded.append(step)
-        return json.dumps(loaded)
-
-    def watch(self, names: list[str]) -> str:
-        """Fingerprint the pipeline's values ``names`` before a step runs (run-time writes)."""
-        from .fingerprint import StepWatch
-
-        self._watch = StepWatch()
-        self._watch.before(self.namespace, names)
-        return "{}"
-
-    def dump(self, staging: str, names: list[str], required: list[str]) -> str:
-        """Write the step's values into ``staging`` (see module docstring), with what the
-        step left for early cut-off (``learnt``: digests, run-time writes)."""
-        from .fingerprint import StepWatch
-
-        ns = self.namespace
-        watch = getattr(self, "_watch", None)
-        extra = watch.run_writes(ns, names) if watch is not None else []
-        names = [*names, *extra]
-        learnt = {"digests": StepWatch.digests(ns, names), "run_writes": extra}
-        answer = json.loads(self._dump_values(staging, names, required))
-        answer["learnt"] = learnt
-        return json.dumps(answer)
-
-    def _dump_values(self, staging: str, names: list[str], required: list[str]) -> str:
-        ns = self.namespace
-        values = {n: ns[n] for n in names if n in ns}
-        if sum(approximate_nbytes(v) for v in values.values()) >= self.async_bytes:
-            try:
-                snapshot = copy.deepcopy(values)
-            except Exception:  # noqa: BLE001 - not copyable: write synchronously instead
-                snapshot = None
-            if snapshot is not None:
-                thread = threading.Thread(
-                    target=self._dump_in_background,
-                    args=(staging, snapshot, required),
-                    daemon=True,
-                    name=f"nbflow-dump-{Path(staging).name}",
-                )
-                self._threads[staging] = thread
-                thread.start()
-                return json.dumps({"pending": True})
-        return json.dumps(self._dump(staging, values, required))
-
-    def _dump(self, staging: str, values: dict[str, Any], required: list[str]) -> dict[str, Any]:
-        try:
-            return self.cache.dump_values(Path(staging), values, required, self.by_reference)
-        except Exception as e:  # noqa: BLE001 - reported to the executor, which warns
-            return {"error": f"{type(e).__name__}: {e}", "errno": getattr(e, "errno", None)}
-
-    def _dump_in_background(self, staging: str, values: dict[str, Any], required: list[str]) -> None:
-        result = self._dump(staging, values, required)
-        with self._lock:
-            self._done[staging] = result
-
-    # ------------------------------------------------------------ fan-out
-    def map_begin(self, iterable: str, element: str) -> str:
-        """Start a ``map:`` step over ``iterable``; return the elements' count, fingerprints
-        (a hash of each value, and of the file an element names) and short labels."""
-        import joblib
-
-        ns = self.namespace
-        items = list(ns[iterable])
-        self._map = {"items": items, "element": element, "iterable": iterable, "saved": ns.get(iterable), "values": {}}
-        return json.dumps(
-            {
-                "count": len(items),
-                "fingerprints": [_fingerprint(item, joblib.hash) for item in items],
-                "labels": [_label(item) for item in items],
-            }
-        )
-
-    def map_item(self, index: int) -> None:
-        """Bind element ``index`` for the next run of the step's cells."""
-        self.namespace[self._map["element"]] = self._map["items"][index]
-
-    def map_keep(self, index: int, names: list[str]) -> str:
-        """Remember the values element ``index`` produced (after its cells ran)."""
-        ns = self.namespace
-        self._map["values"][index] = {n: ns[n] for n in names if n in ns}
-        return json.dumps(sorted(self._map["values"][index]))
-
-    def map_restore_item(self, index: int, step: str, key: str, names: list[str]) -> str:
-        """Use a cached element's values instead of running it."""
-        entry = self.cache.lookup(step, key)
-        if entry is None:
-            raise LookupError(f'nbflow: no cache entry for element {index} of step "{step}"')
-        self._map["values"][index] = self.cache.load_values(entry, [n for n in names if n in entry.names])
-        return json.dumps(sorted(self._map["values"][index]))
-
-    def map_end(self, names: list[str]) -> str:
-        """Bind each name the step writes to the list of its per-element values."""
-        ns = self.namespace
-        state = self._map
-        count = len(state["items"])
-        for name in names:
-            ns[name] = [state["values"].get(i, {}).get(name) for i in range(count)]
-        if state["element"] == state["iterable"]:
-            ns[state["iterable"]] = state["saved"]
-        elif state["element"] in ns:
-            del ns[state["element"]]
-        self._map = {}
-        return json.dumps(count)
-
-    def collect(self, wait: bool = False, only: list[str] | None = None) -> str:
-        """Finished background dumps as ``{staging: result}`` (waiting for them if asked)."""
-        for staging, thread in list(self._threads.items()):
-            if only is not None and staging not in only:
-                continue
-            if wait:
-                thread.join()
-            if not thread.is_alive():
-                del self._threads[staging]
-        with self._lock:
-            done = {s: r for s, r in self._done.items() if only is None or s in only}
-            for staging in done:
-                del self._done[staging]
-        return json.dumps(done)
-
-
-def _label(value: Any) -> str:
-    """A short, readable name for a fan-out element (its repr, cut)."""
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _fingerprint(value: Any, hash_value: Any) -> str:
-    """What identifies a fan-out element: its value, and the content of a file it names.
-
-    An element that is a path to an existing file stands for that file: if a step
-    rewrites the file under the same name, the element's key must change.
-    """
-    import os
-
-    content = ""
-    if isinstance(value, str | os.PathLike):
-        try:
-            if os.path.isfile(value):
-                from .cache import file_sha256
-
-                content = file_sha256(value)
-        except (OSError, ValueError):
-            pass
-    return hash_value((value, content))
-
-
-_TRUNCATED = "\n[nbflow: output truncated: this cell printed or displayed more than {} MB; the rest was not kept]\n"
-
-
-def limit_outputs(limit: int) -> None:
-    """Cap what one cell sends out of the kernel (stdout, stderr, displays) at ``limit`` bytes.
-
-    A cell that prints 200 MB would otherwise send 200 MB to nbflow, into the output
-    notebook and the cache. Past the limit, one visible marker is written and the rest
-    is dropped here, before it is sent. The budget resets before every cell.
-    """
-    import sys
-
-    from IPython import get_ipython
-
-    shell = get_ipython()
-    if shell is None or getattr(shell, "_nbflow_limited", False):
-        return
-    state = {"used": 0, "marked": False}
-
-    def allow(size: int) -> int:
-        room = max(0, limit - state["used"])
-        state["used"] += min(size, room)
-        return room
-
-    def mark(write: Any) -> None:
-        if not state["marked"]:
-            state["marked"] = True
-            write(_TRUNCATED.format(round(limit / 1e6)))
-
-    def limited(original: Any) -> Any:
-        def write(text: str, *args: Any, **kwargs: Any) -> int:
-            room = allow(len(text))
-            if len(text) <= room:
-                return original(text, *args, **kwargs)
-            if room:
-                original(text[:room], *args, **kwargs)
-            mark(original)
-            return len(text)
-
-        write._nbflow_limited = True  # type: ignore[attr-defined]
-        return write
-
-    def before_cell(*_: Any) -> None:
-        # IPython wraps the streams' write around every cell and puts back, afterwards,
-        # the write it found: wrapping here (inside that) lasts exactly one cell.
-        state["used"] = 0
-        state["marked"] = False
-        for stream in (sys.stdout, sys.stderr):
-            if not getattr(stream.write, "_nbflow_limited", False):
-                stream.write = limited(stream.write)
-
-    publish = shell.display_pub.publish
-
-    def limited_publish(data: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
-        size = sum(len(v) if isinstance(v, str | bytes) else len(json.dumps(v, default=str)) for v in data.values())
-        if size <= max(0, limit - state["used"]):
-            state["used"] += size
-            return publish(data, *args, **kwargs)
-        mark(sys.stderr.write)
-        return None
-
-    shell.display_pub.publish = limited_publish
-    shell.events.register("pre_run_cell", before_cell)
-    shell._nbflow_limited = True
-
-
-# ------------------------------------------------------------------ Dask workers
+from ..cache import Cache, Entry
+from .in_kernel import _fingerprint, _label
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _TRUNCATED = "[nbflow: output truncated: {} more bytes not kept]\n"

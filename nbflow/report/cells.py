@@ -1,0 +1,210 @@
+"""Cells and markdown of a report as HTML, and what is removed from untrusted ones.
+
+``sanitizer()`` is nbconvert's ``SanitizeHTML`` configured for reports (tables, images
+as data URIs and text formatting kept; scripts, styles, handlers, external resources
+removed); ``CellRenderer`` renders groups of cells with nbconvert's JupyterLab template
+in one export. It renders strings; it reads no store and writes no file.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+#: The Jinja2 templates of the report pages (also nbconvert's extra template path).
+TEMPLATES = Path(__file__).resolve().parent.parent / "report_templates"
+
+
+_SAFE_TAGS = (
+    "a abbr acronym b blockquote br caption center cite code col colgroup dd del details div dl dt em "
+    "figcaption figure h1 h2 h3 h4 h5 h6 hr i img ins kbd li mark ol p pre q s samp small span strong "
+    "sub summary sup table tbody td tfoot th thead tr tt u ul var"
+).split()
+_SAFE_ATTRIBUTES = {"class", "title", "align", "valign", "colspan", "rowspan", "width", "height", "border", "alt"}
+#: bleach's CSS allow-list minus ``cursor``, the one property in it that takes a url().
+_UNSAFE_CSS = {"cursor"}
+_SCRIPT = re.compile(r"<script\b", re.IGNORECASE)
+_DROPPED_WITH_CONTENT = re.compile(r"<(script|style)\b[^>]*>.*?</\1\s*>", re.IGNORECASE | re.DOTALL)
+
+
+def _allowed_attribute(tag: str, name: str, value: str) -> bool:
+    # No id or name: an output must not be able to shadow globals (window.<id>) or our anchors.
+    if name in _SAFE_ATTRIBUTES or name == "style":
+        return True
+    if tag == "a" and name == "href":
+        return not value.strip().lower().startswith("data:")
+    if tag == "img" and name == "src":
+        # Only images inside the file: a remote image is a request leaving the page.
+        return value.strip().lower().startswith("data:image/")
+    return False
+
+
+def sanitizer() -> Any:
+    """nbconvert's ``SanitizeHTML`` preprocessor, configured for reports.
+
+    It drops every output type it does not know to be safe (JavaScript, widgets) and
+    cleans HTML and Markdown outputs with bleach, keeping tables, images embedded as
+    data URIs and text formatting. The content of ``<script>`` and ``<style>`` is
+    removed rather than shown as text (as JupyterLab's sanitizer does).
+    """
+    import bleach
+    from bleach.css_sanitizer import ALLOWED_CSS_PROPERTIES, CSSSanitizer
+    from nbconvert.preprocessors.sanitize import SanitizeHTML
+
+    class ReportSanitizer(SanitizeHTML):
+        def sanitize_code_outputs(self, outputs: Any) -> Any:
+            # HTML that carries scripts (widgets, interactive plots, estimator diagrams)
+            # is blank or misleading without them: show its plain-text form instead.
+            for output in outputs:
+                data = output.get("data") or {}
+                html = data.get("text/html")
+                if html is not None and "text/plain" in data and _SCRIPT.search(_text(html)):
+                    del data["text/html"]
+            return super().sanitize_code_outputs(outputs)
+
+        def sanitize_html_tags(self, html_str: str) -> str:
+            # The same bleach call as SanitizeHTML's, plus data: among the protocols
+            # (images in outputs are data URIs; _allowed_attribute limits it to <img>).
+            return bleach.clean(
+                _DROPPED_WITH_CONTENT.sub("", html_str),
+                tags=self.tags,
+                attributes=self.attributes,
+                protocols=["http", "https", "mailto", "data"],
+                strip=self.strip,
+                strip_comments=self.strip_comments,
+                css_sanitizer=CSSSanitizer(allowed_css_properties=self.styles),
+            )
+
+    return ReportSanitizer(
+        tags=_SAFE_TAGS,
+        attributes=_allowed_attribute,
+        styles=sorted(set(ALLOWED_CSS_PROPERTIES) - _UNSAFE_CSS),
+        strip=True,
+        # SVG is shown as <img src="data:image/svg+xml..."> where its scripts never run.
+        safe_output_keys={
+            "metadata",
+            "text/plain",
+            "text/latex",
+            "application/json",
+            "image/png",
+            "image/jpeg",
+            "image/svg+xml",
+        },
+    )
+
+
+def unsafe_parts(outputs: Iterable[Mapping[str, Any]]) -> dict[str, int]:
+    """What the sanitizer removes from ``outputs``: scripts and JavaScript outputs, counted."""
+    found = {"script": 0, "javascript": 0}
+    for output in outputs:
+        data = output.get("data") or {}
+        for mime, value in data.items():
+            if "javascript" in mime:
+                found["javascript"] += 1
+            elif mime in ("text/html", "text/markdown"):
+                found["script"] += len(_SCRIPT.findall(_text(value)))
+    return found
+
+
+def _text(value: Any) -> str:
+    return "".join(value) if isinstance(value, list) else str(value)
+
+
+# ======================================================================== rendering
+
+
+class CellRenderer:
+    """Cells and markdown to HTML with nbconvert's JupyterLab template."""
+
+    def __init__(self, trusted: bool) -> None:
+        from nbconvert import HTMLExporter
+
+        self.trusted = trusted
+        self.clean = None if trusted else sanitizer()
+        # cells.html.j2 extends lab/base.html.j2, which renders cells only: the page is ours.
+        self.exporter = HTMLExporter(
+            template_name="lab",
+            template_file="cells.html.j2",
+            extra_template_paths=[str(TEMPLATES)],
+            exclude_input_prompt=True,
+            exclude_output_prompt=True,
+        )
+        _, resources = self.exporter.from_notebook_node(_notebook([]))
+        self.css = "\n".join(
+            [
+                str(resources["include_css"]("static/index.css")),
+                str(resources["include_css"]("static/theme-light.css")),
+                *(f"<style>{css}</style>" for css in resources["inlining"]["css"]),
+            ]
+        )
+        # The Pygments CSS is in hand: do not recompute it for every step.
+        for pre in self.exporter._preprocessors:
+            if type(pre).__name__ == "CSSHTMLHeaderPreprocessor":
+                pre.enabled = False
+
+    def cells(self, cells: list[dict[str, Any]], metadata: Mapping[str, Any], hide_code: bool = False) -> str:
+        """One group of cells (code and outputs) as HTML."""
+        return self.sections([(cells, hide_code)], metadata)[0]
+
+    def sections(self, groups: Iterable[tuple[list[dict[str, Any]], bool]], metadata: Mapping[str, Any]) -> list[str]:
+        """Groups of ``(cells, hide_code)`` as HTML, one string per group.
+
+        All cells go through nbconvert in one export (one template render, one pass of
+        its post-processing), cut apart again at markers no output can forge.
+        """
+        import secrets
+
+        import nbformat
+        from nbformat.v4 import rwbase
+
+        marker = f"nbflow-{secrets.token_hex(8)}-"
+        prepared = []
+        count = 0
+        for index, (cells, hide_code) in enumerate(groups):
+            count += 1
+            for cell in cells:
+                cell = copy.deepcopy(dict(cell))
+                cell.pop("id", None)  # nbformat 4.4 cells: no ids to keep unique across sections
+                cell["metadata"] = {"nbflow_marker": f"{marker}{index}"}
+                cell.setdefault("outputs", [])
+                cell.setdefault("execution_count", None)
+                if hide_code:
+                    cell["metadata"]["transient"] = {"remove_source": True}
+                prepared.append(cell)
+        html = [""] * count
+        if not prepared:
+            return html
+        # Notebook JSON keeps multi-line text as lists of lines; nbconvert wants strings.
+        nb = rwbase.rejoin_lines(nbformat.from_dict(_notebook(prepared, metadata)))
+        if self.clean is not None:
+            nb, _ = self.clean.preprocess(nb, {})
+        body, _ = self.exporter.from_notebook_node(nb)
+        pieces = re.split(rf"<!--{re.escape(marker)}(\d+)-->", body)
+        for index, piece in zip(pieces[1::2], pieces[2::2], strict=True):
+            html[int(index)] += piece
+        return html
+
+    def markdown(self, text: str) -> str:
+        from nbconvert.filters import markdown2html
+
+        if not text.strip():
+            return ""
+        html = markdown2html(text)
+        return html if self.clean is None else self.clean.sanitize_html_tags(html)
+
+
+def _notebook(cells: list[dict[str, Any]], metadata: Mapping[str, Any] | None = None) -> Any:
+    import nbformat
+
+    meta = dict(metadata or {})
+    meta.setdefault("language_info", {"name": "python", "pygments_lexer": "ipython3"})
+    return nbformat.from_dict({"nbformat": 4, "nbformat_minor": 4, "metadata": meta, "cells": cells})
+
+
+def _ansi_html(text: str) -> str:
+    from nbconvert.filters import ansi2html
+
+    return ansi2html(text)

@@ -1,0 +1,250 @@
+"""The report pages: the run report, the comparison of two runs and a sweep's summary, as HTML.
+
+Jinja2 templates in ``nbflow/report_templates/`` with cells from ``cells.py`` and charts
+from ``figures.py``; ``content_policy`` is the page's Content-Security-Policy. It
+renders strings; it reads no store and writes no file.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..view import STATES
+from .cells import TEMPLATES, CellRenderer, _ansi_html, unsafe_parts
+from .figures import (
+    BokehParts,
+    _anchor,
+    _seconds,
+    _shown_state,
+    _style,
+    _when,
+    bokeh_parts,
+    durations_figure,
+    graph_figure,
+    sweep_figure,
+    timeline_figure,
+)
+from .records import UNKNOWN
+
+if TYPE_CHECKING:
+    from ..config import Config
+    from .records import RunRecord
+
+
+def content_policy(scripts: Iterable[str]) -> str:
+    """A Content-Security-Policy that lets only ``scripts`` run and nothing be fetched.
+
+    Defence in depth for sanitized reports: even markup the sanitizer missed can
+    neither run (no inline handler, no ``javascript:`` URL, no other script) nor load
+    anything (images and fonts only from data: URIs, no connections).
+    """
+    import base64
+    import hashlib
+
+    hashes = " ".join(
+        f"'sha256-{base64.b64encode(hashlib.sha256(js.encode('utf-8')).digest()).decode()}'" for js in scripts
+    )
+    return (
+        f"default-src 'none'; script-src {hashes}; style-src 'unsafe-inline'; img-src data:; font-src data:; "
+        "base-uri 'none'; form-action 'none'; frame-src 'none'; connect-src 'none'"
+    )
+
+
+def _page_variables(parts: BokehParts, trusted: bool) -> dict[str, Any]:
+    from .. import __version__
+
+    scripts = [_markup(js) for js in parts.scripts]
+    return {
+        "version": __version__,
+        "trusted": trusted,
+        "csp": None if trusted else content_policy([*parts.scripts, parts.embed]),
+        "scripts": scripts,
+        "embed_script": _markup(parts.embed),
+        "generated": _when(time.time()),
+    }
+
+
+# -------------------------------------------------------------------------- pages
+
+
+def _environment() -> Any:
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(TEMPLATES)),
+        autoescape=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        undefined=jinja2.StrictUndefined,
+    )
+    env.filters["seconds"] = _seconds
+    env.filters["when"] = _when
+    env.filters["anchor"] = _anchor
+    env.filters["colour"] = lambda state: _style(state).colour
+    env.filters["short"] = lambda text, n=12: (text or "")[:n]
+    env.filters["pretty"] = lambda value: json.dumps(value, default=repr)
+    return env
+
+
+def _markup(text: str) -> Any:
+    import markupsafe
+
+    return markupsafe.Markup(text)  # noqa: S704 - rendered by nbconvert (and sanitized unless trusted)
+
+
+def _provenance_rows(record: RunRecord) -> list[tuple[str, str]]:
+    run, prov = record.run, record.run["provenance"] or {}
+    git = prov.get("git") or {}
+    rows = [
+        ("notebook", str(record.notebook)),
+        ("notebook hash", run["notebook_hash"] or prov.get("notebook_hash") or "-"),
+    ]
+    if git:
+        state = "uncommitted changes" if git.get("dirty") else "clean"
+        rows.append(
+            ("git", f"{git.get('commit') or 'no commit yet'} on {git.get('branch') or 'detached HEAD'} ({state})")
+        )
+    else:
+        rows.append(("git", "not in a git repository"))
+    rows += [
+        ("Python", f"{prov.get('python', '?')} ({prov.get('python_executable', '?')})"),
+        ("platform", prov.get("platform", "?")),
+        ("host", run["host"] or prov.get("host", "?")),
+        ("user", prov.get("user", "?")),
+        ("process", f"pid {run['pid']}, working folder {prov.get('cwd', '?')}"),
+        ("executor", run["executor"]),
+        ("started", _when(run["started"] or run["created"])),
+        ("ended", _when(run["finished"]) or "not finished"),
+    ]
+    return rows
+
+
+def _origin_note(record: RunRecord) -> str:
+    if record.run["status"] in ("pending", "running"):
+        return (
+            "This run was still going when the report was written: it shows the steps finished so far, "
+            "with outputs from the cache (the executed notebook is written when the run ends)."
+        )
+    return {
+        "output notebook": "",
+        "notebook": "No step ran in this run: code is from the notebook (unchanged since) and outputs from the cache.",
+        "changed notebook": "The notebook has changed since this run: code is shown only for steps whose code is "
+        "unchanged, outputs come from the cache.",
+        "store only": "The notebook and the run's executed copy cannot be read: the report shows what the run "
+        "store and the cache recorded.",
+    }[record.origin]
+
+
+def render_report(record: RunRecord, trusted: bool = False) -> str:
+    """The HTML page of ``record``."""
+    renderer = CellRenderer(trusted)
+    metadata = {}
+    if record.pipeline is not None:
+        metadata = {k: v for k, v in record.pipeline.source.data.get("metadata", {}).items() if k == "language_info"}
+    sections = []
+    rendered = renderer.sections([(s.cells, not s.code_shown) for s in record.steps], metadata)
+    for s, cells in zip(record.steps, rendered, strict=True):
+        outputs = [o for c in s.cells for o in c.get("outputs", [])]
+        removed = unsafe_parts(outputs) if not trusted else {}
+        has_error_output = any(o.get("output_type") == "error" for o in outputs)
+        sections.append(
+            {
+                "step": s,
+                "docs": _markup(renderer.markdown(s.docs)),
+                "cells": _markup(cells),
+                "removed": removed,
+                "traceback": _markup(_ansi_html(s.traceback)) if s.traceback and not has_error_output else None,
+                "passed": sorted(s.values.items()),
+                "missing": sorted(s.entry.missing.items()) if s.entry is not None else [],
+            }
+        )
+    parts = bokeh_parts([graph_figure(record), timeline_figure(record)])
+    changed = record.changed_parameters()
+    parameters = [
+        {
+            "name": name,
+            "value": value,
+            "default": record.defaults.get(name, UNKNOWN),
+            "changed": name in changed,
+        }
+        for name, value in record.run["params"].items()
+    ]
+    shown = {_shown_state(s.status, record.run["status"]) for s in record.steps}
+    present = [s for s in STATES if s in shown]
+    page = (
+        _environment()
+        .get_template("report.html.j2")
+        .render(
+            record=record,
+            run=record.run,
+            title=record.title,
+            description=_markup(renderer.markdown(record.description)),
+            has_heading=record.description.lstrip().startswith("#"),
+            counts=record.counts(),
+            parameters=parameters,
+            unknown=UNKNOWN,
+            provenance=_provenance_rows(record),
+            packages=sorted((record.run["provenance"] or {}).get("packages", {}).items()),
+            origin_note=_origin_note(record),
+            sections=sections,
+            legend=[(s, STATES[s]) for s in present],
+            notebook_css=_markup(renderer.css + "".join(f"<style>{css}</style>" for css in parts.styles)),
+            graph=_markup(parts.divs["graph"]),
+            timeline=_markup(parts.divs["timeline"]),
+            **_page_variables(parts, trusted),
+        )
+    )
+    return page
+
+
+def render_comparison(config: Config, a: RunRecord, b: RunRecord) -> str:
+    """The HTML page comparing runs ``a`` and ``b`` (the data: ``compare.compare_runs``)."""
+    from ..compare import ABSENT, compare_runs
+
+    diff = compare_runs(config, a.id, b.id)
+    parts = bokeh_parts([durations_figure(a, b)])
+    return (
+        _environment()
+        .get_template("comparison.html.j2")
+        .render(
+            a=a,
+            b=b,
+            diff=diff,
+            absent=ABSENT,
+            durations=_markup(parts.divs["durations"]),
+            **_page_variables(parts, trusted=False),
+        )
+    )
+
+
+# ======================================================================== the API
+
+
+def render_sweep(sweep: dict[str, Any], rows: list[dict[str, Any]]) -> str:
+    """The HTML page summarising a sweep: parameters -> outputs, one chart per numeric output."""
+    outputs = sorted({k for r in rows for k in r["outputs"]})
+    numeric = []
+    for name in outputs:
+        try:
+            [float(r["outputs"][name]) for r in rows if name in r["outputs"]]
+            numeric.append(name)
+        except ValueError:
+            continue
+    parts = bokeh_parts([sweep_figure(rows, name) for name in numeric])
+    return (
+        _environment()
+        .get_template("sweep.html.j2")
+        .render(
+            sweep=sweep,
+            rows=rows,
+            params=list(sweep["grid"]),
+            outputs=outputs,
+            charts=[_markup(parts.divs[f"sweep-{name}"]) for name in numeric],
+            notebook=Path(sweep["notebook"]),
+            **_page_variables(parts, trusted=False),
+        )
+    )

@@ -1,0 +1,270 @@
+"""Runs in the studio: start, follow and cancel a run; the run history; reports.
+
+``RunsView`` (a base of ``app.Studio``) starts runs with ``run.start_run`` like every
+other view and follows the run's event bus: events arrive on the run's thread,
+``GraphState`` collects them under a lock, and one callback per burst is scheduled on
+the session's Bokeh document (``add_next_tick_callback``, the thread-safe way in). Runs
+and reports are looked up by run id in the store of the notebook's nbflow home, never
+by a path from the browser; reports are served by ``serve.py``'s handler at
+``folder.report_url``.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+import time
+from pathlib import Path
+from typing import Any
+
+from ..errors import NbflowError, PipelineError
+from ..events import Event
+from ..graph import load_pipeline
+from ..view import GraphState
+from .folder import report_url
+
+
+def _when(timestamp: float | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(timestamp)) if timestamp else ""
+
+
+class RunsView:
+    """The runs of one session: the one it follows, the history table, the report tab."""
+
+    # ------------------------------------------------------------------ runs
+    def _running(self) -> bool:
+        # RunFinished reaches us before Run.done is set: trust the event stream first.
+        return self.run is not None and not self._run_over and not self.run.done
+
+    def _start_run(self) -> None:
+        if self.pipeline is None or self.editor is None:
+            return
+        if self._running():
+            self._say("a run is going on; cancel it first", "warning")
+            return
+        self._apply_step_edits(quiet=True)
+        if self.editor.dirty and not self._save():
+            return
+        from ..run import start_run
+
+        try:
+            # The saved file, as every other view would run it (and its hash is recorded).
+            pipeline = load_pipeline(self.editor.path, config=self.config)
+            values = self._parameter_values()
+            self.pipeline = pipeline
+            self._replan()
+            run = start_run(pipeline, values)
+        except NbflowError as e:
+            self._say(f"cannot run: {e}", "danger")
+            return
+        self._follow(run)
+        self._say(f"run {run.id} started", "info")
+
+    def _follow_active_run(self) -> None:
+        """Show a run of this notebook another session (or the CLI in this process) started."""
+        from ..run import ACTIVE_RUNS
+
+        if self.pipeline is None:
+            return
+        for run in list(ACTIVE_RUNS.values()):
+            if Path(run.pipeline.path).resolve() == self.pipeline.path.resolve() and not run.done:
+                self._follow(run)
+                return
+
+    def _follow(self, run: Any) -> None:
+        self._stop_following()
+        assert self.model is not None
+        with self._lock:
+            self.run = run
+            self._run_over = False
+            self._graph_state = GraphState(self.model)
+            self._flush_pending = False
+        self._unsubscribe = run.bus.subscribe(self._on_event)
+        self.run_status.object = f"run {run.id}: running"
+        self._update_toolbar()
+
+    def _stop_following(self) -> None:
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+
+    def _on_event(self, event: Event) -> None:
+        # On the run's thread: collect, and schedule one flush per burst on the session.
+        with self._lock:
+            if self._graph_state is None:
+                return
+            self._graph_state.apply(event)
+            if self._flush_pending:
+                return
+            self._flush_pending = True
+        if self.doc is not None:
+            self.doc.add_next_tick_callback(self._flush)
+
+    def _flush(self) -> None:
+        with self._lock:
+            self._flush_pending = False
+            state = self._graph_state
+            if state is None:
+                return
+            changes = state.take_changes()
+            states = dict(state.states)
+            run_status = state.run_status
+        if changes:
+            self.canvas.states = states
+        run = self.run
+        if run is None:
+            return
+        counts: dict[str, int] = {}
+        for s in states.values():
+            counts[s] = counts.get(s, 0) + 1
+        summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+        self.run_status.object = f"run {run.id}: {run_status or 'starting'} ({summary})"
+        if self._editing in changes:
+            self._show_step(self._editing)
+        if run_status not in (None, "running"):
+            self._run_finished(run, run_status)
+
+    def _run_finished(self, run: Any, status: str) -> None:
+        self._run_over = True
+        self._stop_following()
+        error = f": {run.error}" if run.error else ""
+        self._say(f"run {run.id} {status}{error}", "success" if status == "done" else "danger")
+        self._update_toolbar()
+        self._refresh_runs()
+
+    def _cancel_run(self) -> None:
+        if self._running():
+            self.run.cancel()
+            self._say(f"cancelling run {self.run.id}", "warning")
+
+    # --------------------------------------------------------------- history
+    def _store(self) -> Any:
+        from ..store import RunStore
+
+        if self.config is None or not self.config.store_path.exists():
+            return None
+        return RunStore(self.config.store_path, heartbeat_interval=self.config.heartbeat_interval)
+
+    def _refresh_runs(self) -> None:
+        """Show the notebook's run history in the Runs tab.
+
+        Tabulator lays rows out only while it is visible, so a refresh asked while the
+        tab is hidden waits for the tab to be shown. Shown, the table is replaced only
+        when a run changed, keeping the selected run: a click on a row right after the
+        tab switch must not be undone by the refresh that the switch asked for.
+        """
+        import pandas as pd
+
+        if self.tabs.active != 1:
+            self._runs_hidden_change = True
+            return
+        store = self._store()
+        if store is None or self.editor is None:
+            self.runs_table.value = pd.DataFrame(
+                columns=["run", "status", "started", "duration", "steps", "parameters"]
+            )
+            return
+        try:
+            runs = store.runs(self.editor.path, limit=200)
+            counts = store.step_counts([r["id"] for r in runs])
+        finally:
+            store.close()
+        rows = []
+        for r in runs:
+            duration = r["finished"] - r["started"] if r["finished"] and r["started"] else None
+            rows.append(
+                {
+                    "run": r["id"],
+                    "status": r["status"],
+                    "started": _when(r["started"] or r["created"]),
+                    "duration": f"{duration:.2f} s" if duration is not None else "",
+                    "steps": ", ".join(f"{n} {s}" for s, n in sorted(counts[r["id"]].items())),
+                    "parameters": ", ".join(f"{k}={v!r}" for k, v in r["params"].items()),
+                }
+            )
+        frame = pd.DataFrame(rows, columns=["run", "status", "started", "duration", "steps", "parameters"])
+        # A refresh keeps the user's selection: the tab switch that asks for it races
+        # with the click on a row, and the table is only replaced when a run changed.
+        selected = self._selected_run()
+        old = self.runs_table.value
+        if self._runs_hidden_change or old is None or not frame.equals(old):
+            self._runs_hidden_change = False
+            self.runs_table.value = frame
+            ids = frame["run"].tolist()
+            self.runs_table.selection = [ids.index(selected)] if selected in ids else []
+        self._select_run()
+
+    def _selected_run(self) -> int | None:
+        frame = self.runs_table.value
+        if frame is None or not self.runs_table.selection:
+            return None
+        index = self.runs_table.selection[0]
+        if index >= len(frame):
+            return None
+        return int(frame.iloc[index]["run"])
+
+    def _select_run(self) -> None:
+        run_id = self._selected_run()
+        self.report_button.disabled = run_id is None
+        if run_id is None:
+            self.run_details.object = ""
+            return
+        store = self._store()
+        if store is None:
+            return
+        try:
+            steps = store.steps(run_id)
+            run = store.run(run_id)
+        finally:
+            store.close()
+        if run is None:
+            return
+        lines = [f"**run {run_id}**: {run['status']}" + (f" — {html.escape(run['error'])}" if run["error"] else "")]
+        for s in steps:
+            duration = f"{s['duration']:.2f} s" if s["duration"] else ""
+            why = f"(why: {html.escape('; '.join(s['reasons']))})" if s["reasons"] else ""
+            lines.append(f"- `{s['step']}` {s['status']} {duration} {why}".rstrip())
+        self.run_details.object = "\n".join(lines)
+
+    def _build_report(self, run_id: int) -> Path:
+        try:
+            from ..report import build_report
+        except ImportError:
+            raise PipelineError("reports are not available in this nbflow (nbflow.report is missing)") from None
+        assert self.config is not None
+        # Untrusted: outputs' scripts are not run (the user did not choose to trust them).
+        return build_report(self.config, run_id)
+
+    def _open_report(self) -> None:
+        run_id = self._selected_run()
+        if run_id is None or self.pipeline is None:
+            return
+        try:
+            path = self._build_report(run_id)
+            modified = path.stat().st_mtime_ns
+        except (NbflowError, OSError) as e:
+            self._say(f"run {run_id}: no report ({e})", "danger")
+            return
+        self._report_path = path
+        self.report_title.object = f"**Report of run {run_id}** &nbsp; `{html.escape(path.name)}`"
+        self.download.param.update(filename=f"nbflow-run-{run_id}-report.html", disabled=False)
+        # The page comes over HTTP from serve.py's handler (found by run id in the store),
+        # not through the websocket. A sandboxed frame: its scripts (the plots) run, but
+        # cannot reach the studio.
+        src = report_url(run_id, self.pipeline.path.relative_to(self.folder).as_posix(), modified)
+        self.report_pane.object = (
+            f'<iframe title="report of run {run_id}" sandbox="allow-scripts" '
+            f'style="width:100%;height:740px;border:1px solid #ddd" src="{html.escape(src, quote=True)}"></iframe>'
+        )
+        self.tabs.active = 2
+        self._say(f"report of run {run_id}", "info")
+
+    def _report_file(self) -> io.BytesIO:
+        """The report shown in the Report tab, for the download button."""
+        if self._report_path is None:
+            raise PipelineError("open a run's report first")
+        try:
+            return io.BytesIO(self._report_path.read_bytes())
+        except OSError as e:
+            self._say(f"{self._report_path}: {e.strerror}", "danger")
+            raise

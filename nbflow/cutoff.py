@@ -162,9 +162,14 @@ class RunKeys:
 
     def recheck(self, step: str) -> Entry | None:
         """Re-key ``step`` before it runs; its verified entry if the new key has one."""
+        planned = self.key(step)
         self.refresh()
         ctx = self.ctx
-        if ctx.pipeline.steps[step].map_over or any(r in _MUST_RUN for r in ctx.reasons.get(step, ())):
+        if (
+            self.key(step) == planned  # the plan decided with this key: it runs for a reason
+            or ctx.pipeline.steps[step].map_over
+            or any(r in _MUST_RUN for r in ctx.reasons.get(step, ()))
+        ):
             return None
         return ctx.verified_entry(step, self.key(step))
 

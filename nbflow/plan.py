@@ -85,6 +85,7 @@ class Known:
     digests: Mapping[str, str] = field(default_factory=dict)
     run_writes: frozenset[str] = frozenset()
     found_reads: Mapping[str, str] = field(default_factory=dict)
+    aliases: tuple[tuple[str, ...], ...] = ()
 
     @staticmethod
     def of(manifest: Mapping[str, Any] | None) -> Known | None:
@@ -94,6 +95,7 @@ class Known:
             digests=dict(manifest.get("digests") or {}),
             run_writes=frozenset(manifest.get("run_writes") or ()),
             found_reads=dict(manifest.get("found_reads") or {}),
+            aliases=tuple(tuple(g) for g in manifest.get("aliases") or ()),
         )
 
 

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from ..cache import Cache, Entry
+from ..fingerprint import StepWatch, in_namespace
 from .in_kernel import _fingerprint, _label
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
@@ -371,6 +372,8 @@ class _WorkerStep:
         self.shell = worker_shell()
         self.limit = int(spec.get("output_limit") or 20 << 20)
         self.displays: dict[str, list[dict[str, Any]]] = {}
+        self.last_error: BaseException | None = None
+        self.run_writes: list[str] = []
         self.result: dict[str, Any] = {
             "status": "done",
             "error": "",
@@ -404,11 +407,17 @@ class _WorkerStep:
             started = time.monotonic()
             cpu_started = time.thread_time()
             timer = self.start_timer()
+            watch = StepWatch()
+            watch.before(self.shell.user_ns, spec.get("watched") or ())
             try:
                 self.result["outputs"] = self.run_cells()
+                if self.result["status"] == "failed" and self.restore_found_read():
+                    self.result.update(status="done", error="", traceback="")
+                    self.result["outputs"] = self.run_cells()
             finally:
                 if timer is not None:
                     timer.cancel()
+            self.run_writes = watch.run_writes(self.shell.user_ns, spec["stored"])
             if self.result["status"] == "done":
                 self.collect_out_files()
             if self.result["status"] == "done":
@@ -474,6 +483,7 @@ class _WorkerStep:
             if self.task.reason is not None:
                 self.result.update(status="interrupted", reason=self.task.reason, traceback=_traceback_of(cell_outputs))
             elif error is not None:
+                self.last_error = error
                 self.result.update(
                     status="failed",
                     error=f"cell {number}: {type(error).__name__}: {error}",
@@ -552,18 +562,41 @@ class _WorkerStep:
                     entry = cache.lookup(provider, key)
                     if entry is None:
                         raise LookupError(f'no cache entry for step "{provider}" (key {key[:12]}) on this worker')
-                    ns.update(cache.load_values(entry, names))
+                    ns.update(in_namespace(cache.load_values(entry, names), ns))
                 else:
-                    ns.update(_load_payload(provider, key, names, self.inputs[provider]))
+                    ns.update(in_namespace(_load_payload(provider, key, names, self.inputs[provider]), ns))
         except Exception as e:  # noqa: BLE001 - reported as the step's failure
             self.result.update(status="failed", error=f"could not restore its inputs: {type(e).__name__}: {e}")
             return False
         return True
 
+    def restore_found_read(self) -> bool:
+        """After a ``NameError`` for a value an earlier step provides (``spec["providers"]``,
+        shared cache only): restore it and say so, so the step runs again, once."""
+        error = self.last_error
+        name = getattr(error, "name", None) if isinstance(error, NameError) else None
+        provider = (self.spec.get("providers") or {}).get(name or "")
+        if provider is None or not self.spec["shared"]:
+            return False
+        step, key = provider
+        try:
+            cache = Cache(self.spec["cache_root"])
+            entry = cache.lookup(step, key)
+            if entry is None or name not in entry.names:
+                return False
+            ns = self.shell.user_ns
+            ns.update(in_namespace(cache.load_values(entry, [name]), ns))
+        except Exception:  # noqa: BLE001 - the step fails as it did
+            return False
+        self.result["found_reads"] = {name: step}
+        return True
+
     def dump(self) -> None:
         spec = self.spec
         ns = self.shell.user_ns
-        values = {n: ns[n] for n in spec["stored"] if n in ns}
+        stored = [*spec["stored"], *self.run_writes]
+        values = {n: ns[n] for n in stored if n in ns}
+        self.result["learnt"] = StepWatch.learnt(ns, stored, self.run_writes)
         local = None if spec["shared"] else Path(tempfile.mkdtemp(prefix="nbflow-values-"))
         staging = Path(spec["staging"]) if local is None else local / "entry"
         try:

@@ -87,10 +87,19 @@ class Knowledge:
         params: Mapping[str, Any],
         files: Mapping[str, str] | None = None,
         inputs_out: dict[str, dict[str, str]] | None = None,
+        fixed: Mapping[str, KeyParts] | None = None,
+        until: str | None = None,
     ) -> dict[str, KeyParts]:
         """Every step's ``KeyParts`` with what is known now (``plan.step_keys``)."""
         return step_keys(
-            self.pipeline, params, files, known=self.known, found_reads=self.found_reads, inputs_out=inputs_out
+            self.pipeline,
+            params,
+            files,
+            known=self.known,
+            found_reads=self.found_reads,
+            inputs_out=inputs_out,
+            fixed=fixed,
+            until=until,
         )
 
     def learn(self, step: str, key: str, manifest_part: Mapping[str, Any]) -> None:
@@ -151,19 +160,25 @@ class RunKeys:
             and any(ctx.actions.get(s) == "run" and ctx.status.get(s) not in _FINISHED for s in ctx.plan[step].recheck)
         )
 
-    def refresh(self) -> None:
-        """Recompute the keys of the steps that have not finished."""
+    def refresh(self, until: str | None = None) -> None:
+        """Recompute the keys of the steps that have not finished (up to ``until``);
+        finished steps keep theirs, unhashed again."""
+        fixed = {
+            s: p
+            for s, p in self._parts.items()
+            if p is not None and (self.ctx.status.get(s) in _FINISHED or s in self._learnt) and s != until
+        }
         inputs: dict[str, dict[str, str]] = {}
-        parts = self.knowledge.keys(self.ctx.params, self._files, inputs_out=inputs)
-        self._inputs = inputs
+        parts = self.knowledge.keys(self.ctx.params, self._files, inputs_out=inputs, fixed=fixed, until=until)
+        self._inputs.update(inputs)
         for step, new in parts.items():
-            if self.ctx.status.get(step) not in _FINISHED and step not in self._learnt:
+            if step not in fixed:
                 self._parts[step] = new
 
     def recheck(self, step: str) -> Entry | None:
         """Re-key ``step`` before it runs; its verified entry if the new key has one."""
         planned = self.key(step)
-        self.refresh()
+        self.refresh(until=step)
         ctx = self.ctx
         if (
             self.key(step) == planned  # the plan decided with this key: it runs for a reason
@@ -186,7 +201,7 @@ class RunKeys:
         known = Known.of(part) or Known()
         self.knowledge.ran[step] = ("", known)
         self._learnt.pop(step, None)
-        self.refresh()
+        self.refresh(until=step)
         key = self.key(step)
         self.knowledge.ran[step] = (key, known)
         self._learnt[step] = part

@@ -309,8 +309,17 @@ class StepWatch:
     def __init__(self) -> None:
         self.prints: dict[str, str] = {}
 
-    def before(self, ns: Mapping[str, Any], names: Iterable[str]) -> None:
-        self.prints = fingerprints({n: ns[n] for n in names if n in ns and not n.startswith("_")})
+    def before(self, ns: Mapping[str, Any], names: Iterable[str], reads: Iterable[str] | None = None) -> None:
+        """Fingerprint ``names`` -- only those the step ``reads`` and those sharing memory
+        or an index with them, when ``reads`` is given (a step changes nothing else)."""
+        values = {n: ns[n] for n in names if n in ns and not n.startswith("_")}
+        if reads is not None:
+            read = {n for n in reads if n in values}
+            shared: set[int] = set()
+            for n in read:
+                shared.update(_safe_parts(values[n]))
+            values = {n: v for n, v in values.items() if n in read or shared.intersection(_safe_parts(v))}
+        self.prints = fingerprints(values)
 
     def run_writes(self, ns: Mapping[str, Any], written: Iterable[str]) -> list[str]:
         written = set(written)
@@ -346,6 +355,13 @@ def _shared_parts(value: Any) -> list[int]:
             parts.append(id(value.columns))
         return parts
     return []
+
+
+def _safe_parts(value: Any) -> list[int]:
+    try:
+        return _shared_parts(value)
+    except Exception:  # noqa: BLE001 - an odd object shares nothing we know of
+        return []
 
 
 def alias_groups(values: Mapping[str, Any]) -> list[list[str]]:

@@ -145,6 +145,8 @@ def step_keys(
     known: Callable[[str, str], Known | None] | None = None,
     found_reads: Callable[[str, str], Mapping[str, str]] | None = None,
     inputs_out: dict[str, dict[str, str]] | None = None,
+    fixed: Mapping[str, KeyParts] | None = None,
+    until: str | None = None,
 ) -> dict[str, KeyParts]:
     """The ``KeyParts`` of every step for a run with parameter values ``params``.
 
@@ -153,7 +155,8 @@ def step_keys(
     when there is no entry. Without it keys depend on upstream keys only.
     ``found_reads(step, code)``: reads a previous run of the same code found at run
     time (tried when the key without them has no entry). ``inputs_out`` receives every
-    step's effective inputs (value -> providing step).
+    step's effective inputs (value -> providing step). ``fixed`` steps keep the parts
+    given (a run's finished steps); ``until`` stops after that step (a run re-keying it).
     """
     setup = sha256_text(pipeline.setup.code)
     files = file_hashes or {}
@@ -184,6 +187,17 @@ def step_keys(
                 files={f: files.get(f, "missing") for f in step.in_files if f not in step.file_inputs},
             )
 
+        if fixed is not None and name in fixed:
+            parts[name] = fixed[name]
+            info = known(name, parts[name].key) if known is not None else None
+            keys[name] = parts[name].key
+            if inputs_out is not None:
+                inputs_out[name] = effective_inputs(pipeline, name, holders, info.found_reads if info else None)
+            for value in step.writes:
+                holders[value] = (position, name)
+            for value in info.run_writes if info else ():
+                holders[value] = (position, name)
+            continue
         parts[name] = parts_with({})
         info = known(name, parts[name].key) if known is not None else None
         if info is None and found_reads is not None:
@@ -196,6 +210,8 @@ def step_keys(
             holders[value] = (position, name)
         for value in info.run_writes if info else ():
             holders[value] = (position, name)
+        if name == until:
+            break
     return parts
 
 

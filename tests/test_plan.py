@@ -398,3 +398,22 @@ def test_a_cached_step_reading_what_a_running_step_reads_is_checked_after_it(mak
     assert plan.to_run == ["alias"]
     assert plan["read"].recheck == ("alias",)
     assert plan["other"].recheck == ()
+
+
+def test_value_part_uses_digests_only_when_every_value_has_one():
+    from nbflow.plan import value_part
+
+    assert value_part("k1", ["a", "b"], {"a": "value:1", "b": "value:2"}) == value_part(
+        "k2", ["b", "a"], {"a": "value:1", "b": "value:2"}
+    )
+    assert value_part("k1", ["a", "b"], {"a": "value:1"}) == "k1"  # b is large: the key stands for it
+    assert value_part("k1", [], {"a": "value:1"}) == "k1"  # an after: edge passes no value
+    assert value_part("k1", ["a"], None) == "k1"
+
+
+def test_a_name_error_names_its_name():
+    from nbflow.executors.kernel import missing_name
+
+    assert missing_name("NameError", "name 'secret' is not defined") == "secret"
+    assert missing_name("KeyError", "name 'secret' is not defined") is None
+    assert missing_name(None, None) is None

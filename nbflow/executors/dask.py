@@ -484,6 +484,7 @@ class DaskSession:
             "out_files": [] if fan else list(info.out_files),
             "map": fan,
             "watched": self.watched,
+            "reads": sorted(set(info.reads) | set(ctx.keys.inputs(step))),
             "providers": self.providers_before(step),
         }
 

@@ -97,12 +97,13 @@ class KernelSide:
             loaded.append(step)
         return json.dumps(loaded)
 
-    def watch(self, names: list[str]) -> str:
-        """Fingerprint the pipeline's values ``names`` before a step runs (run-time writes)."""
+    def watch(self, names: list[str], reads: list[str]) -> str:
+        """Fingerprint the pipeline's values ``names`` a step ``reads`` (and those sharing
+        memory or an index with them) before it runs (run-time writes)."""
         from ..fingerprint import StepWatch
 
         self._watch = StepWatch()
-        self._watch.before(self.namespace, names)
+        self._watch.before(self.namespace, names, reads)
         return "{}"
 
     def dump(self, staging: str, names: list[str], required: list[str]) -> str:

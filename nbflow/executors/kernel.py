@@ -649,7 +649,8 @@ class Session:
         found: dict[str, str] = {}
         try:
             try:
-                await self.silent(f"__nbflow__.watch({self.watched!r})")
+                reads = sorted(set(step.reads) | set(ctx.keys.inputs(name)))
+                await self.silent(f"__nbflow__.watch({self.watched!r}, {reads!r})")
             except _SilentError as e:
                 ctx.warn(f"values changed at run time will not be seen: {e}", name)
             result = await self.run_cells(cells, deadline, {"nbflow": expression})

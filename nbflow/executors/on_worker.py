@@ -408,7 +408,7 @@ class _WorkerStep:
             cpu_started = time.thread_time()
             timer = self.start_timer()
             watch = StepWatch()
-            watch.before(self.shell.user_ns, spec.get("watched") or ())
+            watch.before(self.shell.user_ns, spec.get("watched") or (), spec.get("reads"))
             try:
                 self.result["outputs"] = self.run_cells()
                 if self.result["status"] == "failed" and self.restore_found_read():

@@ -175,13 +175,16 @@ class RunKeys:
             if step not in fixed:
                 self._parts[step] = new
 
-    def recheck(self, step: str) -> Entry | None:
-        """Re-key ``step`` before it runs; its verified entry if the new key has one."""
+    def recheck(self, step: str, deferred: bool = False) -> Entry | None:
+        """Re-key ``step`` before it runs; its verified entry if the new key has one.
+
+        A ``deferred`` (cached) step's entry is returned even if its key is the plan's.
+        """
         planned = self.key(step)
         self.refresh(until=step)
         ctx = self.ctx
         if (
-            self.key(step) == planned  # the plan decided with this key: it runs for a reason
+            (self.key(step) == planned and not deferred)  # the plan decided with this key: it runs for a reason
             or ctx.pipeline.steps[step].map_over
             or any(r in _MUST_RUN for r in ctx.reasons.get(step, ()))
         ):

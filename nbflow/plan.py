@@ -177,6 +177,8 @@ def step_keys(
             upstream = {}
             for dep in sorted(deps):
                 taken = [] if dep in pinned else [v for v, p in inputs.items() if p == dep]
+                if step.map_over in taken:
+                    taken = []  # elements may name files: their content keys the elements, not the names
                 info = known(dep, keys[dep]) if known is not None and taken else None
                 upstream[dep] = value_part(keys[dep], taken, info.digests if info else None)
             return KeyParts(

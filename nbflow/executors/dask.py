@@ -414,7 +414,7 @@ class DaskSession:
         ctx = self.ctx
         if not ctx.plan[step].recheck:
             return
-        if self.settle_if_cached(step, ctx.keys.recheck(step)):
+        if self.settle_if_cached(step, ctx.keys.recheck(step, deferred=True)):
             return
         ctx.actions[step] = "run"
         ctx.reasons[step] = ("its inputs changed at run time",)

@@ -873,7 +873,7 @@ class Session:
         """A cached step deferred until the steps that may change its inputs ran: still cached?"""
         ctx = self.ctx
         planned = ctx.key(name)
-        entry = ctx.keys.recheck(name)
+        entry = ctx.keys.recheck(name, deferred=True)
         if not self.settle_if_cached(name, entry):
             changed = sorted({p for p in ctx.keys.inputs(name).values()} - set(ctx.pipeline.deps[name]))
             ctx.actions[name] = "run"

@@ -14,7 +14,7 @@ JS_SOURCES := hatch_build.py extension/studio-canvas/package.json extension/stud
 $(VENV)/.installed: pyproject.toml $(JS_SOURCES)
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[test,examples,report,studio,dask,jupyter]"
+	$(PY) -m pip install --quiet -e ".[test,examples,report,studio,dask,jupyter,scheduler]"
 	touch $@
 
 install: $(VENV)/.installed

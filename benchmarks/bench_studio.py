@@ -16,14 +16,13 @@ import shutil
 import statistics
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import nbformat
 from common import chain_notebook
 
+from nbflow import load_pipeline
 from nbflow.config import Config
-from nbflow.graph import build_pipeline
 from nbflow.studio.editing import NotebookEditor
 from nbflow.view import graph_model
 
@@ -55,7 +54,7 @@ def main() -> None:
 
         def edit_and_redraw() -> None:
             editor = edit()
-            pipeline = replace(build_pipeline(editor.source()), config=config)
+            pipeline = load_pipeline(editor.path, config, source=editor.source())
             graph_model(pipeline, pipeline.plan())
 
         def with_nbformat() -> None:

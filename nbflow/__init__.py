@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "load_pipeline": "graph",
-    "Pipeline": "graph",
+    "load_pipeline": "api",
+    "Pipeline": "api",
     "Plan": "plan",
     "PipelineError": "errors",
     "ParameterError": "errors",
@@ -32,7 +32,7 @@ _EXPORTS = {
     "CacheCorrupt": "errors",
     "Config": "config",
     "result": "results",
-    "Run": "run",
+    "Run": "api",
     "show": "widget",
 }
 
@@ -52,12 +52,11 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from .api import Pipeline, Run, load_pipeline
     from .config import Config
     from .errors import CacheCorrupt, ParameterError, PipelineError, StepFailed
-    from .graph import Pipeline, load_pipeline
     from .plan import Plan
     from .results import result
-    from .run import Run
     from .widget import show
 
 

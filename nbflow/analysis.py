@@ -42,6 +42,8 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from .deepcode import with_room
+
 #: Method names that change their object in place.
 MUTATING_METHODS = frozenset(
     {
@@ -247,11 +249,15 @@ def python_source(source: str) -> str:
 
 def parse_cell(source: str, cell: int = 0) -> ast.Module:
     """Parse one cell, transforming IPython syntax first; raise ``AnalysisError``."""
-    code = python_source(source)
     try:
+        code = python_source(source)
         return ast.parse(code)
     except SyntaxError as e:
         raise AnalysisError(f"syntax error: {e.msg} (line {e.lineno})", cell, e.lineno) from None
+    except (RecursionError, MemoryError):
+        raise AnalysisError(
+            "the code is nested too deeply for Python to compile (split the expression)", cell, None
+        ) from None
 
 
 def analyse_cells(sources: Sequence[str]) -> Names:
@@ -259,11 +265,18 @@ def analyse_cells(sources: Sequence[str]) -> Names:
 
     ``AnalysisError.cell`` is the index in ``sources`` of a cell that does not parse.
     """
+    trees = [parse_cell(source, index) for index, source in enumerate(sources)]
+    try:
+        return _names(trees)
+    except RecursionError:  # valid deep code (a sum of 2 000 terms): the walk needs room
+        return with_room(_names, trees)
+
+
+def _names(trees: list[ast.Module]) -> Names:
     walker = _Walker()
     assigned: set[str] = set()
     dumps = []
-    for index, source in enumerate(sources):
-        tree = parse_cell(source, index)
+    for tree in trees:
         dumps.append(ast.dump(tree))
         walker.block(tree.body, assigned)
     return Names(
@@ -281,7 +294,11 @@ def analyse_cells(sources: Sequence[str]) -> Names:
 
 def normalised_code(sources: Iterable[str]) -> str:
     """The code of ``sources`` with whitespace and comments made irrelevant (AST dump)."""
-    return "\n".join(ast.dump(parse_cell(s, i)) for i, s in enumerate(sources))
+    trees = [parse_cell(s, i) for i, s in enumerate(sources)]
+    try:
+        return "\n".join(ast.dump(t) for t in trees)
+    except RecursionError:
+        return with_room(lambda: "\n".join(ast.dump(t) for t in trees))
 
 
 def base_name(node: ast.AST) -> str | None:

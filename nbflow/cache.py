@@ -32,12 +32,13 @@ import io
 import json
 import os
 import pickle
+import re
 import shutil
 import sys
 import time
 import types
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,8 @@ MANIFEST = "manifest.json"
 OUTPUTS = "outputs.json"
 #: Values files larger than this are memory-mapped (copy-on-write) when loaded.
 MMAP_THRESHOLD = 1 << 20
+#: Hidden folders nbflow leaves beside entries (``stage``, ``invalidate``, ``quarantine``).
+_LEFTOVER = re.compile(r"\.(staging|invalidated|corrupt)-[0-9a-f-]+\Z")
 #: Names that belong to IPython, never to a step.
 IGNORED_NAMES = frozenset({"In", "Out", "exit", "quit", "get_ipython", "open"})
 
@@ -157,7 +160,7 @@ class Cache:
         try:
             with os.scandir(folder) as it:
                 for item in it:
-                    if item.is_dir() and not item.name.startswith("."):
+                    if item.is_dir(follow_symlinks=False) and not item.name.startswith("."):
                         yield Path(item.path)
         except FileNotFoundError:
             return
@@ -446,23 +449,37 @@ class Cache:
         shutil.rmtree(staging, ignore_errors=True)
 
     # -------------------------------------------------------------- prune
-    def prune(self, keep: set[tuple[str, str]], older_than: float = 3600.0) -> tuple[int, int]:
-        """Delete entries not in ``keep`` and leftovers older than ``older_than`` seconds.
+    def prune(
+        self,
+        keep: set[tuple[str, str]],
+        older_than: float = 3600.0,
+        may_delete: Callable[[Entry], bool] | None = None,
+    ) -> tuple[int, int]:
+        """Delete entries not in ``keep`` and nbflow's leftovers older than ``older_than`` seconds.
 
-        Returns (entries removed, bytes freed).
+        Only what nbflow provably wrote is deleted: an entry whose manifest names it
+        (and that ``may_delete`` allows), or a hidden staging/invalidated/corrupt folder.
+        Symbolic links are never followed nor removed. Returns (entries removed, bytes freed).
         """
         removed = freed = 0
         now = time.time()
         for folder in self._dirs(self.root):
             with os.scandir(folder) as it:
-                items = list(it)
+                items = [item for item in it if not item.is_symlink() and item.is_dir(follow_symlinks=False)]
             for item in items:
                 path = Path(item.path)
                 if item.name.startswith("."):
-                    if now - item.stat().st_mtime < older_than:
+                    if not _LEFTOVER.match(item.name) or now - item.stat(follow_symlinks=False).st_mtime < older_than:
                         continue
-                elif (folder.name, item.name) in keep:
-                    continue
+                else:
+                    if (folder.name, item.name) in keep:
+                        continue
+                    try:
+                        entry = self.lookup(folder.name, item.name)
+                    except CacheCorrupt:
+                        continue  # not provably ours: a run quarantines it, clean leaves it
+                    if entry is None or (may_delete is not None and not may_delete(entry)):
+                        continue
                 freed += _size(path)
                 shutil.rmtree(path, ignore_errors=True)
                 removed += not item.name.startswith(".")
@@ -484,9 +501,12 @@ def file_sha256(path: str | Path) -> str:
 
 
 def _size(path: Path) -> int:
-    if path.is_file():
-        return path.stat().st_size
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    total = 0
+    for root, _dirs, files in os.walk(path):  # never follows symbolic links
+        for name in files:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(root, name)).st_size
+    return total
 
 
 class _HashingWriter(io.RawIOBase):

@@ -12,77 +12,18 @@ not pay for nbformat, papermill, networkx or rich.
 from __future__ import annotations
 
 import argparse
-import json
+import errno
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .errors import NbflowError, ParameterError, PipelineError
+from . import jsonout
+from .cli_parameters import add_parameter_options as _add_parameter_options
+from .cli_parameters import parameters_from_args
+from .errors import NbflowError, PipelineError
 
-
-def _add_parameter_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "-p",
-        "--parameters",
-        nargs=2,
-        action="append",
-        default=[],
-        metavar=("NAME", "VALUE"),
-        help="a parameter value, parsed like papermill's -p (True/False/None, int, float, else text)",
-    )
-    p.add_argument(
-        "-r",
-        "--parameters-raw",
-        nargs=2,
-        action="append",
-        default=[],
-        metavar=("NAME", "VALUE"),
-        help="a parameter value taken as text",
-    )
-    p.add_argument(
-        "-y", "--parameters-yaml", action="append", default=[], metavar="YAML", help="parameters as a YAML mapping"
-    )
-    p.add_argument(
-        "-f", "--parameters-file", action="append", default=[], metavar="FILE", help="parameters from a YAML file"
-    )
-
-
-def parameters_from_args(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, str]]:
-    """(values, raw texts) from the -p/-r/-y/-f options, later options winning."""
-    from .parameters import parse_cli_value
-
-    values: dict[str, Any] = {}
-    raw: dict[str, str] = {}
-    for text in args.parameters_yaml:
-        values.update(_yaml_mapping(text, "-y"))
-    for path in args.parameters_file:
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except OSError as e:
-            raise ParameterError(f"-f {path}: {e.strerror}") from None
-        values.update(_yaml_mapping(text, f"-f {path}"))
-    for name, text in args.parameters:
-        values[name] = parse_cli_value(text)
-        raw[name] = text
-    for name, text in args.parameters_raw:
-        values[name] = text
-        raw.pop(name, None)
-    return values, raw
-
-
-def _yaml_mapping(text: str, option: str) -> dict[str, Any]:
-    import yaml
-
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        raise ParameterError(f"{option}: not valid YAML ({e})") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ParameterError(f"{option}: expected a mapping of parameter names to values")
-    return data
+_CANNOT_WRITE = (errno.EACCES, errno.EPERM, errno.EROFS)
 
 
 def _print_warnings(pipeline: Any) -> None:
@@ -99,7 +40,7 @@ def cmd_graph(args: argparse.Namespace) -> int:
     pipeline = load_pipeline(args.notebook)
     _print_warnings(pipeline)
     if args.format == "json":
-        print(json.dumps(pipeline.to_dict(), indent=2, default=repr))
+        print(jsonout.dumps(pipeline.to_dict(), indent=2, default=repr))
     elif args.format == "dot":
         print(pipeline.to_dot())
     else:
@@ -109,7 +50,9 @@ def cmd_graph(args: argparse.Namespace) -> int:
 
 def graph_text(pipeline: Any) -> str:
     """The pipeline as text: one line per step with what it depends on and why."""
-    params = ", ".join(f"{n}={p.default!r}" for n, p in pipeline.parameters.items()) or "none"
+    from .parameters import shown_default
+
+    params = ", ".join(f"{n}={shown_default(p.default)}" for n, p in pipeline.parameters.items()) or "none"
     lines = [f"{pipeline.path.name}: {len(pipeline.steps)} steps; parameters: {params}"]
     if not pipeline.steps:
         lines.append("  (no cells are tagged step:<name>; tag a code cell to make it a step)")
@@ -134,9 +77,13 @@ def cmd_plan(args: argparse.Namespace) -> int:
     pipeline = load_pipeline(args.notebook)
     _print_warnings(pipeline)
     values, raw = parameters_from_args(args)
-    plan = pipeline.plan(values, raw=raw, force=args.force, force_all=args.force_all, only=args.only, from_=args.from_)
+    from .run import plan_pipeline
+
+    plan = plan_pipeline(
+        pipeline, values, raw=raw, force=args.force, force_all=args.force_all, only=args.only, from_=args.from_
+    )
     if args.json:
-        print(json.dumps(plan.to_dict(), indent=2, default=repr))
+        print(jsonout.dumps(plan.to_dict(), indent=2, default=repr))
         return 0
     print(plan.table())
     runs = len(plan.to_run)
@@ -296,12 +243,11 @@ def _executor_from_args(args: argparse.Namespace) -> Any:
 
 def _store(path: str | None) -> Any:
     from .config import Config
-    from .store import RunStore
 
     config = Config.for_path(path)
-    if not config.store_path.exists():
+    if not config.store_path.exists() and not config.home.is_file():  # RunStore names a file in the way
         raise PipelineError(f"no runs recorded in {config.home} (run a notebook there first)")
-    return config, RunStore(config.store_path, heartbeat_interval=config.heartbeat_interval)
+    return config, config.open_store()
 
 
 def _when(timestamp: float | None) -> str:
@@ -385,12 +331,11 @@ def cmd_show(args: argparse.Namespace) -> int:
         print(f"warning: {'step ' + m['step'] + ': ' if m['step'] else ''}{m['text']}")
     if args.provenance:
         print("\nprovenance:")
-        print(json.dumps(prov, indent=2))
+        print(jsonout.dumps(prov, indent=2))
     return 1 if run["status"] == "failed" and args.exit_status else 0
 
 
 def _show_step(config: Any, run: dict[str, Any], steps: list[dict[str, Any]], name: str) -> int:
-    from .cache import Cache
     from .errors import did_you_mean
 
     found = {s["step"]: s for s in steps}
@@ -402,7 +347,7 @@ def _show_step(config: Any, run: dict[str, Any], steps: list[dict[str, Any]], na
     if s["duration"] is not None:
         print(f"duration: {s['duration']:.3f} s (started {_when(s['started'])})")
     print(f"key: {s['key']}")
-    entry = Cache(config.cache_dir).lookup(name, s["key"]) if s["key"] else None
+    entry = config.cache().lookup(name, s["key"]) if s["key"] else None
     if entry is not None:
         print("cached values:")
         for value, info in sorted(entry.names.items()):
@@ -449,12 +394,12 @@ def cmd_studio(args: argparse.Namespace) -> int:
 
 
 def cmd_clean(args: argparse.Namespace) -> int:
+    from .clean import clean
     from .config import Config
-    from .run import clean
 
     target = args.path if args.path and not Path(args.path).is_dir() else None
     config = Config.for_path(args.path)
-    if not config.store_path.exists():
+    if not config.store_path.exists() and not config.home.is_file():
         print(f"nothing to clean in {config.home}")
         return 0
     result = clean(config, keep=args.keep, notebook=target)
@@ -609,10 +554,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--show", action="store_true", help="open the studio in a web browser")
     p.set_defaults(func=cmd_studio)
 
-    p = sub.add_parser("clean", help="delete old runs and cache entries no kept run uses")
+    p = sub.add_parser(
+        "clean",
+        help="delete old runs and cache entries no kept run uses",
+        description="Delete all but the N newest runs of each notebook, and the cache entries no remaining "
+        "run (of this folder, or of another folder sharing the cache) uses. Only entries nbflow wrote are "
+        "deleted; a cache folder holding anything else is refused.",
+    )
     p.add_argument("path", nargs="?", help="a notebook (only its runs) or a folder (default: here)")
-    p.add_argument("--keep", type=int, default=10, metavar="N", help="runs to keep (default 10)")
+    p.add_argument("--keep", type=int, default=10, metavar="N", help="runs to keep per notebook (default 10)")
     p.set_defaults(func=cmd_clean)
+
+    from .cli_production import add_production_commands
+
+    add_production_commands(sub)  # export, watch
     return parser
 
 
@@ -654,6 +609,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except OSError as e:  # a read-only folder, a full disk: one line naming the path
+        where = f"{e.filename}: " if e.filename else ""
+        hint = "; use a writable folder (NBFLOW_HOME, -o FILE)" if e.errno in _CANNOT_WRITE else ""
+        print(f"nbflow: error: {where}{e.strerror or e}{hint}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import difflib
 import hashlib
-import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from . import jsonout
 from .cache import Cache
 from .errors import CacheCorrupt, PipelineError
 
@@ -103,9 +103,8 @@ def compare_runs(config: Any, run_a: int, run_b: int) -> dict[str, Any]:
     reasons, why, duration, key in each run, or None); ``changed_values``: rows
     ``{step, name, a, b, note}``.
     """
-    from .store import RunStore
 
-    store = RunStore(config.store_path, heartbeat_interval=config.heartbeat_interval)
+    store = config.open_store()
     try:
         runs = [store.run(run_a), store.run(run_b)]
         for run_id, run in zip((run_a, run_b), runs, strict=True):
@@ -116,7 +115,7 @@ def compare_runs(config: Any, run_a: int, run_b: int) -> dict[str, Any]:
         store.close()
     a, b = runs
     sources = [step_sources(config, r["notebook_hash"]) for r in runs]
-    cache = Cache(config.cache_dir)
+    cache = config.cache()
     step_rows: list[dict[str, Any]] = []
     changed_values: list[dict[str, Any]] = []
     for name in dict.fromkeys([*steps[0], *steps[1]]):
@@ -228,4 +227,4 @@ def format_comparison(data: Mapping[str, Any]) -> str:
 
 
 def to_json(data: Mapping[str, Any]) -> str:
-    return json.dumps(data, indent=2, default=repr)
+    return jsonout.dumps(data, indent=2, default=repr)

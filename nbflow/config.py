@@ -16,6 +16,8 @@ setting                environment               meaning
 =====================  ========================  ==========================================
 
 Standard library only (``tomllib`` is read only when a pyproject mentions nbflow).
+``Config.open_store()`` and ``Config.cache()`` are the one way to the run store and the
+cache (imported when called).
 """
 
 from __future__ import annotations
@@ -25,9 +27,13 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import PipelineError
+
+if TYPE_CHECKING:
+    from .cache import Cache
+    from .store import RunStore
 
 
 @dataclass(frozen=True)
@@ -52,6 +58,19 @@ class Config:
     def runs_dir(self) -> Path:
         """Output notebooks and reports, one folder per run id."""
         return self.home / "runs"
+
+    def open_store(self, **options: Any) -> RunStore:
+        """The run store, opened with this configuration's heartbeat interval (the one way
+        to a ``RunStore``; ``options`` as ``RunStore``'s, e.g. ``reconcile=False``)."""
+        from .store import RunStore
+
+        return RunStore(self.store_path, heartbeat_interval=self.heartbeat_interval, **options)
+
+    def cache(self) -> Cache:
+        """The step-result cache of this configuration (the one way to a ``Cache``)."""
+        from .cache import Cache
+
+        return Cache(self.cache_dir)
 
     @classmethod
     def for_notebook(cls, notebook: str | Path, **overrides: Any) -> Config:

@@ -1,6 +1,6 @@
 """From a read notebook to a validated pipeline graph.
 
-``build_pipeline`` combines ``notebook.read_notebook`` (cells and tags) with
+``load_pipeline`` combines ``notebook.read_notebook`` (cells and tags) with
 ``analysis.analyse_cells`` (names each step reads and writes) into a ``Pipeline``:
 
 * A step **depends on the nearest step above it that writes a name it reads** (the
@@ -52,8 +52,6 @@ from .parameters import Parameter, parse_parameters_cell
 if TYPE_CHECKING:
     import networkx
 
-    from .plan import Plan
-    from .run import Run
 
 SETUP = "<setup>"
 PARAMETERS = "<parameters>"
@@ -61,7 +59,11 @@ PARAMETERS = "<parameters>"
 
 @dataclass(frozen=True)
 class Pipeline:
-    """A notebook as a graph of steps. Build it with ``nbflow.load_pipeline(path)``."""
+    """A notebook as a graph of steps. Build it with ``load_pipeline(path)``.
+
+    Pure data and graph queries; ``nbflow.load_pipeline`` returns ``api.Pipeline``,
+    which adds ``plan``, ``run``, ``invalidate`` and ``widget``.
+    """
 
     path: Path
     source: NotebookSource
@@ -72,8 +74,9 @@ class Pipeline:
     deps: Mapping[str, tuple[str, ...]]
     edge_names: Mapping[tuple[str, str], tuple[str, ...]]
     order: tuple[str, ...]
+    #: Where its runs, cache and settings live (``load_pipeline`` attaches it).
+    config: Config = field(compare=False)
     warnings: tuple[str, ...] = ()
-    config: Config | None = field(default=None, compare=False)
     #: Names bound by an import anywhere in the notebook (never counted as written in place).
     modules: frozenset[str] = frozenset()
 
@@ -183,41 +186,25 @@ class Pipeline:
         lines.append("}")
         return "\n".join(lines)
 
-    # -------------------------------------------------------------- views
-    def plan(self, params: Mapping[str, Any] | None = None, **options: Any) -> Plan:
-        """What a run with ``params`` would do, and why (nothing is executed)."""
-        from .run import plan_pipeline
 
-        return plan_pipeline(self, params, **options)
+def load_pipeline(
+    path: str | Path,
+    config: Config | None = None,
+    *,
+    source: NotebookSource | None = None,
+    cls: type[Pipeline] | None = None,
+) -> Pipeline:
+    """Read, analyse and validate the notebook at ``path``: the one way to a ``Pipeline``.
 
-    def run(self, params: Mapping[str, Any] | None = None, **options: Any) -> Run:
-        """Run the pipeline and wait for it; see ``nbflow.run.start_run`` for options."""
-        from .run import start_run
-
-        run = start_run(self, params, **options)
-        run.wait()
-        return run
-
-    def invalidate(self, *steps: str, params: Mapping[str, Any] | None = None) -> list[str]:
-        """Forget the cached results of ``steps``; the next run recomputes them."""
-        from .run import invalidate
-
-        return invalidate(self, steps, params)
-
-    def widget(self, **options: Any) -> Any:
-        """An ipycytoscape view of this pipeline that follows runs live."""
-        from .widget import PipelineWidget
-
-        return PipelineWidget(self, **options)
-
-
-def load_pipeline(path: str | Path, config: Config | None = None) -> Pipeline:
-    """Read, analyse and validate the notebook at ``path``."""
+    ``config`` defaults to the configuration that applies to ``path``; ``source`` is the
+    notebook when it has been read already (the studio's edits, a recorded notebook);
+    ``cls`` a subclass to build (``api.Pipeline``, which adds ``run``, ``plan``...).
+    """
     path = Path(path)
     config = config or Config.for_notebook(path)
-    source = read_notebook(path, memo=config.home / "validated")
-    pipeline = build_pipeline(source)
-    return replace(pipeline, config=config)
+    if source is None:
+        source = read_notebook(path, memo=config.home / "validated")
+    return _build_pipeline(source, config, cls or Pipeline)
 
 
 def _analyse(cells: Sequence[Cell], path: Path, step: str | None) -> Names:
@@ -228,7 +215,7 @@ def _analyse(cells: Sequence[Cell], path: Path, step: str | None) -> Names:
         raise PipelineError(str(e), notebook=path, cell=cell.number, step=step) from None
 
 
-def build_pipeline(source: NotebookSource) -> Pipeline:
+def _build_pipeline(source: NotebookSource, config: Config, cls: type[Pipeline]) -> Pipeline:
     """Analyse the steps of ``source`` and connect them; raise ``PipelineError``."""
     path = source.path
     parameters: dict[str, Parameter] = {}
@@ -246,7 +233,7 @@ def build_pipeline(source: NotebookSource) -> Pipeline:
 
     setup_params = tuple(sorted(set(setup.reads) & set(parameters) - set(setup.writes)))
     lenient = setup.star_import or any(n.star_import for n in names.values())
-    warnings: list[str] = []
+    warnings: list[str] = list(source.warnings)
     last_writer: dict[str, str] = {}
     last_file_writer: dict[str, str] = {}
     steps: dict[str, Step] = {}
@@ -331,7 +318,7 @@ def build_pipeline(source: NotebookSource) -> Pipeline:
             last_writer[name] = step.name
 
     order = _execution_order(source, deps)
-    return Pipeline(
+    return cls(
         path=path,
         source=source,
         steps=steps,
@@ -341,6 +328,7 @@ def build_pipeline(source: NotebookSource) -> Pipeline:
         deps=deps,
         edge_names=edge_names,
         order=order,
+        config=config,
         warnings=tuple(warnings),
         modules=frozenset(modules),
     )

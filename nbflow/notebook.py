@@ -44,6 +44,8 @@ from .errors import PipelineError
 from .fsutil import atomic_write_text
 
 STEP_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*\Z")
+#: Longest step name: a step names a cache folder, and file systems allow 255 bytes per name.
+MAX_STEP_NAME = 100
 
 # Tags with a value after the colon, and what they mean on a step.
 _VALUE_TAGS = ("step", "after", "map", "in", "out", "timeout", "keep", "resources")
@@ -71,7 +73,7 @@ class Step:
     """A named step: its cells, docs and the options its tags declare.
 
     The ``reads``/``writes``/``params``/``inputs`` fields are filled in by
-    ``graph.build_pipeline`` from the static analysis of the step's code.
+    ``graph.load_pipeline`` from the static analysis of the step's code.
     """
 
     name: str
@@ -119,6 +121,8 @@ class NotebookSource:
     steps: tuple[Step, ...]
     description: str
     title: str
+    #: Tags that mean nothing where they are (``step:`` on a markdown cell), one line each.
+    warnings: tuple[str, ...] = ()
 
     @property
     def kernel_name(self) -> str:
@@ -136,9 +140,13 @@ def read_notebook(path: str | Path, memo: str | Path | None = None) -> NotebookS
     """Read and check ``path``; raise ``PipelineError`` naming the cell for any problem.
 
     ``memo`` is a file remembering notebook hashes that passed ``nbformat.validate``;
-    without it every call validates.
+    without it every call validates. A notebook reached through a symbolic link is read
+    as the real file: its folder is the one the kernel runs in and ``in:``/``out:``
+    paths are relative to.
     """
     path = Path(path)
+    if path.is_symlink():
+        path = path.resolve()
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
@@ -181,8 +189,8 @@ def _parse_json(raw: bytes, path: Path) -> dict[str, Any]:
         raise PipelineError("the file is empty; it is not a notebook", notebook=path)
     try:
         data = json.loads(raw)
-    except UnicodeDecodeError:
-        raise PipelineError("not a text file; it is not a notebook", notebook=path) from None
+    except UnicodeDecodeError as e:
+        raise PipelineError(_not_utf8(raw, e), notebook=path) from None
     except json.JSONDecodeError as e:
         raise PipelineError(
             f"malformed notebook JSON ({e.msg} at line {e.lineno}, column {e.colno}); the file may be truncated",
@@ -204,6 +212,36 @@ def _parse_json(raw: bytes, path: Path) -> dict[str, Any]:
     return data
 
 
+def _not_utf8(raw: bytes, e: UnicodeDecodeError) -> str:
+    """Say which byte is not UTF-8 and where, or that the file is binary."""
+    if b"\0" in raw[:8192] or raw[:8].startswith(b"\x89PNG"):
+        return "not a text file; it is not a notebook"
+    line = raw.count(b"\n", 0, e.start) + 1
+    column = e.start - (raw.rfind(b"\n", 0, e.start) + 1) + 1
+    return (
+        f"not UTF-8: byte 0x{raw[e.start]:02x} at line {line}, column {column} (offset {e.start}); "
+        "notebooks are UTF-8 (re-save it from JupyterLab, or convert it with iconv -f latin1 -t utf-8)"
+    )
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _check_text(text: str, path: Path, cell: int, what: str) -> str:
+    """Refuse a lone surrogate (JupyterLab's broken emoji): it cannot be written as UTF-8."""
+    found = _SURROGATE.search(text)
+    if found is None:
+        return text
+    line = text.count("\n", 0, found.start()) + 1
+    column = found.start() - (text.rfind("\n", 0, found.start()) + 1) + 1
+    raise PipelineError(
+        f"{what} has a broken character (lone surrogate U+{ord(found.group()):04X}) at line {line}, "
+        f"column {column}; delete it and type it again",
+        notebook=path,
+        cell=cell,
+    )
+
+
 def _text(value: Any) -> str:
     return "".join(value) if isinstance(value, list) else str(value or "")
 
@@ -216,12 +254,17 @@ def _cells(data: dict[str, Any], path: Path) -> tuple[Cell, ...]:
         tags = (cell.get("metadata") or {}).get("tags") or []
         if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
             raise PipelineError("metadata.tags must be a list of strings", notebook=path, cell=index + 1)
+        tags = [
+            _check_text(t, path, index + 1, f"tag {t.encode('utf-8', 'backslashreplace').decode()!r}") for t in tags
+        ]
+        what = "the code" if cell["cell_type"] == "code" else "the text"
+        text = _check_text(_text(cell.get("source")), path, index + 1, what)
         cells.append(
             Cell(
                 index=index,
                 id=cell.get("id"),
                 cell_type=cell["cell_type"],
-                source=_text(cell.get("source")),
+                source=text,
                 tags=tuple(t.strip() for t in tags),
             )
         )
@@ -307,6 +350,13 @@ def parse_tags(cell: Cell, path: Path) -> dict[str, list[str]]:
 
 
 def _step_name(value: str, cell: Cell, path: Path, tag: str = "step") -> str:
+    if len(value) > MAX_STEP_NAME:
+        raise PipelineError(
+            f"step name in tag '{tag}:{value[:20]}...' is {len(value)} characters long; "
+            f"a step name has at most {MAX_STEP_NAME} (it names a cache folder)",
+            notebook=path,
+            cell=cell.number,
+        )
     if not STEP_NAME.match(value):
         raise PipelineError(
             f"invalid step name {value!r} in tag '{tag}:{value}': a name starts with a letter "
@@ -324,11 +374,17 @@ def _split(path: Path, data: dict[str, Any], digest: str, cells: tuple[Cell, ...
     docs: list[str] = []
     description_cell: Cell | None = None
     seen_steps: dict[str, Cell] = {}
+    warnings: list[str] = []
 
     for cell in cells:
         tags = parse_tags(cell, path)
         if "skip" in tags:
             continue
+        if cell.cell_type != "code" and "step" in tags:
+            warnings.append(
+                f"{path.name}, cell {cell.number}: tag 'step:{tags['step'][0]}' is on a {cell.cell_type} cell "
+                "and is ignored; only code cells are steps"
+            )
         if cell.cell_type == "markdown":
             if description_cell is None:
                 description_cell = cell
@@ -389,6 +445,7 @@ def _split(path: Path, data: dict[str, Any], digest: str, cells: tuple[Cell, ...
         steps=built,
         description=description,
         title=_title(description, path),
+        warnings=tuple(warnings),
     )
 
 
@@ -417,7 +474,7 @@ def _build_step(spec: dict[str, Any], path: Path) -> Step:
         tags = parse_tags(cell, path)
         after += [_step_name(v, cell, path, "after") for v in tags.get("after", [])]
         in_files += [posixpath.normpath(v) for v in tags.get("in", [])]
-        out_files += [posixpath.normpath(v) for v in tags.get("out", [])]
+        out_files += [_inside_folder(v, cell, path, name) for v in tags.get("out", [])]
         keep += tags.get("keep", [])
         for value in tags.get("timeout", []):
             try:
@@ -472,6 +529,22 @@ def _build_step(spec: dict[str, Any], path: Path) -> Step:
         keep=tuple(dict.fromkeys(keep)),
         resources=resources,
     )
+
+
+def _inside_folder(value: str, cell: Cell, path: Path, step: str) -> str:
+    """An ``out:`` path, refused unless it stays inside the notebook's folder: a cached
+    run restores ``out:`` files without running code, so one outside would let a cache
+    entry write anywhere."""
+    normal = posixpath.normpath(value)
+    if posixpath.isabs(normal) or normal == ".." or normal.startswith("../") or normal == ".":
+        raise PipelineError(
+            f"tag 'out:{value}' names a path outside the notebook's folder; out: files must be inside it "
+            "(write elsewhere from the step's code, without an out: tag)",
+            notebook=path,
+            cell=cell.number,
+            step=step,
+        )
+    return normal
 
 
 def _title(description: str, path: Path) -> str:

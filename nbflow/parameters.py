@@ -73,11 +73,13 @@ def parse_parameters_cell(
             annotation = ast.unparse(stmt.annotation)
         else:
             target = value = None
-        line = ast.get_source_segment(source, stmt) or ""
         if not isinstance(target, ast.Name) or value is None:
+            # The line is looked up only here: ast.get_source_segment on every statement
+            # re-splits the whole cell each time, quadratic in a cell with a big literal.
+            line = source.splitlines()[stmt.lineno - 1][stmt.col_offset :]
             raise PipelineError(
                 f"the parameters cell must hold only plain assignments like lr = 0.1; line "
-                f"{stmt.lineno} is {line.splitlines()[0]!r}",
+                f"{stmt.lineno} is {line[:80]!r}",
                 notebook=notebook,
                 cell=cell,
             )
@@ -86,13 +88,26 @@ def parse_parameters_cell(
         except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
             raise PipelineError(
                 f"parameter {target.id!r} (line {stmt.lineno}) must have a literal default such as "
-                f"0.1, 'text', [1, 2] or None, not {ast.unparse(value)!r}: papermill replaces this cell's "
+                f"0.1, 'text', [1, 2] or None, not {_short(ast.unparse(value))!r}: papermill replaces this cell's "
                 "values and nbflow must know them without running code",
                 notebook=notebook,
                 cell=cell,
             ) from None
         params[target.id] = Parameter(target.id, default, annotation)
     return params
+
+
+def _short(text: str, limit: int = 80) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def shown_default(value: Any, limit: int = 60) -> str:
+    """A parameter's default as ``graph`` prints it: its repr, abbreviated when long."""
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    size = f" ({len(value)} items)" if isinstance(value, list | tuple | dict | set) else f" ({len(text)} characters)"
+    return text[: limit - 3] + "..." + size
 
 
 def parse_cli_value(text: str) -> Any:

@@ -44,6 +44,52 @@ if TYPE_CHECKING:
 
 State = Literal["fresh", "stale"]
 Action = Literal["run", "cached", "excluded"]
+#: What a reason is about. Why a step is stale (the plan) or did not run (the executor).
+ReasonKind = Literal[
+    "never run",
+    "cache format changed",
+    "code changed",
+    "setup changed",
+    "parameter changed",
+    "upstream changed",
+    "input file changed",
+    "cache entry missing",
+    "cache entry corrupt",
+    "forced",
+    "invalidated",
+    "value needed",
+    "upstream failed",
+    "setup failed",
+    "not selected",
+    "run cancelled",
+    "run stopped",
+    "fail fast",
+]
+
+
+class Reason(str):
+    """Why a step runs, or did not: data with a display text.
+
+    The value *is* the display text (``"upstream load changed"``: what the views show,
+    the events carry and the run store keeps), so a ``Reason`` goes wherever a string
+    does. ``kind`` (a ``ReasonKind``) and ``subject`` (the step, parameter, file or value
+    it is about) are the data: code that decides tests ``kind`` (``has_reason``), never
+    the text, so a display text never doubles as a flag.
+    """
+
+    kind: ReasonKind
+    subject: str
+
+    def __new__(cls, kind: ReasonKind, text: str | None = None, subject: str = "") -> Reason:
+        reason = super().__new__(cls, kind if text is None else text)
+        reason.kind = kind
+        reason.subject = subject
+        return reason
+
+
+def has_reason(reasons: Iterable[str], kind: ReasonKind) -> bool:
+    """Whether one of ``reasons`` is a ``Reason`` of ``kind`` (plain text never is)."""
+    return any(getattr(r, "kind", None) == kind for r in reasons)
 
 
 def sha256_text(text: str) -> str:
@@ -250,27 +296,28 @@ def item_key(pipeline: Pipeline, step: str, parts: KeyParts, fingerprint: str) -
     return sha256_text(json.dumps(recipe, sort_keys=True, separators=(",", ":")))
 
 
-def explain(parts: KeyParts, previous: Mapping[str, Any] | None) -> tuple[str, ...]:
+def explain(parts: KeyParts, previous: Mapping[str, Any] | None) -> tuple[Reason, ...]:
     """Why a step with ``parts`` has no entry, given its latest entry's parts."""
     if not previous:
-        return ("never run",)
+        return (Reason("never run"),)
     reasons = []
     if previous.get("format") != parts.format:
-        reasons.append("cache format changed")
+        reasons.append(Reason("cache format changed"))
     if previous.get("code") != parts.code:
-        reasons.append("code changed")
+        reasons.append(Reason("code changed"))
     if previous.get("setup") != parts.setup:
-        reasons.append("setup changed")
-    for kind, label, mine in (
-        ("params", "parameter", parts.params),
-        ("upstream", "upstream", parts.upstream),
-        ("files", "input file", parts.files),
-    ):
-        theirs = previous.get(kind) or {}
+        reasons.append(Reason("setup changed"))
+    kinds: tuple[tuple[str, str, ReasonKind, Mapping[str, Any]], ...] = (
+        ("params", "parameter", "parameter changed", parts.params),
+        ("upstream", "upstream", "upstream changed", parts.upstream),
+        ("files", "input file", "input file changed", parts.files),
+    )
+    for field_name, label, kind, mine in kinds:
+        theirs = previous.get(field_name) or {}
         for name in sorted(set(mine) | set(theirs)):
             if mine.get(name) != theirs.get(name):
-                reasons.append(f"{label} {name} changed")
-    return tuple(reasons) or ("cache entry missing",)
+                reasons.append(Reason(kind, f"{label} {name} changed", subject=name))
+    return tuple(reasons) or (Reason("cache entry missing"),)
 
 
 @dataclass(frozen=True)
@@ -366,7 +413,7 @@ def compute_plan(
     forced = set(force) | set(from_) | pipeline.descendants(from_)
     if force_all:
         forced = set(pipeline.order)
-    reasons: dict[str, list[str]] = {}
+    reasons: dict[str, list[Reason]] = {}
     entries: dict[str, Entry | None] = {}
     for name in pipeline.order:
         key = parts[name].key
@@ -374,13 +421,13 @@ def compute_plan(
             entries[name] = lookup(name, key)
         except CacheCorrupt:
             entries[name] = None
-            reasons[name] = ["cache entry corrupt"]
+            reasons[name] = [Reason("cache entry corrupt")]
             continue
         if name in forced:
-            reasons[name] = ["forced"]
+            reasons[name] = [Reason("forced")]
         elif entries[name] is None:
             if invalidated(name, key):
-                reasons[name] = ["invalidated"]
+                reasons[name] = [Reason("invalidated")]
                 continue
             previous = latest(name)
             reasons[name] = list(explain(parts[name], previous.parts if previous else None))
@@ -420,7 +467,7 @@ def compute_plan(
                 if runs(provider) or entry is None or value in entry.names:
                     continue
                 why = entry.missing.get(value, "it was not cached")
-                reasons[provider] = [f"value {value} needed by {name}: {why}"]
+                reasons[provider] = [Reason("value needed", f"value {value} needed by {name}: {why}", subject=value)]
                 selected.add(provider)
                 changed = True
 

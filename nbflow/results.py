@@ -15,15 +15,13 @@ def result(notebook: str | Path, step: str, name: str, run: int | None = None) -
     (``done`` or ``cached``), else for the notebook as it is now with default
     parameters. The cache entry's checksums are verified before anything is unpickled.
     """
-    from .cache import Cache
     from .graph import load_pipeline
-    from .store import RunStore
+    from .run import plan_pipeline
 
     pipeline = load_pipeline(notebook)
     pipeline.check_steps([step], "step")
     config = pipeline.config
-    assert config is not None
-    store = RunStore(config.store_path, heartbeat_interval=config.heartbeat_interval)
+    store = config.open_store()
     try:
         if run is not None:
             rows = {s["step"]: s for s in store.steps(run)}
@@ -32,10 +30,10 @@ def result(notebook: str | Path, step: str, name: str, run: int | None = None) -
             key = rows[step]["key"]
         else:
             found = store.latest_step_key(pipeline.path, step)
-            key = found[1] if found else pipeline.plan()[step].key
+            key = found[1] if found else plan_pipeline(pipeline)[step].key
     finally:
         store.close()
-    cache = Cache(config.cache_dir)
+    cache = config.cache()
     entry = cache.lookup(step, key)
     if entry is None:
         raise NbflowError(f'step "{step}" has no cached result for key {key[:12]} (run it first)')

@@ -18,9 +18,7 @@ Worked example (``nbflow run nb.ipynb -p lr 0.5``)::
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
-import shutil
 import threading
 import time
 import traceback as traceback_module
@@ -28,11 +26,13 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .cache import Cache, file_sha256
+from .cache import Cache
+from .clean import clean, register_store  # noqa: F401 - nbflow.run.clean is public API
 from .compare import save_snapshot
 from .cutoff import Knowledge
-from .errors import CacheCorrupt, NbflowError, PipelineError
+from .errors import NbflowError, PipelineError
 from .events import Event, EventBus, RunFinished, RunStarted, StepFinished, StepStarted
+from .inputs import input_file_hashes
 from .parameters import resolve_parameters
 from .plan import Plan, compute_plan
 
@@ -47,36 +47,8 @@ log = logging.getLogger(__name__)
 ACTIVE_RUNS: dict[int, Run] = {}
 
 
-def input_file_hashes(pipeline: Pipeline) -> dict[str, str]:
-    """SHA-256 of every external ``in:`` file (relative to the notebook's folder), or ``missing``.
-
-    Files another step produces (``out:``) are not hashed: that step's key stands for them.
-    """
-    hashes = {}
-    folder = pipeline.path.parent
-    for step in pipeline.steps.values():
-        for name in step.in_files:
-            if name not in hashes and name not in step.file_inputs:
-                hashes[name] = path_digest(folder / name)
-    return hashes
-
-
-def path_digest(path: Path) -> str:
-    """SHA-256 of a file; for a folder, of its files' relative names and contents."""
-    try:
-        if path.is_dir():
-            digest = hashlib.sha256()
-            for item in sorted(p for p in path.rglob("*") if p.is_file()):
-                digest.update(f"{item.relative_to(path).as_posix()}\0{file_sha256(item)}\n".encode())
-            return digest.hexdigest()
-        return file_sha256(path)
-    except OSError:
-        return "missing"
-
-
 def pipeline_cache(pipeline: Pipeline) -> Cache:
-    assert pipeline.config is not None, "use nbflow.load_pipeline(), which attaches a Config"
-    return Cache(pipeline.config.cache_dir)
+    return pipeline.config.cache()
 
 
 def plan_pipeline(
@@ -201,17 +173,6 @@ class Run:
         """Stop the run: the running step is interrupted, the rest is not started."""
         self._ctx.cancel.set()
 
-    def report(self, **options: Any) -> Path:
-        """Write this run's self-contained HTML report and return its path.
-
-        Options are those of ``nbflow.report.build_report`` (``output``, ``trusted``).
-        Call it after ``wait()``: a run still going is reported as it stands.
-        """
-        from .report import build_report
-
-        assert self.pipeline.config is not None, "use nbflow.load_pipeline(), which attaches a Config"
-        return build_report(self.pipeline.config, self.id, **options)
-
     def _execute(self) -> None:
         ctx = self._ctx
         beat = threading.Event()
@@ -237,8 +198,8 @@ class Run:
         except NbflowError as e:
             status, error, self.exception = "failed", str(e), e
         except BaseException as e:  # noqa: BLE001 - reported on the run, never lost in a thread
-            status, error, self.exception = "failed", f"{type(e).__name__}: {e}", e
-            log.error("nbflow: run %s failed unexpectedly:\n%s", self.id, traceback_module.format_exc())
+            status, error, self.exception = "failed", f"{self.pipeline.path.name}: {type(e).__name__}: {e}", e
+            self._report_unexpected("failed unexpectedly", error)
         try:
             ctx.finish_unrun()
             if ctx.cancel.is_set():
@@ -254,20 +215,34 @@ class Run:
             if output is not None:
                 self.store.add_artifact(self.id, "output_notebook", output)
                 if self._copy_to is not None:
-                    from .fsutil import atomic_write_bytes
+                    from .executors.outcome import OutputNotWritten, save_output_notebook
 
-                    atomic_write_bytes(self._copy_to, output.read_bytes(), perms=0o644)
+                    try:
+                        save_output_notebook(Path(self._copy_to), output.read_bytes())
+                    except OutputNotWritten as e:
+                        status, error, self.exception = "failed", str(e), e
             self.duration = time.time() - ctx.started
             self.status, self.error = status, error
             ctx.publish(RunFinished(self.id, status=status, duration=self.duration, error=error))
         except BaseException as e:  # noqa: BLE001
             self.status, self.error, self.exception = "failed", f"{type(e).__name__}: {e}", e
-            log.error("nbflow: run %s could not be finished:\n%s", self.id, traceback_module.format_exc())
+            self._report_unexpected("could not be finished", self.error)
         finally:
             beat.set()
             ACTIVE_RUNS.pop(self.id, None)
             self.store.close()
             self._done.set()
+
+    def _report_unexpected(self, what: str, error: str) -> None:
+        """One line for the person; the traceback goes to the run's record (``nbflow show``)."""
+        details = traceback_module.format_exc()
+        log.debug("nbflow: run %s %s:\n%s", self.id, what, details)
+        try:
+            self.store.add_message(self.id, f"nbflow internal error (please report it):\n{details}")
+            hint = f"; details: nbflow show {self.id}"
+        except Exception:  # noqa: BLE001 - the store itself may be what failed
+            hint = f"\n{details}"
+        log.error("nbflow: run %s %s: %s%s", self.id, what, error.splitlines()[0] if error else "", hint)
 
     def _heartbeat(self, stop: threading.Event) -> None:
         interval = self._ctx.config.heartbeat_interval
@@ -295,6 +270,7 @@ def start_run(
     listeners: Iterable[Callable[[Event], None]] = (),
     widget: Any = None,
     items: Iterable[int] = (),
+    run_class: type[Run] | None = None,
 ) -> Run:
     """Plan ``pipeline`` and start running it in a background thread.
 
@@ -303,19 +279,19 @@ def start_run(
     in ``<home>/runs/<id>/output.ipynb``. ``timeout`` applies to steps without a
     ``timeout:`` tag. ``listeners`` (and ``widget``) receive the run's events.
     ``items`` recomputes those elements of the one ``map:`` step named by ``only``.
+    ``run_class``: the ``Run`` subclass to return (``api.Run`` adds ``report``).
     """
     from . import provenance
     from .executors import RunContext, get_executor
-    from .store import RunStore
 
     config = pipeline.config
-    assert config is not None, "use nbflow.load_pipeline(), which attaches a Config"
     if not pipeline.steps:
         raise PipelineError(
             "has no steps to run: tag a code cell step:<name> (JupyterLab: the property inspector's cell tags)",
             notebook=pipeline.path,
         )
     _refuse_shared_cache(config)
+    _refuse_output_over_source(pipeline, output)
     given = resolve_parameters(pipeline.parameters, params, raw, pipeline.path)
     given = {k: v for k, v in given.items() if k in (params or {})}
     cache = pipeline_cache(pipeline)
@@ -331,7 +307,8 @@ def start_run(
         pipeline, params, raw=raw, force=force, force_all=force_all, only=only, from_=from_, cache=cache
     )
     chosen = get_executor(executor or config.executor)
-    store = RunStore(config.store_path, heartbeat_interval=config.heartbeat_interval)
+    store = config.open_store()
+    register_store(config.cache_dir, config.store_path)  # a shared cache-dir's clean keeps our entries
     run_id = store.create_run(
         pipeline.path,
         notebook_hash=pipeline.source.content_hash,
@@ -363,7 +340,24 @@ def start_run(
     copy_to = Path(output) if output is not None else None
     if copy_to is None and not plan.to_run:
         ctx.output_path = None  # nothing runs and no output asked for: no kernel, no papermill
-    return Run(run_id, pipeline, plan, ctx, store, chosen, copy_to).start()
+    return (run_class or Run)(run_id, pipeline, plan, ctx, store, chosen, copy_to).start()
+
+
+def _refuse_output_over_source(pipeline: Pipeline, output: str | Path | None) -> None:
+    """The executed copy replaces ``output`` at the end: never the notebook being run
+    (edits saved while it runs would be lost)."""
+    if output is None:
+        return
+    target = Path(output)
+    same = target.resolve() == pipeline.path.resolve()
+    with contextlib.suppress(OSError):
+        same = same or target.samefile(pipeline.path)
+    if same:
+        raise PipelineError(
+            f"--output {output} is the notebook being run; the executed copy would replace it "
+            "(write it elsewhere: --output executed.ipynb)",
+            notebook=pipeline.path,
+        )
 
 
 def _refuse_shared_cache(config: Any) -> None:
@@ -377,47 +371,3 @@ def _refuse_shared_cache(config: Any) -> None:
                 check_private(folder)
             except CacheRefused as e:
                 raise PipelineError(str(e)) from None
-
-
-def clean(config: Any, keep: int = 10, notebook: str | Path | None = None) -> dict[str, int]:
-    """Delete all but the ``keep`` newest runs and every cache entry no kept run uses.
-
-    The entry of each step's newest run stays, so the next run is still fully cached.
-    """
-    from .store import RunStore
-
-    store = RunStore(config.store_path, heartbeat_interval=config.heartbeat_interval)
-    runs = store.runs(notebook, limit=1_000_000)
-    kept, dropped = runs[:keep], runs[keep:]
-    dropped = [r for r in dropped if r["status"] not in ("pending", "running")]
-    keep_entries = {(s["step"], s["key"]) for r in kept for s in store.steps(r["id"]) if s["key"]}
-    if notebook is not None:  # other notebooks' entries in a shared home are not ours to judge
-        others = [r for r in store.runs(None, limit=1_000_000) if r["notebook"] != str(Path(notebook).resolve())]
-        keep_entries |= {(s["step"], s["key"]) for r in others for s in store.steps(r["id"]) if s["key"]}
-    cache = Cache(config.cache_dir)
-    for step, key in list(keep_entries):  # a map: step's entry needs its elements' entries
-        with contextlib.suppress(CacheCorrupt):
-            entry = cache.lookup(step, key)
-            keep_entries |= {(step, item) for item in (entry.items if entry else [])}
-    store.delete_runs([r["id"] for r in dropped])
-    for r in dropped:
-        shutil.rmtree(config.runs_dir / str(r["id"]), ignore_errors=True)
-    leftovers = _sweep_temp_files([config.runs_dir / str(r["id"]) for r in kept])
-    removed, freed = cache.prune(keep_entries)
-    store.close()
-    return {"runs": len(dropped), "entries": removed, "bytes": freed, "leftovers": leftovers}
-
-
-def _sweep_temp_files(folders: list[Path], older_than: float = 3600.0) -> int:
-    """Delete the temporary files of atomic writes that never reached their rename (a
-    crash while writing an output notebook or a report). Nothing reads them; a recent
-    one may belong to a write going on now, so only those older than ``older_than``."""
-    removed = 0
-    now = time.time()
-    for folder in folders:
-        for tmp in folder.glob(".*.tmp") if folder.is_dir() else ():
-            with contextlib.suppress(OSError):
-                if now - tmp.stat().st_mtime > older_than:
-                    tmp.unlink()
-                    removed += 1
-    return removed

@@ -26,6 +26,13 @@ notebook's store. A run started through this API executes in this server's proce
 (a background thread, ``run.start_run``) and is followed through its event bus; a run
 of another process is read from the store.
 
+Bad requests are a 4xx with a one-line ``message`` (jupyter_server's JSON error body),
+never a 500 with a logged traceback: a ``path`` too long for the file system, JSON (the
+body, ``params``) that is not UTF-8 or nested more than ``MAX_NESTING`` deep, a run id
+that no run store can hold (``run_id``). Every JSON answer, the event stream included,
+is standard JSON (``jsonout.dumps``: a non-finite float is the string ``"NaN"``,
+``"Infinity"`` or ``"-Infinity"``).
+
 This module owns HTTP: parsing, path confinement, status codes. It must not plan,
 execute or draw anything itself: that is ``run``, ``plan`` and ``view``.
 """
@@ -33,6 +40,7 @@ execute or draw anything itself: that is ``run``, ``plan`` and ``view``.
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import os
 import time
@@ -46,6 +54,7 @@ from tornado import web
 from tornado.iostream import StreamClosedError
 
 from .errors import NbflowError
+from .jsonout import dumps
 
 if TYPE_CHECKING:
     from .run import Run
@@ -53,6 +62,11 @@ if TYPE_CHECKING:
 API = "nbflow/api"
 #: Finished runs remembered per server for ``GET runs/{id}`` without a store round trip.
 KEEP_RUNS = 100
+#: JSON (the body, ``params``) nested deeper than this is refused: nothing nbflow takes needs it,
+#: and deeper values end in a ``RecursionError`` somewhere down the line.
+MAX_NESTING = 64
+#: The largest run id a run store holds (SQLite's INTEGER).
+MAX_RUN_ID = 2**63 - 1
 
 
 def _jupyter_server_extension_points() -> list[dict[str, str]]:
@@ -104,7 +118,46 @@ class RunRegistry:
 
 
 def _json(data: Any) -> str:
-    return json.dumps(data, default=str)
+    return dumps(data, default=str)
+
+
+def run_id(raw: str) -> int:
+    """The run id of a URL (``\\d+`` matched), or a 404 when no run store can hold it."""
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > len(str(MAX_RUN_ID)) or int(raw) > MAX_RUN_ID:
+        raise web.HTTPError(404, f"no run {raw[:24]}{'...' if len(raw) > 24 else ''}: run ids are below 2**63")
+    return int(raw)
+
+
+def nesting(value: Any) -> int:
+    """How deep lists and objects nest in a parsed JSON ``value`` (without recursing)."""
+    deepest, todo = 0, [(value, 0)]
+    while todo:
+        item, depth = todo.pop()
+        if isinstance(item, (dict, list)):
+            depth += 1
+            deepest = max(deepest, depth)
+            todo.extend((v, depth) for v in (item.values() if isinstance(item, dict) else item))
+    return deepest
+
+
+def parse_json(text: str | bytes, what: str) -> Any:
+    """JSON from a request (``what``: "body", "params"), or a 400 saying what is wrong with it."""
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise web.HTTPError(
+                400, f"{what} is not UTF-8 text (byte {e.start}: {text[e.start : e.start + 1]!r})"
+            ) from None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise web.HTTPError(400, f"{what} is not JSON: {e}") from None
+    except RecursionError:
+        raise web.HTTPError(400, f"{what} is nested more than {MAX_NESTING} deep") from None
+    if nesting(value) > MAX_NESTING:
+        raise web.HTTPError(400, f"{what} is nested more than {MAX_NESTING} deep")
+    return value
 
 
 class NbflowHandler(APIHandler):
@@ -129,12 +182,19 @@ class NbflowHandler(APIHandler):
 
     def confine(self, raw: str) -> Path:
         root = self.root
+        if len(raw.encode("utf-8", "surrogatepass")) > 4096:
+            raise web.HTTPError(400, "path is longer than any path this file system allows")
         try:
             # An absolute ``raw`` replaces root here and is then refused below.
             path = (root / raw).resolve()
-        except (OSError, RuntimeError, ValueError):
+            inside = path.is_relative_to(root) and path.suffix == ".ipynb" and path.is_file()
+        except OSError as e:
+            if e.errno == errno.ENAMETOOLONG:
+                raise web.HTTPError(400, "path has a name longer than this file system allows") from None
             raise web.HTTPError(404) from None
-        if not path.is_relative_to(root) or path.suffix != ".ipynb" or not path.is_file():
+        except (RuntimeError, ValueError):
+            raise web.HTTPError(404) from None
+        if not inside:
             raise web.HTTPError(404)
         return path
 
@@ -149,25 +209,19 @@ class NbflowHandler(APIHandler):
         raw = self.get_argument("params", None)
         if not raw:
             return {}
-        try:
-            value = json.loads(raw)
-        except json.JSONDecodeError as e:
-            raise web.HTTPError(400, f"params is not JSON: {e}") from None
+        value = parse_json(raw, "params")
         if not isinstance(value, dict):
             raise web.HTTPError(400, "params must be a JSON object")
         return value
 
     def limit(self) -> int:
         raw = self.get_argument("limit", "50")
-        if not raw.isdigit() or not 0 < int(raw) <= 10_000:
+        if not (raw.isascii() and raw.isdigit()) or len(raw) > 5 or not 0 < int(raw) <= 10_000:
             raise web.HTTPError(400, "limit must be a whole number from 1 to 10000")
         return int(raw)
 
     def body(self) -> dict[str, Any]:
-        try:
-            value = json.loads(self.request.body or b"{}")
-        except json.JSONDecodeError as e:
-            raise web.HTTPError(400, f"body is not JSON: {e}") from None
+        value = parse_json(self.request.body or b"{}", "body")
         if not isinstance(value, dict):
             raise web.HTTPError(400, "body must be a JSON object")
         return value
@@ -189,12 +243,11 @@ class NbflowHandler(APIHandler):
 
     def stored_run(self, run_id: int, notebook: Path) -> dict[str, Any]:
         from .config import Config
-        from .store import RunStore
 
         config = Config.for_notebook(notebook)
         if not config.store_path.exists():
             raise web.HTTPError(404)
-        store = RunStore(config.store_path)
+        store = config.open_store()
         try:
             record = store.run(run_id)
             if record is None or Path(record["notebook"]).resolve() != notebook:
@@ -233,10 +286,11 @@ class GraphHandler(NbflowHandler):
 
 def _graph(notebook: Path, params: dict[str, Any], live: Run | None) -> dict[str, Any]:
     from .graph import load_pipeline
+    from .run import plan_pipeline
     from .view import cytoscape_style, graph_model
 
     pipeline = load_pipeline(notebook)
-    plan = pipeline.plan(params)
+    plan = plan_pipeline(pipeline, params)
     statuses = {name: s["status"] for name, s in live.steps.items()} if live is not None else None
     model = graph_model(pipeline, plan, statuses)
     model["style"] = cytoscape_style()
@@ -258,8 +312,9 @@ class PlanHandler(NbflowHandler):
 
 def _plan(notebook: Path, params: dict[str, Any]) -> dict[str, Any]:
     from .graph import load_pipeline
+    from .run import plan_pipeline
 
-    return load_pipeline(notebook).plan(params).to_dict()
+    return plan_pipeline(load_pipeline(notebook), params).to_dict()
 
 
 def _names(body: dict[str, Any], key: str) -> list[str]:
@@ -280,12 +335,11 @@ class RunsHandler(NbflowHandler):
             runs = [self.run_summary(r) for r in reversed(self.registry.runs)][:limit]
             return self.finish(_json({"runs": runs}))
         from .config import Config
-        from .store import RunStore
 
         config = Config.for_notebook(notebook)
         if not config.store_path.exists():
             return self.finish(_json({"runs": []}))
-        store = RunStore(config.store_path)
+        store = config.open_store()
         try:
             runs = store.runs(notebook, limit=limit)
         finally:
@@ -327,22 +381,24 @@ def _start(notebook: Path, params: dict[str, Any], options: dict[str, Any]) -> R
 
 class RunHandler(NbflowHandler):
     @web.authenticated
-    async def get(self, run_id: str) -> None:
+    async def get(self, raw_id: str) -> None:
+        number = run_id(raw_id)
         notebook = self.notebook(required=False)
-        run = self.registry.find(int(run_id), notebook)
+        run = self.registry.find(number, notebook)
         if run is not None:
             return self.finish(_json(self.run_summary(run)))
         if notebook is None:
             raise web.HTTPError(404)
-        self.finish(_json(await asyncio.to_thread(self.stored_run, int(run_id), notebook)))
+        self.finish(_json(await asyncio.to_thread(self.stored_run, number, notebook)))
 
     @web.authenticated
-    async def delete(self, run_id: str) -> None:
+    async def delete(self, raw_id: str) -> None:
+        number = run_id(raw_id)
         notebook = self.notebook(required=False)
-        run = self.registry.find(int(run_id), notebook)
+        run = self.registry.find(number, notebook)
         if run is None:
             if notebook is not None:
-                await asyncio.to_thread(self.stored_run, int(run_id), notebook)  # 404 if unknown
+                await asyncio.to_thread(self.stored_run, number, notebook)  # 404 if unknown
                 raise web.HTTPError(409, "this run was not started by this server; it cannot be cancelled here")
             raise web.HTTPError(404)
         if run.done:
@@ -359,19 +415,20 @@ class RunEventsHandler(NbflowHandler):
     keepalive = 15.0
 
     @web.authenticated
-    async def get(self, run_id: str) -> None:
+    async def get(self, raw_id: str) -> None:
+        number = run_id(raw_id)
         notebook = self.notebook(required=False)
-        run = self.registry.find(int(run_id), notebook)
+        run = self.registry.find(number, notebook)
         if run is None:
             if notebook is None:
                 raise web.HTTPError(404)
-            record = await asyncio.to_thread(self.stored_run, int(run_id), notebook)
+            record = await asyncio.to_thread(self.stored_run, number, notebook)
         self.set_header("Content-Type", "text/event-stream")
         self.set_header("Cache-Control", "no-cache")
         self.set_header("X-Accel-Buffering", "no")
         if run is None:
             # Not in this process: what the store recorded, as one snapshot.
-            await self._send(0, "RunSnapshot", {"type": "RunSnapshot", "run_id": int(run_id), **record})
+            await self._send(0, "RunSnapshot", {"type": "RunSnapshot", "run_id": number, **record})
             return self.finish(set_content_type="text/event-stream")
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
@@ -405,26 +462,28 @@ class RunReportHandler(NbflowHandler):
     """A run's report: built on POST (``report.build_report``), served by run id on GET."""
 
     @web.authenticated
-    async def post(self, run_id: str) -> None:
+    async def post(self, raw_id: str) -> None:
+        number = run_id(raw_id)
         notebook = self.notebook()
-        record = await asyncio.to_thread(self.stored_run, int(run_id), notebook)
+        record = await asyncio.to_thread(self.stored_run, number, notebook)
         if record["status"] in ("pending", "running"):
-            raise web.HTTPError(409, f"run {run_id} is still {record['status']}")
+            raise web.HTTPError(409, f"run {number} is still {record['status']}")
         try:
-            path = await asyncio.to_thread(_build_report, notebook, int(run_id))
+            path = await asyncio.to_thread(_build_report, notebook, number)
         except NbflowError as e:
             return self.fail(e)
-        url = url_path_join(self.base_url, API, "runs", run_id, "report")
+        url = url_path_join(self.base_url, API, "runs", str(number), "report")
         self.set_status(201)
         query = urlencode({"path": self.relative(notebook)})
-        self.finish(_json({"id": int(run_id), "url": f"{url}?{query}", "size": path.stat().st_size}))
+        self.finish(_json({"id": number, "url": f"{url}?{query}", "size": path.stat().st_size}))
 
     @web.authenticated
-    async def get(self, run_id: str) -> None:
+    async def get(self, raw_id: str) -> None:
+        number = run_id(raw_id)
         notebook = self.notebook()
         from .report import recorded_report
 
-        report = await asyncio.to_thread(recorded_report, notebook, int(run_id))
+        report = await asyncio.to_thread(recorded_report, notebook, number)
         if report is None:
             raise web.HTTPError(404)
         try:

@@ -167,6 +167,7 @@ class RunStore:
         is_alive: Callable[[int], bool] = pid_alive,
         heartbeat_interval: float = 5.0,
         reconcile: bool = True,
+        readonly: bool | None = None,
     ) -> None:
         self.path = Path(path)
         self.clock = clock
@@ -174,18 +175,75 @@ class RunStore:
         self.heartbeat_interval = heartbeat_interval
         self.host = socket.gethostname()
         self._local = threading.local()
-        private_dir(self.path.parent)
-        self._create_schema()
-        if reconcile:
-            self.reconcile()
+        #: Opened only to read: the folder is not writable (a read-only checkout, a
+        #: colleague's results); listing, showing and reporting runs still work.
+        self.readonly = readonly if readonly is not None else self.path.is_file() and _cannot_write(self.path)
+        if self.readonly:
+            if not self.path.is_file():
+                raise StoreError(f"{self.path}: no run store here (nothing has run in {self.path.parent} yet)")
+        else:
+            self._make_home()
+        with self._damage_reported():
+            if not self.readonly:
+                self._create_schema()  # finds out about a read-only mount
+            if self.readonly:
+                self._connect().execute("SELECT 1 FROM runs LIMIT 1").fetchall()
+            elif reconcile:
+                self.reconcile()
+
+    def _make_home(self) -> None:
+        home = self.path.parent
+        try:
+            private_dir(home)
+        except (FileExistsError, NotADirectoryError):
+            raise StoreError(
+                f"{home} is a file, not a folder; nbflow keeps its runs there: move the file aside "
+                f"(mv {home} {home}.old) or set NBFLOW_HOME to another folder"
+            ) from None
+        except OSError as e:
+            raise StoreError(
+                f"cannot create the run store in {home}: {e.strerror}; make the folder writable or set "
+                "NBFLOW_HOME to a folder that is"
+            ) from None
+        if _cannot_write(self.path):
+            raise StoreError(
+                f"cannot write the run store {self.path}: the folder is read-only; set NBFLOW_HOME to a writable folder"
+            )
+
+    @contextmanager
+    def _damage_reported(self) -> Iterator[None]:
+        """Turn SQLite's errors into one line naming the file and what to do."""
+        try:
+            yield
+        except sqlite3.OperationalError as e:
+            if "locked" in str(e) or "busy" in str(e):
+                raise StoreError(f"{self.path}: {e} (another nbflow process holds it; try again)") from None
+            if "readonly" in str(e) or "read-only" in str(e) or "unable to open" in str(e):
+                raise StoreError(
+                    f"{self.path}: {e}; make its folder writable or set NBFLOW_HOME to a folder that is"
+                ) from None
+            raise StoreError(_damaged(self.path, e)) from None
+        except sqlite3.DatabaseError as e:
+            raise StoreError(_damaged(self.path, e)) from None
 
     # ---------------------------------------------------------- connection
     def _connect(self) -> sqlite3.Connection:
         db = getattr(self._local, "db", None)
+        if db is None and self.readonly:
+            db = _connect_readonly(self.path)
+            db.row_factory = sqlite3.Row
+            self._local.db = db
         if db is None:
             db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=True)
             db.row_factory = sqlite3.Row
-            db.execute("PRAGMA journal_mode=WAL")
+            try:
+                db.execute("PRAGMA journal_mode=WAL")
+            except sqlite3.OperationalError as e:
+                if not self.path.is_file() or not any(w in str(e) for w in ("readonly", "read-only", "unable to open")):
+                    raise
+                db.close()  # a read-only mount that access() does not see: read what is there
+                self.readonly = True
+                return self._connect()
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute("PRAGMA foreign_keys=ON")
             db.execute("PRAGMA busy_timeout=30000")
@@ -194,6 +252,8 @@ class RunStore:
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
+        if self.readonly:
+            raise StoreError(f"{self.path} is read-only here; set NBFLOW_HOME to a writable folder to record runs")
         db = self._connect()
         db.execute("BEGIN IMMEDIATE")
         try:
@@ -272,6 +332,10 @@ class RunStore:
                 )
 
     def add_artifact(self, run_id: int, kind: str, path: str | Path) -> None:
+        """Record a file made from a run; a read-only store cannot, and the file (a
+        report written elsewhere with ``-o``) is still there: not recorded, not an error."""
+        if self.readonly:
+            return
         with self._write() as db:
             db.execute(
                 "INSERT OR REPLACE INTO artifacts (run_id, kind, path, created) VALUES (?, ?, ?, ?)",
@@ -519,6 +583,56 @@ class RunStore:
 
     def integrity_check(self) -> str:
         return self._connect().execute("PRAGMA integrity_check").fetchone()[0]
+
+
+def _guard_damage(cls: type) -> type:
+    """Wrap every public method so a damaged database is reported as ``StoreError``."""
+    import functools
+
+    def guarded(method: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(method)
+        def call(self: RunStore, *args: Any, **kwargs: Any) -> Any:
+            with self._damage_reported():
+                return method(self, *args, **kwargs)
+
+        return call
+
+    for name, value in list(vars(cls).items()):
+        if not name.startswith("_") and callable(value) and name not in ("close", "listener"):
+            setattr(cls, name, guarded(value))
+    return cls
+
+
+_guard_damage(RunStore)
+
+
+def _damaged(path: Path, e: Exception) -> str:
+    return (
+        f"{path} is damaged ({e}); nbflow cannot read its runs. Move it aside "
+        f"(mv {path} {path}.broken) and nbflow starts a new run store (cached results are kept)"
+    )
+
+
+def _cannot_write(path: Path) -> bool:
+    """Whether the store at ``path`` can only be read (existing, in a read-only folder)."""
+    folder = path.parent
+    if not folder.is_dir():
+        return False
+    if not os.access(folder, os.W_OK):
+        return True
+    return path.exists() and not os.access(path, os.W_OK)
+
+
+def _connect_readonly(path: Path) -> sqlite3.Connection:
+    """Open without writing anything: ``mode=ro``, or ``immutable`` when SQLite cannot
+    create the WAL index beside the database (a read-only folder)."""
+    uri = path.resolve().as_uri()
+    try:
+        db = sqlite3.connect(f"{uri}?mode=ro", uri=True, isolation_level=None, check_same_thread=True)
+        db.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
+        return db
+    except sqlite3.OperationalError:
+        return sqlite3.connect(f"{uri}?mode=ro&immutable=1", uri=True, isolation_level=None, check_same_thread=True)
 
 
 def _run_dict(row: sqlite3.Row) -> dict[str, Any]:

@@ -90,17 +90,15 @@ def run_sweep(
     from .executors import get_executor
     from .parameters import resolve_parameters
     from .run import start_run
-    from .store import RunStore
 
     sets = combinations(grid, zip_)
     raw_sets = combinations(raw, zip_) if raw else [{} for _ in sets]
     for values, texts in zip(sets, raw_sets, strict=True):
         resolve_parameters(pipeline.parameters, values, texts, pipeline.path)
-    chosen = get_executor(executor or (pipeline.config.executor if pipeline.config else None))
+    chosen = get_executor(executor or pipeline.config.executor)
     if parallel is None:
         parallel = chosen.name != "kernel"
-    assert pipeline.config is not None
-    store = RunStore(pipeline.config.store_path, heartbeat_interval=pipeline.config.heartbeat_interval)
+    store = pipeline.config.open_store()
     sweep_id = store.create_sweep(pipeline.path, grid={k: list(v) for k, v in grid.items()}, zip_=zip_)
     sweep = Sweep(sweep_id, pipeline, sets)
     lock = threading.Lock()
@@ -136,14 +134,12 @@ def scalar_outputs(config: Any, run_id: int, names: Iterable[str] | None = None)
     ``names`` chooses values (``accuracy`` or ``evaluate.accuracy``); by default, the
     scalars of the steps nothing depends on.
     """
-    from .cache import Cache
     from .errors import CacheCorrupt
-    from .store import RunStore
 
-    store = RunStore(config.store_path, heartbeat_interval=config.heartbeat_interval)
+    store = config.open_store()
     steps = store.steps(run_id)
     store.close()
-    cache = Cache(config.cache_dir)
+    cache = config.cache()
     wanted = list(names or [])
     found: dict[str, str] = {}
     leaves = _leaf_steps(config, run_id) if not wanted else None
@@ -168,9 +164,8 @@ def scalar_outputs(config: Any, run_id: int, names: Iterable[str] | None = None)
 
 def _leaf_steps(config: Any, run_id: int) -> set[str] | None:
     from .graph import load_pipeline
-    from .store import RunStore
 
-    store = RunStore(config.store_path, heartbeat_interval=config.heartbeat_interval)
+    store = config.open_store()
     run = store.run(run_id)
     store.close()
     try:
@@ -182,9 +177,8 @@ def _leaf_steps(config: Any, run_id: int) -> set[str] | None:
 
 def summary_rows(config: Any, sweep_id: int, names: Iterable[str] | None = None) -> list[dict[str, Any]]:
     """One row per run of a sweep: run id, status, parameters, chosen scalar outputs."""
-    from .store import RunStore
 
-    store = RunStore(config.store_path, heartbeat_interval=config.heartbeat_interval)
+    store = config.open_store()
     rows = []
     for entry in store.sweep_runs(sweep_id):
         run = store.run(entry["run_id"])

@@ -226,6 +226,12 @@ class GraphState:
             self.changed.add(event.step)
         elif isinstance(event, RunFinished):
             self.run_status = event.status
+            # What the run store records at the end (store.py): a step the run left queued
+            # or running did not finish, whatever the executor said or did not say about it.
+            unfinished = "cancelled" if event.status == "cancelled" else "interrupted"
+            for step, state in self.states.items():
+                if state in ("queued", "running"):
+                    self._set(step, unfinished)
 
     def _set(self, step: str, state: str, reasons: list[str] | None = None) -> None:
         if step not in self.states:

@@ -27,12 +27,15 @@ from __future__ import annotations
 
 import ast
 import html
+import math
 import threading
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import ipycytoscape
 import ipywidgets as w
+from traitlets import TraitError
 
 from .errors import NbflowError
 from .events import Event, RunFinished
@@ -110,7 +113,9 @@ class PipelineWidget(w.HBox):
             self.pipeline = load_pipeline(self.pipeline.path, self.pipeline.config)
             self.params_form.update_pipeline(self.pipeline)
             try:
-                self.plan = self.pipeline.plan(self.params_form.values(), raw=self.params_form.raw())
+                from .run import plan_pipeline
+
+                self.plan = plan_pipeline(self.pipeline, self.params_form.values(), raw=self.params_form.raw())
             except NbflowError as e:
                 self.plan = None
                 self._say(str(e), error=True)
@@ -221,6 +226,9 @@ class PipelineWidget(w.HBox):
 
         if self.last_run is not None and not self.last_run.done:
             raise NbflowError(f"run {self.last_run.id} is still going; cancel it first")
+        if params is not None:
+            # The form shows what this run uses (and the plans after it are made for it).
+            self.params_form.show(params)
         self.refresh()
         values = self.params_form.values() if params is None else params
         raw = self.params_form.raw() if params is None else None
@@ -237,7 +245,9 @@ class PipelineWidget(w.HBox):
     def _invalidate_selected(self) -> None:
         if self.selected is None:
             return
-        forgotten = self.pipeline.invalidate(self.selected, params=self.params_form.values())
+        from .run import invalidate
+
+        forgotten = invalidate(self.pipeline, [self.selected], self.params_form.values())
         self.refresh()
         self._say(f"invalidated {self.selected}" if forgotten else f"{self.selected} had no cached result")
 
@@ -292,12 +302,10 @@ def _legend_html() -> str:
 
 def _last_status(pipeline: Pipeline, name: str) -> dict[str, Any] | None:
     """The step's outcome in the newest recorded run where it did something."""
-    from .store import RunStore
 
-    assert pipeline.config is not None
     if not pipeline.config.store_path.exists():
         return None
-    store = RunStore(pipeline.config.store_path)
+    store = pipeline.config.open_store()
     try:
         for run in store.runs(pipeline.path, limit=20):
             for s in store.steps(run["id"]):
@@ -353,6 +361,30 @@ class _ParametersForm(w.VBox):
             inputs[name] = _input_for(name, p.type_name, value)
         self.inputs = inputs
         self.children = list(inputs.values())
+
+    def show(self, values: Mapping[str, Any]) -> None:
+        """Put ``values`` in the inputs (a run started from code, ``w.run({"n": 5})``).
+
+        A value an input cannot hold (a non-finite float, a string in a number field)
+        leaves that input as it was; the run still uses the value given.
+        """
+        for name, value in values.items():
+            self.initial[name] = value
+            widget = self.inputs.get(name)
+            if widget is None:
+                continue
+            kind = getattr(widget, "_nbflow_type", None)
+            try:
+                if kind == "float" and isinstance(value, (int, float)) and math.isfinite(value):
+                    widget.value = float(value)
+                elif kind == "int" and isinstance(value, int) and not isinstance(value, bool):
+                    widget.value = value
+                elif kind in ("bool", "str") and isinstance(value, {"bool": bool, "str": str}[kind]):
+                    widget.value = value
+                elif kind not in ("int", "float", "bool", "str"):
+                    widget.value = repr(value)
+            except (TraitError, ValueError, TypeError):
+                continue
 
     def _value(self, name: str) -> Any:
         widget = self.inputs[name]

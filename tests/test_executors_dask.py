@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 
+from nbflow import load_pipeline
 from nbflow.cli import _executor_from_args, build_parser
 from nbflow.errors import PipelineError
 from nbflow.executors.dask import DaskExecutor, resource_amounts
 from nbflow.executors.dask_cluster import _loopback, _record_death, death_text
-from nbflow.graph import load_pipeline
 
 from .conftest import step
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from nbflow import load_pipeline
 from nbflow.config import Config
 from nbflow.errors import PipelineError
-from nbflow.graph import load_pipeline
 
 from .conftest import NOTEBOOKS, code, step
 

@@ -13,8 +13,8 @@ import nbformat
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from nbflow import load_pipeline
 from nbflow.cache import Cache
-from nbflow.graph import load_pipeline
 from nbflow.plan import step_keys
 from nbflow.run import pipeline_cache
 
@@ -199,7 +199,7 @@ def test_input_files_are_part_of_the_key(make_notebook, tmp_path):
 def test_keys_identical_across_processes_and_parameter_orders(make_notebook):
     path = make_notebook(CHAIN)
     script = (
-        "import json, sys\nfrom nbflow.graph import load_pipeline\nfrom nbflow.plan import step_keys\n"
+        "import json, sys\nfrom nbflow import load_pipeline\nfrom nbflow.plan import step_keys\n"
         "p = load_pipeline(sys.argv[1])\n"
         "params = json.loads(sys.argv[2])\n"
         "print(json.dumps({s: k.key for s, k in step_keys(p, params).items()}))\n"

@@ -1,4 +1,4 @@
-"""The report's sanitizing and page policy (nbflow/report.py), with the real nbconvert.
+"""The report's sanitizing and page policy (nbflow/report/), with the real nbconvert.
 
 End-to-end reports of real runs, opened in Chromium, are in tests/e2e/test_report.py.
 """
@@ -131,3 +131,55 @@ def test_the_page_policy_allows_exactly_the_given_scripts():
     assert f"'sha256-{digest}'" in directives["script-src"]
     assert "unsafe-inline" not in directives["script-src"] and "unsafe-eval" not in directives["script-src"]
     assert directives["img-src"] == "data:" and directives["connect-src"] == "'none'"
+
+
+@pytest.mark.parametrize(
+    ("fragment", "closed"),
+    [
+        ("<style>\n.x { color: red }\n", "<style>\n.x { color: red }\n</style>"),
+        ('<div style="display:none"><b>hidden', '<div style="display:none"><b>hidden</b></div>'),
+        ("<!-- never closed", "<!-- never closed-->"),
+        ("text <textarea>", "text <textarea></textarea>"),
+        ("<script>let a = 1", "<script>let a = 1</script>"),  # kept: isolation is not sanitizing
+        ("a &amp; b, <br> plain", "a &amp; b, <br> plain"),
+    ],
+)
+def test_each_fragment_is_parsed_on_its_own(fragment, closed):
+    """#15 item 17: what a browser makes of a cell's markup alone, balanced again."""
+    from nbflow.report.cells import isolated
+
+    assert isolated(fragment) == closed
+
+
+def test_trusted_markdown_and_html_outputs_end_with_their_cell():
+    renderer = CellRenderer(trusted=True)
+    assert renderer.markdown("Docs\n\n<style>\np { color: red }\n").rstrip().endswith("</style>")
+    nb = cell_with(display({"text/html": "<div><style>.x{}", "text/plain": "h"}))
+    html = renderer.cells([dict(c) for c in nb.cells], {})
+    assert html.count("<style>") == html.count("</style>") == 1
+
+
+@pytest.mark.parametrize("trusted", [False, True])
+def test_image_metadata_reaches_the_page_only_as_numbers(trusted):
+    """#15 item 16: lab's template wrote ``height={{ value }}`` unquoted, from the notebook."""
+    import re
+
+    nb = cell_with(
+        {
+            "output_type": "display_data",
+            "data": {"image/png": PNG, "text/plain": "p"},
+            "metadata": {
+                "image/png": {"height": "1 onload=alert(1)", "width": 12.7, "needs_background": "light x"},
+                "filenames": {"image/png": "https://example.com/p.png"},
+                "unconfined": True,
+            },
+        },
+        {"output_type": "display_data", "data": {"image/jpeg": PNG}, "metadata": {"height": -3, "width": True}},
+    )
+    nb.cells[0].outputs[0]["svg_filename"] = "https://example.com/s.svg"  # not an nbformat key
+    html = CellRenderer(trusted).cells([dict(c) for c in nb.cells], {})
+    images = re.findall(r"<img[^>]*>", html)
+    assert len(images) == 2
+    assert 'width="12"' in images[0] and "height" not in images[0] and 'class="unconfined"' in images[0]
+    assert "onload" not in html and "example.com" not in html
+    assert "width" not in images[1] and "height" not in images[1]

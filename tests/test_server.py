@@ -342,6 +342,118 @@ async def test_start_run_rejects_bad_input(jp_fetch, notebook):
     assert status == 400
 
 
+DEEP = 100_000  # far past Python's recursion limit
+
+
+def strict_json(body: bytes):
+    """Parse as standard JSON only: NaN, Infinity and -Infinity are refused."""
+
+    def refuse(name):
+        raise AssertionError(f"not JSON: {name} in {body[:300]!r}")
+
+    return json.loads(body, parse_constant=refuse)
+
+
+@pytest.mark.parametrize(
+    ("case", "route", "kwargs", "expected", "message"),
+    [
+        ("a file name past NAME_MAX", "graph", {"params": {"path": "a" * 300 + ".ipynb"}}, 400, "longer than"),
+        ("a path past PATH_MAX", "plan", {"params": {"path": "ab/" * 2000 + "p.ipynb"}}, 400, "longer than"),
+        (
+            "a long name in POST runs",
+            "runs",
+            {"method": "POST", "body": json.dumps({"path": "x" * 300 + ".ipynb"})},
+            400,
+            "longer",
+        ),
+        ("deep JSON body", "runs", {"method": "POST", "body": "[" * DEEP + "]" * DEEP}, 400, "nested more than"),
+        (
+            "deep params in the body",
+            "runs",
+            {"method": "POST", "body": '{"path": "work/pipe.ipynb", "params": {"n": ' + "[" * 200 + "]" * 200 + "}}"},
+            400,
+            "nested more than",
+        ),
+        (
+            "deep params in the query",
+            "graph",
+            {"params": {"path": "work/pipe.ipynb", "params": '{"n": ' + "[" * 3000 + "]" * 3000 + "}"}},
+            400,
+            "nested more than",
+        ),
+        (
+            "a body that is not UTF-8",
+            "runs",
+            {"method": "POST", "body": b'{"path": "w\xffrk/pipe.ipynb"}'},
+            400,
+            "UTF-8",
+        ),
+        ("a run id of 2**63", f"runs/{2**63}", {"params": {"path": "work/pipe.ipynb"}}, 404, "below 2**63"),
+        (
+            "a run id past 2**64",
+            f"runs/{2**64 + 5}/events",
+            {"params": {"path": "work/pipe.ipynb"}},
+            404,
+            "below 2**63",
+        ),
+        ("a run id of 5000 digits", "runs/" + "9" * 5000, {"params": {"path": "work/pipe.ipynb"}}, 404, "below 2**63"),
+        (
+            "a report of a huge run id",
+            "runs/" + "7" * 5000 + "/report",
+            {"method": "POST", "body": "", "params": {"path": "work/pipe.ipynb"}},
+            404,
+            "below 2**63",
+        ),
+        ("DELETE a huge run id", f"runs/{2**63}", {"method": "DELETE"}, 404, "below 2**63"),
+        ("a limit of 5000 digits", "runs", {"params": {"path": "work/pipe.ipynb", "limit": "9" * 5000}}, 400, "limit"),
+        (
+            "a limit in superscript digits",
+            "runs",
+            {"params": {"path": "work/pipe.ipynb", "limit": "\u00b2"}},
+            400,
+            "limit",
+        ),
+    ],
+)
+async def test_bad_requests_are_a_4xx_with_a_message_never_a_500(
+    jp_fetch, notebook, caplog, case, route, kwargs, expected, message
+):
+    """#15 item 14: each of these was a 500 with a logged traceback."""
+    status, body = await error_code(jp_fetch, *route.split("/"), request_timeout=60, **kwargs)
+    assert status == expected, (case, status, body[:300])
+    assert message in strict_json(body)["message"], (case, body[:300])
+    assert not [r for r in caplog.records if r.exc_info or "Traceback" in r.getMessage()], case
+    assert not (notebook.parent / ".nbflow").exists()
+
+
+@pytest.mark.slow
+async def test_a_nan_parameter_never_makes_the_api_answer_non_standard_json(jp_fetch, jp_root_dir):
+    """#15 item 15: a run with lr = NaN made ``GET runs`` answer ``NaN``, which JSON.parse refuses."""
+    write_notebook(jp_root_dir / "lr.ipynb", [code("lr = 0.1", "parameters"), step("fit", "loss = lr * 2")])
+    # JSON's NaN is what Python and JavaScript clients send for float("nan") (not standard, but read)
+    body = json.dumps({"path": "lr.ipynb", "params": {"lr": float("nan")}})
+    assert "NaN" in body
+    response = await jp_fetch(API, "runs", method="POST", body=body)
+    run_id = strict_json(response.body)["id"]
+    events = await jp_fetch(API, "runs", str(run_id), "events", request_timeout=180)
+    for block in events.body.decode().split("\n\n"):
+        for line in block.splitlines():
+            if line.startswith("data: "):
+                strict_json(line[6:].encode())
+    answers = [
+        await jp_fetch(API, "runs", params={"path": "lr.ipynb"}),
+        await jp_fetch(API, "runs", str(run_id), params={"path": "lr.ipynb"}),
+        await jp_fetch(API, "runs"),
+        await jp_fetch(API, "graph", params={"path": "lr.ipynb", "params": '{"lr": Infinity}'}),
+        await jp_fetch(API, "plan", params={"path": "lr.ipynb", "params": '{"lr": -Infinity}'}),
+    ]
+    listing, run, in_process, graph, plan = (strict_json(a.body) for a in answers)
+    assert listing["runs"][0]["params"] == {"lr": "NaN"} and run["params"] == {"lr": "NaN"}
+    assert in_process["runs"][0]["params"] == {"lr": "NaN"}
+    assert run["status"] == "done", run
+    assert plan["params"] == {"lr": "-Infinity"} and graph["nodes"], (plan, graph)
+
+
 async def test_report_endpoints(jp_fetch, notebook):
     status, _ = await error_code(jp_fetch, "runs", "1", "report", params={"path": "work/pipe.ipynb"})
     assert status == 404  # no store yet, no report

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from nbflow.events import RunStarted, StepFinished, StepQueued, StepStarted
-from nbflow.graph import load_pipeline
+import pytest
+
+from nbflow import load_pipeline
+from nbflow.events import RunFinished, RunStarted, StepFinished, StepQueued, StepStarted
 from nbflow.view import STATES, GraphState, graph_model, layered_layout
 
 from .conftest import code, step
@@ -44,6 +46,27 @@ def test_graph_state_follows_events_and_batches_changes(make_notebook):
     state.apply(StepFinished(1, step="a", status="done", duration=0.5))
     assert state.take_changes() == {"a": "done"} and state.details["a"]["duration"] == 0.5
     assert state.take_changes() == {}
+
+
+@pytest.mark.parametrize(("status", "unfinished"), [("cancelled", "cancelled"), ("failed", "interrupted")])
+def test_steps_a_run_leaves_queued_or_running_end_as_the_store_records_them(make_notebook, status, unfinished):
+    """#15 item 18: after Cancel a step that never started stayed ``queued`` on the studio's canvas
+    while the Runs tab (the store) said cancelled."""
+    pipeline = load_pipeline(make_notebook([step("a", "x = 1"), step("b", "y = x"), step("c", "z = y")]))
+    state = GraphState(graph_model(pipeline, pipeline.plan()))
+    for event in (
+        RunStarted(1, notebook="", params={}, steps=(), executor="kernel"),
+        StepQueued(1, step="a"),
+        StepQueued(1, step="b"),
+        StepQueued(1, step="c"),
+        StepStarted(1, step="a"),
+        StepFinished(1, step="a", status="done"),
+        StepStarted(1, step="b"),
+        RunFinished(1, status=status),
+    ):
+        state.apply(event)
+    assert state.states == {"a": "done", "b": unfinished, "c": unfinished}
+    assert state.take_changes() == state.states
 
 
 def test_cytoscape_style_has_one_rule_per_state_and_per_given_step():

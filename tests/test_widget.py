@@ -129,6 +129,19 @@ def test_run_details_outputs_invalidate_and_refresh(pipe):
     assert w.state.states["other"] == "stale" and w.state.reasons["other"] == ["code changed"]
 
 
+def test_a_run_from_code_shows_its_parameters_in_the_form(pipe):
+    """#15 item 18: after ``w.run({'n': 5})`` the form still showed the notebook's default."""
+    w = nbflow.show(pipe)
+    run = w.run({"n": 5, "scale": 2, "label": "y", "shape": (1, 1)})
+    assert run.wait(120) == "done"
+    inputs = w.params_form.inputs
+    assert inputs["n"].value == 5 and inputs["scale"].value == 2.0 and inputs["label"].value == "y"
+    assert inputs["shape"].value == "(1, 1)" and inputs["verbose"].value is False
+    assert w.params_form.values() == {"n": 5, "label": "y", "scale": 2.0, "verbose": False}
+    w.refresh()  # the plan is now the run's: everything it ran is fresh
+    assert set(w.state.states.values()) == {"fresh"}, w.state.reasons
+
+
 def label_for(widget, step):
     rules = [
         r for r in widget.graph.cytoscape_style if r["selector"] == f'node[id = "{step}"]' and "label" in r["style"]

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from ..errors import CacheCorrupt, CacheRefused
-from ..events import Event, RunWarning, StepFinished, StepQueued, StepStarted
+from ..events import Event, RunWarning, StepFinished, StepQueued, StepStarted, StepStatus
+from ..plan import Action, Reason, has_reason
 
 if TYPE_CHECKING:
     from ..cache import Cache
@@ -26,7 +27,13 @@ if TYPE_CHECKING:
     from ..graph import Pipeline
     from ..plan import Plan
 
-FAILED = ("failed", "skipped", "cancelled", "interrupted")
+FAILED: tuple[StepStatus, ...] = ("failed", "skipped", "cancelled", "interrupted")
+#: Why a step did not run, as the executors say it.
+NOT_SELECTED = Reason("not selected", "not selected (--only)")
+RUN_STOPPED = Reason("run stopped", "the run stopped before this step")
+SETUP_FAILED = Reason("setup failed", "the setup failed")
+#: A step's status during a run: running, then its final ``StepStatus``.
+Status = StepStatus | Literal["running"]
 
 
 @dataclass
@@ -47,9 +54,10 @@ class RunContext:
     fail_fast: bool = False
     #: ``map:`` steps: element indexes to recompute even if cached (``--items``).
     items: dict[str, list[int]] = field(default_factory=dict)
-    actions: dict[str, str] = field(default_factory=dict)
+    actions: dict[str, Action] = field(default_factory=dict)
+    #: ``plan.Reason`` values (text for the views, ``kind`` for decisions).
     reasons: dict[str, tuple[str, ...]] = field(default_factory=dict)
-    status: dict[str, str] = field(default_factory=dict)
+    status: dict[str, Status] = field(default_factory=dict)
     verified: set[str] = field(default_factory=set)
     queued: set[str] = field(default_factory=set)
     #: Why the run as a whole failed (the kernel did not start, the setup raised...).
@@ -72,7 +80,7 @@ class RunContext:
         The recomputed entry takes their place; a broken one must never be read back.
         """
         for entry in self.plan:
-            if "cache entry corrupt" in entry.reasons:
+            if has_reason(entry.reasons, "cache entry corrupt"):
                 self.cache.quarantine(entry.step, entry.key)
                 self.warn(
                     f"cache entry corrupt (key {entry.key[:12]}, {self.cache.entry_dir(entry.step, entry.key)});"
@@ -97,7 +105,7 @@ class RunContext:
     def finish_step(
         self,
         step: str,
-        status: str,
+        status: StepStatus,
         duration: float = 0.0,
         error: str = "",
         traceback: str = "",
@@ -126,26 +134,26 @@ class RunContext:
             if self.status.get(step) == "running":
                 self.finish_step(step, "interrupted", error="the run stopped while this step ran")
             elif self.cancel.is_set():
-                self.finish_step(step, "cancelled", reasons=("run cancelled",))
+                self.finish_step(step, "cancelled", reasons=(Reason("run cancelled"),))
             elif action == "cached":
                 self.finish_step(step, "cached", reasons=())
             elif action == "excluded":
-                self.finish_step(step, "skipped", reasons=("not selected (--only)",))
+                self.finish_step(step, "skipped", reasons=(NOT_SELECTED,))
             else:
-                self.finish_step(step, "skipped", reasons=("the run stopped before this step",))
+                self.finish_step(step, "skipped", reasons=(RUN_STOPPED,))
 
     # -------------------------------------------------------------- steps
     def steps_to_run(self) -> list[str]:
         return [s for s in self.pipeline.order if self.actions[s] == "run"]
 
-    def blocked_by(self, step: str) -> str | None:
+    def blocked_by(self, step: str) -> Reason | None:
         """Why ``step`` cannot run because of what happened upstream, if it cannot."""
         for dep in self.pipeline.deps[step]:
             status = self.status.get(dep)
             if status in FAILED:
-                return f"upstream {dep} {status}"
+                return Reason("upstream failed", f"upstream {dep} {status}", subject=dep)
         if self.fail_fast and any(s == "failed" for s in self.status.values()):
-            return "an earlier step failed (--fail-fast)"
+            return Reason("fail fast", "an earlier step failed (--fail-fast)")
         return None
 
     def timeout_for(self, step: str) -> float | None:
@@ -190,7 +198,7 @@ class RunContext:
         except (CacheCorrupt, CacheRefused) as e:
             self.warn(f"{e}; recomputing", step)
             self.actions[step] = "run"
-            self.reasons[step] = ("cache entry corrupt",)
+            self.reasons[step] = (Reason("cache entry corrupt"),)
 
     def missing_out_files(self, step: str) -> list[str]:
         """The ``out:`` files of ``step`` that do not exist (after it ran)."""
@@ -211,7 +219,7 @@ class RunContext:
             if self.actions[step] == "cached":
                 self.finish_step(step, "cached", reasons=())
             elif self.actions[step] == "excluded":
-                self.finish_step(step, "skipped", reasons=("not selected (--only)",))
+                self.finish_step(step, "skipped", reasons=(NOT_SELECTED,))
         for step in self.steps_to_run():
             if step not in self.queued:
                 self.queued.add(step)
@@ -249,49 +257,11 @@ class RunContext:
                 self.cache.quarantine(step, self.key(step)) if isinstance(e, CacheCorrupt) else None
                 self.warn(f"{e}; recomputing", step)
                 self.actions[step] = "run"
-                self.reasons[step] = ("cache entry corrupt",)
+                self.reasons[step] = (Reason("cache entry corrupt"),)
                 changed.append(step)
                 continue
             self.verified.add(step)
         return changed
-
-
-def element_outputs(cells: int, elements: Sequence[tuple[str, Sequence[Sequence[Any]]]]) -> list[list[Any]]:
-    """A ``map:`` step's outputs, per cell: each element's (``(label, outputs per cell)``,
-    in element order) after a line naming it, as every executor shows them."""
-    combined: list[list[Any]] = [[] for _ in range(cells)]
-    for i, (label, outputs) in enumerate(elements):
-        header = {"output_type": "stream", "name": "stdout", "text": f"[nbflow] element {i}: {label}\n"}
-        for j in range(cells):
-            combined[j] += [header, *(outputs[j] if j < len(outputs) else [])]
-    return combined
-
-
-def elements_failed(count: int, failures: Mapping[int, tuple[str, str]]) -> str:
-    """The error of a ``map:`` step whose elements ``{index: (label, error)}`` failed."""
-    first = min(failures)
-    label, error = failures[first]
-    return f"{len(failures)} of {count} elements failed; element {first} ({label}): {error}"
-
-
-def map_values(names: Iterable[str], count: int) -> dict[str, Any]:
-    """A ``map:`` step's cache manifest values: each name a list spread over the elements' entries."""
-    return {"values": {n: {"file": "items", "type": "list", "summary": f"{count} items"} for n in names}}
-
-
-def process_death(what: str, exitcode: int) -> str:
-    """How a kernel or worker process ended (``exitcode`` as ``Popen.returncode``: minus
-    the signal), as a person would want to read it: ``"kernel died (signal 9; possibly
-    out of memory)"``."""
-    import signal
-
-    if exitcode < 0:
-        sig = -exitcode
-        if sig == signal.SIGKILL:
-            return f"{what} died (signal {sig}; possibly out of memory)"
-        name = signal.Signals(sig).name if sig in signal.Signals._value2member_map_ else "unknown signal"
-        return f"{what} died (signal {sig}, {name})"
-    return f"{what} died (exit code {exitcode})"
 
 
 class Executor(Protocol):

@@ -50,7 +50,6 @@ worker deaths from the nannies' log) is set up by ``dask_cluster``.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import queue
 import re
@@ -59,16 +58,24 @@ import threading
 import time
 import uuid
 from collections.abc import Mapping
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import NbflowError, PipelineError
 from ..fsutil import atomic_write_bytes, private_dir
-from .base import RunContext, element_outputs, elements_failed, map_values
-from .dask_cluster import Cluster, _record_death
+from .base import RUN_STOPPED, SETUP_FAILED, RunContext
+from .dask_cluster import Cluster
+from .dask_tasks import Attempt, CannotStart, FanOut, TaskInputs, resource_amounts, run_task, write_output_notebook
+from .outcome import (
+    OutputNotWritten,
+    commit_entry,
+    element_outputs,
+    elements_failed,
+    map_values,
+    stage_out_files,
+)
 
 if TYPE_CHECKING:
-    from ..notebook import Step
+    from ..events import StepStatus
 
 log = logging.getLogger(__name__)
 
@@ -139,76 +146,7 @@ class DaskExecutor:
         DaskSession(ctx, self).run()
 
 
-# ------------------------------------------------------------------ the task
-
-
-def _run_task(spec: dict[str, Any], inputs: dict[str, Any], topic: str) -> dict[str, Any]:
-    """The Dask task of one step (runs on a worker)."""
-    from distributed import get_worker
-
-    from .on_worker import run_step_on_worker
-
-    worker = get_worker()
-
-    def notify(message: dict[str, Any]) -> None:
-        worker.log_event(topic, {**message, "worker": worker.address})
-
-    return run_step_on_worker(spec, inputs, notify)
-
-
-def resource_amounts(step: Step, notebook: str | Path | None = None) -> dict[str, float]:
-    """The ``resources:`` tags of ``step`` as Dask resource amounts (``4GB`` -> 4e9)."""
-    amounts = {}
-    for name, text in step.resources.items():
-        try:
-            amounts[name] = float(text)
-        except ValueError:
-            from dask.utils import parse_bytes
-
-            try:
-                amounts[name] = float(parse_bytes(text))
-            except ValueError:
-                raise PipelineError(
-                    f"resources:{name}={text} is not a number or a size such as 4GB",
-                    notebook=notebook,
-                    cell=step.cell.number,
-                    step=step.name,
-                ) from None
-    return amounts
-
-
-class _Attempt:
-    """One submission of a step."""
-
-    def __init__(self, step: str, number: int, item: int | None = None, expand: bool = False) -> None:
-        self.step = step
-        self.number = number
-        self.item = item  # the element of a map: step this task runs
-        self.expand = expand  # the task only lists a map: step's elements
-        self.token = f"{step}-{uuid.uuid4().hex[:12]}"
-        self.future: Any = None
-        self.staging: Path | None = None
-        self.started: float | None = None  # monotonic, when the worker said so
-        self.worker: str | None = None
-        self.pid: int | None = None
-        self.stopping: float | None = None  # monotonic, when nbflow asked it to stop
-
-
-class _FanOut:
-    """A ``map:`` step on the cluster: its elements, their keys and what became of them."""
-
-    def __init__(self, started: float, count: int, keys: list[str], labels: list[str], fingerprints: list[str]) -> None:
-        self.started = started
-        self.count = count
-        self.keys = keys
-        self.labels = labels
-        self.fingerprints = fingerprints
-        self.outputs: dict[int, list[list[dict[str, Any]]]] = {}
-        self.failures: dict[int, tuple[str, str]] = {}  # index: (label, error)
-        self.open: set[int] = set()
-
-
-class DaskSession:
+class DaskSession(TaskInputs):
     """One run on a Dask cluster (see module docstring)."""
 
     def __init__(self, ctx: RunContext, executor: DaskExecutor) -> None:
@@ -226,8 +164,8 @@ class DaskSession:
             set(ctx.pipeline.setup.writes).union(*(s.writes for s in ctx.pipeline.steps.values()))
             - ctx.pipeline.modules
         )
-        self.running: dict[str, _Attempt] = {}  # by token: a map: step has one per element
-        self.fans: dict[str, _FanOut] = {}
+        self.running: dict[str, Attempt] = {}  # by token: a map: step has one per element
+        self.fans: dict[str, FanOut] = {}
         self.results: dict[str, dict[str, Any]] = {}
         self.futures: dict[str, Any] = {}  # finished steps' futures (values travel through Dask)
         self.scattered: dict[str, Any] = {}
@@ -235,6 +173,7 @@ class DaskSession:
         self.no_workers_since: float | None = None
         self.restarting: set[str] = set()  # workers nbflow restarted to stop a step
         self.last_worker_check = 0.0
+        self.setup_failed = False
 
     # --------------------------------------------------------------- main
     def run(self) -> None:
@@ -261,6 +200,8 @@ class DaskSession:
             if ctx.output_path is not None:
                 try:
                     write_output_notebook(ctx, self.results, self.prelude_outputs)
+                except OutputNotWritten:
+                    raise  # the run fails with one line naming the path
                 except Exception as e:  # noqa: BLE001 - the run's results are in the cache either way
                     ctx.warn(f"output notebook not written: {type(e).__name__}: {e}")
             self.cluster.close()
@@ -334,7 +275,7 @@ class DaskSession:
             if not self.running:
                 if self.pending:  # nothing can start: every remaining step waits on one that will not finish
                     for step in list(self.pending):
-                        ctx.finish_step(step, "skipped", reasons=("the run stopped before this step",))
+                        ctx.finish_step(step, "skipped", reasons=(RUN_STOPPED,))
                     self.pending.clear()
                 return
             try:
@@ -424,19 +365,19 @@ class DaskSession:
     def submit(self, step: str, number: int, item: int | None = None) -> None:
         """Submit a task for ``step`` (for a ``map:`` step: list its elements, or run ``item``)."""
         ctx = self.ctx
-        attempt = _Attempt(step, number, item, expand=bool(self.pipeline.steps[step].map_over) and item is None)
+        attempt = Attempt(step, number, item, expand=bool(self.pipeline.steps[step].map_over) and item is None)
         try:
             restores, inputs = self.inputs_of(step)
             resources = resource_amounts(self.pipeline.steps[step], self.pipeline.path)
             self.check_resources(step, resources)
-        except _CannotStart as e:
+        except CannotStart as e:
             self.fail(attempt, str(e))
             return
         if self.shared and not attempt.expand:
             attempt.staging = ctx.cache.staging_path(step)
         spec = self.spec(step, attempt, restores)
         future = self.client.submit(
-            _run_task,
+            run_task,
             spec,
             inputs,
             self.topic,
@@ -447,137 +388,6 @@ class DaskSession:
         attempt.future = future
         self.running[attempt.token] = attempt
         future.add_done_callback(lambda f, token=attempt.token: self.events.put(("done", token)))
-
-    def spec(self, step: str, attempt: _Attempt, restores: list[list[Any]]) -> dict[str, Any]:
-        ctx = self.ctx
-        source = self.pipeline.source
-        prelude = [["setup", c.number, c.source] for c in source.setup]
-        if source.parameters is not None:
-            prelude.append(["parameters", source.parameters.number, source.parameters.source])
-        prelude.sort(key=lambda item: item[1])
-        info = self.pipeline.steps[step]
-        fan: dict[str, Any] | None = None
-        if info.map_over:
-            fan = {"iterable": info.map_over, "element": info.map_as}
-            if attempt.expand:
-                fan["expand"] = True
-            else:
-                fan.update(index=attempt.item, fingerprint=self.fans[step].fingerprints[attempt.item])
-        stored = ctx.stored_names(step)
-        return {
-            "token": attempt.token,
-            "step": step,
-            "folder": str(self.pipeline.path.resolve().parent),
-            "prelude": prelude,
-            "params": dict(ctx.params),
-            "cells": [[c.number, c.source] for c in self.pipeline.steps[step].cells],
-            "restores": restores,
-            "shared": self.shared,
-            "cache_root": str(ctx.cache.root),
-            "staging": str(attempt.staging) if attempt.staging else None,
-            "stored": stored,
-            # An element's values are only ever read as the step's lists: keep them all.
-            "required": stored if fan else ctx.required_names(step),
-            "by_reference": sorted(self.pipeline.setup.writes),
-            "output_limit": ctx.config.output_limit,
-            "timeout": ctx.timeout_for(step),
-            "out_files": [] if fan else list(info.out_files),
-            "map": fan,
-            "watched": self.watched,
-            "reads": sorted(set(info.reads) | set(ctx.keys.inputs(step))),
-            "providers": self.providers_before(step),
-        }
-
-    def providers_before(self, step: str) -> dict[str, list[str]]:
-        """For a read found at run time: ``{value: [step, key]}`` of the finished steps before ``step``."""
-        ctx = self.ctx
-        found: dict[str, list[str]] = {}
-        for earlier in self.pipeline.order[: self.pipeline.order.index(step)]:
-            if ctx.status.get(earlier) in ("done", "cached"):
-                for name in [*self.pipeline.steps[earlier].writes, *ctx.keys.run_writes(earlier)]:
-                    found[name] = [earlier, ctx.key(earlier)]
-        return found
-
-    def inputs_of(self, step: str) -> tuple[list[list[Any]], dict[str, Any]]:
-        """What the task restores (``[[provider, key, names]]``) and, without a shared
-        cache, the providers' files (futures of this run's tasks, or scattered bytes)."""
-        ctx = self.ctx
-        needs: dict[str, list[str]] = {}
-        reads = ctx.keys.inputs(step)
-        for name, provider in sorted(reads.items()):
-            needs.setdefault(provider, []).append(name)
-        restores, inputs = [], {}
-        for provider, names in needs.items():
-            key = ctx.key(provider)
-            entry = ctx.cache.lookup(provider, key)
-            missing = [n for n in names if entry is None or n not in entry.names]
-            if entry is not None and not missing:
-                # values sharing memory or an index with those read are restored with them
-                for group in entry.manifest.get("aliases", ()):
-                    if set(group) & set(names):
-                        names += [n for n in group if n not in names and n not in reads and n in entry.names]
-            if missing:
-                why = (entry.missing.get(missing[0]) if entry else None) or "it was not cached"
-                raise _CannotStart(
-                    f'could not restore its inputs: value {missing[0]} of step "{provider}" is needed but {why}, '
-                    "so it cannot be passed to another Dask worker; make it picklable, compute it in this step, "
-                    "or run with --executor kernel"
-                )
-            restores.append([provider, key, names])
-            if not self.shared:
-                inputs[provider] = self.futures.get(provider) or self.scatter_entry(entry)
-        return restores, inputs
-
-    def scatter_entry(self, entry: Any) -> Any:
-        if entry.step not in self.scattered:
-            if entry.items:
-                payload = self.repack(entry)
-            else:
-                files = {
-                    n: (entry.path / n).read_bytes() for n in entry.manifest.get("files", {}) if n.endswith(".pkl")
-                }
-                payload = {"values": dict(entry.names), "files": files}
-            self.scattered[entry.step] = self.client.scatter(payload, hash=False)
-        return self.scattered[entry.step]
-
-    def repack(self, entry: Any) -> dict[str, Any]:
-        """A ``map:`` step's entry as one payload: its lists are spread over the
-        elements' entries, which a worker without the cache folder cannot read."""
-        import shutil
-        import tempfile
-
-        from ..cache import Cache
-
-        values = self.ctx.cache.load_values(entry, list(entry.names), mmap=False)
-        folder = Path(tempfile.mkdtemp(prefix="nbflow-repack-"))
-        try:
-            dumped = Cache(folder).dump_values(
-                folder / "entry", values, list(values), sorted(self.pipeline.setup.writes)
-            )
-            if "error" in dumped:
-                raise _CannotStart(f'could not send the values of step "{entry.step}" to a worker: {dumped["error"]}')
-            files = {n: (folder / "entry" / n).read_bytes() for n in dumped.get("files", {})}
-            return {"values": dumped["values"], "files": files}
-        finally:
-            shutil.rmtree(folder, ignore_errors=True)
-
-    def check_resources(self, step: str, resources: Mapping[str, float]) -> None:
-        if not resources:
-            return
-        workers = self.client.scheduler_info().get("workers", {})
-        if not workers:
-            return  # an adaptive cluster may still start workers that have them
-        for info in workers.values():
-            offered = info.get("resources") or {}
-            if all(offered.get(k, 0) >= v for k, v in resources.items()):
-                return
-        wanted = " ".join(f"{k}={v:g}" for k, v in resources.items())
-        offered = sorted({f"{k}={v:g}" for info in workers.values() for k, v in (info.get("resources") or {}).items()})
-        raise _CannotStart(
-            f"needs Dask worker resources {wanted}, which no worker offers "
-            f"({'workers offer ' + ', '.join(offered) if offered else 'the workers declare no resources'}); "
-            f'start workers with e.g. dask worker ADDRESS --resources "{wanted}"'
-        )
 
     # ------------------------------------------------------------- events
     def on_notice(self, message: Mapping[str, Any]) -> None:
@@ -629,7 +439,11 @@ class DaskSession:
                 # Queued on a worker nbflow was restarting (to stop another step): not its fault.
                 self.submit(step, attempt.number + 1, attempt.item)
                 return
-            death = self.death_of(attempt)
+            death = (
+                self.cluster.death(attempt.pid)
+                if self.cluster is not None
+                else "worker died (killed, or out of memory)"
+            )
             where = f" (on {attempt.worker}, pid {attempt.pid})" if attempt.pid else ""
             if attempt.number < self.executor.retries:
                 ctx.warn(
@@ -659,7 +473,7 @@ class DaskSession:
         for item in later:
             self.events.put(item)
 
-    def on_result(self, attempt: _Attempt, result: dict[str, Any]) -> None:
+    def on_result(self, attempt: Attempt, result: dict[str, Any]) -> None:
         ctx, step = self.ctx, attempt.step
         if attempt.item is None and not attempt.expand:
             self.results[step] = result
@@ -691,7 +505,8 @@ class DaskSession:
             return
         if status == "setup-failed":
             ctx.failure = result["error"]
-            self.finish_once(step, "skipped", reasons=("the setup failed",))
+            self.setup_failed = True
+            self.finish_once(step, "skipped", reasons=(SETUP_FAILED,))
         elif status == "interrupted" and result.get("reason") == "timeout":
             timeout = ctx.timeout_for(step) or 0
             error = f"timed out after {timeout:g} s (interrupted)"
@@ -701,7 +516,7 @@ class DaskSession:
         else:
             self.fail(attempt, result["error"], duration, result.get("traceback", ""), outputs)
 
-    def retry_after_provider(self, attempt: _Attempt, result: Mapping[str, Any]) -> bool:
+    def retry_after_provider(self, attempt: Attempt, result: Mapping[str, Any]) -> bool:
         """A ``NameError`` for a name a step above provides, which had not finished when
         this step started: run the step again once that step has finished."""
         from .kernel import missing_name
@@ -723,7 +538,7 @@ class DaskSession:
 
     def fail(
         self,
-        attempt: _Attempt,
+        attempt: Attempt,
         error: str,
         duration: float = 0.0,
         traceback: str = "",
@@ -737,13 +552,13 @@ class DaskSession:
         fan.failures[attempt.item] = (fan.labels[attempt.item], error)
         self.element_settled(attempt, outputs or [], duration, error)
 
-    def finish_once(self, step: str, status: str, **details: Any) -> None:
+    def finish_once(self, step: str, status: StepStatus, **details: Any) -> None:
         """Finish ``step`` unless it already is (the elements of a map: step end together)."""
         if self.ctx.status.get(step) in (None, "running"):
             self.ctx.finish_step(step, status, **details)
 
     # ------------------------------------------------------------- fan-out
-    def expanded(self, attempt: _Attempt, result: Mapping[str, Any]) -> None:
+    def expanded(self, attempt: Attempt, result: Mapping[str, Any]) -> None:
         """The elements of a ``map:`` step are known: restore the cached ones, submit the rest."""
         from ..events import ItemFinished
         from ..plan import item_key
@@ -751,7 +566,7 @@ class DaskSession:
         ctx, step = self.ctx, attempt.step
         count = int(result["count"])
         keys = [item_key(self.pipeline, step, ctx.keys.parts(step), f) for f in result["fingerprints"]]
-        fan = _FanOut(attempt.started or time.monotonic(), count, keys, list(result["labels"]), result["fingerprints"])
+        fan = FanOut(attempt.started or time.monotonic(), count, keys, list(result["labels"]), result["fingerprints"])
         self.fans[step] = fan
         forced = set(ctx.items.get(step, ()))
         for i in range(count):
@@ -766,7 +581,7 @@ class DaskSession:
         self.settle(step)
 
     def element_settled(
-        self, attempt: _Attempt, outputs: list[list[dict[str, Any]]], duration: float, error: str = ""
+        self, attempt: Attempt, outputs: list[list[dict[str, Any]]], duration: float, error: str = ""
     ) -> None:
         from ..events import ItemFinished
 
@@ -803,23 +618,18 @@ class DaskSession:
         if fan.failures:
             ctx.finish_step(step, "failed", duration=duration, error=elements_failed(fan.count, fan.failures))
             return
-        staging = ctx.cache.staging_path(step)
-        try:
-            ctx.cache.write_outputs(staging, combined)
-            ctx.cache.commit_staged(
-                staging,
-                step=step,
-                key=ctx.key(step),
-                parts=ctx.parts(step),
-                dumped={**map_values(ctx.stored_names(step), fan.count), "items": fan.keys, "out_files": {}},
-                meta={"run_id": ctx.run_id, "duration": duration, "executor": "dask"},
-            )
-        except OSError as e:
-            ctx.cache.discard(staging)
-            ctx.warn(f"cache entry not written ({e.strerror or e}: {e.filename or staging})", step)
+        commit_entry(
+            ctx,
+            step,
+            ctx.cache.staging_path(step),
+            outputs=combined,
+            dumped={**map_values(ctx.stored_names(step), fan.count), "items": fan.keys},
+            duration=duration,
+            executor=DaskExecutor.name,
+        )
         ctx.finish_step(step, "done", duration=duration)
 
-    def place_out_files(self, attempt: _Attempt, result: Mapping[str, Any]) -> bool:
+    def place_out_files(self, attempt: Attempt, result: Mapping[str, Any]) -> bool:
         """Put the ``out:`` files a worker without the notebook's folder sent back in place."""
         folder = self.pipeline.path.resolve().parent
         try:
@@ -835,72 +645,29 @@ class DaskSession:
             return False
         return True
 
-    def commit(self, attempt: _Attempt, result: dict[str, Any], duration: float, key: str | None = None) -> None:
+    def commit(self, attempt: Attempt, result: dict[str, Any], duration: float, key: str | None = None) -> None:
         """Write the step's outputs (and ``out:`` files) and make its entry visible (or warn why not)."""
         ctx, step = self.ctx, attempt.step
-        dumped = result.get("dumped") or {}
         staging = attempt.staging or ctx.cache.staging_path(step)
-        if "error" in dumped:
-            ctx.cache.discard(staging)
-            ctx.warn(f"values not cached: {dumped['error']}", step)
+        out_files = stage_out_files(ctx, step, staging) if attempt.item is None else {}
+        if out_files is None:
             return
-        for value, why in dumped.get("missing", {}).items():
-            ctx.warn(f"value {value} not cached: {why}", step)
-        try:
-            private_dir(staging)
-            for name, data in (result.get("files") or {}).items():
-                with open(staging / name, "wb") as f:
-                    f.write(data)
-            ctx.cache.write_outputs(staging, result.get("outputs", []))
-            out_files = self.pipeline.steps[step].out_files if attempt.item is None else ()
-            if out_files:
-                # Staged now, before a later step can change them (as the kernel executor does).
-                dumped = {**dumped, "out_files": ctx.cache.stage_files(staging, self.pipeline.path.parent, out_files)}
-            ctx.cache.commit_staged(
-                staging,
-                step=step,
-                key=key or ctx.key(step),
-                parts=ctx.parts(step),
-                dumped=dumped,
-                meta={
-                    "run_id": ctx.run_id,
-                    "duration": duration,
-                    "executor": "dask",
-                    **(ctx.keys.manifest(step) if attempt.item is None else {}),
-                },
-            )
-        except OSError as e:
-            ctx.cache.discard(staging)
-            ctx.warn(f"cache entry not written ({e.strerror or e}: {e.filename or staging})", step)
+        commit_entry(
+            ctx,
+            step,
+            staging,
+            outputs=result.get("outputs", []),
+            dumped=result.get("dumped") or {},
+            duration=duration,
+            executor=DaskExecutor.name,
+            key=key,
+            files=result.get("files"),
+            out_files=out_files,
+        )
 
-    def discard(self, attempt: _Attempt) -> None:
+    def discard(self, attempt: Attempt) -> None:
         if attempt.staging is not None:
             self.ctx.cache.discard(attempt.staging)
-
-    def death_of(self, attempt: _Attempt, wait: float = 3.0) -> str:
-        """Why the worker that ran ``attempt`` died, from its nanny's log (best effort)."""
-        if attempt.pid is None:
-            return "worker died (killed, or out of memory)"
-        deadline = time.monotonic() + wait
-        while True:
-            found = self.cluster.deaths.deaths.get(attempt.pid) if self.cluster is not None else None
-            found = found or self.death_from_logs(attempt.pid)
-            if found:
-                return found
-            if time.monotonic() >= deadline:
-                return "worker died (killed, or out of memory)"
-            time.sleep(0.1)
-
-    def death_from_logs(self, pid: int) -> str | None:
-        deaths: dict[int, str] = {}
-        try:
-            logs = self.client.get_worker_logs(nanny=True)
-        except Exception:  # noqa: BLE001 - no nannies, or they cannot be asked
-            return None
-        for lines in logs.values():
-            for _level, message in lines if isinstance(lines, list) else []:
-                _record_death(str(message), deaths)
-        return deaths.get(pid)
 
     # --------------------------------------------------------------- watch
     def watch(self) -> None:
@@ -952,13 +719,11 @@ class DaskSession:
             if why == "cancelled":
                 self.finish_once(attempt.step, "cancelled", duration=duration, error="cancelled")
             elif started is not None:
-                self.finish_once(
-                    attempt.step, "interrupted", duration=duration, error="stopped: the setup failed on another worker"
-                )
+                self.finish_once(attempt.step, "interrupted", duration=duration, error=f"stopped: {self.ctx.failure}")
             else:
-                self.finish_once(attempt.step, "skipped", reasons=("the setup failed",))
+                self.finish_once(attempt.step, "skipped", reasons=(SETUP_FAILED if self.setup_failed else RUN_STOPPED,))
 
-    def kill(self, attempts: list[_Attempt], reason: str = "timeout") -> None:
+    def kill(self, attempts: list[Attempt], reason: str = "timeout") -> None:
         """Cancel ``attempts``' tasks, interrupt their code, restart workers that ignore it."""
         if not attempts:
             return
@@ -987,7 +752,7 @@ class DaskSession:
             # Restarting waits for the new worker to register: not the run's business.
             threading.Thread(target=self._restart, args=(started,), name="nbflow-dask-restart", daemon=True).start()
 
-    def _restart(self, attempts: list[_Attempt]) -> None:
+    def _restart(self, attempts: list[Attempt]) -> None:
         try:
             self.client.restart_workers([a.worker for a in attempts], timeout=120, raise_for_error=False)
         except Exception as e:  # noqa: BLE001 - nothing more nbflow can do from here
@@ -1005,73 +770,4 @@ class DaskSession:
         self.scattered.clear()
 
 
-class _CannotStart(Exception):
-    """A step cannot be submitted (its inputs are not cached, no worker can take it)."""
-
-
-# ------------------------------------------------------------ output notebook
-
-
-def write_output_notebook(
-    ctx: RunContext, results: Mapping[str, Mapping[str, Any]], prelude_outputs: list[list[dict[str, Any]]]
-) -> None:
-    """The executed notebook, as the kernel executor would leave it: each step cell with
-    its outputs (captured now, or the cached ones), the parameters injected after the
-    parameters cell. Standard library only (no nbformat import on the client)."""
-    pipeline = ctx.pipeline
-    assert ctx.output_path is not None
-    data = json.loads(json.dumps(pipeline.source.data))
-    cells = data["cells"]
-    prelude = sorted(
-        [*pipeline.source.setup, *([pipeline.source.parameters] if pipeline.source.parameters else [])],
-        key=lambda c: c.index,
-    )
-    for cell, outputs in zip(prelude, prelude_outputs, strict=False):
-        cells[cell.index]["outputs"] = outputs
-    for name in pipeline.order:
-        step = pipeline.steps[name]
-        cached = ctx.status.get(name) == "cached"
-        outputs: list[list[dict[str, Any]]] = []
-        if cached:
-            with contextlib.suppress(Exception):
-                entry = ctx.cache.lookup(name, ctx.key(name))
-                outputs = ctx.cache.load_outputs(entry) if entry else []
-        elif name in results:
-            outputs = list(results[name].get("outputs") or [])
-        for i, cell in enumerate(step.cells):
-            target = cells[cell.index]
-            target.setdefault("metadata", {})["nbflow"] = {"step": name, **({"cached": True} if cached else {})}
-            if target.get("cell_type") == "code":
-                target["outputs"] = outputs[i] if i < len(outputs) else []
-    for cell in cells:
-        if cell.get("cell_type") == "code":
-            cell.setdefault("outputs", [])
-            cell["execution_count"] = None
-    if ctx.given and pipeline.source.parameters is not None:
-        source = "# Parameters\n" + "".join(f"{k} = {v!r}\n" for k, v in ctx.given.items())
-        injected = {
-            "cell_type": "code",
-            "id": uuid.uuid4().hex[:8],
-            "metadata": {"tags": ["injected-parameters"]},
-            "execution_count": None,
-            "outputs": [],
-            "source": source,
-        }
-        cells.insert(pipeline.source.parameters.index + 1, injected)
-    data.setdefault("metadata", {})["nbflow"] = {
-        **(data["metadata"].get("nbflow") or {}),
-        "run": ctx.run_id,
-        "executor": "dask",
-        "parameters": ctx.params,
-    }
-    ctx.output_path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(
-        ctx.output_path, json.dumps(data, indent=1, ensure_ascii=False, default=repr).encode("utf-8"), perms=0o644
-    )
-
-
-__all__ = [
-    "DaskExecutor",
-    "resource_amounts",
-    "write_output_notebook",
-]
+__all__ = ["DaskExecutor", "DaskSession", "resource_amounts", "write_output_notebook"]

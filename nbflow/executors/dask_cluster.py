@@ -27,9 +27,10 @@ import logging
 import os
 import re
 import socket
+import time
 from typing import TYPE_CHECKING, Any
 
-from .base import process_death
+from .outcome import process_death
 
 if TYPE_CHECKING:
     from .base import RunContext
@@ -214,6 +215,30 @@ class Cluster:
         nanny = logging.getLogger("distributed.nanny")
         nanny.removeFilter(self.deaths)
         nanny.setLevel(self._nanny_level)
+
+    def death(self, pid: int | None, wait: float = 3.0) -> str:
+        """Why worker process ``pid`` died, from its nanny's log (best effort)."""
+        if pid is None:
+            return "worker died (killed, or out of memory)"
+        deadline = time.monotonic() + wait
+        while True:
+            found = self.deaths.deaths.get(pid) or self.death_from_logs(pid)
+            if found:
+                return found
+            if time.monotonic() >= deadline:
+                return "worker died (killed, or out of memory)"
+            time.sleep(0.1)
+
+    def death_from_logs(self, pid: int) -> str | None:
+        deaths: dict[int, str] = {}
+        try:
+            logs = self.client.get_worker_logs(nanny=True)
+        except Exception:  # noqa: BLE001 - no nannies, or they cannot be asked
+            return None
+        for lines in logs.values():
+            for _level, message in lines if isinstance(lines, list) else []:
+                _record_death(str(message), deaths)
+        return deaths.get(pid)
 
 
 def _loopback(address: str) -> bool:

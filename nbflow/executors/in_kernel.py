@@ -32,6 +32,7 @@ from typing import Any
 
 from ..cache import Cache
 from ..fingerprint import in_namespace
+from .outcome import cap_marker, dump_error, element_fingerprint, element_label
 
 
 def _user_namespace() -> dict[str, Any]:
@@ -143,8 +144,8 @@ class KernelSide:
     def _dump(self, staging: str, values: dict[str, Any], required: list[str]) -> dict[str, Any]:
         try:
             return self.cache.dump_values(Path(staging), values, required, self.by_reference)
-        except Exception as e:  # noqa: BLE001 - reported to the executor, which warns
-            return {"error": f"{type(e).__name__}: {e}", "errno": getattr(e, "errno", None)}
+        except Exception as e:  # noqa: BLE001 - reported to the executor (outcome.commit_entry)
+            return dump_error(e)
 
     def _dump_in_background(self, staging: str, values: dict[str, Any], required: list[str]) -> None:
         result = self._dump(staging, values, required)
@@ -163,8 +164,8 @@ class KernelSide:
         return json.dumps(
             {
                 "count": len(items),
-                "fingerprints": [_fingerprint(item, joblib.hash) for item in items],
-                "labels": [_label(item) for item in items],
+                "fingerprints": [element_fingerprint(item, joblib.hash) for item in items],
+                "labels": [element_label(item) for item in items],
             }
         )
 
@@ -216,35 +217,6 @@ class KernelSide:
         return json.dumps(done)
 
 
-def _label(value: Any) -> str:
-    """A short, readable name for a fan-out element (its repr, cut)."""
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _fingerprint(value: Any, hash_value: Any) -> str:
-    """What identifies a fan-out element: its value, and the content of a file it names.
-
-    An element that is a path to an existing file stands for that file: if a step
-    rewrites the file under the same name, the element's key must change.
-    """
-    import os
-
-    content = ""
-    if isinstance(value, str | os.PathLike):
-        try:
-            if os.path.isfile(value):
-                from ..cache import file_sha256
-
-                content = file_sha256(value)
-        except (OSError, ValueError):
-            pass
-    return hash_value((value, content))
-
-
-_TRUNCATED = "\n[nbflow: output truncated: this cell printed or displayed more than {} MB; the rest was not kept]\n"
-
-
 def limit_outputs(limit: int) -> None:
     """Cap what one cell sends out of the kernel (stdout, stderr, displays) at ``limit`` bytes.
 
@@ -269,7 +241,7 @@ def limit_outputs(limit: int) -> None:
     def mark(write: Any) -> None:
         if not state["marked"]:
             state["marked"] = True
-            write(_TRUNCATED.format(round(limit / 1e6)))
+            write(cap_marker(limit))
 
     def limited(original: Any) -> Any:
         def write(text: str, *args: Any, **kwargs: Any) -> int:

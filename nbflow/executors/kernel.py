@@ -25,6 +25,10 @@ again in the output notebook). A watchdog interrupts a step that passes its time
 is cancelled, and kills the kernel if it does not stop within the grace period.
 Step status comes from nbflow's own bookkeeping, never from papermill's cell metadata
 (papermill marks every cell "completed" when the kernel dies).
+
+Beside this module: ``kernel_client`` (the kernel process, papermill glue, the nbclient
+subclass), ``kernel_state`` (``Ledger``, ``Committer``) and ``outcome`` (what a step's
+result becomes: the cache entry, the disk-error rule, the restore check, fan-out).
 """
 
 from __future__ import annotations
@@ -32,32 +36,40 @@ from __future__ import annotations
 import ast
 import asyncio
 import contextlib
-import errno
 import json
 import os
 import queue
 import re
-import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from ..errors import NbflowError
 from ..events import ItemFinished
-from ..graph import PARAMETERS, SETUP, Pipeline
-from .base import RunContext, element_outputs, elements_failed, map_values, process_death
-
-_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-#: Write errors that mean the cache cannot be written at all (the run fails, naming the path).
-DISK_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO}
-_TRUNCATED = "[nbflow: output truncated: {} more bytes not kept]\n"
-
-
-def strip_ansi(text: str) -> str:
-    return _ANSI.sub("", text)
+from .base import RunContext
+from .kernel_client import (
+    SilentError,
+    client_class,
+    error_text_of,
+    execute_notebook,
+    expression_results,
+    kernel_death,
+    notebook_for_papermill,
+    register_translator,
+    shutdown_kernel,
+    start_kernel,
+)
+from .kernel_state import Committer, Ledger, verify_restores
+from .outcome import (
+    NotRestorable,
+    OutputNotWritten,
+    element_outputs,
+    elements_failed,
+    map_values,
+    restore_specs,
+    stage_out_files,
+)
 
 
 class KernelExecutor:
@@ -71,15 +83,14 @@ class KernelExecutor:
             if not ctx.steps_to_run() and ctx.output_path is None:
                 return
             ctx.output_path = ctx.output_path or ctx.config.runs_dir / str(ctx.run_id) / "output.ipynb"
-        km = _start_kernel(ctx) if ctx.steps_to_run() else None
-        verifier = threading.Thread(target=_verify_restores, args=(ctx,), name="nbflow-verify", daemon=True)
+        km = start_kernel(ctx) if ctx.steps_to_run() else None
+        verifier = threading.Thread(target=verify_restores, args=(ctx,), name="nbflow-verify", daemon=True)
         verifier.start()
         try:
-            import papermill
             from papermill.exceptions import PapermillExecutionError
 
-            _register_translator()
-            nb = _notebook_for_papermill(ctx.pipeline)
+            register_translator()
+            nb = notebook_for_papermill(ctx.pipeline)
             out = ctx.output_path
             assert out is not None
             out.parent.mkdir(parents=True, exist_ok=True)
@@ -87,9 +98,10 @@ class KernelExecutor:
             os.close(fd)
             try:
                 try:
-                    papermill.execute_notebook(
+                    execute_notebook(
                         nb,
                         tmp,
+                        out,
                         parameters=ctx.given,
                         engine_name="nbflow",
                         request_save_on_cell_execute=False,
@@ -101,152 +113,30 @@ class KernelExecutor:
                     )
                 except PapermillExecutionError:
                     pass  # a step failed: recorded by the session; papermill marked the cell
-                with open(tmp, "rb") as f:
-                    os.fsync(f.fileno())
-                os.replace(tmp, out)
+                try:
+                    with open(tmp, "rb") as f:
+                        os.fsync(f.fileno())
+                    os.replace(tmp, out)
+                except OSError as e:
+                    raise OutputNotWritten(out, e) from None
             finally:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(tmp)
         finally:
             if km is not None:
-                _shutdown(km)
-
-
-def _start_kernel(ctx: RunContext) -> Any:
-    """Start the kernel on unix sockets (no TCP port), its own output to a log file."""
-    from jupyter_client.manager import KernelManager
-
-    sockets = tempfile.mkdtemp(prefix="nbflow-kernel-")
-    km = KernelManager(kernel_name=ctx.pipeline.source.kernel_name, transport="ipc", ip=os.path.join(sockets, "k"))
-    log_path = ctx.config.runs_dir / str(ctx.run_id) / "kernel.log"
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    log = open(log_path, "ab")  # noqa: SIM115 - the kernel process writes to it until it exits
-    try:
-        km.start_kernel(cwd=str(ctx.pipeline.path.resolve().parent), stdout=log, stderr=log)
-    except Exception as e:
-        raise NbflowError(f"cannot start the {km.kernel_name!r} kernel: {e}") from e
-    finally:
-        log.close()
-    km._nbflow_sockets = sockets  # removed with the kernel
-    return km
-
-
-def _shutdown(km: Any) -> None:
-    with contextlib.suppress(Exception):
-        if km.has_kernel:
-            km.shutdown_kernel(now=True)
-    with contextlib.suppress(Exception):
-        km.cleanup_resources()
-    shutil.rmtree(getattr(km, "_nbflow_sockets", ""), ignore_errors=True)
-
-
-def kernel_death(km: Any) -> str:
-    """How the kernel process ended, as a person would want to read it."""
-    process = getattr(getattr(km, "provisioner", None), "process", None)
-    code = process.poll() if process is not None else None
-    return "kernel died" if code is None else process_death("kernel", code)
-
-
-_registered = False
-
-
-def _register_translator() -> None:
-    """Teach papermill's Python translator tuples and sets (it would stringify them)."""
-    global _registered
-    if _registered:
-        return
-    from papermill.translators import PythonTranslator, papermill_translators
-
-    class Translator(PythonTranslator):
-        @classmethod
-        def translate(cls, val: Any) -> str:
-            if isinstance(val, tuple):
-                return "(" + "".join(f"{cls.translate(v)}, " for v in val).rstrip() + ")"
-            if isinstance(val, set | frozenset):
-                return "{" + ", ".join(cls.translate(v) for v in val) + "}" if val else "set()"
-            return super().translate(val)
-
-        @classmethod
-        def translate_list(cls, val: list) -> str:
-            return "[" + ", ".join(cls.translate(v) for v in val) + "]"
-
-        @classmethod
-        def translate_dict(cls, val: dict) -> str:
-            return "{" + ", ".join(f"{cls.translate(k)}: {cls.translate(v)}" for k, v in val.items()) + "}"
-
-    papermill_translators.register("python", Translator)
-    _registered = True
-
-
-def _notebook_for_papermill(pipeline: Pipeline) -> Any:
-    """The notebook as a NotebookNode, each cell marked with its original index."""
-    import nbformat
-
-    data = json.loads(json.dumps(pipeline.source.data))
-    for index, cell in enumerate(data["cells"]):
-        cell.setdefault("metadata", {})["nbflow"] = {"cell": index}
-    return nbformat.from_dict(data)
-
-
-# --------------------------------------------------------------------- restores
-
-
-class Ledger:
-    """Whose version of each name the kernel holds, to know what to restore.
-
-    After the prelude the kernel holds the setup's names and the parameters. Running a
-    step makes it the holder of everything it writes (even if it failed halfway);
-    restoring makes the provider the holder of the names restored. A step needs a
-    restore of every name it reads whose holder is not the step that provides it.
-    """
-
-    def __init__(self, pipeline: Pipeline, inputs: Any = None) -> None:
-        self.pipeline = pipeline
-        self.inputs = inputs or (lambda step: pipeline.steps[step].inputs)
-        self.holder: dict[str, str] = {n: SETUP for n in pipeline.setup.writes}
-        self.holder.update({n: PARAMETERS for n in pipeline.parameters})
-
-    def needed(self, step: str) -> dict[str, list[str]]:
-        """``{provider: [names]}`` to restore before ``step`` runs."""
-        needs: dict[str, list[str]] = {}
-        for name, provider in sorted(self.inputs(step).items()):
-            if self.holder.get(name) != provider:
-                needs.setdefault(provider, []).append(name)
-        return needs
-
-    def restored(self, provider: str, names: list[str]) -> None:
-        for name in names:
-            self.holder[name] = provider
-
-    def ran(self, step: str, also: list[str] | None = None) -> None:
-        for name in [*self.pipeline.steps[step].writes, *(also or ())]:
-            self.holder[name] = step
-
-
-def _verify_restores(ctx: RunContext) -> None:
-    """Verify every cached entry the run will load; repeat if a corrupt one must run."""
-    while True:
-        ledger = Ledger(ctx.pipeline)
-        needed = set()
-        for step in ctx.pipeline.order:
-            if ctx.actions[step] != "run":
-                continue
-            for provider, names in ledger.needed(step).items():
-                if ctx.actions[provider] == "cached":
-                    needed.add(provider)
-                ledger.restored(provider, names)
-            ledger.ran(step)
-        if not ctx.verify(sorted(needed)):
-            return
+                shutdown_kernel(km)
 
 
 # ---------------------------------------------------------------------- engine
+
+#: Why the kernel cannot go on: it failed (died, did not start...), or the run was cancelled.
+StopStatus = Literal["failed", "cancelled", "timeout"]
 
 
 class _Stop(Exception):
     """The kernel cannot go on (died, killed after a timeout, or the run was cancelled)."""
 
-    def __init__(self, status: str, message: str, step_error: str = "") -> None:
+    def __init__(self, status: StopStatus, message: str, step_error: str = "") -> None:
         self.status = status
         self.step_error = step_error
         super().__init__(message)
@@ -269,160 +159,6 @@ class _Failure:
         self.missing = missing_name(ename, evalue)
 
 
-class _SilentError(Exception):
-    def __init__(self, content: Mapping[str, Any]) -> None:
-        self.traceback = strip_ansi("\n".join(content.get("traceback", [])))
-        super().__init__(f"{content.get('ename')}: {content.get('evalue')}")
-
-
-def _client_class() -> type:
-    from nbclient import NotebookClient
-
-    class StepClient(NotebookClient):
-        """nbclient with capped outputs and ``user_expressions`` on a cell's request."""
-
-        def __init__(self, *args: Any, output_limit: int, **kwargs: Any) -> None:
-            super().__init__(*args, **kwargs)
-            self.output_limit = output_limit
-            self.output_bytes: dict[int, int] = {}
-            self.dropped: dict[int, int] = {}
-            self.last_reply: dict[str, Any] | None = None
-            self.on_cell_executed = self._remember_reply
-
-        def _remember_reply(self, cell: Any, cell_index: int, execute_reply: dict[str, Any]) -> None:
-            self.last_reply = execute_reply
-
-        async def execute_cell_with(self, cell: Any, index: int, expressions: dict[str, str] | None) -> Any:
-            self.output_bytes[index] = 0
-            self.dropped[index] = 0
-            self.last_reply = None
-            if expressions:
-                original = self.kc.execute
-
-                def execute(code: str, **kw: Any) -> str:
-                    return original(code, user_expressions=expressions, **kw)
-
-                self.kc.execute = execute
-            try:
-                return await self.async_execute_cell(cell, index)
-            finally:
-                if expressions:
-                    del self.kc.execute
-                if self.dropped.get(index):
-                    from nbformat.v4 import new_output
-
-                    cell.outputs.append(
-                        new_output("stream", name="stderr", text=_TRUNCATED.format(self.dropped[index]))
-                    )
-
-        def output(self, outs: list, msg: dict, display_id: str | None, cell_index: int) -> Any:
-            size = _message_size(msg)
-            used = self.output_bytes.get(cell_index, 0)
-            if used + size > self.output_limit and msg["msg_type"] != "error":
-                self.dropped[cell_index] = self.dropped.get(cell_index, 0) + size
-                return None
-            self.output_bytes[cell_index] = used + size
-            return super().output(outs, msg, display_id, cell_index)
-
-    return StepClient
-
-
-def _message_size(msg: dict[str, Any]) -> int:
-    content = msg.get("content", {})
-    if "text" in content:
-        return len(content["text"])
-    return sum(len(v) if isinstance(v, str) else len(json.dumps(v)) for v in content.get("data", {}).values())
-
-
-class _Committer:
-    """Commits finished steps' cache entries on a thread while the next steps run.
-
-    The entry's files were written into the staging folder by the kernel (values) and
-    are completed here (outputs, fsync, manifest, rename). ``flush`` waits for every
-    submitted entry: a restore that needs an entry from this run calls it first.
-    """
-
-    def __init__(self, ctx: RunContext) -> None:
-        self.ctx = ctx
-        self.queue: queue.Queue[tuple | None] = queue.Queue()
-        self.thread = threading.Thread(target=self._loop, name=f"nbflow-commit-{ctx.run_id}", daemon=True)
-        self.thread.start()
-
-    def submit(
-        self,
-        name: str,
-        staging: Path,
-        outputs: list,
-        dumped: dict[str, Any],
-        duration: float,
-        out_files: dict[str, Any] | None = None,
-        key: str | None = None,
-    ) -> None:
-        """Commit an entry of step ``name`` (under its run key, or ``key`` for an element)."""
-        self.queue.put((name, staging, outputs, dumped, duration, out_files or {}, key or self.ctx.key(name)))
-
-    def flush(self) -> None:
-        self.queue.join()
-
-    def close(self) -> None:
-        self.queue.put(None)
-        self.thread.join()
-
-    def _loop(self) -> None:
-        while True:
-            item = self.queue.get()
-            try:
-                if item is None:
-                    return
-                self._commit(*item)
-            except Exception as e:  # noqa: BLE001 - a failed cache write is a warning, not a failed step
-                self.ctx.warn(f"cache entry not written: {type(e).__name__}: {e}", item[0] if item else None)
-            finally:
-                self.queue.task_done()
-
-    def _commit(
-        self,
-        name: str,
-        staging: Path,
-        outputs: list,
-        dumped: dict[str, Any],
-        duration: float,
-        out_files: dict[str, Any],
-        key: str,
-    ) -> None:
-        ctx = self.ctx
-        dumped = {**dumped, "out_files": out_files}
-        if "error" in dumped:
-            ctx.cache.discard(staging)
-            ctx.warn(f"values not cached: {dumped['error']}", name)
-            if dumped.get("errno") in DISK_ERRNOS:
-                ctx.failure = f'step "{name}": cannot write its cache entry: {dumped["error"]}'
-            return
-        for value, why in dumped.get("missing", {}).items():
-            ctx.warn(f"value {value} not cached: {why}", name)
-        try:
-            ctx.cache.write_outputs(staging, outputs)
-            ctx.cache.commit_staged(
-                staging,
-                step=name,
-                key=key,
-                parts=ctx.parts(name),
-                dumped=dumped,
-                meta={
-                    "run_id": ctx.run_id,
-                    "duration": duration,
-                    "notebook": ctx.pipeline.path.name,
-                    **(ctx.keys.manifest(name) if key == ctx.key(name) else {}),
-                },
-            )
-        except OSError as e:
-            ctx.cache.discard(staging)
-            message = f"cache entry not written ({e.strerror or e}: {e.filename or staging})"
-            ctx.warn(message, name)
-            if e.errno in DISK_ERRNOS:
-                ctx.failure = f'step "{name}": {message}'  # the disk is full or read-only: stop saying "done"
-
-
 class Session:
     """One execution of the pipeline's notebook in one kernel (see module docstring).
 
@@ -442,7 +178,7 @@ class Session:
             (set(ctx.pipeline.setup.writes).union(*(s.writes for s in ctx.pipeline.steps.values())))
             - ctx.pipeline.modules
         )
-        self.committer = _Committer(ctx)
+        self.committer = Committer(ctx)
         # background dumps still running in the kernel: staging -> (step, outputs, duration, out files)
         self.pending: dict[str, tuple[str, list, float, dict]] = {}
         self.pending_keys: dict[str, str] = {}  # staging -> element key, for map: elements
@@ -493,7 +229,7 @@ class Session:
             await kc.wait_for_ready(timeout=self.ctx.config.kernel_start_timeout)
         except RuntimeError as e:
             raise _Stop("failed", f"the kernel did not start: {e}") from None
-        self.client = _client_class()(
+        self.client = client_class()(
             self.nb,
             km=self.km,
             output_limit=self.ctx.config.output_limit,
@@ -514,7 +250,7 @@ class Session:
                 f"output_limit={self.ctx.config.output_limit!r})\n"
                 "del __nbflow_runtime\n"
             )
-        except _SilentError as e:
+        except SilentError as e:
             raise _Stop(
                 "failed", f"the kernel cannot use nbflow ({e}); install nbflow in the kernel's environment"
             ) from None
@@ -542,20 +278,20 @@ class Session:
         msg_id = self.client.kc.execute(code, silent=True, store_history=False, user_expressions=expressions or {})
         content = (await self.silent_reply(msg_id))["content"]
         if content["status"] != "ok":
-            raise _SilentError(content)
+            raise SilentError(content)
         return content.get("user_expressions", {})
 
     async def call(self, expression: str) -> Any:
         """Evaluate ``expression`` (returning JSON text) in the kernel; return the data."""
         result = (await self.silent("", {"r": expression}))["r"]
         if result["status"] != "ok":
-            raise _SilentError(result)
+            raise SilentError(result)
         return json.loads(ast.literal_eval(result["data"]["text/plain"]))
 
     async def execute(self, cell: Any, index: int, deadline: float | None, expressions: dict[str, str] | None) -> None:
         """Run one cell under the watchdog: timeout and cancel interrupt, then kill."""
         task = asyncio.ensure_future(self.client.execute_cell_with(cell, index, expressions))
-        stopping: str | None = None
+        stopping: Literal["cancelled", "timeout"] | None = None
         while not task.done():
             wait = 0.2 if deadline is None else max(0.0, min(0.2, deadline - time.monotonic()))
             await asyncio.wait({task}, timeout=wait)
@@ -620,6 +356,8 @@ class Session:
         ctx = self.ctx
         if ctx.cancel.is_set():
             raise _Stop("cancelled", "run cancelled")
+        if ctx.failure:  # the cache could not be written (outcome.commit_entry): stop here
+            raise _Stop("failed", ctx.failure)
         blocked = ctx.blocked_by(name)
         if blocked:
             ctx.finish_step(name, "skipped", reasons=(blocked,))
@@ -629,7 +367,7 @@ class Session:
             return
         try:
             await self.restore_inputs(name)
-        except _SilentError as e:
+        except SilentError as e:
             ctx.finish_step(name, "failed", error=f"could not restore its inputs: {e}", traceback=e.traceback)
             self.ledger.ran(name)
             return
@@ -651,7 +389,7 @@ class Session:
             try:
                 reads = sorted(set(step.reads) | set(ctx.keys.inputs(name)))
                 await self.silent(f"__nbflow__.watch({self.watched!r}, {reads!r})")
-            except _SilentError as e:
+            except SilentError as e:
                 ctx.warn(f"values changed at run time will not be seen: {e}", name)
             result = await self.run_cells(cells, deadline, {"nbflow": expression})
             while isinstance(result, _Failure) and (provider := await self.restore_found_read(name, result, found)):
@@ -679,13 +417,13 @@ class Session:
                 error=f"out:{missing[0]} was not produced (no file {self.pipeline.path.parent / missing[0]})",
             )
             return
-        out_files = ctx.cache.stage_files(staging, self.pipeline.path.parent, step.out_files) if step.out_files else {}
+        out_files = stage_out_files(ctx, name, staging)
         outputs = [list(self.nb.cells[i].get("outputs", [])) for i, _ in cells]
         await asyncio.to_thread(ctx.keys.learn, name, result.get("learnt"), found)
         self.ledger.ran(name, ctx.keys.run_writes(name))
         if result.get("pending"):
             self.pending[str(staging)] = (name, outputs, duration, out_files)
-        else:
+        elif out_files is not None:  # None: not cached (warned); a full disk stops the run at the next step
             self.committer.submit(name, staging, outputs, result, duration, out_files)
         ctx.finish_step(name, "done", duration=duration)
 
@@ -713,7 +451,7 @@ class Session:
                 if e.status == "cancelled":
                     raise _Stop("cancelled", "run cancelled", step_error="cancelled") from None
                 timeout = self.ctx.timeout_for(self._step_of(source_cell))
-                return _Failure(f"timed out after {timeout:g} s (interrupted)", _error_text(cell))
+                return _Failure(f"timed out after {timeout:g} s (interrupted)", error_text_of(cell))
             except _Stop:
                 self.nb_man.cell_exception(cell, index)
                 raise
@@ -728,11 +466,11 @@ class Session:
             except CellExecutionError as e:
                 self.nb_man.cell_exception(cell, index)
                 return _Failure(
-                    f"cell {source_cell.number}: {e.ename}: {e.evalue}", _error_text(cell), e.ename, e.evalue
+                    f"cell {source_cell.number}: {e.ename}: {e.evalue}", error_text_of(cell), e.ename, e.evalue
                 )
             self.nb_man.cell_complete(cell, index)
             if index == last:
-                replies = _expression_results(self.client.last_reply)
+                replies = expression_results(self.client.last_reply)
                 result = replies.get("nbflow", {})
         return result
 
@@ -749,7 +487,7 @@ class Session:
         names = ctx.stored_names(name)
         try:
             info = await self.call(f"__nbflow__.map_begin({step.map_over!r}, {step.map_as!r})")
-        except _SilentError as e:
+        except SilentError as e:
             ctx.finish_step(
                 name,
                 "failed",
@@ -832,7 +570,7 @@ class Session:
         )
         ctx.finish_step(name, "done", duration=duration)
 
-    def alias_mates(self, provider: str, entry: Any, names: list[str]) -> list[str]:
+    def alias_mates(self, provider: str, names: list[str], entry: Any) -> list[str]:
         """Values of ``provider``'s entry sharing memory or an index with ``names``, that
         the kernel holds in ``provider``'s version or not at all: restored with them."""
         mates: list[str] = []
@@ -912,7 +650,7 @@ class Session:
             return None
         try:
             await self.silent(f"__nbflow__.restore({[[provider, self.ctx.key(provider), [missing]]]!r})")
-        except _SilentError:
+        except SilentError:
             return None
         self.ledger.restored(provider, [missing])
         found[missing] = provider
@@ -927,25 +665,18 @@ class Session:
             await self.collect_pending(wait=True, only=waiting)
         if any(self.ctx.actions[p] == "run" for p in needs):
             await asyncio.to_thread(self.committer.flush)
-        specs = []
-        for provider, names in needs.items():
-            status = self.ctx.status.get(provider)
-            if self.ctx.actions[provider] == "run" and status != "done":
-                raise _SilentError({"ename": "RuntimeError", "evalue": f'step "{provider}" did not finish'})
-            entry = self.ctx.cache.lookup(provider, self.ctx.key(provider))
-            missing = [n for n in names if entry is None or n not in entry.names]
-            if entry is not None and not missing:
-                names += self.alias_mates(provider, entry, names)
-            if missing:
-                why = (entry.missing.get(missing[0]) if entry else None) or "it was not cached"
-                raise _SilentError(
-                    {
-                        "ename": "LookupError",
-                        "evalue": f'value {missing[0]} of step "{provider}" is needed again but {why}; '
-                        f"add the tag after:{provider} or keep {missing[0]} unchanged by later steps",
-                    }
-                )
-            specs.append([provider, self.ctx.key(provider), names])
+        for provider in needs:
+            if self.ctx.actions[provider] == "run" and self.ctx.status.get(provider) != "done":
+                raise SilentError({"ename": "RuntimeError", "evalue": f'step "{provider}" did not finish'})
+        try:
+            specs = restore_specs(self.ctx, name, needs, self.alias_mates)
+        except NotRestorable as e:
+            raise SilentError(
+                {
+                    "ename": "LookupError",
+                    "evalue": f"{e}; add the tag after:{e.provider} or keep {e.value} unchanged by later steps",
+                }
+            ) from None
         await self.silent(f"__nbflow__.restore({specs!r})")
         for provider, names in needs.items():
             self.ledger.restored(provider, names)
@@ -956,12 +687,15 @@ class Session:
             return
         try:
             done = await self.call(f"__nbflow__.collect(wait={wait!r}, only={only!r})")
-        except (_Stop, _SilentError) as e:
+        except (_Stop, SilentError) as e:
             self.ctx.warn(f"values still being written were lost: {e}")
             return
         for staging, dumped in done.items():
             name, outputs, duration, out_files = self.pending.pop(staging)
             key = self.pending_keys.pop(staging, None)
+            if out_files is None:  # its out: files could not be staged (warned)
+                self.ctx.cache.discard(Path(staging))
+                continue
             self.committer.submit(name, Path(staging), outputs, dumped, duration, out_files, key=key)
 
     def discard_pending(self) -> None:
@@ -991,7 +725,7 @@ class Session:
 
 
 class _Interrupted(Exception):
-    def __init__(self, status: str) -> None:
+    def __init__(self, status: Literal["cancelled", "timeout"]) -> None:
         self.status = status
         super().__init__(status)
 
@@ -1005,24 +739,3 @@ def missing_name(ename: str | None, evalue: str | None) -> str | None:
         return None
     match = _NAME_ERROR.search(evalue or "")
     return match.group(1) if match else None
-
-
-def _expression_results(reply: dict[str, Any] | None) -> dict[str, Any]:
-    """The JSON each ``user_expression`` returned, or ``{"error": ...}`` for one that failed."""
-    if reply is None:
-        return {"nbflow": {"error": "the kernel sent no reply"}}
-    results = {}
-    for name, result in reply["content"].get("user_expressions", {}).items():
-        if result.get("status") != "ok":
-            results[name] = {"error": f"{result.get('ename')}: {result.get('evalue')}"}
-        else:
-            results[name] = json.loads(ast.literal_eval(result["data"]["text/plain"]))
-    results.setdefault("nbflow", {"error": "the kernel did not evaluate the dump"})
-    return results
-
-
-def _error_text(cell: Any) -> str:
-    for output in cell.get("outputs", []):
-        if output.get("output_type") == "error":
-            return strip_ansi("\n".join(output.get("traceback", [])))
-    return ""

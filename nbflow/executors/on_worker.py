@@ -27,7 +27,6 @@ import ctypes
 import io
 import json
 import os
-import re
 import shutil
 import sys
 import tempfile
@@ -39,10 +38,8 @@ from typing import Any
 
 from ..cache import Cache, Entry
 from ..fingerprint import StepWatch, in_namespace
-from .in_kernel import _fingerprint, _label
+from .outcome import cap_marker, dump_error, element_fingerprint, element_label, error_text
 
-_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-_TRUNCATED = "[nbflow: output truncated: {} more bytes not kept]\n"
 #: One step at a time per worker process: streams, ``__main__`` and the cwd are global.
 _STEP_LOCK = threading.Lock()
 #: Steps running in this process, by task token (for ``interrupt_step``).
@@ -90,9 +87,12 @@ class _CellOutputs:
             self.outputs.clear()
             self.clear_pending = False
         last = self.outputs[-1] if self.outputs else None
-        if self.used + len(text) > self.limit:
-            self.dropped += len(text)
-            return
+        room = max(0, self.limit - self.used)
+        if len(text) > room:  # keep what fits, as the kernel does (in_kernel.limit_outputs)
+            self.dropped += len(text) - room
+            text = text[:room]
+            if not text:
+                return
         if last is not None and last["output_type"] == "stream" and last["name"] == name:
             last["text"] += text
             self.used += len(text)
@@ -134,7 +134,8 @@ class _CellOutputs:
 
     def finish(self) -> list[dict[str, Any]]:
         if self.dropped:
-            self.outputs.append({"output_type": "stream", "name": "stderr", "text": _TRUNCATED.format(self.dropped)})
+            # Captured here, where the output is produced: the kernel's marker (see in_kernel.limit_outputs).
+            self.outputs.append({"output_type": "stream", "name": "stderr", "text": cap_marker(self.limit)})
         return self.outputs
 
 
@@ -312,10 +313,6 @@ def sees_cache(root: str, probe: str, token: str) -> bool:
         return False
 
 
-def strip_ansi(text: str) -> str:
-    return _ANSI.sub("", text)
-
-
 def run_step_on_worker(
     spec: Mapping[str, Any],
     inputs: Mapping[str, Mapping[str, Any]] | None = None,
@@ -461,7 +458,7 @@ class _WorkerStep:
                     status="interrupted" if self.task.reason else "setup-failed",
                     reason=self.task.reason,
                     error=f"cell {number} ({kind}) raised {type(error).__name__}: {error}",
-                    traceback=_traceback_of(cell_outputs),
+                    traceback=error_text(cell_outputs),
                 )
                 self.result["prelude_outputs"] = outputs
                 return False
@@ -481,13 +478,13 @@ class _WorkerStep:
             cell_outputs, error = self.run_cell(source)
             outputs.append(cell_outputs)
             if self.task.reason is not None:
-                self.result.update(status="interrupted", reason=self.task.reason, traceback=_traceback_of(cell_outputs))
+                self.result.update(status="interrupted", reason=self.task.reason, traceback=error_text(cell_outputs))
             elif error is not None:
                 self.last_error = error
                 self.result.update(
                     status="failed",
                     error=f"cell {number}: {type(error).__name__}: {error}",
-                    traceback=_traceback_of(cell_outputs),
+                    traceback=error_text(cell_outputs),
                 )
         return outputs
 
@@ -523,12 +520,12 @@ class _WorkerStep:
             self.result.update(
                 status="expanded",
                 count=len(items),
-                fingerprints=[_fingerprint(item, joblib.hash) for item in items],
-                labels=[_label(item) for item in items],
+                fingerprints=[element_fingerprint(item, joblib.hash) for item in items],
+                labels=[element_label(item) for item in items],
             )
             return False
         index = int(fan["index"])
-        if index >= len(items) or _fingerprint(items[index], joblib.hash) != fan["fingerprint"]:
+        if index >= len(items) or element_fingerprint(items[index], joblib.hash) != fan["fingerprint"]:
             self.result.update(
                 status="failed",
                 error=f"map:{fan['iterable']} gave other elements on this worker than when the step started "
@@ -607,8 +604,8 @@ class _WorkerStep:
                 self.result["files"] = {
                     name: (staging / name).read_bytes() for name in self.result["dumped"].get("files", {})
                 }
-        except Exception as e:  # noqa: BLE001 - reported to the executor, which warns
-            self.result["dumped"] = {"error": f"{type(e).__name__}: {e}"}
+        except Exception as e:  # noqa: BLE001 - reported to the executor (outcome.commit_entry)
+            self.result["dumped"] = dump_error(e)
         finally:
             if local is not None:
                 shutil.rmtree(local, ignore_errors=True)
@@ -630,10 +627,3 @@ def _load_payload(provider: str, key: str, names: list[str], payload: Mapping[st
         return Cache(folder).load_values(entry, names, mmap=False)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-
-
-def _traceback_of(outputs: list[dict[str, Any]]) -> str:
-    for output in outputs:
-        if output.get("output_type") == "error":
-            return strip_ansi("\n".join(output.get("traceback", [])))
-    return ""

@@ -96,7 +96,11 @@ __all__ = [
 def _require_extra() -> None:
     import importlib.util
 
-    missing = [m for m in ("bokeh", "nbconvert", "bleach", "tinycss2", "jinja2") if importlib.util.find_spec(m) is None]
+    missing = [
+        m
+        for m in ("bokeh", "nbconvert", "bleach", "tinycss2", "jinja2", "html5lib")
+        if importlib.util.find_spec(m) is None
+    ]
     if missing:
         raise NbflowError(f"nbflow report needs {', '.join(missing)}: install them with pip install 'nbflow[report]'")
 
@@ -114,12 +118,10 @@ def build_report(config: Config, run_id: int, *, output: Path | None = None, tru
     The default path is ``<runs>/<run_id>/report.html`` (recorded in the run store as
     the run's ``report`` artifact). Outputs are sanitized unless ``trusted``.
     """
-    from ..cache import Cache
-
     _require_extra()
     store = open_store(config)
     try:
-        record = collect_run(config, int(run_id), store, Cache(config.cache_dir))
+        record = collect_run(config, int(run_id), store, config.cache())
         html = render_report(record, trusted=trusted)
         path = Path(output) if output is not None else config.runs_dir / str(run_id) / "report.html"
         _write(path, html, private=output is None)
@@ -138,13 +140,14 @@ def recorded_report(notebook: str | Path, run_id: int) -> Path | None:
     from the request. Read-only: it neither reconciles nor writes the store.
     """
     from ..config import Config
-    from ..store import RunStore
 
+    if not 0 <= int(run_id) < 2**63:  # not an id any run store holds
+        return None
     notebook = Path(notebook).resolve()
     config = Config.for_notebook(notebook)
     if not config.store_path.is_file():
         return None
-    store = RunStore(config.store_path, heartbeat_interval=config.heartbeat_interval, reconcile=False)
+    store = config.open_store(reconcile=False)
     try:
         record = store.run(int(run_id))
         if record is None or Path(record["notebook"]).resolve() != notebook:
@@ -166,11 +169,9 @@ def build_comparison(
     The default path is ``<runs>/<run_b>/compare-<run_a>.html``. The comparison shows no
     cell outputs, so ``trusted`` changes nothing; it is accepted for symmetry.
     """
-    from ..cache import Cache
-
     _require_extra()
     store = open_store(config)
-    cache = Cache(config.cache_dir)
+    cache = config.cache()
     try:
         a = collect_run(config, int(run_a), store, cache)
         b = collect_run(config, int(run_b), store, cache)

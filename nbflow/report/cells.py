@@ -113,6 +113,76 @@ def _text(value: Any) -> str:
     return "".join(value) if isinstance(value, list) else str(value)
 
 
+def isolated(fragment: str) -> str:
+    """``fragment`` as a browser reads it on its own, serialized again: every element it opens ends in it.
+
+    JupyterLab renders each markdown cell and each HTML output into its own element
+    (``innerHTML``), so an unclosed ``<style>``, ``<div>`` or comment ends with that cell.
+    A report puts them all in one page, where it would swallow the rest: each fragment
+    goes through the HTML5 fragment parser (html5lib, the algorithm browsers use) and is
+    written back balanced. What it means does not change; scripts are kept (this is not
+    a sanitizer).
+    """
+    import html5lib
+
+    if "<" not in fragment:
+        return fragment
+    tree = html5lib.parseFragment(fragment, treebuilder="etree", namespaceHTMLElements=False)
+    return html5lib.serialize(
+        tree,
+        tree="etree",
+        quote_attr_values="always",
+        omit_optional_tags=False,
+        resolve_entities=False,
+        alphabetical_attributes=False,
+    )
+
+
+#: The keys of an nbformat output; anything else (``svg_filename`` ...) is not the notebook's to set.
+_OUTPUT_KEYS = {"output_type", "data", "metadata", "execution_count", "name", "text", "ename", "evalue", "traceback"}
+
+
+def _dimension(value: Any) -> int | None:
+    """A width or height as a whole number of pixels, or ``None`` (a string, a negative number ...)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    if value != value or not 0 <= value < 100_000:  # NaN, negative, absurd
+        return None
+    return int(value)
+
+
+def image_attributes(output: Mapping[str, Any], mime: str) -> Any:
+    """`` width="W" height="H" class="..."`` of an image output, from its metadata, as markup.
+
+    Only whole numbers are written as sizes, and only the two background classes
+    JupyterLab knows: metadata is notebook data, never copied into the page as text.
+    """
+    import markupsafe
+
+    metadata = output.get("metadata") or {}
+    own = metadata.get(mime) if isinstance(metadata.get(mime), Mapping) else {}
+
+    def get(key: str) -> Any:
+        value = own.get(key)
+        return metadata.get(key) if value is None else value
+
+    parts = []
+    for key in ("width", "height"):
+        size = _dimension(get(key))
+        if size is not None:
+            parts.append(f' {key}="{size}"')
+    classes = ["unconfined"] if get("unconfined") is True else []
+    background = get("needs_background")
+    if background in ("light", "dark"):
+        classes.append(f"jp-needs-{background}-background")
+    parts.append(f' class="{" ".join(classes)}"')
+    return markupsafe.Markup("".join(parts))  # noqa: S704 - only numbers and fixed class names
+
+
+def _clean_output(output: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in output.items() if k in _OUTPUT_KEYS}
+
+
 # ======================================================================== rendering
 
 
@@ -132,6 +202,8 @@ class CellRenderer:
             exclude_input_prompt=True,
             exclude_output_prompt=True,
         )
+        self.exporter.register_filter("nbflow_isolate", isolated)
+        self.exporter.register_filter("nbflow_image_attributes", image_attributes)
         _, resources = self.exporter.from_notebook_node(_notebook([]))
         self.css = "\n".join(
             [
@@ -169,7 +241,7 @@ class CellRenderer:
                 cell = copy.deepcopy(dict(cell))
                 cell.pop("id", None)  # nbformat 4.4 cells: no ids to keep unique across sections
                 cell["metadata"] = {"nbflow_marker": f"{marker}{index}"}
-                cell.setdefault("outputs", [])
+                cell["outputs"] = [_clean_output(o) for o in cell.get("outputs") or []]
                 cell.setdefault("execution_count", None)
                 if hide_code:
                     cell["metadata"]["transient"] = {"remove_source": True}
@@ -193,7 +265,7 @@ class CellRenderer:
         if not text.strip():
             return ""
         html = markdown2html(text)
-        return html if self.clean is None else self.clean.sanitize_html_tags(html)
+        return isolated(html) if self.clean is None else isolated(self.clean.sanitize_html_tags(html))
 
 
 def _notebook(cells: list[dict[str, Any]], metadata: Mapping[str, Any] | None = None) -> Any:

@@ -7,12 +7,12 @@ renders strings; it reads no store and writes no file.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..jsonout import dumps
 from ..view import STATES
 from .cells import TEMPLATES, CellRenderer, _ansi_html, unsafe_parts
 from .figures import (
@@ -86,7 +86,7 @@ def _environment() -> Any:
     env.filters["anchor"] = _anchor
     env.filters["colour"] = lambda state: _style(state).colour
     env.filters["short"] = lambda text, n=12: (text or "")[:n]
-    env.filters["pretty"] = lambda value: json.dumps(value, default=repr)
+    env.filters["pretty"] = lambda value: dumps(value, default=repr)
     return env
 
 

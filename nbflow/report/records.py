@@ -135,11 +135,10 @@ def _as_stored(value: Any) -> Any:
 
 
 def open_store(config: Config) -> RunStore:
-    from ..store import RunStore
 
     if not config.store_path.exists():
         raise PipelineError(f"no runs recorded in {config.home} (run a notebook there first)")
-    return RunStore(config.store_path, heartbeat_interval=config.heartbeat_interval)
+    return config.open_store()
 
 
 def collect_run(config: Config, run_id: int, store: RunStore, cache: Cache) -> RunRecord:
@@ -194,7 +193,8 @@ def _entry(cache: Cache, step: StepRecord) -> Entry | None:
 
 def _from_output_notebook(record: RunRecord, path: Path) -> bool:
     """Fill ``record`` from the executed notebook; False if it cannot be read."""
-    from ..graph import build_pipeline
+    from ..config import Config
+    from ..graph import load_pipeline
     from ..notebook import notebook_from_data
 
     try:
@@ -203,7 +203,8 @@ def _from_output_notebook(record: RunRecord, path: Path) -> bool:
         data["cells"] = [
             c for c in data["cells"] if "papermill-error-cell-tag" not in (c.get("metadata") or {}).get("tags", [])
         ]
-        pipeline = build_pipeline(notebook_from_data(data, record.notebook))
+        source = notebook_from_data(data, record.notebook)
+        pipeline = load_pipeline(record.notebook, Config.for_notebook(record.notebook), source=source)
     except (OSError, ValueError, KeyError, TypeError, NbflowError):
         return False
     injected = [

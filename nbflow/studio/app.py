@@ -14,7 +14,7 @@ What a session shows, top to bottom:
   studio's report handler (``serve.py``), not through the websocket.
 
 Every edit goes through ``editing.NotebookEditor`` and is checked by building the
-pipeline of the result (``graph.build_pipeline``): an edit that breaks the pipeline (a
+pipeline of the result (``graph.load_pipeline`` with ``source=``): an edit that breaks the pipeline (a
 cycle, an unknown ``after:``) is undone and reported. Nothing is written until Save.
 
 Runs are started with ``run.start_run`` like every other view; the session listens to
@@ -38,7 +38,6 @@ from __future__ import annotations
 import html
 import threading
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +45,7 @@ import panel as pn
 
 from ..config import Config
 from ..errors import NbflowError, PipelineError
-from ..graph import Pipeline, build_pipeline
+from ..graph import Pipeline, load_pipeline
 from ..view import GraphState, graph_model
 from .editing import NotebookEditor
 from .edits import StepEdits
@@ -146,7 +145,7 @@ class Studio(StudioLayout, StepEdits, RunsView):
         Raises ``PipelineError`` when the edited notebook is not a valid pipeline.
         """
         assert self.editor is not None and self.config is not None
-        self.pipeline = replace(build_pipeline(self.editor.source()), config=self.config)
+        self.pipeline = load_pipeline(self.editor.path, self.config, source=self.editor.source())
         self._sync_parameters()
         self._replan(render)
         source = self.pipeline.source
@@ -167,7 +166,9 @@ class Studio(StudioLayout, StepEdits, RunsView):
         self.params_error.object = ""
         try:
             values = self._parameter_values()
-            plan = self.pipeline.plan(values)
+            from ..run import plan_pipeline
+
+            plan = plan_pipeline(self.pipeline, values)
         except NbflowError as e:
             self.params_error.object = html.escape(str(e))
         self.model = graph_model(self.pipeline, plan)

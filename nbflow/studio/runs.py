@@ -139,11 +139,10 @@ class RunsView:
 
     # --------------------------------------------------------------- history
     def _store(self) -> Any:
-        from ..store import RunStore
 
         if self.config is None or not self.config.store_path.exists():
             return None
-        return RunStore(self.config.store_path, heartbeat_interval=self.config.heartbeat_interval)
+        return self.config.open_store()
 
     def _refresh_runs(self) -> None:
         """Show the notebook's run history in the Runs tab.

@@ -50,6 +50,8 @@ __all__ = [
 ]
 
 DEFAULT_PORT = 5006
+#: The largest run id a run store holds (SQLite's INTEGER); larger ids are a plain 404.
+MAX_RUN_ID = 2**63 - 1
 
 
 class StudioError(NbflowError):
@@ -99,7 +101,7 @@ def resolve_target(target: str | Path | None) -> tuple[Path, str | None]:
 
 def report_route(folder: Path) -> tuple[str, type, dict[str, Any]]:
     """The tornado route of the report handler, for ``pn.serve(extra_patterns=...)``."""
-    return (r"/report/(\d+)", report_handler(), {"folder": folder.resolve()})
+    return (r"/report/([0-9]+)", report_handler(), {"folder": folder.resolve()})
 
 
 @functools.cache
@@ -119,7 +121,7 @@ def report_handler() -> type:
         @authenticated
         async def get(self, run_id: str) -> None:
             notebook = confine_notebook(self.folder, self.get_query_argument("notebook", None))
-            if notebook is None:
+            if notebook is None or len(run_id) > len(str(MAX_RUN_ID)) or int(run_id) > MAX_RUN_ID:
                 raise HTTPError(404)
             report = await asyncio.to_thread(recorded_report, notebook, int(run_id))
             if report is None:

@@ -33,6 +33,8 @@ CHROMIUM_ARGS = [
 ]
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "[::1]", "::1"}
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+#: The README's pictures (tracked): written only with NBFLOW_UPDATE_DOCS=1, through ``screenshot``.
+DOCS = Path(__file__).resolve().parents[2] / "docs"
 
 
 @pytest.fixture(scope="module")
@@ -97,11 +99,24 @@ def page(browser_context: Any) -> Any:
     return page
 
 
-def screenshot(page: Any, name: str) -> Path:
-    """Save a screenshot under test-artifacts/ (kept by CI) and return its path."""
+def update_docs() -> bool:
+    """Whether this test run may refresh the README's pictures in docs/ (``NBFLOW_UPDATE_DOCS=1``)."""
+    return os.environ.get("NBFLOW_UPDATE_DOCS") == "1"
+
+
+def screenshot(page: Any, name: str, docs: str | None = None) -> Path:
+    """Save a screenshot under test-artifacts/ (kept by CI) and return its path.
+
+    ``docs`` names the README picture it also is (``docs/<docs>``); that tracked file is
+    written only when ``update_docs()``, so running the tests never changes the work tree.
+    This is the one place a test writes into docs/.
+    """
     ARTIFACTS.mkdir(exist_ok=True)
     path = ARTIFACTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=False)
+    if docs is not None and update_docs():
+        DOCS.mkdir(exist_ok=True)
+        (DOCS / docs).write_bytes(path.read_bytes())
     return path
 
 

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 import nbflow
-from nbflow.graph import load_pipeline
+from nbflow import load_pipeline
 
 from ..conftest import NOTEBOOKS, code, step, write_notebook
 

@@ -20,12 +20,12 @@ import psutil
 import pytest
 
 import nbflow
+from nbflow import load_pipeline
 from nbflow.cache import Cache
 from nbflow.events import RunWarning, StepFinished, StepStarted
 from nbflow.executors.dask import DaskExecutor
 from nbflow.executors.dask_cluster import start_local_cluster
 from nbflow.executors.on_worker import sees_cache
-from nbflow.graph import load_pipeline
 from nbflow.run import Run, start_run
 from nbflow.store import RunStore
 
@@ -496,7 +496,7 @@ def test_unpicklable_value_needed_downstream_fails_clearly(make_notebook, dask):
     path = make_notebook([step("make", "gen = (i for i in range(3))"), step("use", "total = sum(gen)")])
     r = run(path, executor=dask())
     assert statuses(r) == {"make": "done", "use": "failed"}
-    assert 'value gen of step "make" is needed but cannot be pickled' in r.steps["use"]["error"]
+    assert 'value gen of step "make" is needed by step "use" but cannot be pickled' in r.steps["use"]["error"]
 
 
 def processes_marked(mark: str) -> list[psutil.Process]:

@@ -7,7 +7,7 @@ import shutil
 import pytest
 
 import nbflow
-from nbflow.graph import load_pipeline
+from nbflow import load_pipeline
 
 from ..conftest import NOTEBOOKS
 

@@ -13,9 +13,9 @@ import nbformat
 import pytest
 
 import nbflow
+from nbflow import load_pipeline
 from nbflow.executors.dask import DaskExecutor
 from nbflow.executors.dask_cluster import start_local_cluster
-from nbflow.graph import load_pipeline
 
 from ..conftest import step
 from .test_against_papermill import papermill_snapshots, same

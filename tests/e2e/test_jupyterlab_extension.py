@@ -9,7 +9,6 @@ nbflow only through the REST API (nbflow/server.py).
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -21,7 +20,6 @@ from .conftest import screenshot
 from .jupyterlab import FIND_CY, lab_server, wait_until  # noqa: F401 - fixture
 
 BIN = Path(sys.executable).parent
-DOCS = Path(__file__).resolve().parents[2] / "docs"
 
 
 def test_pip_install_enables_both_extensions():
@@ -111,7 +109,7 @@ def test_mark_step_panel_run_from_palette_and_jump_to_cell(lab_server, page):  #
         if not seen_badges or seen_badges[-1] != b:
             seen_badges.append(b)
         if "running" in g.values() and not any("running" in s.values() for s in seen_graph[:-1]):
-            shutil.copy(screenshot(page, "extension-mid-run"), DOCS / "jupyterlab-panel-mid-run.png")
+            screenshot(page, "extension-mid-run", docs="jupyterlab-panel-mid-run.png")
         return page.get_attribute("#nbflow-graph-panel", "data-run-status") == "done"
 
     wait_until(done, timeout=180, every=0.05, page=page)

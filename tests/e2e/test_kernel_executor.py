@@ -15,8 +15,8 @@ import psutil
 import pytest
 
 import nbflow
+from nbflow import load_pipeline
 from nbflow.events import StepStarted
-from nbflow.graph import load_pipeline
 from nbflow.store import RunStore
 
 from ..conftest import code, md, step

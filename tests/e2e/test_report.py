@@ -7,7 +7,6 @@ cut, and a sanitized one must not run a single script from a cell output.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import stat
@@ -21,13 +20,13 @@ from urllib.parse import urlparse
 import nbformat
 import pytest
 
+from nbflow import load_pipeline
 from nbflow.cache import Cache
-from nbflow.graph import load_pipeline
 from nbflow.report import build_comparison, build_report, collect_run, timeline_figure
 from nbflow.run import start_run
 from nbflow.store import RunStore
 
-from ..conftest import NOTEBOOKS, ROOT, code, md, step, write_notebook
+from ..conftest import NOTEBOOKS, code, md, step, write_notebook
 from .conftest import screenshot
 
 pytestmark = pytest.mark.slow
@@ -288,16 +287,13 @@ def test_readme_screenshots(tmp_path, page):
     assert run.status == "done"
     report_page(page, run.report())
     assert page.outside == [] and page.console_errors == []
-    shots = [screenshot(page, "report-top")]
+    screenshot(page, "report-top", docs="report-top.png")
     page.evaluate("document.getElementById('nbflow-graph').scrollIntoView()")
     page.wait_for_timeout(800)
-    shots.append(screenshot(page, "report-graph"))
+    screenshot(page, "report-graph", docs="report-graph.png")
     page.evaluate("document.getElementById('nbflow-step-evaluate').scrollIntoView()")
     page.wait_for_timeout(800)
-    shots.append(screenshot(page, "report-step"))
-    if os.environ.get("NBFLOW_UPDATE_DOCS"):
-        for shot in shots:
-            shutil.copy(shot, ROOT / "docs" / shot.name)
+    screenshot(page, "report-step", docs="report-step.png")
 
 
 def test_a_run_still_going_is_reported_as_it_stands(tmp_path):
@@ -332,7 +328,7 @@ def test_a_run_still_going_is_reported_as_it_stands(tmp_path):
 def test_fan_out_is_one_node_with_per_element_states(tmp_path):
     import shutil
 
-    from nbflow.graph import load_pipeline
+    from nbflow import load_pipeline
 
     path = tmp_path / "sensor_files.ipynb"
     shutil.copy(Path(__file__).resolve().parents[2] / "notebooks" / "sensor_files.ipynb", path)
@@ -342,3 +338,92 @@ def test_fan_out_is_one_node_with_per_element_states(tmp_path):
     assert r"measure \\u00d75" in html  # the graph's one node carries the count (escaped in Bokeh's data)
     assert "Fan-out: 5 elements: 4 cached, 1 done" in html
     assert html.count('data-item="') == 5
+
+
+PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAQAAAC1HAwCAAAAC0lEQVR42mNkYAAAAAYAAjCB0C8AAAAASUVORK5CYII="
+IMAGES = f"""
+from IPython.display import display
+png = {PNG!r}
+display({{"image/png": png, "text/plain": "a pixel"}}, raw=True,
+        metadata={{"image/png": {{"height": "1 onload=window.PWNED=1", "width": "2 onerror=window.PWNED=2"}}}})
+display({{"image/jpeg": "bm90IGEganBlZw==", "text/plain": "not a jpeg"}}, raw=True,
+        metadata={{"width": "1 onerror=window.PWNED=3", "height": 7,
+                   "filenames": {{"image/jpeg": "https://example.com/x.jpg"}}}})
+display({{"image/png": png, "text/plain": "sized"}}, raw=True, metadata={{"image/png": {{"width": 40, "height": 30}}}})
+"""
+UNCLOSED = [
+    md("# Isolation\nEach cell's markup ends with the cell."),
+    code("from IPython.display import HTML, Markdown, display"),
+    md("## Styled\n\nDocs with a style that is never closed.\n\n<style>\n.nbflow-x { color: red }\n"),
+    step("styled", "a = 1"),
+    md("Docs of *images*, after the unclosed style."),
+    step("images", IMAGES),
+    step("hidden_html", "display(HTML('<div style=\"display:none\"><b>in the div'))\nb = a"),
+    step("open_markdown", "display(Markdown('text <textarea>'))\nc = b"),
+    md("The last step's docs."),
+    step("last", "print('last step printed')\nd = c"),
+]
+
+
+@pytest.fixture(scope="module")
+def isolation_run(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("isolation")
+    pipeline = load_pipeline(write_notebook(folder / "iso.ipynb", UNCLOSED))
+    run = pipeline.run({})
+    assert run.status == "done", run.error
+    return folder, run
+
+
+def _img_attributes(html: str) -> list[dict[str, str]]:
+    class Images(HTMLParser):
+        found: list[dict[str, str]] = []
+
+        def handle_starttag(self, tag: str, attrs: list) -> None:
+            if tag == "img":
+                self.found.append(dict(attrs))
+
+    parser = Images()
+    parser.found = []
+    parser.feed(html)
+    return parser.found
+
+
+@pytest.mark.browser
+def test_image_metadata_cannot_add_attributes_even_without_the_page_policy(isolation_run, page, tmp_path):
+    """#15 item 16: ``height`` of an image/png output reached the page unquoted (``height=1 onload=...``)."""
+    _, run = isolation_run
+    html = run.report().read_text(encoding="utf-8")
+    images = _img_attributes(html)
+    assert len(images) == 3 and all(a["src"].startswith("data:image/") for a in images), images
+    for attributes in images:
+        assert set(attributes) <= {"src", "alt", "class", "width", "height"}, attributes
+        assert all(attributes[k].isdigit() for k in ("width", "height") if k in attributes), attributes
+    assert {"width": "40", "height": "30"}.items() <= images[2].items()
+    assert images[1].get("height") == "7" and "width" not in images[1]
+    # The page policy would stop a handler; the report must be safe without it (pasted into a wiki, a mail).
+    policy = re.compile(r'<meta http-equiv="Content-Security-Policy"[^>]*>')
+    assert policy.search(html)
+    bare = tmp_path / "no-policy.html"
+    bare.write_text(policy.sub("", html), encoding="utf-8")
+    report_page(page, bare)
+    page.wait_for_function("document.querySelectorAll('img').length >= 3")
+    page.wait_for_timeout(500)  # image load and error events have fired
+    assert page.evaluate("typeof window.PWNED") == "undefined"
+    assert page.outside == []
+
+
+@pytest.mark.browser
+def test_an_unclosed_tag_in_a_trusted_report_ends_with_its_cell(isolation_run, page, tmp_path):
+    """#15 item 17: an unclosed ``<style>`` in a markdown cell swallowed the rest of a trusted report."""
+    folder, run = isolation_run
+    report = run.report(trusted=True, output=tmp_path / "trusted.html")
+    report_page(page, report)
+    for name in ("styled", "images", "hidden_html", "open_markdown", "last"):
+        assert page.locator(f"section#nbflow-step-{name}").is_visible(), name
+    assert "Docs of images" in page.locator("section#nbflow-step-images").inner_text()
+    assert "The last step's docs." in page.locator("section#nbflow-step-last").inner_text()
+    assert "last step printed" in page.locator("section#nbflow-step-last").inner_text()
+    assert page.locator(".nbflow-footer").is_visible()
+    # the style still applies as it would in JupyterLab; the hidden div hides only its own content
+    assert not page.get_by_text("in the div", exact=True).is_visible()
+    assert page.outside == [] and page.console_errors == []

@@ -26,8 +26,6 @@ from .conftest import ARTIFACTS, free_port, screenshot, wait_for_http
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-DOCS = Path(__file__).resolve().parents[2] / "docs"
-
 
 def chain(path: Path, delay: float = 0.0, extra: list | None = None) -> Path:
     """load -> square -> total, plus ``other`` that depends on nothing."""
@@ -411,14 +409,10 @@ def test_readme_screenshots(page, studio):
     page.mouse.click(train["x"], train["y"])
     page.get_by_text("n_estimators").first.wait_for()
     page.wait_for_timeout(500)
-    shot = screenshot(page, "studio")
+    shot = screenshot(page, "studio", docs="studio.png")
     page.locator(".bk-tab", has_text="Runs").click()
     page.locator(".tabulator-row").first.click()
     page.wait_for_timeout(500)
-    runs = screenshot(page, "studio-runs")
-    if os.environ.get("NBFLOW_UPDATE_DOCS") == "1":
-        DOCS.mkdir(exist_ok=True)
-        for source in (shot, runs):
-            (DOCS / source.name).write_bytes(source.read_bytes())
+    screenshot(page, "studio-runs", docs="studio-runs.png")
     assert shot.parent == ARTIFACTS
     assert page.outside == []

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from nbflow.graph import load_pipeline
+from nbflow import load_pipeline
 from nbflow.store import RunStore
 from nbflow.sweep import run_sweep, summary_rows
 

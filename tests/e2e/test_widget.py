@@ -3,13 +3,10 @@
 Opens ``notebooks/widget/live_widget.ipynb``, shows the widget, runs the wine pipeline from its
 button and reads the node colours from the page's cytoscape instance while the run goes
 on: they must pass through queued/running and end ``done``. Then clicks a node and reads
-its details. Screenshots go to test-artifacts/ (and the README's to docs/).
+its details. Screenshots go to test-artifacts/ (the README's to docs/ too, only with NBFLOW_UPDATE_DOCS=1).
 """
 
 from __future__ import annotations
-
-import shutil
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
@@ -21,7 +18,6 @@ from .jupyterlab import FIND_CY, lab_server, run_cell, wait_until  # noqa: F401 
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-DOCS = Path(__file__).resolve().parents[2] / "docs"
 STEPS = ["load", "clean", "features", "train", "evaluate"]
 
 
@@ -88,9 +84,7 @@ def test_widget_follows_a_run_live_and_shows_details(lab_server, page):  # noqa:
         if states and (not seen or seen[-1] != states):
             seen.append(states)
         if states and not shot_taken and "running" in states.values():
-            path = screenshot(page, "widget-mid-run")
-            DOCS.mkdir(exist_ok=True)
-            shutil.copy(path, DOCS / "widget-mid-run.png")
+            screenshot(page, "widget-mid-run", docs="widget-mid-run.png")
             shot_taken = True
         return "done in" in page.inner_text(".nbflow-widget .nbflow-status")
 

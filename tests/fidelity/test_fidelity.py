@@ -32,7 +32,7 @@ import nbformat
 import pytest
 
 import nbflow
-from nbflow.graph import load_pipeline
+from nbflow import load_pipeline
 
 from ..conftest import ROOT, step, write_notebook
 from ..e2e.test_against_papermill import papermill_snapshots, same

@@ -81,6 +81,8 @@ def check_invariants(
         nbformat.validate(json.loads(path.read_text()))
     cache = Cache(home / "cache")
     for step_dir in (home / "cache").glob("*"):
+        if step_dir.name.startswith("."):
+            continue  # the cache's record of the stores that use it
         for entry_dir in step_dir.iterdir():
             if entry_dir.name.startswith("."):
                 continue  # staging leftovers and quarantined entries are never read

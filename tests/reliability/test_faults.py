@@ -21,7 +21,7 @@ import psutil
 import pytest
 
 import nbflow
-from nbflow.graph import load_pipeline
+from nbflow import load_pipeline
 from nbflow.store import RunStore
 
 from ..conftest import code, step, write_notebook

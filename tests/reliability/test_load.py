@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import nbflow
-from nbflow.graph import load_pipeline
+from nbflow import load_pipeline
 from nbflow.report import recorded_report
 from nbflow.store import RunStore
 

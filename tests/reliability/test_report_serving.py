@@ -185,6 +185,16 @@ def test_report_paths_leaving_the_studio_folder_are_a_bare_404(served, kind):
     assert get(served.url, report_path(2, "other.ipynb"))[0] == 200
 
 
+@pytest.mark.parametrize("run_id", [str(2**63), str(2**64 + 1), "9" * 5000])
+def test_run_ids_no_store_can_hold_are_a_404_without_a_traceback(served, run_id):
+    """#15 item 14 (the studio's side): a 5000-digit id was a ValueError, one past 2**63 an OverflowError."""
+    before = problems(served.log)
+    status, _, body = get(served.url, report_path(run_id, "pipeline.ipynb"))
+    assert status == 404, (status, body[:200])
+    assert served.proc.poll() is None
+    assert problems(served.log) == before, served.log.read_text()[-3000:]
+
+
 def test_basic_auth_guards_the_reports(served, tmp_path):
     import http.cookiejar
     import urllib.parse

@@ -1,0 +1,214 @@
+"""The kernel executor's client side of a Jupyter kernel: the process and the messages.
+
+* ``start_kernel`` / ``shutdown_kernel``: the kernel process (unix sockets, no TCP port;
+  its own output in the run's ``kernel.log``), ``kernel_death`` in words;
+* papermill glue: ``register_translator`` (tuples and sets as literals),
+  ``notebook_for_papermill``, ``execute_notebook`` (a disk that refuses the executed
+  notebook ends the run with one line, ``outcome.OutputNotWritten``);
+* ``client_class``: nbclient with outputs capped at the output limit (the kernel's own
+  marker passes; ``outcome.dropped_marker`` counts what is dropped here) and
+  ``user_expressions`` on a cell's request; ``expression_results`` reads their replies;
+* ``SilentError``: a silent execution that raised, its traceback as plain text.
+
+This module must not decide what runs or publish events: ``kernel.Session`` does.
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..errors import NbflowError
+from .outcome import OutputNotWritten, disk_error, dropped_marker, error_text, process_death, strip_ansi
+
+if TYPE_CHECKING:
+    from ..graph import Pipeline
+    from .base import RunContext
+
+#: Room past the output limit for the kernel's own marker (``outcome.cap_marker``), so the
+#: client's cap only drops what a kernel without nbflow's limit sends.
+_MARKER_ROOM = 4096
+
+
+def execute_notebook(nb: Any, tmp: str, out: Path, **options: Any) -> None:
+    """``papermill.execute_notebook`` into ``tmp``; a disk that refuses papermill's writes
+    of the notebook ends the run with one line naming ``out`` (``OutputNotWritten``)."""
+    import papermill
+
+    try:
+        papermill.execute_notebook(nb, tmp, **options)
+    except OSError as e:
+        if disk_error(e.errno) or e.filename in (tmp, str(out)):
+            raise OutputNotWritten(out, e) from None
+        raise
+
+
+def start_kernel(ctx: RunContext) -> Any:
+    """Start the kernel on unix sockets (no TCP port), its own output to a log file."""
+    from jupyter_client.manager import KernelManager
+
+    sockets = tempfile.mkdtemp(prefix="nbflow-kernel-")
+    km = KernelManager(kernel_name=ctx.pipeline.source.kernel_name, transport="ipc", ip=os.path.join(sockets, "k"))
+    log_path = ctx.config.runs_dir / str(ctx.run_id) / "kernel.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    log = open(log_path, "ab")  # noqa: SIM115 - the kernel process writes to it until it exits
+    try:
+        km.start_kernel(cwd=str(ctx.pipeline.path.resolve().parent), stdout=log, stderr=log)
+    except Exception as e:
+        raise NbflowError(f"cannot start the {km.kernel_name!r} kernel: {e}") from e
+    finally:
+        log.close()
+    km._nbflow_sockets = sockets  # removed with the kernel
+    return km
+
+
+def shutdown_kernel(km: Any) -> None:
+    with contextlib.suppress(Exception):
+        if km.has_kernel:
+            km.shutdown_kernel(now=True)
+    with contextlib.suppress(Exception):
+        km.cleanup_resources()
+    shutil.rmtree(getattr(km, "_nbflow_sockets", ""), ignore_errors=True)
+
+
+def kernel_death(km: Any) -> str:
+    """How the kernel process ended, as a person would want to read it."""
+    process = getattr(getattr(km, "provisioner", None), "process", None)
+    code = process.poll() if process is not None else None
+    return "kernel died" if code is None else process_death("kernel", code)
+
+
+_registered = False
+
+
+def register_translator() -> None:
+    """Teach papermill's Python translator tuples and sets (it would stringify them)."""
+    global _registered
+    if _registered:
+        return
+    from papermill.translators import PythonTranslator, papermill_translators
+
+    class Translator(PythonTranslator):
+        @classmethod
+        def translate(cls, val: Any) -> str:
+            if isinstance(val, tuple):
+                return "(" + "".join(f"{cls.translate(v)}, " for v in val).rstrip() + ")"
+            if isinstance(val, set | frozenset):
+                return "{" + ", ".join(cls.translate(v) for v in val) + "}" if val else "set()"
+            return super().translate(val)
+
+        @classmethod
+        def translate_list(cls, val: list) -> str:
+            return "[" + ", ".join(cls.translate(v) for v in val) + "]"
+
+        @classmethod
+        def translate_dict(cls, val: dict) -> str:
+            return "{" + ", ".join(f"{cls.translate(k)}: {cls.translate(v)}" for k, v in val.items()) + "}"
+
+    papermill_translators.register("python", Translator)
+    _registered = True
+
+
+def notebook_for_papermill(pipeline: Pipeline) -> Any:
+    """The notebook as a NotebookNode, each cell marked with its original index."""
+    import nbformat
+
+    data = json.loads(json.dumps(pipeline.source.data))
+    for index, cell in enumerate(data["cells"]):
+        cell.setdefault("metadata", {})["nbflow"] = {"cell": index}
+    metadata = data.setdefault("metadata", {})
+    spec = metadata.get("kernelspec") or {}
+    if not spec.get("language") and not (metadata.get("language_info") or {}).get("name"):
+        # nbformat.v4.new_notebook() writes no language: papermill then cannot inject
+        # parameters. Such a notebook runs in the Python kernel, as without parameters.
+        metadata["kernelspec"] = {"display_name": "Python 3", **spec, "name": pipeline.source.kernel_name}
+        metadata["kernelspec"].setdefault("language", "python")
+    return nbformat.from_dict(data)
+
+
+class SilentError(Exception):
+    def __init__(self, content: Mapping[str, Any]) -> None:
+        self.traceback = strip_ansi("\n".join(content.get("traceback", [])))
+        super().__init__(f"{content.get('ename')}: {content.get('evalue')}")
+
+
+def client_class() -> type:
+    from nbclient import NotebookClient
+
+    class StepClient(NotebookClient):
+        """nbclient with capped outputs and ``user_expressions`` on a cell's request."""
+
+        def __init__(self, *args: Any, output_limit: int, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.output_limit = output_limit
+            self.output_bytes: dict[int, int] = {}
+            self.dropped: dict[int, int] = {}
+            self.last_reply: dict[str, Any] | None = None
+            self.on_cell_executed = self._remember_reply
+
+        def _remember_reply(self, cell: Any, cell_index: int, execute_reply: dict[str, Any]) -> None:
+            self.last_reply = execute_reply
+
+        async def execute_cell_with(self, cell: Any, index: int, expressions: dict[str, str] | None) -> Any:
+            self.output_bytes[index] = 0
+            self.dropped[index] = 0
+            self.last_reply = None
+            if expressions:
+                original = self.kc.execute
+
+                def execute(code: str, **kw: Any) -> str:
+                    return original(code, user_expressions=expressions, **kw)
+
+                self.kc.execute = execute
+            try:
+                return await self.async_execute_cell(cell, index)
+            finally:
+                if expressions:
+                    del self.kc.execute
+                if self.dropped.get(index):
+                    from nbformat.v4 import new_output
+
+                    cell.outputs.append(new_output("stream", name="stderr", text=dropped_marker(self.dropped[index])))
+
+        def output(self, outs: list, msg: dict, display_id: str | None, cell_index: int) -> Any:
+            size = _message_size(msg)
+            used = self.output_bytes.get(cell_index, 0)
+            if used + size > self.output_limit + _MARKER_ROOM and msg["msg_type"] != "error":
+                self.dropped[cell_index] = self.dropped.get(cell_index, 0) + size
+                return None
+            self.output_bytes[cell_index] = used + size
+            return super().output(outs, msg, display_id, cell_index)
+
+    return StepClient
+
+
+def _message_size(msg: dict[str, Any]) -> int:
+    content = msg.get("content", {})
+    if "text" in content:
+        return len(content["text"])
+    return sum(len(v) if isinstance(v, str) else len(json.dumps(v)) for v in content.get("data", {}).values())
+
+
+def expression_results(reply: dict[str, Any] | None) -> dict[str, Any]:
+    """The JSON each ``user_expression`` returned, or ``{"error": ...}`` for one that failed."""
+    if reply is None:
+        return {"nbflow": {"error": "the kernel sent no reply"}}
+    results = {}
+    for name, result in reply["content"].get("user_expressions", {}).items():
+        if result.get("status") != "ok":
+            results[name] = {"error": f"{result.get('ename')}: {result.get('evalue')}"}
+        else:
+            results[name] = json.loads(ast.literal_eval(result["data"]["text/plain"]))
+    results.setdefault("nbflow", {"error": "the kernel did not evaluate the dump"})
+    return results
+
+
+def error_text_of(cell: Any) -> str:
+    return error_text(cell.get("outputs", []))

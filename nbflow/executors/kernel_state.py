@@ -1,0 +1,138 @@
+"""What the kernel executor keeps track of between steps: whose values the kernel holds
+(``Ledger``, and ``verify_restores`` of the entries the run will load) and the entries
+being committed on a thread while the next steps run (``Committer``).
+
+This module must not talk to the kernel: ``kernel.Session`` does.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..graph import PARAMETERS, SETUP
+from .outcome import commit_entry
+
+if TYPE_CHECKING:
+    from ..graph import Pipeline
+    from .base import RunContext
+
+
+class Ledger:
+    """Whose version of each name the kernel holds, to know what to restore.
+
+    After the prelude the kernel holds the setup's names and the parameters. Running a
+    step makes it the holder of everything it writes (even if it failed halfway);
+    restoring makes the provider the holder of the names restored. A step needs a
+    restore of every name it reads whose holder is not the step that provides it.
+    """
+
+    def __init__(self, pipeline: Pipeline, inputs: Any = None) -> None:
+        self.pipeline = pipeline
+        self.inputs = inputs or (lambda step: pipeline.steps[step].inputs)
+        self.holder: dict[str, str] = {n: SETUP for n in pipeline.setup.writes}
+        self.holder.update({n: PARAMETERS for n in pipeline.parameters})
+
+    def needed(self, step: str) -> dict[str, list[str]]:
+        """``{provider: [names]}`` to restore before ``step`` runs."""
+        needs: dict[str, list[str]] = {}
+        for name, provider in sorted(self.inputs(step).items()):
+            if self.holder.get(name) != provider:
+                needs.setdefault(provider, []).append(name)
+        return needs
+
+    def restored(self, provider: str, names: list[str]) -> None:
+        for name in names:
+            self.holder[name] = provider
+
+    def ran(self, step: str, also: list[str] | None = None) -> None:
+        for name in [*self.pipeline.steps[step].writes, *(also or ())]:
+            self.holder[name] = step
+
+
+def verify_restores(ctx: RunContext) -> None:
+    """Verify every cached entry the run will load; repeat if a corrupt one must run."""
+    while True:
+        ledger = Ledger(ctx.pipeline)
+        needed = set()
+        for step in ctx.pipeline.order:
+            if ctx.actions[step] != "run":
+                continue
+            for provider, names in ledger.needed(step).items():
+                if ctx.actions[provider] == "cached":
+                    needed.add(provider)
+                ledger.restored(provider, names)
+            ledger.ran(step)
+        if not ctx.verify(sorted(needed)):
+            return
+
+
+class Committer:
+    """Commits finished steps' cache entries on a thread while the next steps run.
+
+    The entry's files were written into the staging folder by the kernel (values) and
+    are completed here (outputs, fsync, manifest, rename). ``flush`` waits for every
+    submitted entry: a restore that needs an entry from this run calls it first.
+    """
+
+    def __init__(self, ctx: RunContext) -> None:
+        self.ctx = ctx
+        self.queue: queue.Queue[tuple | None] = queue.Queue()
+        self.thread = threading.Thread(target=self._loop, name=f"nbflow-commit-{ctx.run_id}", daemon=True)
+        self.thread.start()
+
+    def submit(
+        self,
+        name: str,
+        staging: Path,
+        outputs: list,
+        dumped: dict[str, Any],
+        duration: float,
+        out_files: dict[str, Any] | None = None,
+        key: str | None = None,
+    ) -> None:
+        """Commit an entry of step ``name`` (under its run key, or ``key`` for an element)."""
+        self.queue.put((name, staging, outputs, dumped, duration, out_files or {}, key or self.ctx.key(name)))
+
+    def flush(self) -> None:
+        self.queue.join()
+
+    def close(self) -> None:
+        self.queue.put(None)
+        self.thread.join()
+
+    def _loop(self) -> None:
+        while True:
+            item = self.queue.get()
+            try:
+                if item is None:
+                    return
+                self._commit(*item)
+            except Exception as e:  # noqa: BLE001 - a failed cache write is a warning, not a failed step
+                self.ctx.warn(f"cache entry not written: {type(e).__name__}: {e}", item[0] if item else None)
+            finally:
+                self.queue.task_done()
+
+    def _commit(
+        self,
+        name: str,
+        staging: Path,
+        outputs: list,
+        dumped: dict[str, Any],
+        duration: float,
+        out_files: dict[str, Any],
+        key: str,
+    ) -> None:
+        commit_entry(
+            self.ctx,
+            name,
+            staging,
+            outputs=outputs,
+            dumped=dumped,
+            duration=duration,
+            executor="kernel",
+            key=key,
+            out_files=out_files,
+        )

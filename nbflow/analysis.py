@@ -917,8 +917,11 @@ class _Walker:
             self.block(tree.body, assigned)
             return
         # Its own namespace: what it reads from the step's, and changes in place, counts.
-        inner = _Walker()
+        inner = _Walker(self.aliases)
         inner.block(tree.body, set(assigned))
+        for name in sorted(inner.reads & inner.writes):  # hidden state (``<numpy.random>``) drawn from inside
+            if name.startswith("<"):
+                self.bind(name, assigned)
         for name in sorted(inner.reads):
             self.load(name, assigned)
         for name in sorted(inner.mutated - inner.writes):

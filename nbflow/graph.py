@@ -78,6 +78,8 @@ class Pipeline:
     #: Where its runs, cache and settings live (``load_pipeline`` attaches it).
     config: Config = field(compare=False)
     warnings: tuple[str, ...] = ()
+    #: Names bound by an import anywhere in the notebook (never counted as written in place).
+    modules: frozenset[str] = frozenset()
 
     # ------------------------------------------------------------------ graph
     @cached_property
@@ -347,6 +349,7 @@ def _build_pipeline(source: NotebookSource, config: Config, cls: type[Pipeline])
         order=order,
         config=config,
         warnings=tuple(warnings),
+        modules=frozenset(modules),
     )
 
 

@@ -364,6 +364,7 @@ class RunStore:
         error: str = "",
         traceback: str = "",
         reasons: tuple[str, ...] | None = None,
+        key: str = "",
     ) -> None:
         allowed = STEP_TRANSITIONS[status]
         now = at if at is not None else self.clock()
@@ -378,6 +379,9 @@ class RunStore:
         if reasons:
             sets.append("reasons = ?")
             values.append(json.dumps(list(reasons)))
+        if key:
+            sets.append("key = ?")
+            values.append(key)
         with self._write() as db:
             cursor = db.execute(
                 f"UPDATE step_runs SET {', '.join(sets)} WHERE run_id = ? AND step = ? "
@@ -420,6 +424,7 @@ class RunStore:
                 error=event.error,
                 traceback=event.traceback,
                 reasons=event.reasons or None,
+                key=event.key,
             )
         elif isinstance(event, ItemFinished):
             with self._write() as db:

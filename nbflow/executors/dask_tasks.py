@@ -149,6 +149,9 @@ class TaskInputs:
             "timeout": ctx.timeout_for(step),
             "out_files": [] if fan else list(info.out_files),
             "map": fan,
+            "watched": self.watched,
+            "reads": sorted(set(info.reads) | set(ctx.keys.inputs(step))),
+            "providers": self.providers_before(step),
         }
 
     def replay_of(self, step: str) -> list[list[Any]]:
@@ -176,16 +179,38 @@ class TaskInputs:
             replay.append([name, restores, cells])
         return replay
 
+    def providers_before(self, step: str) -> dict[str, list[str]]:
+        """For a read found at run time: ``{value: [step, key]}`` of the finished steps before ``step``."""
+        ctx = self.ctx
+        found: dict[str, list[str]] = {}
+        for earlier in self.pipeline.order[: self.pipeline.order.index(step)]:
+            if ctx.status.get(earlier) in ("done", "cached"):
+                for name in [*self.pipeline.steps[earlier].writes, *ctx.keys.run_writes(earlier)]:
+                    found[name] = [earlier, ctx.key(earlier)]
+        return found
+
     def inputs_of(self, step: str) -> tuple[list[list[Any]], dict[str, Any]]:
         """What the task restores (``[[provider, key, names]]``) and, without a shared
         cache, the providers' files (futures of this run's tasks, or scattered bytes)."""
         ctx = self.ctx
         needs: dict[str, list[str]] = {}
-        for name, provider in sorted(self.pipeline.steps[step].inputs.items()):
+        reads = ctx.keys.inputs(step)
+        for name, provider in sorted(reads.items()):
             if restorable(self.pipeline, name, provider):  # else re-executed on the worker (``replay_of``)
                 needs.setdefault(provider, []).append(name)
+
+        def mates(provider: str, names: list[str], entry: Any) -> list[str]:
+            # values sharing memory or an index with those read are restored with them
+            along: list[str] = []
+            for group in entry.manifest.get("aliases", ()):
+                if set(group) & set(names):
+                    along += [
+                        n for n in group if n not in names and n not in along and n not in reads and n in entry.names
+                    ]
+            return along
+
         try:
-            restores = restore_specs(ctx, step, needs)
+            restores = restore_specs(ctx, step, needs, mates)
         except NotRestorable as e:
             raise CannotStart(
                 f"could not restore its inputs: {e}, so it cannot be passed to another Dask worker; "

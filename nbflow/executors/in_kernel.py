@@ -32,6 +32,7 @@ from typing import Any
 
 from .. import hidden_state
 from ..cache import Cache, Entry
+from ..fingerprint import in_namespace
 from .outcome import cap_marker, dump_error, element_fingerprint, element_label
 
 
@@ -96,12 +97,34 @@ class KernelSide:
             entry = self.cache.lookup(step, key)
             if entry is None:
                 raise LookupError(f'nbflow: no cache entry for step "{step}" (key {key[:12]})')
-            ns.update(restore_values(self.cache, entry, names, self.baseline))
+            ns.update(in_namespace(restore_values(self.cache, entry, names, self.baseline), ns))
             loaded.append(step)
         return json.dumps(loaded)
 
+    def watch(self, names: list[str], reads: list[str]) -> str:
+        """Fingerprint the pipeline's values ``names`` a step ``reads`` (and those sharing
+        memory or an index with them) before it runs (run-time writes)."""
+        from ..fingerprint import StepWatch
+
+        self._watch = StepWatch()
+        self._watch.before(self.namespace, names, reads)
+        return "{}"
+
     def dump(self, staging: str, names: list[str], required: list[str]) -> str:
-        """Write the step's values into ``staging`` (see module docstring)."""
+        """Write the step's values into ``staging`` (see module docstring), with what the
+        step left for early cut-off (``learnt``: digests, run-time writes, aliases)."""
+        from ..fingerprint import StepWatch
+
+        ns = self.namespace
+        watch = getattr(self, "_watch", None)
+        self._watch = None
+        extra = watch.run_writes(ns, names) if watch is not None else []
+        names = [*names, *extra]
+        answer = json.loads(self._dump_values(staging, names, required))
+        answer["learnt"] = StepWatch.learnt(ns, names, extra)
+        return json.dumps(answer)
+
+    def _dump_values(self, staging: str, names: list[str], required: list[str]) -> str:
         ns = self.namespace
         values = {n: ns[n] for n in names if n in ns}
         values.update(hidden_state.capture(names, self.baseline))

@@ -56,8 +56,8 @@ def test_the_studio_opens_through_jupyter_with_the_token(lab_server, page):  # n
         lab_server.root / "routed.ipynb",
         [step("load", "data = [1, 2, 3]"), step("total", "t = sum(data)")],
     )
-    page.goto(f"{lab_server.url}nbflow/studio/?notebook=routed.ipynb&token={lab_server.token}")
     # The first request starts the studio (Panel's import on a busy machine is slow).
+    page.goto(f"{lab_server.url}nbflow/studio/?notebook=routed.ipynb&token={lab_server.token}", timeout=180_000)
     page.wait_for_function(
         "window.nbflowCanvas && window.nbflowCanvas.cy.nodes('[display]').length === 2", timeout=180_000
     )
@@ -81,10 +81,10 @@ def test_launcher_tile_and_file_browser_menu_open_the_studio(lab_server, page): 
     page.wait_for_selector(".jp-LauncherCard", timeout=90_000)
     tile = page.locator(".jp-LauncherCard", has_text="nbflow studio")
     assert tile.count() == 1 and tile.get_attribute("title").startswith("Build, run and browse pipelines")
-    with page.context.expect_page() as opened:
+    with page.context.expect_page(timeout=180_000) as opened:
         tile.click()
     studio = opened.value
-    studio.wait_for_load_state()
+    studio.wait_for_load_state(timeout=180_000)
     assert studio.url.startswith(f"{lab_server.url}nbflow/studio/"), studio.url
     studio.close()
 
@@ -95,7 +95,7 @@ def test_launcher_tile_and_file_browser_menu_open_the_studio(lab_server, page): 
     with page.context.expect_page() as opened:
         entry.click()
     studio = opened.value
-    studio.wait_for_load_state()
+    studio.wait_for_load_state(timeout=180_000)
     assert studio.url == f"{lab_server.url}nbflow/studio/?notebook=wine_classifier.ipynb", studio.url
     studio.wait_for_function(
         "window.nbflowCanvas && window.nbflowCanvas.cy.nodes('[display]').length > 3", timeout=180_000

@@ -18,7 +18,7 @@ from urllib.parse import unquote, urlparse
 
 import pytest
 
-from nbflow.graph import load_pipeline
+from nbflow import load_pipeline
 from nbflow.publish import MANIFEST, publish_site
 from nbflow.store import RunStore
 from nbflow.sweep import run_sweep

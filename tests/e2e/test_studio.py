@@ -48,7 +48,7 @@ def chain(path: Path, delay: float = 0.0, extra: list | None = None) -> Path:
 @pytest.fixture(scope="module")
 def studio(tmp_path_factory):
     folder = tmp_path_factory.mktemp("studio")
-    for name in ("drag", "connect", "add", "report", "rename", "publish"):
+    for name in ("drag", "connect", "add", "report", "rename", "clicks", "publish"):
         chain(folder / f"{name}.ipynb")
     chain(folder / "run.ipynb", delay=0.8)
     chain(folder / "live.ipynb", delay=6.0)
@@ -343,6 +343,26 @@ def test_open_and_download_a_report(page, studio, tmp_path):
     text = saved.read_text()
     assert "square" in text and "total" in text
     assert page.outside == []
+
+
+def test_the_first_click_on_a_new_run_enables_open_report(page, studio):
+    """#15 item 18: switching to the Runs tab replaces its rows when a run was added; a click
+    on a row at that moment was undone by Tabulator clearing its selection in the browser."""
+    path = studio.folder / "clicks.ipynb"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NBFLOW_")}
+    nbflow = str(Path(sys.executable).parent / "nbflow")
+    open_notebook(page, studio, "clicks.ipynb")
+    button = page.get_by_role("button", name="Open report")
+    for attempt in range(3):
+        # a run the studio has not listed yet: the tab switch below replaces the table's rows
+        subprocess.run([nbflow, "run", str(path), "-q", "-p", "n", str(attempt + 4)], check=True, env=env, timeout=300)
+        page.locator(".bk-tab", has_text="Pipeline").click()
+        page.locator(".bk-tab", has_text="Runs").click()
+        page.locator(".tabulator-row").first.click()
+        expect(button).to_be_enabled(timeout=20_000)
+        page.wait_for_timeout(1500)  # the rows replaced, the browser's selection cleared and sent back
+        expect(button).to_be_enabled()
+        assert page.locator(".tabulator-row").count() == attempt + 1
 
 
 def select_row(page, text: str) -> None:

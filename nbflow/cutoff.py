@@ -139,6 +139,9 @@ class RunKeys:
             if entry.parts is not None:
                 self._files.update(entry.parts.files)
         self._learnt: dict[str, dict[str, Any]] = {}
+        # where each step's values come from, with what the cache knows (no key is hashed again)
+        planned = {s: p for s, p in self._parts.items() if p is not None}
+        self.knowledge.keys(ctx.params, self._files, inputs_out=self._inputs, fixed=planned)
 
     def key(self, step: str) -> str:
         parts = self._parts.get(step)

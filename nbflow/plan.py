@@ -246,7 +246,8 @@ def step_keys(
             info = known(name, parts[name].key) if known is not None else None
             keys[name] = parts[name].key
             if inputs_out is not None:
-                inputs_out[name] = effective_inputs(pipeline, name, holders, info.found_reads if info else None)
+                found = info.found_reads if info else (found_reads(name, code) if found_reads is not None else None)
+                inputs_out[name] = effective_inputs(pipeline, name, holders, found)
             for value in step.writes:
                 holders[value] = (position, name)
             for value in info.run_writes if info else ():

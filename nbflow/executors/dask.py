@@ -300,7 +300,8 @@ class DaskSession(TaskInputs):
                 self.pending.remove(step)
                 ctx.finish_step(step, "skipped", reasons=(blocked,))
                 continue
-            if any(ctx.status.get(dep) not in ("done", "cached") for dep in self.pipeline.deps[step]):
+            providers = set(self.pipeline.deps[step]) | set(ctx.keys.inputs(step).values())
+            if any(ctx.status.get(dep) not in ("done", "cached") for dep in providers):
                 continue
             if self.waits_for_earlier(step):
                 continue

@@ -302,7 +302,15 @@ export function createCanvas(el, options = {}) {
     });
   }
 
+  let pending = null;
+
   function setGraph(next, nextStates = {}) {
+    if (cy.nodes(":grabbed").nonempty()) {
+      // Redrawing now would drop the node under the mouse: draw when it is released.
+      pending = [next, nextStates];
+      return;
+    }
+    pending = null;
     graph = { nodes: [], edges: [], legend: [], ...(next || {}) };
     states = { ...nextStates };
     const ids = new Set(graph.nodes.map((n) => n.id));
@@ -415,6 +423,16 @@ export function createCanvas(el, options = {}) {
     const node = event.target;
     const { x, y } = node.position();
     emit("onMove", { [node.id()]: { x, y } });
+  });
+  cy.on("free", "node", (event) => {
+    if (pending) {
+      // The graph that arrived meanwhile, with the released node where it was dropped.
+      const [next, nextStates] = pending;
+      const { x, y } = event.target.position();
+      const nodes = (next.nodes || []).map((n) => (n.id === event.target.id() ? { ...n, x, y } : n));
+      const waiting = pending;
+      setTimeout(() => pending === waiting && setGraph({ ...next, nodes }, nextStates), 0);
+    }
   });
   cy.on("tap", "node", (event) => {
     if (!event.target.data("display")) {

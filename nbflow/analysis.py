@@ -10,10 +10,14 @@ returns a ``Names`` record:
 * **writes**: names bound (assignment, ``import``, ``def``/``class``, ``for``/``with``/
   ``except`` targets, walrus, ``match`` captures) or deleted.
 * **mutated**: names changed in place: ``x[...] = ``, ``x.attr = ``, ``del x[...]``,
-  ``x += ``, calls of mutating methods (``x.append(...)``, ``model.fit(...)``,
-  ``df.drop(..., inplace=True)``, ``t.add_(...)``), and ``out=x`` /
-  ``np.random.shuffle(x)``-style calls. The graph counts these as writes, except
-  for module names (``np.random.seed(0)`` does not make a step "write" ``np``).
+  ``x += ``, and **any method call not known to be pure** (``x.append(...)``,
+  ``model.fit(...)``, ``rng.integers(...)`` -- drawing moves a generator on --,
+  ``fh.readline()``, ``cur.execute(...)``; ``df.head()``, ``arr.sum()``,
+  ``model.predict(X)``, ``s.str.lower()`` are in ``PURE_METHODS``/``PURE_ACCESSORS``),
+  ``inplace=True`` and ``t.add_(...)``, functions that change their first argument
+  (``np.add.at(x, ...)``, ``np.copyto``, ``np.put``, ``np.fill_diagonal``, ``shuffle``,
+  ``next(it)``...) and ``out=x``. The graph counts these as writes, except for module
+  names (``np.random.seed(0)`` does not make a step "write" ``np``).
 * **functions**: for every top-level ``def``/``class``, the global names its body reads
   and writes. A step that uses such a function reads (and writes) those names too,
   because they are touched when the function is called.
@@ -21,7 +25,9 @@ returns a ``Names`` record:
 Comprehensions and function bodies have their own scopes: ``[x for x in data]`` reads
 ``data``, not ``x``. IPython syntax (``%magic``, ``%%cell magic``, ``!cmd``, ``a = !cmd``)
 is turned into Python by IPython's own ``TransformerManager`` first; code inside
-``%time``/``%%timeit``/``%%capture`` is analysed as code, and ``$name``/``{expr}``
+``%time``/``%%timeit``/``%%capture`` is analysed as code (its options read as the magic's
+``parse_options`` reads them: ``%timeit -n1 -r1 (f(x))`` reads ``f`` and ``x``), the code of
+``%timeit``/``%%timeit`` in a namespace of its own (its assignments are not the step's), and ``$name``/``{expr}``
 expansions in magic lines and shell commands count as reads. Valid Python is parsed
 directly (IPython's transformer leaves valid Python unchanged and costs 0.1 s to import).
 
@@ -36,6 +42,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from . import hidden_rules
 from .deepcode import with_room
 
 #: Method names that change their object in place.
@@ -88,9 +95,52 @@ MUTATING_METHODS = frozenset(
         "truncate",
     }
 )
+#: Methods known not to change their object (pandas, NumPy, str, dict, list, set,
+#: fitted estimators). A call of any other method on a variable counts as changing it:
+#: ``rng.integers(10)`` draws from (changes) the generator, ``f.readline()`` moves the file.
+PURE_METHODS = frozenset(
+    {
+        # pandas / NumPy reads and computations returning new objects
+        *("head", "tail", "describe", "info", "copy", "sum", "mean", "median", "mode", "std", "var", "sem"),
+        *("min", "max", "idxmin", "idxmax", "argmin", "argmax", "argsort", "count", "nunique", "unique"),
+        *("value_counts", "quantile", "prod", "cumsum", "cumprod", "cummax", "cummin", "diff", "pct_change"),
+        *("shift", "rank", "round", "abs", "clip", "corr", "cov", "corrwith", "nlargest", "nsmallest"),
+        *("groupby", "agg", "aggregate", "apply", "applymap", "map", "transform", "pipe", "rolling"),
+        *("expanding", "ewm", "resample", "merge", "join", "concat", "sort_values", "sort_index"),
+        *("reset_index", "set_index", "reindex", "drop", "drop_duplicates", "duplicated", "rename"),
+        *("rename_axis", "dropna", "fillna", "ffill", "bfill", "interpolate", "replace", "astype", "query"),
+        *("eval", "filter", "select_dtypes", "isna", "isnull", "notna", "notnull", "isin", "between", "any"),
+        *("all", "pivot", "pivot_table", "melt", "stack", "unstack", "explode", "crosstab", "get_group"),
+        *("to_numpy", "to_list", "tolist", "to_dict", "to_frame", "to_string", "to_csv", "to_json"),
+        *("to_parquet", "to_excel", "to_markdown", "to_html", "to_latex", "to_records", "to_pickle"),
+        *("items", "iterrows", "itertuples", "keys", "values", "get", "where", "mask", "assign", "sample"),
+        *("nunique", "memory_usage", "equals", "dot", "reshape", "transpose", "flatten", "ravel", "squeeze"),
+        *("item", "nonzero", "searchsorted", "view", "astype", "conj", "trace", "cumsum", "ptp", "plot"),
+        *("hist", "boxplot", "style", "first", "last", "nth", "size", "describe", "memory_usage", "swapaxes"),
+        *("to_period", "to_timestamp", "tz_localize", "tz_convert", "strftime", "total_seconds", "date"),
+        *("isoformat", "timestamp", "weekday", "isocalendar", "between_time", "at_time", "asfreq", "agg"),
+        # str, bytes, dict, list, set, tuple
+        *("split", "rsplit", "splitlines", "strip", "lstrip", "rstrip", "lower", "upper", "title"),
+        *("capitalize", "casefold", "format", "format_map", "startswith", "endswith", "find", "rfind"),
+        *("index", "rindex", "encode", "decode", "zfill", "center", "ljust", "rjust"),
+        *("isdigit", "isalpha", "isalnum", "isspace", "isupper", "islower", "isnumeric", "removeprefix"),
+        *("removesuffix", "expandtabs", "translate", "maketrans", "hex", "union", "intersection"),
+        *("difference", "symmetric_difference", "issubset", "issuperset", "isdisjoint", "fromkeys"),
+        *("is_integer", "bit_length", "as_integer_ratio", "conjugate", "exists", "is_file", "is_dir"),
+        *("with_suffix", "with_name", "relative_to", "resolve", "glob", "rglob", "iterdir", "read_text"),
+        *("read_bytes", "stat", "joinpath", "match"),
+        # fitted estimators and models: using them does not change them
+        *("predict", "predict_proba", "predict_log_proba", "decision_function", "score", "score_samples"),
+        *("get_params", "get_feature_names_out", "inverse_transform", "summary", "conf_int", "pdf", "cdf"),
+        *("ppf", "sf", "logpdf", "logcdf", "pmf", "interval", "entropy", "moment", "stats"),
+    }
+)
+#: pandas accessors whose methods leave the object alone.
+PURE_ACCESSORS = frozenset({"plot", "str", "dt", "cat", "sparse", "style", "array"})
 #: Functions that change their first argument in place.
 ARGUMENT_MUTATING_FUNCTIONS = frozenset(
     {
+        "next",
         "shuffle",
         "copyto",
         "fill_diagonal",
@@ -112,6 +162,18 @@ ARGUMENT_MUTATING_FUNCTIONS = frozenset(
 )
 #: Magics whose argument (line or cell body) is Python code run in the user namespace.
 CODE_MAGICS = frozenset({"time", "timeit", "prun", "capture", "debug", "memit", "mprun", "lprun"})
+#: Magics whose code runs in a namespace of its own: it reads the step's names but its
+#: assignments stay there (``%timeit x = f()`` does not define ``x``).
+SCOPED_MAGICS = frozenset({"timeit"})
+#: Options of code magics, as their ``parse_options`` spec (getopt: ``n:`` takes a value).
+MAGIC_OPTIONS = {
+    "time": "",
+    "timeit": "n:r:tcp:qo",
+    "prun": "D:l:rs:T:q",
+    "lprun": "rsf:m:D:T:u:z",
+    "mprun": "rf:T:c",
+    "memit": "r:t:i:co",
+}
 #: Names that exist in every IPython kernel without being defined.
 KERNEL_NAMES = frozenset(
     set(dir(builtins))
@@ -137,6 +199,7 @@ KERNEL_NAMES = frozenset(
     }
 )
 
+_BUILTIN_NAMES = frozenset(dir(builtins))
 _DOLLAR = re.compile(r"(?<!\$)\$(\w+)")
 _BRACES = re.compile(r"(?<!\{)\{([^{}]+)\}(?!\})")
 
@@ -171,6 +234,8 @@ class Names:
     functions: Mapping[str, FunctionNames] = field(default_factory=dict)
     star_import: bool = False
     code: str = ""
+    #: Names bound to modules by ``import``: ``{"np": "numpy"}``.
+    modules: Mapping[str, str] = field(default_factory=dict)
 
 
 def python_source(source: str) -> str:
@@ -198,20 +263,23 @@ def parse_cell(source: str, cell: int = 0) -> ast.Module:
         ) from None
 
 
-def analyse_cells(sources: Sequence[str]) -> Names:
+def analyse_cells(sources: Sequence[str], modules: Mapping[str, str] | None = None) -> Names:
     """Analyse the cells of one step (or the setup), in order, as one piece of code.
 
-    ``AnalysisError.cell`` is the index in ``sources`` of a cell that does not parse.
+    ``modules`` are module aliases bound elsewhere (the setup's ``import numpy as np``),
+    to recognise hidden-state calls (``hidden_rules``: ``np.random.seed`` writes the
+    pseudo-name ``<numpy.random>``). ``AnalysisError.cell`` is the index in ``sources``
+    of a cell that does not parse.
     """
     trees = [parse_cell(source, index) for index, source in enumerate(sources)]
     try:
-        return _names(trees)
+        return _names(trees, modules or {})
     except RecursionError:  # valid deep code (a sum of 2 000 terms): the walk needs room
-        return with_room(_names, trees)
+        return with_room(_names, trees, modules or {})
 
 
-def _names(trees: list[ast.Module]) -> Names:
-    walker = _Walker()
+def _names(trees: list[ast.Module], modules: Mapping[str, str]) -> Names:
+    walker = _Walker(modules)
     assigned: set[str] = set()
     dumps = []
     for tree in trees:
@@ -227,6 +295,7 @@ def _names(trees: list[ast.Module]) -> Names:
         functions=dict(walker.functions),
         star_import=walker.star_import,
         code="\n".join(dumps),
+        modules=dict(walker.modules),
     )
 
 
@@ -251,25 +320,35 @@ def _constant_true(node: ast.AST) -> bool:
 
 
 def _call_mutations(node: ast.Call) -> list[str]:
-    """Names a call may change in place (see ``MUTATING_METHODS``)."""
+    """Names a call may change in place.
+
+    A method call changes its object unless the method is known to be pure
+    (``PURE_METHODS``; ``inplace=True`` or a trailing ``_`` as in torch's ``x.add_(1)``
+    always change it); ``np.add.at(x, ...)`` (a ufunc's ``at``) and the functions of
+    ``ARGUMENT_MUTATING_FUNCTIONS`` change their first argument; ``out=x`` changes ``x``.
+    Calls on builtins (``str.join``) change nothing; the graph leaves modules out
+    (``np.random.seed(0)`` is hidden state, not a write of ``np``).
+    """
     names = []
     func = node.func
     if isinstance(func, ast.Attribute):
         method = func.attr
-        if (
+        target = base_name(func.value)
+        if target and (
             method in MUTATING_METHODS
             or any(k.arg == "inplace" and _constant_true(k.value) for k in node.keywords)
-            or (method.endswith("_") and not method.startswith("_"))  # torch's x.add_(1)
+            or (method.endswith("_") and not method.startswith("_"))
+            or (method not in PURE_METHODS and target not in _BUILTIN_NAMES and not _through_accessor(func.value))
         ):
-            target = base_name(func.value)
-            if target:
-                names.append(target)
+            names.append(target)
         function = method
     elif isinstance(func, ast.Name):
         function = func.id
     else:
         function = ""
-    if function in ARGUMENT_MUTATING_FUNCTIONS and node.args:
+    if (function in ARGUMENT_MUTATING_FUNCTIONS or (function == "at" and isinstance(func, ast.Attribute))) and (
+        node.args
+    ):
         target = base_name(node.args[0])
         if target:
             names.append(target)
@@ -279,6 +358,16 @@ def _call_mutations(node: ast.Call) -> list[str]:
             if target:
                 names.append(target)
     return names
+
+
+def _through_accessor(node: ast.AST) -> bool:
+    """Whether ``node`` (what a method is called on) goes through a pandas accessor whose
+    methods return new objects or draw: ``df.plot.bar``, ``s.str.lower``, ``s.dt.year``."""
+    while isinstance(node, ast.Attribute | ast.Subscript):
+        if isinstance(node, ast.Attribute) and node.attr in PURE_ACCESSORS:
+            return True
+        node = node.value
+    return False
 
 
 def _magic_call(node: ast.Call) -> tuple[str, list[ast.AST]] | None:
@@ -305,6 +394,40 @@ def expansion_names(text: str) -> set[str]:
             continue
         names |= {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
     return names
+
+
+def magic_code(magic: str, line: str) -> str:
+    """The code in a code magic's ``line``, its options left out as IPython reads them.
+
+    ``%timeit -n1 -r1 (expr)`` -> ``(expr)``: options are getopt-style (``-n1``, ``-n 1``,
+    ``-qo``) per the magic's spec in ``MAGIC_OPTIONS``; the code starts at the first word
+    that is not an option. Magics without a known spec drop the longest prefix of words
+    that keeps the rest valid Python.
+    """
+    spec = MAGIC_OPTIONS.get(magic)
+    if spec is None:
+        return _strip_magic_options(line)
+    pos = 0
+    while True:
+        pos = len(line) - len(line[pos:].lstrip()) if line[pos:].strip() else len(line)
+        if pos >= len(line) or line[pos] != "-":
+            return line[pos:]
+        end = pos + len(line[pos:].split()[0])
+        token = line[pos:end]
+        if token == "--":
+            return line[end:].lstrip()
+        i = 1
+        while i < len(token):
+            letter = token[i]
+            if not letter.isalpha() or letter not in spec.replace(":", ""):
+                return line[pos:]  # not an option: code that starts with a minus
+            if spec[spec.index(letter) + 1 : spec.index(letter) + 2] == ":":
+                if i + 1 == len(token):  # the value is the next word
+                    rest = line[end:].lstrip()
+                    end = len(line) - len(rest) + (len(rest.split()[0]) if rest.split() else 0)
+                break
+            i += 1
+        pos = end
 
 
 def _strip_magic_options(line: str) -> str:
@@ -528,7 +651,7 @@ def comprehension_scope(node: ast.AST) -> tuple[set[str], set[str]]:
 class _Walker:
     """Walks top-level statements in execution order, tracking definite assignment."""
 
-    def __init__(self) -> None:
+    def __init__(self, modules: Mapping[str, str]) -> None:
         self.reads: set[str] = set()
         self.writes: set[str] = set()
         self.mutated: set[str] = set()
@@ -537,6 +660,19 @@ class _Walker:
         self.late: set[str] = set()
         self.functions: dict[str, FunctionNames] = {}
         self.star_import = False
+        self.modules: dict[str, str] = {}
+        self.aliases: dict[str, str] = {**hidden_rules.DEFAULT_ALIASES, **modules}
+
+    def hidden(self, effects: hidden_rules.Effects, assigned: set[str]) -> None:
+        """Hidden state read and written, as pseudo-names (``<numpy.random>``)."""
+        for name in sorted(effects.reads):
+            self.load(name, assigned)
+        for name in sorted(effects.writes):
+            self.bind(name, assigned)
+
+    def imported(self, name: str, module: str) -> None:
+        self.modules[name] = module
+        self.aliases[name] = module
 
     # -- names
     def load(self, name: str, assigned: set[str]) -> None:
@@ -614,12 +750,17 @@ class _Walker:
             for expr in _definition_time_exprs(node):
                 self.expr(expr, assigned)
             free, global_writes = function_scope(node)
-            self.functions[node.name] = FunctionNames(frozenset(free), frozenset(global_writes))
+            effects = hidden_rules.effects_in(node, self.aliases)
+            self.functions[node.name] = FunctionNames(
+                frozenset(free | effects.reads), frozenset(global_writes | effects.writes)
+            )
             self.bind(node.name, assigned)
         elif isinstance(node, ast.ClassDef):
             for expr in [*node.decorator_list, *node.bases, *(k.value for k in node.keywords)]:
                 self.expr(expr, assigned)
             free, global_writes = class_scope(node)
+            effects = hidden_rules.effects_in(node, self.aliases)
+            free, global_writes = free | effects.reads, global_writes | effects.writes
             # A class body runs when it is defined: its reads happen now.
             for name in free:
                 self.load(name, assigned)
@@ -631,6 +772,7 @@ class _Walker:
                 name = alias.asname or alias.name.split(".")[0]
                 self.imports.add(name)
                 self.bind(name, assigned)
+                self.imported(name, alias.name if alias.asname else name)
         elif isinstance(node, ast.ImportFrom):
             for alias in node.names:
                 if alias.name == "*":
@@ -638,6 +780,8 @@ class _Walker:
                 else:
                     self.imports.add(alias.asname or alias.name)
                     self.bind(alias.asname or alias.name, assigned)
+                    if node.module and not node.level:
+                        self.imported(alias.asname or alias.name, f"{node.module}.{alias.name}")
         elif isinstance(node, ast.Delete):
             for target in node.targets:
                 if isinstance(target, ast.Name):
@@ -676,10 +820,12 @@ class _Walker:
         elif isinstance(target, ast.Attribute):
             self.expr(target.value, assigned)
             self._mutate_base(target, assigned)
+            self.hidden(hidden_rules.target_effects(target, self.aliases), assigned)
         elif isinstance(target, ast.Subscript):
             self.expr(target.value, assigned)
             self.expr(target.slice, assigned)
             self._mutate_base(target, assigned)
+            self.hidden(hidden_rules.target_effects(target, self.aliases), assigned)
 
     def _mutate_base(self, target: ast.AST, assigned: set[str]) -> None:
         name = base_name(target)
@@ -700,9 +846,10 @@ class _Walker:
             for expr in _definition_time_exprs(node):
                 self.expr(expr, assigned)
             free, global_writes = function_scope(node)
-            self.late |= free
-            self.refs |= free
-            self.writes |= global_writes
+            effects = hidden_rules.effects_in(node, self.aliases)
+            self.late |= free | effects.reads
+            self.refs |= free | effects.reads
+            self.writes |= global_writes | effects.writes
         elif isinstance(node, ast.ListComp | ast.SetComp | ast.GeneratorExp | ast.DictComp):
             free, walrus = comprehension_scope(node)
             for name in sorted(free):
@@ -714,6 +861,7 @@ class _Walker:
                     for name in _call_mutations(child):
                         if name in free:
                             self.mutate(name, assigned)
+                    self.hidden(hidden_rules.call_effects(child, self.aliases), assigned)
         elif isinstance(node, ast.Call):
             magic = _magic_call(node)
             if magic is not None:
@@ -723,6 +871,7 @@ class _Walker:
                 self.expr(child, assigned)
             for name in _call_mutations(node):
                 self.mutate(name, assigned)
+            self.hidden(hidden_rules.call_effects(node, self.aliases), assigned)
         else:
             for child in ast.iter_child_nodes(node):
                 self.expr(child, assigned)
@@ -735,32 +884,50 @@ class _Walker:
         if kind in ("system", "getoutput"):
             for name in expansion_names(texts[0] or ""):
                 self.load(name, assigned)
+            self.hidden(hidden_rules.magic_effects(kind, ""), assigned)
             return
         name = texts[0] or ""
         line = texts[1] if len(texts) > 1 and texts[1] is not None else ""
+        self.hidden(hidden_rules.magic_effects(name, line), assigned)
         for var in expansion_names(line):
             self.load(var, assigned)
         if name not in CODE_MAGICS:
             return
+        scoped = name in SCOPED_MAGICS
         if kind == "run_cell_magic":
             body = texts[2] if len(texts) > 2 and texts[2] is not None else ""
+            capture_var = None
             if name == "capture":
                 outputs = [w for w in line.split() if not w.startswith("-")]
-                code_first, capture_var = body, outputs[0] if outputs else None
-            else:
-                code_first, capture_var = body, None
-            self._analyse_code(code_first, assigned)
+                capture_var = outputs[0] if outputs else None
+            elif name == "timeit":
+                body = magic_code(name, line) + "\n" + body  # %%timeit's line is its setup code
+            self._analyse_code(body, assigned, scoped)
             if capture_var and capture_var.isidentifier():
                 self.bind(capture_var, assigned)
         else:
-            self._analyse_code(_strip_magic_options(line), assigned)
+            self._analyse_code(magic_code(name, line), assigned, scoped)
 
-    def _analyse_code(self, code: str, assigned: set[str]) -> None:
+    def _analyse_code(self, code: str, assigned: set[str], scoped: bool = False) -> None:
         try:
             tree = ast.parse(python_source(code))
         except SyntaxError:
             return
-        self.block(tree.body, assigned)
+        if not scoped:
+            self.block(tree.body, assigned)
+            return
+        # Its own namespace: what it reads from the step's, and changes in place, counts.
+        inner = _Walker(self.aliases)
+        inner.block(tree.body, set(assigned))
+        for name in sorted(inner.reads & inner.writes):  # hidden state (``<numpy.random>``) drawn from inside
+            if name.startswith("<"):
+                self.bind(name, assigned)
+        for name in sorted(inner.reads):
+            self.load(name, assigned)
+        for name in sorted(inner.mutated - inner.writes):
+            self.mutate(name, assigned)
+        self.refs |= inner.refs - inner.writes
+        self.late |= inner.late
 
 
 def used_function_names(names: Names, functions: Mapping[str, FunctionNames]) -> FunctionNames:

@@ -50,6 +50,7 @@ def cmd_graph(args: argparse.Namespace) -> int:
 
 def graph_text(pipeline: Any) -> str:
     """The pipeline as text: one line per step with what it depends on and why."""
+    from .graph import edge_text
     from .parameters import shown_default
 
     params = ", ".join(f"{n}={shown_default(p.default)}" for n, p in pipeline.parameters.items()) or "none"
@@ -62,7 +63,7 @@ def graph_text(pipeline: Any) -> str:
         parts = []
         for dep in pipeline.deps[name]:
             passed = pipeline.edge_names.get((dep, name), ())
-            parts.append(f"{dep} [{', '.join(passed)}]" if passed else f"{dep} [after]")
+            parts.append(f"{dep} [{edge_text(passed)}]" if passed else f"{dep} [after]")
         text = f"  {name.ljust(width)}  cell {step.cell.number:<3}"
         text += f"  <- {'; '.join(parts)}" if parts else "  <- (no upstream step)"
         if step.params:
@@ -89,6 +90,18 @@ def cmd_plan(args: argparse.Namespace) -> int:
     runs = len(plan.to_run)
     print(f"\n{runs} of {len(pipeline.order)} steps would run; {len(plan.fresh)} are cached.")
     return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from .graph import load_pipeline
+    from .verify import verify_cache
+
+    pipeline = load_pipeline(args.notebook)
+    _print_warnings(pipeline)
+    values, raw = parameters_from_args(args)
+    result = verify_cache(pipeline, values, raw=raw)
+    print(jsonout.dumps(result.to_dict(), indent=2) if args.json else result.summary())
+    return 0 if result.ok else 1
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -136,7 +149,19 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"nbflow: error: {run.error}", file=sys.stderr)
     elif run.status == "done" and run.output_notebook is not None and not args.quiet:
         print(f"output notebook: {args.output or run.output_notebook}", file=sys.stderr)
+    if args.report or pipeline.config.report:
+        _end_of_run_report(pipeline.config, run.id)
     return {"done": 0, "cancelled": 130}.get(run.status, 1)
+
+
+def _end_of_run_report(config: Any, run_id: int) -> None:
+    """``run --report``: the run's report, whatever its outcome (a report failure does not change the exit status)."""
+    from .report import build_report
+
+    try:
+        print(f"report: {build_report(config, run_id)}", file=sys.stderr)
+    except NbflowError as e:
+        print(f"nbflow: no report for run {run_id}: {e}", file=sys.stderr)
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
@@ -376,6 +401,16 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_publish(args: argparse.Namespace) -> int:
+    from .publish import publish_site
+
+    result = publish_site(args.paths or ["."], args.output, trusted=args.trusted, metrics=args.metric, jobs=args.jobs)
+    for page, why in sorted(result.failed.items()):
+        print(f"nbflow: {page} not written: {why}", file=sys.stderr)
+    print(f"site: {result.index} ({result.summary()})")
+    return 1 if result.failed else 0
+
+
 def cmd_studio(args: argparse.Namespace) -> int:
     from .studio.serve import StudioError, serve
 
@@ -438,6 +473,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the plan as JSON")
     p.set_defaults(func=cmd_plan)
 
+    p = sub.add_parser("verify", help="run the notebook from scratch with papermill and compare the cache with it")
+    p.add_argument("notebook")
+    _add_parameter_options(p)
+    p.add_argument("--json", action="store_true", help="print what was compared and found as JSON")
+    p.set_defaults(func=cmd_verify)
+
     p = sub.add_parser("run", help="run the stale steps (papermill + joblib cache)")
     p.add_argument("notebook")
     _add_parameter_options(p)
@@ -470,6 +511,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --only MAP_STEP: recompute these elements (0-based) even if cached",
     )
     p.add_argument("--quiet", "-q", action="store_true", help="print only failures and the summary")
+    p.add_argument(
+        "--report",
+        action="store_true",
+        help="write the run's HTML report when it ends, failed or not (also: report = true in [tool.nbflow])",
+    )
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("sweep", help="run every combination of parameter values; cached steps are shared")
@@ -532,6 +578,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("-C", dest="dir", metavar="PATH", help="notebook or folder whose runs to read (default: here)")
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("publish", help="write a static site of the runs: reports, comparisons, sweeps, history")
+    p.add_argument(
+        "paths", nargs="*", metavar="FOLDER|NB", help="folders or notebooks whose runs to publish (default: here)"
+    )
+    p.add_argument(
+        "-o", "--output", required=True, metavar="SITE", help="folder of the site (created; updated if it exists)"
+    )
+    p.add_argument(
+        "--trusted", action="store_true", help="keep cell outputs' scripts in the run reports (not sanitized)"
+    )
+    p.add_argument(
+        "--metric",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a scalar for the history charts (accuracy or step.name)",
+    )
+    p.add_argument("--jobs", "-j", type=int, metavar="N", help="processes rendering pages (default: one per core)")
+    p.set_defaults(func=cmd_publish)
 
     p = sub.add_parser("studio", help="build, run and browse pipelines in a web app (Panel)")
     p.add_argument("folder", nargs="?", default=".", help="folder of notebooks, or one notebook (default: here)")

@@ -13,6 +13,7 @@ setting                environment               meaning
 ``timeout``            ``NBFLOW_TIMEOUT``        default per-step timeout in seconds
 ``executor``           ``NBFLOW_EXECUTOR``       ``kernel`` (default) or ``dask``
 ``output_limit``       ``NBFLOW_OUTPUT_LIMIT``   bytes of outputs kept per step
+``report``             (pyproject only)          ``nbflow run`` writes the run's report at its end
 =====================  ========================  ==========================================
 
 Standard library only (``tomllib`` is read only when a pyproject mentions nbflow).
@@ -48,6 +49,7 @@ class Config:
     output_limit: int = 20 * 1024 * 1024
     heartbeat_interval: float = 5.0
     kill_grace: float = 5.0
+    report: bool = False
 
     @property
     def store_path(self) -> Path:
@@ -98,6 +100,8 @@ class Config:
         unknown = set(settings) - {f.name for f in dataclasses.fields(cls)}
         if unknown:
             raise PipelineError(f"unknown nbflow setting(s): {', '.join(sorted(unknown))}")
+        if not isinstance(settings.get("report", False), bool):
+            raise PipelineError(f"[tool.nbflow] report = {settings['report']!r}: write true or false")
         return cls(home=home, cache_dir=cache_dir, **settings)
 
 

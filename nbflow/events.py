@@ -77,6 +77,8 @@ class StepFinished(Event):
     error: str = ""
     traceback: str = ""
     reasons: tuple[str, ...] = ()
+    #: The key the step ended with, when the run re-keyed it (early cut-off, a read found at run time).
+    key: str = ""
 
 
 @dataclass(frozen=True)

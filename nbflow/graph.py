@@ -46,6 +46,7 @@ from typing import TYPE_CHECKING, Any
 from .analysis import KERNEL_NAMES, AnalysisError, FunctionNames, Names, analyse_cells, used_function_names
 from .config import Config
 from .errors import PipelineError, did_you_mean
+from .hidden_state import ambient_kinds, edge_label, hidden_only, is_pseudo
 from .notebook import Cell, NotebookSource, Step, read_notebook
 from .parameters import Parameter, parse_parameters_cell
 
@@ -77,6 +78,8 @@ class Pipeline:
     #: Where its runs, cache and settings live (``load_pipeline`` attaches it).
     config: Config = field(compare=False)
     warnings: tuple[str, ...] = ()
+    #: Names bound by an import anywhere in the notebook (never counted as written in place).
+    modules: frozenset[str] = frozenset()
 
     # ------------------------------------------------------------------ graph
     @cached_property
@@ -84,8 +87,8 @@ class Pipeline:
         """The steps as a ``networkx.DiGraph``.
 
         Nodes carry ``step`` (the ``Step``), ``params`` (parameters read) and ``cell``
-        (1-based number); edges carry ``names`` (values passed) and ``explicit``
-        (an ``after:`` tag).
+        (1-based number); edges carry ``names`` (values passed, hidden state as
+        pseudo-names such as ``<numpy.random>``) and ``explicit`` (an ``after:`` tag).
         """
         import networkx as nx
 
@@ -157,7 +160,14 @@ class Pipeline:
                 for name in self.order
             ],
             "edges": [
-                {"source": a, "target": b, "names": list(names), "explicit": a in self.steps[b].after}
+                {
+                    "source": a,
+                    "target": b,
+                    "names": list(names),
+                    "explicit": a in self.steps[b].after,
+                    "state": edge_label(names),
+                    "hidden": hidden_only(names),
+                }
                 for (a, b), names in self.edge_names.items()
             ],
             "layout": self.source.layout,
@@ -176,13 +186,20 @@ class Pipeline:
         for name in self.parameters:
             lines.append(f"  {q('param:' + name)} [label={q(name)}, shape=ellipse, fontsize=10];")
         for (a, b), names in self.edge_names.items():
-            style = ", style=dashed" if a in self.steps[b].after else ""
-            lines.append(f"  {q(a)} -> {q(b)} [label={q(', '.join(names))}{style}];")
+            style = ", style=dashed" if a in self.steps[b].after else ", style=dotted" if hidden_only(names) else ""
+            lines.append(f"  {q(a)} -> {q(b)} [label={q(edge_text(names))}{style}];")
         for name in self.order:
             for param in self.steps[name].params:
                 lines.append(f"  {q('param:' + param)} -> {q(name)} [style=dotted];")
         lines.append("}")
         return "\n".join(lines)
+
+
+def edge_text(names: Iterable[str]) -> str:
+    """What an edge passes, for people: ``x, y; numpy random state``."""
+    values = ", ".join(n for n in names if not is_pseudo(n))
+    state = edge_label(names)
+    return "; ".join(t for t in (values, state) if t)
 
 
 def load_pipeline(
@@ -205,9 +222,9 @@ def load_pipeline(
     return _build_pipeline(source, config, cls or Pipeline)
 
 
-def _analyse(cells: Sequence[Cell], path: Path, step: str | None) -> Names:
+def _analyse(cells: Sequence[Cell], path: Path, step: str | None, modules: Mapping[str, str] | None = None) -> Names:
     try:
-        return analyse_cells([c.source for c in cells])
+        return analyse_cells([c.source for c in cells], modules)
     except AnalysisError as e:
         cell = cells[e.cell]
         raise PipelineError(str(e), notebook=path, cell=cell.number, step=step) from None
@@ -220,7 +237,10 @@ def _build_pipeline(source: NotebookSource, config: Config, cls: type[Pipeline])
     if source.parameters is not None:
         parameters = parse_parameters_cell(source.parameters.source, path, source.parameters.number)
     setup = _analyse(source.setup, path, None)
-    names = {step.name: _analyse(step.cells, path, step.name) for step in source.steps}
+    names = {step.name: _analyse(step.cells, path, step.name, setup.modules) for step in source.steps}
+    # Hidden state every step reads (the working folder, options...): an edge only
+    # from a step that writes it.
+    ambient = ambient_kinds()
 
     modules = set(setup.imports).union(*(n.imports for n in names.values()))
     functions: dict[str, FunctionNames] = {}
@@ -242,7 +262,7 @@ def _build_pipeline(source: NotebookSource, config: Config, cls: type[Pipeline])
         found = names[step.name]
         called = used_function_names(found, functions)
         writes = set(found.writes) | (set(found.mutated) - modules) | (set(called.writes) - modules)
-        immediate = set(found.reads)
+        immediate = set(found.reads) | ambient
         if step.map_over:
             # the element is bound by nbflow; the iterable is read from upstream
             immediate = (immediate - {step.map_as}) | {step.map_over}
@@ -257,7 +277,7 @@ def _build_pipeline(source: NotebookSource, config: Config, cls: type[Pipeline])
                 continue
             elif name in parameters:
                 params.add(name)
-            elif name in immediate and name not in KERNEL_NAMES and not lenient:
+            elif name in immediate and name not in KERNEL_NAMES and not lenient and not is_pseudo(name):
                 warnings.append(_undefined(path, step, name))
         if (
             step.map_over
@@ -303,7 +323,8 @@ def _build_pipeline(source: NotebookSource, config: Config, cls: type[Pipeline])
         deps[step.name] = tuple(dict.fromkeys([*providers, *step.after]))
         steps[step.name] = replace(
             step,
-            reads=frozenset(immediate | late),
+            # ambient state every step reads is listed only where a step writes it
+            reads=frozenset(n for n in immediate | late if n not in ambient or n in inputs or n in found.reads),
             writes=frozenset(writes),
             params=tuple(sorted(params)),
             inputs=inputs,
@@ -328,6 +349,7 @@ def _build_pipeline(source: NotebookSource, config: Config, cls: type[Pipeline])
         order=order,
         config=config,
         warnings=tuple(warnings),
+        modules=frozenset(modules),
     )
 
 

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from .cache import CACHE_FORMAT
 from .errors import CacheCorrupt
+from .hidden_state import capturable, describe_change, hidden_only, is_pseudo, kind_of
 from .parameters import canonical
 
 if TYPE_CHECKING:
@@ -64,6 +65,8 @@ ReasonKind = Literal[
     "run cancelled",
     "run stopped",
     "fail fast",
+    "hidden state changed",
+    "re-executed",
 ]
 
 
@@ -79,11 +82,14 @@ class Reason(str):
 
     kind: ReasonKind
     subject: str
+    #: For ``hidden state changed`` and ``re-executed``: the state's pseudo-name (``<numpy.random>``).
+    state: str | None
 
-    def __new__(cls, kind: ReasonKind, text: str | None = None, subject: str = "") -> Reason:
+    def __new__(cls, kind: ReasonKind, text: str | None = None, subject: str = "", state: str | None = None) -> Reason:
         reason = super().__new__(cls, kind if text is None else text)
         reason.kind = kind
         reason.subject = subject
+        reason.state = state
         return reason
 
 
@@ -116,25 +122,151 @@ class KeyParts:
         return asdict(self)
 
 
+#: What a step's entry says about its run, as ``step_keys`` needs it (``Known.of(manifest)``).
+@dataclass(frozen=True)
+class Known:
+    """What one step's committed entry (or this run, for a step that just ran) tells.
+
+    ``digests``: value name -> digest of the value the step left (small values, modules,
+    functions; names of any kind, hidden-state pseudo-names included); a name without
+    one stands for itself by the step's key. ``run_writes``: names the step was seen
+    changing when it ran, beyond what its code shows. ``found_reads``: names it was found
+    reading at run time (``eval`` of a string), with the step that provided them.
+    """
+
+    digests: Mapping[str, str] = field(default_factory=dict)
+    run_writes: frozenset[str] = frozenset()
+    found_reads: Mapping[str, str] = field(default_factory=dict)
+    aliases: tuple[tuple[str, ...], ...] = ()
+
+    @staticmethod
+    def of(manifest: Mapping[str, Any] | None) -> Known | None:
+        if manifest is None:
+            return None
+        return Known(
+            digests=dict(manifest.get("digests") or {}),
+            run_writes=frozenset(manifest.get("run_writes") or ()),
+            found_reads=dict(manifest.get("found_reads") or {}),
+            aliases=tuple(tuple(g) for g in manifest.get("aliases") or ()),
+        )
+
+
+def value_part(dep_key: str, names: Iterable[str], digests: Mapping[str, str] | None) -> str:
+    """What an upstream step contributes to a reader's key: its key, or, when the digests
+    of every value the reader takes from it are known, those digests (early cut-off: a
+    re-run producing the same values leaves the reader's key alone)."""
+    names = sorted(names)
+    if not names or digests is None or any(n not in digests for n in names):
+        return dep_key
+    return "values:" + sha256_text(json.dumps({n: digests[n] for n in names}, sort_keys=True))
+
+
+def effective_inputs(
+    pipeline: Pipeline,
+    name: str,
+    holders: Mapping[str, tuple[int, str]],
+    found: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """The step each value ``name`` reads comes from, run-time knowledge included.
+
+    ``holders``: for every value, (position in ``pipeline.order``, step) of the last
+    earlier step that wrote it, in its code or as seen at run time. A run-time writer
+    after the static provider takes its place; ``found`` adds reads seen at run time.
+    """
+    step = pipeline.steps[name]
+    position = {s: i for i, s in enumerate(pipeline.order)}
+    inputs = dict(step.inputs)
+    for value in sorted(set(step.reads) | set(found or {})):
+        held = holders.get(value)
+        static = inputs.get(value)
+        if held is None:
+            if found and value in found and static is None and found[value] in position:
+                inputs[value] = found[value]
+            continue
+        if static is None or held[0] > position.get(static, -1):
+            inputs[value] = held[1]
+    if step.map_over:
+        inputs.pop(step.map_as or "", None)
+    return inputs
+
+
 def step_keys(
-    pipeline: Pipeline, params: Mapping[str, Any], file_hashes: Mapping[str, str] | None = None
+    pipeline: Pipeline,
+    params: Mapping[str, Any],
+    file_hashes: Mapping[str, str] | None = None,
+    known: Callable[[str, str], Known | None] | None = None,
+    found_reads: Callable[[str, str], Mapping[str, str]] | None = None,
+    inputs_out: dict[str, dict[str, str]] | None = None,
+    fixed: Mapping[str, KeyParts] | None = None,
+    until: str | None = None,
 ) -> dict[str, KeyParts]:
-    """The ``KeyParts`` of every step for a run with parameter values ``params``."""
+    """The ``KeyParts`` of every step for a run with parameter values ``params``.
+
+    ``known(step, key)`` says what the entry of ``step`` under ``key`` recorded (or the
+    run, for a step that ran): value digests, run-time writes, run-time reads; ``None``
+    when there is no entry. Without it keys depend on upstream keys only.
+    ``found_reads(step, code)``: reads a previous run of the same code found at run
+    time (tried when the key without them has no entry). ``inputs_out`` receives every
+    step's effective inputs (value -> providing step). ``fixed`` steps keep the parts
+    given (a run's finished steps); ``until`` stops after that step (a run re-keying it).
+    """
     setup = sha256_text(pipeline.setup.code)
     files = file_hashes or {}
     parts: dict[str, KeyParts] = {}
     keys: dict[str, str] = {}
-    for name in pipeline.order:
+    holders: dict[str, tuple[int, str]] = {}
+    for position, name in enumerate(pipeline.order):
         step = pipeline.steps[name]
         used = sorted(set(step.params) | set(pipeline.setup_params))
-        parts[name] = KeyParts(
-            code=sha256_text(step.code),
-            setup=setup,
-            params={p: canonical(params[p]) for p in used},
-            upstream={d: keys[d] for d in sorted(pipeline.deps[name])},
-            files={f: files.get(f, "missing") for f in step.in_files if f not in step.file_inputs},
-        )
+        code = sha256_text(step.code)
+
+        def parts_with(found: Mapping[str, str], step=step, name=name, used=used, code=code) -> KeyParts:
+            inputs = effective_inputs(pipeline, name, holders, found)
+            if inputs_out is not None:
+                inputs_out[name] = inputs
+            deps = set(pipeline.deps[name]) | set(inputs.values())
+            pinned = set(step.after) | set(step.file_inputs.values())
+            upstream = {}
+            for dep in sorted(deps):
+                taken = [] if dep in pinned else [v for v, p in inputs.items() if p == dep]
+                if step.map_over in taken:
+                    taken = []  # elements may name files: their content keys the elements, not the names
+                info = known(dep, keys[dep]) if known is not None and taken else None
+                upstream[dep] = value_part(keys[dep], taken, info.digests if info else None)
+            return KeyParts(
+                code=code,
+                setup=setup,
+                params={p: canonical(params[p]) for p in used},
+                upstream=upstream,
+                files={f: files.get(f, "missing") for f in step.in_files if f not in step.file_inputs},
+            )
+
+        if fixed is not None and name in fixed:
+            parts[name] = fixed[name]
+            info = known(name, parts[name].key) if known is not None else None
+            keys[name] = parts[name].key
+            if inputs_out is not None:
+                found = info.found_reads if info else (found_reads(name, code) if found_reads is not None else None)
+                inputs_out[name] = effective_inputs(pipeline, name, holders, found)
+            for value in step.writes:
+                holders[value] = (position, name)
+            for value in info.run_writes if info else ():
+                holders[value] = (position, name)
+            continue
+        parts[name] = parts_with({})
+        info = known(name, parts[name].key) if known is not None else None
+        if info is None and found_reads is not None:
+            found = found_reads(name, code)
+            if found:
+                parts[name] = parts_with(found)
+                info = known(name, parts[name].key) if known is not None else None
         keys[name] = parts[name].key
+        for value in step.writes:
+            holders[value] = (position, name)
+        for value in info.run_writes if info else ():
+            holders[value] = (position, name)
+        if name == until:
+            break
     return parts
 
 
@@ -171,8 +303,30 @@ def item_key(pipeline: Pipeline, step: str, parts: KeyParts, fingerprint: str) -
     return sha256_text(json.dumps(recipe, sort_keys=True, separators=(",", ":")))
 
 
-def explain(parts: KeyParts, previous: Mapping[str, Any] | None) -> tuple[Reason, ...]:
-    """Why a step with ``parts`` has no entry, given its latest entry's parts."""
+def upstream_reasons(step: str, passed: Iterable[str]) -> list[Reason]:
+    """``upstream a changed``, or, when ``a`` passes only hidden state, what it changed:
+    ``random state changed (numpy) after step a``."""
+    passed = list(passed)
+    if not hidden_only(passed):
+        return [Reason("upstream changed", f"upstream {step} changed", subject=step)]
+    return [Reason("hidden state changed", describe_change(n, step), subject=step, state=n) for n in sorted(passed)]
+
+
+def reexecuted(state: str | None) -> Reason:
+    """Why a cached step runs again: it left state nbflow cannot restore (or is tagged ``always``)."""
+    if state is None:
+        return Reason("re-executed", "re-executed: tagged always")
+    return Reason("re-executed", f"re-executed: {kind_of(state).label}", state=state)
+
+
+def explain(
+    parts: KeyParts, previous: Mapping[str, Any] | None, passed: Mapping[str, Iterable[str]] | None = None
+) -> tuple[Reason, ...]:
+    """Why a step with ``parts`` has no entry, given its latest entry's parts.
+
+    ``passed``: what each upstream step passes to this one (to say "random state
+    changed" rather than "upstream changed" for hidden state).
+    """
     if not previous:
         return (Reason("never run"),)
     reasons = []
@@ -191,8 +345,41 @@ def explain(parts: KeyParts, previous: Mapping[str, Any] | None) -> tuple[Reason
         theirs = previous.get(field_name) or {}
         for name in sorted(set(mine) | set(theirs)):
             if mine.get(name) != theirs.get(name):
-                reasons.append(Reason(kind, f"{label} {name} changed", subject=name))
+                if field_name == "upstream" and passed is not None:
+                    reasons += upstream_reasons(name, passed.get(name, ()))
+                else:
+                    reasons.append(Reason(kind, f"{label} {name} changed", subject=name))
     return tuple(reasons) or (Reason("cache entry missing"),)
+
+
+def always(pipeline: Pipeline, step: str) -> bool:
+    """Whether ``step`` is tagged ``always`` (re-executed before any dependent step runs)."""
+    return any("always" in cell.tags for cell in pipeline.steps[step].cells)
+
+
+def restorable(pipeline: Pipeline, name: str, provider: str) -> bool:
+    """Whether the value or hidden state ``name`` of ``provider`` can be put back from its
+    entry: not pyplot's figures and the like, and not the state a ``map:`` step left
+    (its entry holds one per element)."""
+    return not is_pseudo(name) or (capturable(name) and not pipeline.steps[provider].map_over)
+
+
+def replay_chain(pipeline: Pipeline, step: str) -> list[str]:
+    """The steps to re-execute, in execution order, in a fresh process before ``step``
+    runs there: the writers of state nbflow cannot capture that it reads (pyplot's
+    figures; and, transitively, the writers those read) and the ``always`` steps it
+    depends on."""
+    chain: set[str] = set()
+    todo = [step]
+    while todo:
+        current = todo.pop()
+        providers = [p for n, p in pipeline.steps[current].inputs.items() if not restorable(pipeline, n, p)]
+        providers += [p for p in pipeline.deps[current] if always(pipeline, p)]
+        for provider in providers:
+            if provider not in chain:
+                chain.add(provider)
+                todo.append(provider)
+    return [s for s in pipeline.order if s in chain]
 
 
 @dataclass(frozen=True)
@@ -205,6 +392,9 @@ class PlanEntry:
     action: Action
     reasons: tuple[str, ...] = ()
     parts: KeyParts | None = None
+    #: Running steps that read what this cached step reads: they may change it at run
+    #: time (an alias, an unclassified call), so its key is checked again after them.
+    recheck: tuple[str, ...] = ()
 
     @property
     def why(self) -> str:
@@ -302,7 +492,8 @@ def compute_plan(
                 reasons[name] = [Reason("invalidated")]
                 continue
             previous = latest(name)
-            reasons[name] = list(explain(parts[name], previous.parts if previous else None))
+            passed = {d: pipeline.edge_names.get((d, name), ()) for d in pipeline.deps[name]}
+            reasons[name] = list(explain(parts[name], previous.parts if previous else None, passed))
 
     selected = set(pipeline.check_steps(only, "--only")) if only else set(pipeline.order)
     if only:
@@ -311,20 +502,47 @@ def compute_plan(
     def runs(name: str) -> bool:
         return name in reasons and name in selected
 
+    # A running step may change, through an alias or a call the analysis cannot
+    # classify, a value it reads: a later cached step reading that value is checked
+    # again once those steps have run (``PlanEntry.recheck``).
+    touched: dict[str, set[str]] = {}
+    recheck: dict[str, tuple[str, ...]] = {}
+    for name in pipeline.order:
+        info = pipeline.steps[name]
+        if name not in reasons:
+            shared = (set(info.reads) & set(touched)) - set(pipeline.parameters)
+            if shared:
+                recheck[name] = tuple(s for s in pipeline.order if any(s in touched[v] for v in shared))
+        if runs(name):
+            for value in set(info.reads) - pipeline.modules:
+                touched.setdefault(value, set()).add(name)
+
     # A running step needs its inputs' values; a cached provider whose entry lacks
-    # one (it could not be pickled) has to run too.
+    # one (it could not be pickled) has to run too, and so does one that left hidden
+    # state nbflow cannot capture (pyplot's figures) or is tagged `always`.
     changed = True
     while changed:
         changed = False
         for name in pipeline.order:
             if not runs(name):
                 continue
+            for provider in pipeline.deps[name]:
+                if not runs(provider) and always(pipeline, provider) and provider not in reasons:
+                    reasons[provider] = [reexecuted(None)]
+                    selected.add(provider)
+                    changed = True
             for value, provider in pipeline.steps[name].inputs.items():
                 entry = entries.get(provider)
-                if runs(provider) or entry is None or value in entry.names:
+                replayed = not restorable(pipeline, value, provider)
+                if runs(provider) or entry is None or (value in entry.names and not replayed):
                     continue
-                why = entry.missing.get(value, "it was not cached")
-                reasons[provider] = [Reason("value needed", f"value {value} needed by {name}: {why}", subject=value)]
+                if replayed:
+                    reasons.setdefault(provider, [reexecuted(value)])
+                else:
+                    why = entry.missing.get(value, "it was not cached")
+                    reasons[provider] = [
+                        Reason("value needed", f"value {value} needed by {name}: {why}", subject=value)
+                    ]
                 selected.add(provider)
                 changed = True
 
@@ -339,5 +557,6 @@ def compute_plan(
             action=action,
             reasons=tuple(reasons.get(name, ())),
             parts=parts[name],
+            recheck=recheck.get(name, ()) if action == "cached" else (),
         )
     return Plan(notebook=str(pipeline.path), params=dict(params), entries=plan_entries)

@@ -5,6 +5,7 @@ no-op path, so it is cheap: one ``git status`` call gives commit, branch and dir
 flag, and package versions are read from the ``*.dist-info`` folder names on
 ``sys.path`` rather than through ``importlib.metadata`` (which reads every package's
 metadata file).
+``reproduce_lines`` turns a recorded run back into the commands that run it again.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import re
 import socket
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -109,3 +111,32 @@ def collect(notebook: str | Path, notebook_hash: str = "") -> dict[str, Any]:
         "pid": os.getpid(),
         "cwd": os.getcwd(),
     }
+
+
+def reproduce_lines(run: Mapping[str, Any]) -> list[str]:
+    """Shell lines that run a recorded run again: its folder, git commit and parameters.
+
+    ``run`` is a run store row (``notebook``, ``params``, ``provenance``). Parameters are
+    written so that the CLI parses them back to the stored values: ``-p`` when papermill's
+    parsing gives the value back, ``-r`` for text it would not, ``-y`` for lists and mappings.
+    """
+    import json
+    import shlex
+
+    from .parameters import parse_cli_value
+
+    notebook = Path(run["notebook"])
+    git = (run.get("provenance") or {}).get("git") or {}
+    lines = [f"cd {shlex.quote(str(notebook.parent))}"]
+    if git.get("commit"):
+        lines.append(f"git checkout {git['commit']}")
+    args = ["nbflow", "run", notebook.name]
+    for name, value in (run.get("params") or {}).items():
+        if isinstance(value, str):
+            args += ["-p" if parse_cli_value(value) == value else "-r", name, value]
+        elif value is None or isinstance(value, bool | int | float):
+            args += ["-p", name, repr(value)]
+        else:
+            args += ["-y", f"{name}: {json.dumps(value)}"]
+    lines.append(shlex.join(args))
+    return lines

@@ -29,11 +29,12 @@ from typing import TYPE_CHECKING, Any
 from .cache import Cache
 from .clean import clean, register_store  # noqa: F401 - nbflow.run.clean is public API
 from .compare import save_snapshot
+from .cutoff import Knowledge
 from .errors import NbflowError, PipelineError
 from .events import Event, EventBus, RunFinished, RunStarted, StepFinished, StepStarted
 from .inputs import input_file_hashes
 from .parameters import resolve_parameters
-from .plan import Plan, compute_plan, step_keys
+from .plan import Plan, compute_plan
 
 if TYPE_CHECKING:
     from .executors import Executor
@@ -70,13 +71,14 @@ def plan_pipeline(
     pipeline.check_steps(force, "--force")
     pipeline.check_steps(from_, "--from")
     cache = cache or pipeline_cache(pipeline)
-    parts = step_keys(pipeline, values, input_file_hashes(pipeline))
+    knowledge = Knowledge(pipeline, cache)
+    parts = knowledge.keys(values, input_file_hashes(pipeline))
     return compute_plan(
         pipeline,
         values,
         parts,
-        cache.lookup,
-        lambda step: cache.latest(step, notebook=pipeline.path.name),
+        knowledge.lookup,
+        knowledge.latest,
         force=force,
         force_all=force_all,
         only=only,

@@ -364,6 +364,7 @@ class RunStore:
         error: str = "",
         traceback: str = "",
         reasons: tuple[str, ...] | None = None,
+        key: str = "",
     ) -> None:
         allowed = STEP_TRANSITIONS[status]
         now = at if at is not None else self.clock()
@@ -378,6 +379,9 @@ class RunStore:
         if reasons:
             sets.append("reasons = ?")
             values.append(json.dumps(list(reasons)))
+        if key:
+            sets.append("key = ?")
+            values.append(key)
         with self._write() as db:
             cursor = db.execute(
                 f"UPDATE step_runs SET {', '.join(sets)} WHERE run_id = ? AND step = ? "
@@ -420,6 +424,7 @@ class RunStore:
                 error=event.error,
                 traceback=event.traceback,
                 reasons=event.reasons or None,
+                key=event.key,
             )
         elif isinstance(event, ItemFinished):
             with self._write() as db:
@@ -524,6 +529,20 @@ class RunStore:
     def sweep(self, sweep_id: int) -> dict[str, Any] | None:
         row = self._connect().execute("SELECT * FROM sweeps WHERE id = ?", (sweep_id,)).fetchone()
         return {**dict(row), "grid": json.loads(row["grid"])} if row else None
+
+    def sweeps(self, notebook: str | Path | None = None) -> list[dict[str, Any]]:
+        """Sweeps, oldest first (of one notebook when given), each with its run ids (``runs``)."""
+        db = self._connect()
+        if notebook is None:
+            rows = db.execute("SELECT * FROM sweeps ORDER BY id").fetchall()
+        else:
+            rows = db.execute(
+                "SELECT * FROM sweeps WHERE notebook = ? ORDER BY id", (str(Path(notebook).resolve()),)
+            ).fetchall()
+        return [
+            {**dict(r), "grid": json.loads(r["grid"]), "runs": [m["run_id"] for m in self.sweep_runs(r["id"])]}
+            for r in rows
+        ]
 
     def sweep_runs(self, sweep_id: int) -> list[dict[str, Any]]:
         rows = (

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .events import Event, ItemFinished, RunFinished, RunStarted, StepFinished, StepQueued, StepStarted
+from .hidden_state import edge_label, hidden_only
 
 if TYPE_CHECKING:
     from .graph import Pipeline
@@ -112,7 +113,9 @@ def graph_model(
     """The pipeline as nodes and edges for drawing.
 
     ``nodes``: ``{"id", "label", "state", "reasons", "key", "cell", "cell_id", "params",
-    "docs", "x", "y"}``; ``edges``: ``{"id", "source", "target", "names", "explicit"}``;
+    "docs", "x", "y"}``; ``edges``: ``{"id", "source", "target", "names", "explicit", "state", "hidden"}``
+    (``state``: the hidden state an edge passes, for its label; ``hidden``: it passes
+    nothing else, draw it dotted);
     ``parameters``: ``{name: {"default", "type", "value", "readers"}}``; and ``legend``.
     """
     statuses = statuses or {}
@@ -137,7 +140,16 @@ def graph_model(
             }
         )
     edges = [
-        {"id": f"{a}->{b}", "source": a, "target": b, "names": list(names), "explicit": a in pipeline.steps[b].after}
+        {
+            "id": f"{a}->{b}",
+            "source": a,
+            "target": b,
+            "names": list(names),
+            "explicit": a in pipeline.steps[b].after,
+            # hidden state passed (the random generator, the working folder...): drawn dotted
+            "state": edge_label(names),
+            "hidden": hidden_only(names),
+        }
         for (a, b), names in pipeline.edge_names.items()
     ]
     values = dict(plan.params) if plan is not None else {}

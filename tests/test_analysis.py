@@ -174,3 +174,65 @@ def test_normalised_code_ignores_whitespace_and_comments():
     b = normalised_code(["# a comment\nx = f(1, 2)\ny = x\n"])
     assert a == b
     assert a != normalised_code(["x = f(1, 3)\ny = x"])
+
+
+@pytest.mark.parametrize(
+    "source, mutated",
+    [
+        ("draws = rng.integers(0, 10, size=5)", "rng"),  # a generator's state moves on
+        ("line = fh.readline()", "fh"),
+        ("cur.execute('select 1')", "cur"),
+        ("item = next(it)", "it"),
+        ("np.add.at(x, idx, 1)", "x"),
+        ("np.copyto(dst, src)", "dst"),
+        ("np.put(a, [0], 5)", "a"),
+        ("np.fill_diagonal(m, 0)", "m"),
+        ("np.place(arr, arr > 2, 0)", "arr"),
+        ("np.putmask(arr, arr > 2, 0)", "arr"),
+        ("rng.shuffle(deck)", "deck"),
+        ("obj.unknown_method()", "obj"),
+    ],
+)
+def test_calls_that_change_their_object_or_argument(source, mutated):
+    n = names(source)
+    assert mutated in n.mutated
+    assert mutated in n.reads
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "df.head()\nsummary = df.describe()",
+        "total = arr.sum() + arr.mean()\nshape = arr.reshape(2, -1)",
+        "counts = df.groupby('a').size()\nout = df.sort_values('b').reset_index(drop=True)",
+        "words = text.lower().split()",
+        "p = model.predict(X)",
+        "joined = ', '.join(words)\nkeys = str.join('', words)",
+        "coefficients.plot.barh(ax=ax)\nlabels = s.str.lower()",
+    ],
+)
+def test_known_pure_methods_do_not_change_their_object(source):
+    assert names(source).mutated == frozenset()
+
+
+def test_a_function_drawing_from_a_global_generator_writes_it():
+    n = names("def noisy(k):\n    return rng.normal(size=k)")
+    assert "rng" in n.functions["noisy"].writes
+
+
+@pytest.mark.parametrize(
+    "source, expected_reads, expected_writes",
+    [
+        # IPython runs %timeit's code in a namespace of its own: no assignment in the step
+        ("%timeit counts, edges = f()", {"f"}, set()),
+        # options are not code: not "-n1 - r1(expr)"
+        ("%timeit -n1 -r1 (expr)", {"expr"}, set()),
+        ("%timeit -n 3 -r 2 -q -o h(v)", {"h", "v"}, set()),
+        ("%%timeit -n1 setup = g(1)\nx = h(setup, w)\n", {"g", "h", "w"}, set()),
+        ("%time y = f(x)", {"f", "x"}, {"y"}),  # %time runs in the step's namespace
+        ("%prun -s cumulative -q y = f(x)", {"f", "x"}, {"y"}),
+    ],
+)
+def test_magics_are_read_as_ipython_reads_them(source, expected_reads, expected_writes):
+    assert reads(source) == expected_reads
+    assert writes(source) == expected_writes

@@ -42,7 +42,14 @@ def test_graph_json_and_dot(make_notebook, capsys):
     main(["graph", str(path), "--format", "json"])
     data = json.loads(capsys.readouterr().out)
     assert [s["name"] for s in data["steps"]] == ["load", "train", "report"]
-    assert {"source": "load", "target": "train", "names": ["data"], "explicit": False} in data["edges"]
+    assert {
+        "source": "load",
+        "target": "train",
+        "names": ["data"],
+        "explicit": False,
+        "state": "",
+        "hidden": False,
+    } in data["edges"]
     assert data["parameters"]["lr"] == {"default": 0.1, "type": "float"}
     main(["graph", str(path), "--format", "dot"])
     dot = capsys.readouterr().out

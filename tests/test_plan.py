@@ -292,3 +292,128 @@ def test_reasons_compare_with_the_same_notebook_only(make_notebook):
     record(load_pipeline(first))
     second = make_notebook([step("load", "y = 2")], name="two.ipynb")  # same folder, same step name
     assert load_pipeline(second).plan()["load"].reasons == ("never run",)
+
+
+# ------------------------------------------------------------------ early cut-off
+
+
+def record_with(pipeline, digests=None, run_writes=None, found_reads=None, params=None) -> None:
+    """Commit entries whose manifests carry what a run learnt (as the executors write it)."""
+    from nbflow.cutoff import Knowledge
+
+    cache = pipeline_cache(pipeline)
+    knowledge = Knowledge(pipeline, cache)
+    from nbflow.parameters import resolve_parameters
+
+    values = resolve_parameters(pipeline.parameters, params, None, pipeline.path)
+    for name in pipeline.order:
+        learnt = {
+            "digests": (digests or {}).get(name, {}),
+            "run_writes": (run_writes or {}).get(name, []),
+            "found_reads": (found_reads or {}).get(name, {}),
+        }
+        knowledge.learn(name, "pending", learnt)  # its own found reads are part of its key
+        parts = knowledge.keys(values)[name]
+        knowledge.learn(name, parts.key, learnt)
+        cache.commit(
+            cache.stage(name),
+            step=name,
+            key=parts.key,
+            parts=parts.to_dict(),
+            values={v: 0 for v in pipeline.steps[name].writes},
+            meta={"notebook": pipeline.path.name, **learnt},
+        )
+
+
+MIXED = [
+    step("setup", "import numpy as np\nn = 3"),
+    step("use", "y = np.ones(2)"),
+    step("count", "m = n * 2"),
+]
+
+
+def test_readers_of_unchanged_values_stay_fresh_when_their_producer_changes(make_notebook):
+    path = make_notebook(MIXED)
+    record_with(load_pipeline(path), digests={"setup": {"np": "module:numpy", "n": "value:3"}})
+    edit(path, 0, "import numpy as np\nn = 4")
+    pipeline = load_pipeline(path)
+    plan = pipeline.plan()
+    assert plan["setup"].reasons == ("code changed",)
+    assert plan["count"].state == "stale"  # it reads n, whose digest is not known before setup runs
+    # once setup has run and recorded its digests, use's key is the one it had
+    from nbflow.cutoff import Knowledge
+
+    knowledge = Knowledge(pipeline, pipeline_cache(pipeline))
+    parts = knowledge.keys({})
+    knowledge.learn("setup", parts["setup"].key, {"digests": {"np": "module:numpy", "n": "value:4"}})
+    after = knowledge.keys({})
+    assert knowledge.lookup("use", after["use"].key) is not None
+    assert knowledge.lookup("count", after["count"].key) is None
+
+
+def test_keys_without_digests_are_upstream_keys(make_notebook):
+    pipeline = load_pipeline(make_notebook(MIXED))
+    parts = step_keys(pipeline, {})
+    assert parts["use"].upstream == {"setup": parts["setup"].key}
+
+
+def test_a_value_changed_at_run_time_makes_later_readers_depend_on_the_changer(make_notebook):
+    cells = [
+        step("make", "import numpy as np\nx2 = np.arange(12).reshape(3, 4)"),
+        step("alias", "x2_sub = x2[:2, :2]\nx2_sub[0, 0] = 99"),
+        step("read", "total = x2.sum()"),
+    ]
+    pipeline = load_pipeline(make_notebook(cells))
+    assert pipeline.steps["read"].inputs == {"x2": "make"}
+    record_with(pipeline, run_writes={"alias": ["x2"]})
+    plan = pipeline.plan()
+    assert plan.fresh == ["make", "alias", "read"]
+    assert set(plan["read"].parts.upstream) == {"make", "alias"}
+
+
+def test_reads_found_at_run_time_are_part_of_the_next_key(make_notebook):
+    cells = [
+        step("make", "secret = 41"),
+        step("show", "value = eval('secret') + 1"),
+    ]
+    pipeline = load_pipeline(make_notebook(cells))
+    assert pipeline.steps["show"].inputs == {}
+    record_with(pipeline, found_reads={"show": {"secret": "make"}})
+    plan = pipeline.plan()
+    assert plan.fresh == ["make", "show"]
+    assert "make" in plan["show"].parts.upstream
+
+
+def test_a_cached_step_reading_what_a_running_step_reads_is_checked_after_it(make_notebook):
+    cells = [
+        step("make", "import numpy as np\nx2 = np.arange(12).reshape(3, 4)"),
+        step("alias", "x2_sub = x2[:2, :2]\nfirst = x2_sub[0, 0]"),
+        step("read", "total = x2.sum()"),
+        step("other", "z = 1"),
+    ]
+    path = make_notebook(cells)
+    record(load_pipeline(path))
+    edit(path, 1, "x2_sub = x2[:2, :2]\nx2_sub[0, 0] = 99")
+    plan = load_pipeline(path).plan()
+    assert plan.to_run == ["alias"]
+    assert plan["read"].recheck == ("alias",)
+    assert plan["other"].recheck == ()
+
+
+def test_value_part_uses_digests_only_when_every_value_has_one():
+    from nbflow.plan import value_part
+
+    assert value_part("k1", ["a", "b"], {"a": "value:1", "b": "value:2"}) == value_part(
+        "k2", ["b", "a"], {"a": "value:1", "b": "value:2"}
+    )
+    assert value_part("k1", ["a", "b"], {"a": "value:1"}) == "k1"  # b is large: the key stands for it
+    assert value_part("k1", [], {"a": "value:1"}) == "k1"  # an after: edge passes no value
+    assert value_part("k1", ["a"], None) == "k1"
+
+
+def test_a_name_error_names_its_name():
+    from nbflow.executors.kernel import missing_name
+
+    assert missing_name("NameError", "name 'secret' is not defined") == "secret"
+    assert missing_name("KeyError", "name 'secret' is not defined") is None
+    assert missing_name(None, None) is None

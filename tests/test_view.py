@@ -18,7 +18,9 @@ def test_graph_model_nodes_edges_parameters(make_notebook):
     nodes = {n["id"]: n for n in model["nodes"]}
     assert nodes["a"]["state"] == "stale" and nodes["a"]["reasons"] == ["never run"]
     assert nodes["a"]["params"] == ["k"] and nodes["a"]["cell"] == 2
-    assert model["edges"] == [{"id": "a->b", "source": "a", "target": "b", "names": ["x"], "explicit": False}]
+    assert model["edges"] == [
+        {"id": "a->b", "source": "a", "target": "b", "names": ["x"], "explicit": False, "state": "", "hidden": False}
+    ]
     assert model["parameters"]["k"] == {"default": 2, "type": "int", "value": 3, "readers": ["a"]}
     assert [entry["state"] for entry in model["legend"]] == list(STATES)
 

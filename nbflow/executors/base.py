@@ -63,11 +63,16 @@ class RunContext:
     #: Why the run as a whole failed (the kernel did not start, the setup raised...).
     failure: str = ""
     started: float = field(default_factory=time.time)
+    #: Early cut-off: keys recomputed as the run learns values' digests (``cutoff.RunKeys``).
+    keys: Any = None
 
     def __post_init__(self) -> None:
         for entry in self.plan:
             self.actions.setdefault(entry.step, entry.action)
             self.reasons.setdefault(entry.step, entry.reasons)
+        from ..cutoff import RunKeys
+
+        self.keys = RunKeys(self)
 
     def set_aside_corrupt_entries(self) -> None:
         """Report the entries the plan found corrupt and move them out of the way.
@@ -116,6 +121,7 @@ class RunContext:
                 error=error,
                 traceback=traceback,
                 reasons=self.reasons.get(step, ()) if reasons is None else reasons,
+                key=self.key(step) if self.key(step) != self.plan[step].key else "",
             )
         )
 
@@ -154,10 +160,10 @@ class RunContext:
         return self.pipeline.steps[step].timeout or self.timeout
 
     def key(self, step: str) -> str:
-        return self.plan[step].key
+        return self.keys.key(step)
 
     def parts(self, step: str) -> dict[str, Any]:
-        parts = self.plan[step].parts
+        parts = self.keys.parts(step)
         return parts.to_dict() if parts is not None else {}
 
     def required_names(self, step: str) -> list[str]:
@@ -205,10 +211,10 @@ class RunContext:
         Idempotent: a step is settled or queued once, however often this is called.
         """
         for step in self.pipeline.order:
-            if self.actions[step] == "cached" and step not in self.status:
+            if self.actions[step] == "cached" and step not in self.status and not self.keys.deferred(step):
                 self.restore_files(step)
         for step in self.pipeline.order:
-            if step in self.status:
+            if step in self.status or self.keys.deferred(step):
                 continue
             if self.actions[step] == "cached":
                 self.finish_step(step, "cached", reasons=())

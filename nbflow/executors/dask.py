@@ -52,6 +52,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import queue
+import re
 import sys
 import threading
 import time
@@ -158,6 +159,11 @@ class DaskSession(TaskInputs):
         self.topic = f"nbflow-{uuid.uuid4().hex}"
         self.events: queue.Queue[tuple[str, Any]] = queue.Queue()
         self.pending = list(ctx.steps_to_run())
+        self.waiting_for: dict[str, str] = {}  # step -> the step above it it waits for (a name found at run time)
+        self.watched = sorted(
+            set(ctx.pipeline.setup.writes).union(*(s.writes for s in ctx.pipeline.steps.values()))
+            - ctx.pipeline.modules
+        )
         self.running: dict[str, Attempt] = {}  # by token: a map: step has one per element
         self.fans: dict[str, FanOut] = {}
         self.results: dict[str, dict[str, Any]] = {}
@@ -258,7 +264,7 @@ class DaskSession(TaskInputs):
     # --------------------------------------------------------------- loop
     def loop(self) -> None:
         ctx = self.ctx
-        while self.pending or self.running:
+        while self.pending or self.running or self.unsettled():
             if ctx.cancel.is_set():
                 self.stop_all("cancelled")
                 return
@@ -285,16 +291,77 @@ class DaskSession(TaskInputs):
 
     def submit_ready(self) -> None:
         ctx = self.ctx
+        for step in self.pipeline.order:
+            if ctx.actions[step] == "cached" and step not in ctx.status and not ctx.keys.deferred(step):
+                self.recheck_deferred(step)
         for step in list(self.pending):
             blocked = ctx.blocked_by(step)
             if blocked:
                 self.pending.remove(step)
                 ctx.finish_step(step, "skipped", reasons=(blocked,))
                 continue
-            if any(ctx.status.get(dep) not in ("done", "cached") for dep in self.pipeline.deps[step]):
+            providers = set(self.pipeline.deps[step]) | set(ctx.keys.inputs(step).values())
+            if any(ctx.status.get(dep) not in ("done", "cached") for dep in providers):
+                continue
+            if self.waits_for_earlier(step):
                 continue
             self.pending.remove(step)
+            if not self.pipeline.steps[step].map_over and self.settle_if_cached(step, ctx.keys.recheck(step)):
+                continue
             self.submit(step, 0)
+
+    def waits_for_earlier(self, step: str) -> bool:
+        """Whether ``step`` must wait for a step above it that has not finished: one that
+        reads what it reads (it may change it at run time: an alias, an unclassified
+        call) or provides a name it was found reading at run time. A plain run would
+        have run that step first."""
+        ctx = self.ctx
+        reads = set(ctx.keys.inputs(step)) | set(self.pipeline.steps[step].reads)
+        for provider in set(ctx.keys.inputs(step).values()):
+            entry = ctx.keys.knowledge.known(provider, ctx.key(provider))
+            for group in getattr(entry, "aliases", ()) or ():
+                if reads & set(group):
+                    reads |= set(group)
+        reads -= self.pipeline.modules
+        waited = self.waiting_for.get(step)
+        for earlier in self.pipeline.order[: self.pipeline.order.index(step)]:
+            if ctx.status.get(earlier) in ("done", "cached", "failed", "skipped", "cancelled", "interrupted"):
+                continue
+            if earlier == waited or (ctx.actions[earlier] == "run" and reads & set(self.pipeline.steps[earlier].reads)):
+                return True
+        return False
+
+    def unsettled(self) -> bool:
+        """Whether a cached step still waits for a re-check (``recheck_deferred``)."""
+        ctx = self.ctx
+        return any(
+            ctx.actions[s] == "cached" and s not in ctx.status and ctx.plan[s].recheck for s in self.pipeline.order
+        )
+
+    def settle_if_cached(self, step: str, entry: Any) -> bool:
+        """``step``'s key, re-computed now that its upstream steps ran, has an entry: restored, not run."""
+        if entry is None:
+            return False
+        ctx = self.ctx
+        ctx.actions[step] = "cached"
+        ctx.restore_files(step)
+        if ctx.actions[step] != "cached":
+            return False
+        self.results[step] = {"outputs": ctx.cache.load_outputs(entry), "cached": True}
+        ctx.finish_step(step, "cached", reasons=())
+        return True
+
+    def recheck_deferred(self, step: str) -> None:
+        """A cached step whose plan waited on running steps that read what it reads."""
+        ctx = self.ctx
+        if not ctx.plan[step].recheck:
+            return
+        if self.settle_if_cached(step, ctx.keys.recheck(step, deferred=True)):
+            return
+        ctx.actions[step] = "run"
+        ctx.reasons[step] = ("its inputs changed at run time",)
+        ctx.queue(step)
+        self.pending.append(step)
 
     def submit(self, step: str, number: int, item: int | None = None) -> None:
         """Submit a task for ``step`` (for a ``map:`` step: list its elements, or run ``item``)."""
@@ -425,6 +492,9 @@ class DaskSession(TaskInputs):
         if status == "done":
             if not self.place_out_files(attempt, result):
                 return
+            ctx.keys.learn(step, result.get("learnt"), result.get("found_reads"))
+            for name, provider in (result.get("found_reads") or {}).items():
+                ctx.warn(f"{name} is read at run time (eval/exec); restored it from {provider} and ran again", step)
             self.commit(attempt, result, duration)
             if not self.shared and self.pipeline.dependants(step):
                 self.futures[step] = attempt.future
@@ -432,6 +502,8 @@ class DaskSession(TaskInputs):
             return
         self.discard(attempt)
         outputs = result.get("outputs") or []
+        if status == "failed" and attempt.item is None and self.retry_after_provider(attempt, result):
+            return
         if status == "setup-failed":
             ctx.failure = result["error"]
             self.setup_failed = True
@@ -444,6 +516,26 @@ class DaskSession(TaskInputs):
             self.finish_once(step, "cancelled", duration=duration, error="cancelled")
         else:
             self.fail(attempt, result["error"], duration, result.get("traceback", ""), outputs)
+
+    def retry_after_provider(self, attempt: Attempt, result: Mapping[str, Any]) -> bool:
+        """A ``NameError`` for a name a step above provides, which had not finished when
+        this step started: run the step again once that step has finished."""
+        from .kernel import missing_name
+
+        step = attempt.step
+        match = re.search(r": NameError: (.*)$", result.get("error") or "")
+        name = missing_name("NameError", match.group(1)) if match else None
+        if name is None or step in self.waiting_for:
+            return False
+        above = self.pipeline.order[: self.pipeline.order.index(step)]
+        provider = next((s for s in reversed(above) if name in self.pipeline.steps[s].writes), None)
+        if provider is None or self.ctx.status.get(provider) in ("failed", "skipped", "cancelled", "interrupted"):
+            return False
+        if name in (result.get("found_reads") or {}):
+            return False
+        self.waiting_for[step] = provider
+        self.pending.append(step)
+        return True
 
     def fail(
         self,
@@ -474,7 +566,7 @@ class DaskSession(TaskInputs):
 
         ctx, step = self.ctx, attempt.step
         count = int(result["count"])
-        keys = [item_key(self.pipeline, step, ctx.plan[step].parts, f) for f in result["fingerprints"]]
+        keys = [item_key(self.pipeline, step, ctx.keys.parts(step), f) for f in result["fingerprints"]]
         fan = FanOut(attempt.started or time.monotonic(), count, keys, list(result["labels"]), result["fingerprints"])
         self.fans[step] = fan
         forced = set(ctx.items.get(step, ()))

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import PipelineError
+from ..plan import replay_chain, restorable
 from .outcome import NotRestorable, restore_specs, save_output_notebook
 
 if TYPE_CHECKING:
@@ -136,6 +137,7 @@ class TaskInputs:
             "params": dict(ctx.params),
             "cells": [[c.number, c.source] for c in self.pipeline.steps[step].cells],
             "restores": restores,
+            "replay": self.replay_of(step),
             "shared": self.shared,
             "cache_root": str(ctx.cache.root),
             "staging": str(attempt.staging) if attempt.staging else None,
@@ -147,17 +149,68 @@ class TaskInputs:
             "timeout": ctx.timeout_for(step),
             "out_files": [] if fan else list(info.out_files),
             "map": fan,
+            "watched": self.watched,
+            "reads": sorted(set(info.reads) | set(ctx.keys.inputs(step))),
+            "providers": self.providers_before(step),
         }
+
+    def replay_of(self, step: str) -> list[list[Any]]:
+        """The steps the task re-executes before ``step``, each with the values its
+        cells read (``[[step, restores, cells]]``; see ``plan.replay_chain``)."""
+        chain = replay_chain(self.pipeline, step)
+        replay = []
+        for name in chain:
+            if self.pipeline.steps[name].map_over:
+                raise CannotStart(
+                    f'it reads hidden state the map: step "{name}" left, which a Dask worker cannot rebuild; '
+                    "run with --executor kernel"
+                )
+            needs: dict[str, list[str]] = {}
+            for value, provider in sorted(self.pipeline.steps[name].inputs.items()):
+                if provider not in chain and restorable(self.pipeline, value, provider):
+                    needs.setdefault(provider, []).append(value)
+            if needs and not self.shared:
+                raise CannotStart(
+                    f'step "{name}" must be re-executed before it (its state cannot be restored), which needs '
+                    "a cache folder the workers see; run with --executor kernel"
+                )
+            restores = [[provider, self.ctx.key(provider), names] for provider, names in needs.items()]
+            cells = [[c.number, c.source] for c in self.pipeline.steps[name].cells]
+            replay.append([name, restores, cells])
+        return replay
+
+    def providers_before(self, step: str) -> dict[str, list[str]]:
+        """For a read found at run time: ``{value: [step, key]}`` of the finished steps before ``step``."""
+        ctx = self.ctx
+        found: dict[str, list[str]] = {}
+        for earlier in self.pipeline.order[: self.pipeline.order.index(step)]:
+            if ctx.status.get(earlier) in ("done", "cached"):
+                for name in [*self.pipeline.steps[earlier].writes, *ctx.keys.run_writes(earlier)]:
+                    found[name] = [earlier, ctx.key(earlier)]
+        return found
 
     def inputs_of(self, step: str) -> tuple[list[list[Any]], dict[str, Any]]:
         """What the task restores (``[[provider, key, names]]``) and, without a shared
         cache, the providers' files (futures of this run's tasks, or scattered bytes)."""
         ctx = self.ctx
         needs: dict[str, list[str]] = {}
-        for name, provider in sorted(self.pipeline.steps[step].inputs.items()):
-            needs.setdefault(provider, []).append(name)
+        reads = ctx.keys.inputs(step)
+        for name, provider in sorted(reads.items()):
+            if restorable(self.pipeline, name, provider):  # else re-executed on the worker (``replay_of``)
+                needs.setdefault(provider, []).append(name)
+
+        def mates(provider: str, names: list[str], entry: Any) -> list[str]:
+            # values sharing memory or an index with those read are restored with them
+            along: list[str] = []
+            for group in entry.manifest.get("aliases", ()):
+                if set(group) & set(names):
+                    along += [
+                        n for n in group if n not in names and n not in along and n not in reads and n in entry.names
+                    ]
+            return along
+
         try:
-            restores = restore_specs(ctx, step, needs)
+            restores = restore_specs(ctx, step, needs, mates)
         except NotRestorable as e:
             raise CannotStart(
                 f"could not restore its inputs: {e}, so it cannot be passed to another Dask worker; "

@@ -30,7 +30,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from ..cache import Cache
+from .. import hidden_state
+from ..cache import Cache, Entry
+from ..fingerprint import in_namespace
 from .outcome import cap_marker, dump_error, element_fingerprint, element_label
 
 
@@ -80,6 +82,8 @@ class KernelSide:
         self._threads: dict[str, threading.Thread] = {}
         self._done: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
+        # Before the setup runs: hidden state is captured relative to this.
+        self.baseline = hidden_state.Baseline.capture()
 
     @property
     def namespace(self) -> dict[str, Any]:
@@ -93,14 +97,37 @@ class KernelSide:
             entry = self.cache.lookup(step, key)
             if entry is None:
                 raise LookupError(f'nbflow: no cache entry for step "{step}" (key {key[:12]})')
-            ns.update(self.cache.load_values(entry, names))
+            ns.update(in_namespace(restore_values(self.cache, entry, names, self.baseline), ns))
             loaded.append(step)
         return json.dumps(loaded)
 
+    def watch(self, names: list[str], reads: list[str]) -> str:
+        """Fingerprint the pipeline's values ``names`` a step ``reads`` (and those sharing
+        memory or an index with them) before it runs (run-time writes)."""
+        from ..fingerprint import StepWatch
+
+        self._watch = StepWatch()
+        self._watch.before(self.namespace, names, reads)
+        return "{}"
+
     def dump(self, staging: str, names: list[str], required: list[str]) -> str:
-        """Write the step's values into ``staging`` (see module docstring)."""
+        """Write the step's values into ``staging`` (see module docstring), with what the
+        step left for early cut-off (``learnt``: digests, run-time writes, aliases)."""
+        from ..fingerprint import StepWatch
+
+        ns = self.namespace
+        watch = getattr(self, "_watch", None)
+        self._watch = None
+        extra = watch.run_writes(ns, names) if watch is not None else []
+        names = [*names, *extra]
+        answer = json.loads(self._dump_values(staging, names, required))
+        answer["learnt"] = StepWatch.learnt(ns, names, extra)
+        return json.dumps(answer)
+
+    def _dump_values(self, staging: str, names: list[str], required: list[str]) -> str:
         ns = self.namespace
         values = {n: ns[n] for n in names if n in ns}
+        values.update(hidden_state.capture(names, self.baseline))
         if sum(approximate_nbytes(v) for v in values.values()) >= self.async_bytes:
             try:
                 snapshot = copy.deepcopy(values)
@@ -170,7 +197,8 @@ class KernelSide:
         state = self._map
         count = len(state["items"])
         for name in names:
-            ns[name] = [state["values"].get(i, {}).get(name) for i in range(count)]
+            if not hidden_state.is_pseudo(name):  # per element: not the state after the step
+                ns[name] = [state["values"].get(i, {}).get(name) for i in range(count)]
         if state["element"] == state["iterable"]:
             ns[state["iterable"]] = state["saved"]
         elif state["element"] in ns:
@@ -192,6 +220,15 @@ class KernelSide:
             for staging in done:
                 del self._done[staging]
         return json.dumps(done)
+
+
+def restore_values(cache: Cache, entry: Entry, names: list[str], baseline: hidden_state.Baseline) -> dict[str, Any]:
+    """Put back the hidden state among ``names`` (first: ``sys.path`` and the working
+    folder matter to loading values) and return the values of the others."""
+    states = [n for n in names if hidden_state.is_pseudo(n)]
+    if states:
+        hidden_state.restore(cache.load_values(entry, states), baseline)
+    return cache.load_values(entry, [n for n in names if not hidden_state.is_pseudo(n)])
 
 
 def limit_outputs(limit: int) -> None:

@@ -39,6 +39,7 @@ import contextlib
 import json
 import os
 import queue
+import re
 import tempfile
 import threading
 import time
@@ -151,9 +152,11 @@ class _Stop(Exception):
 class _Failure:
     """A step (or element) that raised or timed out while the kernel stayed usable."""
 
-    def __init__(self, error: str, traceback: str = "") -> None:
+    def __init__(self, error: str, traceback: str = "", ename: str = "", evalue: str = "") -> None:
         self.error = error
         self.traceback = traceback
+        #: the name a ``NameError`` says is not defined
+        self.missing = missing_name(ename, evalue)
 
 
 class Session:
@@ -170,7 +173,11 @@ class Session:
         self.km = km
         self.verifier = verifier
         self.client: Any = None
-        self.ledger = Ledger(ctx.pipeline)
+        self.ledger = Ledger(ctx.pipeline, ctx.keys.inputs)
+        self.watched = sorted(
+            (set(ctx.pipeline.setup.writes).union(*(s.writes for s in ctx.pipeline.steps.values())))
+            - ctx.pipeline.modules
+        )
         self.committer = Committer(ctx)
         # background dumps still running in the kernel: staging -> (step, outputs, duration, out files)
         self.pending: dict[str, tuple[str, list, float, dict]] = {}
@@ -198,6 +205,8 @@ class Session:
             await self.connect()
             await self.run_prelude()
             for step in self.pipeline.order:
+                if ctx.actions[step] == "cached" and step not in ctx.status and ctx.plan[step].recheck:
+                    self.recheck_cached(step)
                 if ctx.actions[step] == "run":
                     await self.run_step(step)
         except _Stop as stop:
@@ -354,6 +363,8 @@ class Session:
             ctx.finish_step(name, "skipped", reasons=(blocked,))
             return
         step = self.pipeline.steps[name]
+        if self.settle_if_cached(name, await asyncio.to_thread(ctx.keys.recheck, name)):
+            return
         try:
             await self.restore_inputs(name)
         except SilentError as e:
@@ -373,8 +384,19 @@ class Session:
             return
         staging = ctx.cache.staging_path(name)
         expression = f"__nbflow__.dump({str(staging)!r}, {ctx.stored_names(name)!r}, {ctx.required_names(name)!r})"
+        found: dict[str, str] = {}
         try:
+            try:
+                reads = sorted(set(step.reads) | set(ctx.keys.inputs(name)))
+                await self.silent(f"__nbflow__.watch({self.watched!r}, {reads!r})")
+            except SilentError as e:
+                ctx.warn(f"values changed at run time will not be seen: {e}", name)
             result = await self.run_cells(cells, deadline, {"nbflow": expression})
+            while isinstance(result, _Failure) and (provider := await self.restore_found_read(name, result, found)):
+                ctx.warn(
+                    f"{result.missing} is read at run time (eval/exec); restored it from {provider} and ran again", name
+                )
+                result = await self.run_cells(cells, deadline, {"nbflow": expression})
         except _Stop as stop:
             ctx.cache.discard(staging)
             status = "cancelled" if stop.status == "cancelled" else "failed"
@@ -397,6 +419,8 @@ class Session:
             return
         out_files = stage_out_files(ctx, name, staging)
         outputs = [list(self.nb.cells[i].get("outputs", [])) for i, _ in cells]
+        await asyncio.to_thread(ctx.keys.learn, name, result.get("learnt"), found)
+        self.ledger.ran(name, ctx.keys.run_writes(name))
         if result.get("pending"):
             self.pending[str(staging)] = (name, outputs, duration, out_files)
         elif out_files is not None:  # None: not cached (warned); a full disk stops the run at the next step
@@ -441,7 +465,9 @@ class Session:
                 ) from None
             except CellExecutionError as e:
                 self.nb_man.cell_exception(cell, index)
-                return _Failure(f"cell {source_cell.number}: {e.ename}: {e.evalue}", error_text_of(cell))
+                return _Failure(
+                    f"cell {source_cell.number}: {e.ename}: {e.evalue}", error_text_of(cell), e.ename, e.evalue
+                )
             self.nb_man.cell_complete(cell, index)
             if index == last:
                 replies = expression_results(self.client.last_reply)
@@ -472,7 +498,7 @@ class Session:
             return
         count = info["count"]
         forced = set(ctx.items.get(name, ()))
-        keys = [item_key(self.pipeline, name, self.ctx.plan[name].parts, f) for f in info["fingerprints"]]
+        keys = [item_key(self.pipeline, name, self.ctx.keys.parts(name), f) for f in info["fingerprints"]]
         shown: list[tuple[str, list[list[Any]]]] = []  # (label, outputs per cell) of each element
         failures: dict[int, tuple[str, str]] = {}
         for i in range(count):
@@ -544,6 +570,92 @@ class Session:
         )
         ctx.finish_step(name, "done", duration=duration)
 
+    def alias_mates(self, provider: str, names: list[str], entry: Any) -> list[str]:
+        """Values of ``provider``'s entry sharing memory or an index with ``names``, that
+        the kernel holds in ``provider``'s version or not at all: restored with them."""
+        mates: list[str] = []
+        for group in entry.manifest.get("aliases", ()):
+            if set(group) & set(names):
+                mates += [
+                    n
+                    for n in group
+                    if n not in names
+                    and n not in mates
+                    and n in entry.names
+                    and self.ledger.holder.get(n) in (None, provider)
+                ]
+        return mates
+
+    # ------------------------------------------------------ early cut-off
+    def settle_if_cached(self, name: str, entry: Any) -> bool:
+        """Restore nothing, run nothing: ``name``'s re-computed key has an entry."""
+        if entry is None:
+            return False
+        ctx = self.ctx
+        ctx.actions[name] = "cached"
+        outputs = ctx.cache.load_outputs(entry)
+        step = self.pipeline.steps[name]
+        import nbformat
+
+        for i, c in enumerate(step.cells):
+            cell = self.nb.cells[self.position[c.index]]
+            cell.metadata["nbflow"] = {"step": name, "cached": True}
+            cell.outputs = [nbformat.from_dict(o) for o in outputs[i]] if i < len(outputs) else []
+        ctx.restore_files(name)
+        if ctx.actions[name] != "cached":
+            return False  # its entry turned out corrupt: it runs
+        ctx.finish_step(name, "cached", reasons=())
+        return True
+
+    def recheck_cached(self, name: str) -> None:
+        """A cached step deferred until the steps that may change its inputs ran: still cached?"""
+        ctx = self.ctx
+        planned = ctx.key(name)
+        entry = ctx.keys.recheck(name, deferred=True)
+        if not self.settle_if_cached(name, entry):
+            changed = sorted({p for p in ctx.keys.inputs(name).values()} - set(ctx.pipeline.deps[name]))
+            ctx.actions[name] = "run"
+            ctx.reasons[name] = (
+                f"upstream {', '.join(changed)} changed its inputs at run time"
+                if changed and ctx.key(name) != planned
+                else "its inputs changed at run time",
+            )
+            ctx.queue(name)
+
+    async def restore_found_read(self, name: str, failure: _Failure, found: dict[str, str]) -> str | None:
+        """After a ``NameError``: restore the missing value from the step that provides it.
+
+        Returns that step, or ``None`` when no earlier step provides the name (or it was
+        restored already: the step then fails as it would in a plain run).
+        """
+        missing = failure.missing
+        if not missing or missing in found:
+            return None
+        position = self.pipeline.order.index(name)
+        provider = next(
+            (
+                s
+                for s in reversed(self.pipeline.order[:position])
+                if missing in self.pipeline.steps[s].writes or missing in self.ctx.keys.run_writes(s)
+            ),
+            None,
+        )
+        if provider is None or self.ctx.status.get(provider) not in ("done", "cached"):
+            return None
+        await asyncio.to_thread(self.committer.flush)
+        await self.collect_pending(wait=True)
+        await asyncio.to_thread(self.committer.flush)
+        entry = self.ctx.cache.lookup(provider, self.ctx.key(provider))
+        if entry is None or missing not in entry.names:
+            return None
+        try:
+            await self.silent(f"__nbflow__.restore({[[provider, self.ctx.key(provider), [missing]]]!r})")
+        except SilentError:
+            return None
+        self.ledger.restored(provider, [missing])
+        found[missing] = provider
+        return provider
+
     async def restore_inputs(self, name: str) -> None:
         needs = self.ledger.needed(name)
         if not needs:
@@ -557,7 +669,7 @@ class Session:
             if self.ctx.actions[provider] == "run" and self.ctx.status.get(provider) != "done":
                 raise SilentError({"ename": "RuntimeError", "evalue": f'step "{provider}" did not finish'})
         try:
-            specs = restore_specs(self.ctx, name, needs)
+            specs = restore_specs(self.ctx, name, needs, self.alias_mates)
         except NotRestorable as e:
             raise SilentError(
                 {
@@ -616,3 +728,14 @@ class _Interrupted(Exception):
     def __init__(self, status: Literal["cancelled", "timeout"]) -> None:
         self.status = status
         super().__init__(status)
+
+
+_NAME_ERROR = re.compile(r"name '([A-Za-z_][A-Za-z0-9_]*)' is not defined")
+
+
+def missing_name(ename: str | None, evalue: str | None) -> str | None:
+    """The name a ``NameError`` says is not defined (``None`` for any other error)."""
+    if ename != "NameError":
+        return None
+    match = _NAME_ERROR.search(evalue or "")
+    return match.group(1) if match else None

@@ -29,15 +29,16 @@ class Ledger:
     restore of every name it reads whose holder is not the step that provides it.
     """
 
-    def __init__(self, pipeline: Pipeline) -> None:
+    def __init__(self, pipeline: Pipeline, inputs: Any = None) -> None:
         self.pipeline = pipeline
+        self.inputs = inputs or (lambda step: pipeline.steps[step].inputs)
         self.holder: dict[str, str] = {n: SETUP for n in pipeline.setup.writes}
         self.holder.update({n: PARAMETERS for n in pipeline.parameters})
 
     def needed(self, step: str) -> dict[str, list[str]]:
         """``{provider: [names]}`` to restore before ``step`` runs."""
         needs: dict[str, list[str]] = {}
-        for name, provider in sorted(self.pipeline.steps[step].inputs.items()):
+        for name, provider in sorted(self.inputs(step).items()):
             if self.holder.get(name) != provider:
                 needs.setdefault(provider, []).append(name)
         return needs
@@ -46,8 +47,8 @@ class Ledger:
         for name in names:
             self.holder[name] = provider
 
-    def ran(self, step: str) -> None:
-        for name in self.pipeline.steps[step].writes:
+    def ran(self, step: str, also: list[str] | None = None) -> None:
+        for name in [*self.pipeline.steps[step].writes, *(also or ())]:
             self.holder[name] = step
 
 

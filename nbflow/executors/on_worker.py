@@ -36,7 +36,10 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from .. import hidden_state
 from ..cache import Cache, Entry
+from ..fingerprint import StepWatch, in_namespace
+from .in_kernel import restore_values
 from .outcome import cap_marker, dump_error, element_fingerprint, element_label, error_text
 
 #: One step at a time per worker process: streams, ``__main__`` and the cwd are global.
@@ -254,6 +257,7 @@ def worker_shell() -> Any:
     # Libraries (tqdm, plotly) look for this section to know they display in a notebook.
     config.IPKernelApp.nbflow_worker = True
     _SHELL = _shell_class().instance(config=config)
+    _SHELL._nbflow_baseline = hidden_state.Baseline.capture()  # what each step starts from
     return _SHELL
 
 
@@ -346,7 +350,8 @@ def run_step_on_worker(
         task = _WorkerTask(spec["token"])
         _RUNNING[task.token] = task
         try:
-            return _WorkerStep(spec, inputs or {}, task, notify).run()
+            with hidden_state.own_random_generator():
+                return _WorkerStep(spec, inputs or {}, task, notify).run()
         finally:
             _RUNNING.pop(task.token, None)
 
@@ -368,6 +373,8 @@ class _WorkerStep:
         self.shell = worker_shell()
         self.limit = int(spec.get("output_limit") or 20 << 20)
         self.displays: dict[str, list[dict[str, Any]]] = {}
+        self.last_error: BaseException | None = None
+        self.run_writes: list[str] = []
         self.result: dict[str, Any] = {
             "status": "done",
             "error": "",
@@ -386,11 +393,17 @@ class _WorkerStep:
             if folder and os.path.isdir(folder):
                 os.chdir(folder)
                 sys.path.insert(0, folder)
+            # Hidden state the previous step left in this process (options, environment,
+            # figures) must not leak into this one.
+            hidden_state.reset(shell._nbflow_baseline)
+            self.baseline = hidden_state.Baseline.capture()
             shell.reset(new_session=False)
             shell.execution_count = 1
             if not self.run_prelude():
                 return self.result
-            if not self.restore():
+            if not self.replay():
+                return self.result
+            if not self.restore(self.spec["restores"]):
                 return self.result
             # The step starts here, as in the kernel executor: after the setup and restores.
             self.result["started"] = True
@@ -401,11 +414,17 @@ class _WorkerStep:
             started = time.monotonic()
             cpu_started = time.thread_time()
             timer = self.start_timer()
+            watch = StepWatch()
+            watch.before(self.shell.user_ns, spec.get("watched") or (), spec.get("reads"))
             try:
                 self.result["outputs"] = self.run_cells()
+                if self.result["status"] == "failed" and self.restore_found_read():
+                    self.result.update(status="done", error="", traceback="")
+                    self.result["outputs"] = self.run_cells()
             finally:
                 if timer is not None:
                     timer.cancel()
+            self.run_writes = watch.run_writes(self.shell.user_ns, spec["stored"])
             if self.result["status"] == "done":
                 self.collect_out_files()
             if self.result["status"] == "done":
@@ -471,6 +490,7 @@ class _WorkerStep:
             if self.task.reason is not None:
                 self.result.update(status="interrupted", reason=self.task.reason, traceback=error_text(cell_outputs))
             elif error is not None:
+                self.last_error = error
                 self.result.update(
                     status="failed",
                     error=f"cell {number}: {type(error).__name__}: {error}",
@@ -540,27 +560,72 @@ class _WorkerStep:
             self.result["out_file_bytes"] = {n: Path(n).read_bytes() for n in names}
 
     # ---------------------------------------------------------------- values
-    def restore(self) -> bool:
+    def replay(self) -> bool:
+        """Re-execute the steps whose state cannot be restored (pyplot's figures, modules
+        nbflow has no rule for, steps tagged ``always``), as the setup is: ``spec["replay"]``
+        is ``[[step, restores, cells]]`` in execution order."""
+        for name, restores, cells in self.spec.get("replay") or []:
+            if not self.restore(restores):
+                return False
+            for number, source in cells:
+                cell_outputs, error = self.run_cell(source) if source.strip() else ([], None)
+                if error is not None:
+                    self.result.update(
+                        status="interrupted" if self.task.reason else "failed",
+                        reason=self.task.reason,
+                        error=f'could not re-execute step "{name}" (cell {number}): {type(error).__name__}: {error}',
+                        traceback=error_text(cell_outputs),
+                    )
+                    return False
+        return True
+
+    def restore(self, restores: list[list[Any]]) -> bool:
         ns = self.shell.user_ns
         try:
-            for provider, key, names in self.spec["restores"]:
+            for provider, key, names in restores:
                 if self.spec["shared"]:
                     cache = Cache(self.spec["cache_root"])
                     entry = cache.lookup(provider, key)
                     if entry is None:
                         raise LookupError(f'no cache entry for step "{provider}" (key {key[:12]}) on this worker')
-                    ns.update(cache.load_values(entry, names))
+                    ns.update(in_namespace(restore_values(cache, entry, names, self.baseline), ns))
                 else:
-                    ns.update(_load_payload(provider, key, names, self.inputs[provider]))
+                    values, states = hidden_state.split(_load_payload(provider, key, names, self.inputs[provider]))
+                    hidden_state.restore(states, self.baseline)
+                    ns.update(in_namespace(values, ns))
         except Exception as e:  # noqa: BLE001 - reported as the step's failure
             self.result.update(status="failed", error=f"could not restore its inputs: {type(e).__name__}: {e}")
             return False
         return True
 
+    def restore_found_read(self) -> bool:
+        """After a ``NameError`` for a value an earlier step provides (``spec["providers"]``,
+        shared cache only): restore it and say so, so the step runs again, once."""
+        error = self.last_error
+        name = getattr(error, "name", None) if isinstance(error, NameError) else None
+        provider = (self.spec.get("providers") or {}).get(name or "")
+        if provider is None or not self.spec["shared"]:
+            return False
+        step, key = provider
+        try:
+            cache = Cache(self.spec["cache_root"])
+            entry = cache.lookup(step, key)
+            if entry is None or name not in entry.names:
+                return False
+            ns = self.shell.user_ns
+            ns.update(in_namespace(cache.load_values(entry, [name]), ns))
+        except Exception:  # noqa: BLE001 - the step fails as it did
+            return False
+        self.result["found_reads"] = {name: step}
+        return True
+
     def dump(self) -> None:
         spec = self.spec
         ns = self.shell.user_ns
-        values = {n: ns[n] for n in spec["stored"] if n in ns}
+        stored = [*spec["stored"], *self.run_writes]
+        values = {n: ns[n] for n in stored if n in ns}
+        values.update(hidden_state.capture(stored, self.baseline))
+        self.result["learnt"] = StepWatch.learnt(ns, stored, self.run_writes)
         local = None if spec["shared"] else Path(tempfile.mkdtemp(prefix="nbflow-values-"))
         staging = Path(spec["staging"]) if local is None else local / "entry"
         try:

@@ -116,7 +116,10 @@ def commit_entry(
             key=key or ctx.key(step),
             parts=ctx.parts(step),
             dumped={**dumped, "out_files": dict(out_files or {})},
-            meta=entry_meta(ctx, duration, executor),
+            meta={
+                **entry_meta(ctx, duration, executor),
+                **(ctx.keys.manifest(step) if key in (None, ctx.key(step)) else {}),
+            },
         )
     except OSError as e:
         _not_written(ctx, step, staging, e)
@@ -165,9 +168,11 @@ class NotRestorable(Exception):
         super().__init__(f'value {value} of step "{provider}" is needed by step "{step}" but {why}')
 
 
-def restore_specs(ctx: RunContext, step: str, needs: Mapping[str, Sequence[str]]) -> list[list[Any]]:
+def restore_specs(ctx: RunContext, step: str, needs: Mapping[str, Sequence[str]], mates: Any = None) -> list[list[Any]]:
     """``[[provider, key, names]]`` to restore before ``step`` runs, from ``needs``
-    (``{provider: names}``); raises ``NotRestorable`` for the first value not cached."""
+    (``{provider: names}``); raises ``NotRestorable`` for the first value not cached.
+    ``mates(provider, names, entry)`` adds values restored along (sharing memory or an
+    index with ``names``: ``fingerprint.alias_groups``)."""
     specs: list[list[Any]] = []
     for provider, names in needs.items():
         key = ctx.key(provider)
@@ -176,7 +181,8 @@ def restore_specs(ctx: RunContext, step: str, needs: Mapping[str, Sequence[str]]
         if missing:
             why = (entry.missing.get(missing[0]) if entry else None) or "it was not cached"
             raise NotRestorable(missing[0], provider, step, why)
-        specs.append([provider, key, list(names)])
+        along = mates(provider, list(names), entry) if mates is not None else []
+        specs.append([provider, key, [*names, *along]])
     return specs
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import re
+import threading
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -266,6 +267,20 @@ class CellRenderer:
             return ""
         html = markdown2html(text)
         return isolated(html) if self.clean is None else isolated(self.clean.sanitize_html_tags(html))
+
+
+_RENDERERS = threading.local()
+
+
+def shared_renderer(trusted: bool) -> CellRenderer:
+    """A ``CellRenderer`` kept for this thread: building one (nbconvert's exporter and CSS)
+    costs more than rendering a small run's cells, and a publish renders many reports."""
+    renderers = getattr(_RENDERERS, "by_trust", None)
+    if renderers is None:
+        renderers = _RENDERERS.by_trust = {}
+    if trusted not in renderers:
+        renderers[trusted] = CellRenderer(trusted)
+    return renderers[trusted]
 
 
 def _notebook(cells: list[dict[str, Any]], metadata: Mapping[str, Any] | None = None) -> Any:

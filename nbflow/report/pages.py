@@ -7,6 +7,7 @@ renders strings; it reads no store and writes no file.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -14,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..jsonout import dumps
 from ..view import STATES
-from .cells import TEMPLATES, CellRenderer, _ansi_html, unsafe_parts
+from .cells import TEMPLATES, _ansi_html, shared_renderer, unsafe_parts
 from .figures import (
     BokehParts,
     _anchor,
@@ -54,14 +55,15 @@ def content_policy(scripts: Iterable[str]) -> str:
     )
 
 
-def _page_variables(parts: BokehParts, trusted: bool) -> dict[str, Any]:
+def _page_variables(parts: BokehParts, trusted: bool, extra_scripts: Iterable[str] = ()) -> dict[str, Any]:
     from .. import __version__
 
-    scripts = [_markup(js) for js in parts.scripts]
+    own = [*parts.scripts, *extra_scripts]
+    scripts = [_markup(js) for js in own]
     return {
         "version": __version__,
         "trusted": trusted,
-        "csp": None if trusted else content_policy([*parts.scripts, parts.embed]),
+        "csp": None if trusted else content_policy([*own, parts.embed]),
         "scripts": scripts,
         "embed_script": _markup(parts.embed),
         "generated": _when(time.time()),
@@ -71,7 +73,9 @@ def _page_variables(parts: BokehParts, trusted: bool) -> dict[str, Any]:
 # -------------------------------------------------------------------------- pages
 
 
+@functools.cache
 def _environment() -> Any:
+    # One environment per process: Jinja2 compiles each template once (a publish renders hundreds of pages).
     import jinja2
 
     env = jinja2.Environment(
@@ -94,6 +98,25 @@ def _markup(text: str) -> Any:
     import markupsafe
 
     return markupsafe.Markup(text)  # noqa: S704 - rendered by nbconvert (and sanitized unless trusted)
+
+
+#: The Copy button of "Reproduce this run" (the page policy allows it by its hash).
+COPY_SCRIPT = TEMPLATES / "copy.js"
+
+
+def reproduction(record: RunRecord) -> dict[str, Any]:
+    """ "Reproduce this run": the shell lines (``provenance.reproduce_lines``), git state and what to warn about."""
+    from ..provenance import reproduce_lines
+
+    git = (record.run["provenance"] or {}).get("git") or {}
+    return {
+        "command": "\n".join(reproduce_lines(record.run)),
+        "commit": git.get("commit"),
+        "branch": git.get("branch"),
+        "dirty": bool(git.get("dirty")),
+        "in_git": bool(git),
+        "notebook_hash": record.run["notebook_hash"] or "",
+    }
 
 
 def _provenance_rows(record: RunRecord) -> list[tuple[str, str]]:
@@ -141,7 +164,7 @@ def _origin_note(record: RunRecord) -> str:
 
 def render_report(record: RunRecord, trusted: bool = False) -> str:
     """The HTML page of ``record``."""
-    renderer = CellRenderer(trusted)
+    renderer = shared_renderer(trusted)
     metadata = {}
     if record.pipeline is not None:
         metadata = {k: v for k, v in record.pipeline.source.data.get("metadata", {}).items() if k == "language_info"}
@@ -188,6 +211,7 @@ def render_report(record: RunRecord, trusted: bool = False) -> str:
             parameters=parameters,
             unknown=UNKNOWN,
             provenance=_provenance_rows(record),
+            reproduce=reproduction(record),
             packages=sorted((record.run["provenance"] or {}).get("packages", {}).items()),
             origin_note=_origin_note(record),
             sections=sections,
@@ -195,7 +219,7 @@ def render_report(record: RunRecord, trusted: bool = False) -> str:
             notebook_css=_markup(renderer.css + "".join(f"<style>{css}</style>" for css in parts.styles)),
             graph=_markup(parts.divs["graph"]),
             timeline=_markup(parts.divs["timeline"]),
-            **_page_variables(parts, trusted),
+            **_page_variables(parts, trusted, [COPY_SCRIPT.read_text(encoding="utf-8")]),
         )
     )
     return page

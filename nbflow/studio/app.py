@@ -47,6 +47,7 @@ from ..config import Config
 from ..errors import NbflowError, PipelineError
 from ..graph import Pipeline, load_pipeline
 from ..view import GraphState, graph_model
+from .background import in_background
 from .editing import NotebookEditor
 from .edits import StepEdits
 from .folder import find_notebooks, notebook_label
@@ -78,6 +79,11 @@ class Studio(StudioLayout, StepEdits, RunsView):
         self._unsubscribe: Callable[[], None] | None = None
         self._force_save = False
         self._report_path: Path | None = None
+        self._report_run: int | None = None  # the run whose report the Report tab shows
+        self._report_built = 0.0
+        #: Bumped by every plan and every notebook opened: a late result of an older one is dropped.
+        self._plan_token = 0
+        self._clicked_run: int | None = None
 
         self._build_widgets()
         self._refresh_notebook_list()
@@ -115,6 +121,9 @@ class Studio(StudioLayout, StepEdits, RunsView):
 
     def _open(self, rel: str | None) -> None:
         self._stop_following()
+        self._plan_token += 1
+        self._clicked_run = None
+        self._wait_note("")
         self.editor = self.pipeline = self.model = None
         self._editing = None
         self.values = {}
@@ -165,28 +174,84 @@ class Studio(StudioLayout, StepEdits, RunsView):
         self._update_toolbar()
 
     def _replan(self, render: bool = True) -> None:
+        """Plan the pipeline for the form's values off the IO loop, then draw its states.
+
+        The graph is drawn now with the states of the last plan (steps it had not: stale);
+        the plan runs on a thread (it hashes ``in:`` files, which may be huge or slow), and
+        its states replace them when it is in, unless a newer plan or another notebook
+        came first. A plan slower than ``background.time_limit()`` says so in the page.
+        """
         assert self.pipeline is not None
-        plan = None
+        pipeline = self.pipeline
+        self._plan_token += 1
+        token = self._plan_token
         self.params_error.object = ""
+        self.model = self._provisional_model(pipeline)
+        if render:
+            self._draw()
         try:
             values = self._parameter_values()
-            from ..run import plan_pipeline
-
-            plan = plan_pipeline(self.pipeline, values)
         except NbflowError as e:
             self.params_error.object = html.escape(str(e))
-        self.model = graph_model(self.pipeline, plan)
-        if render:
-            selected = self.canvas.selected if self.canvas.selected in self.pipeline.steps else ""
-            self.canvas.show_graph(self.model)
-            self.canvas.selected = selected
+            return
+        name = pipeline.path.name
+        from ..run import plan_pipeline
+
+        def done(plan: Any, error: BaseException | None) -> None:
+            if token != self._plan_token:
+                return  # a newer plan, or another notebook, came first
+            self._wait_note("")
+            if error is not None:
+                text = str(error) if isinstance(error, NbflowError) else f"{type(error).__name__}: {error}"
+                self.params_error.object = html.escape(f"cannot plan: {text}")
+                return
+            self.model = graph_model(pipeline, plan)
+            # The graph is drawn already: send the states only, so a node being dragged
+            # is not put back (a run's live states win over the plan's).
+            states = {n["id"]: n["state"] for n in self.model["nodes"]}
+            with self._lock:
+                if self._graph_state is not None and self._running():
+                    states.update(self._graph_state.states)
+            self.canvas.states = states
+            if self._editing is not None:
+                self._show_step(self._editing)
+
+        def slow(limit: float) -> None:
+            if token == self._plan_token:
+                self._wait_note(
+                    f"still planning {name} after {limit:g} s (reading its in: files?); "
+                    "the graph shows the last known states until the plan is in"
+                )
+
+        in_background(self.doc, lambda: plan_pipeline(pipeline, values), done, name=f"plan {name}", on_slow=slow)
+
+    def _provisional_model(self, pipeline: Pipeline) -> dict[str, Any]:
+        """The graph of ``pipeline`` with the states and reasons of the last plan drawn."""
+        model = graph_model(pipeline, None)
+        known = {n["id"]: n for n in (self.model or {}).get("nodes", [])}
+        for node in model["nodes"]:
+            old = known.get(node["id"])
+            if old is not None:
+                node.update(state=old["state"], reasons=old["reasons"], key=old["key"])
+        return model
+
+    def _draw(self) -> None:
+        """Send the model to the canvas, keeping the selection and the states of a run going on."""
+        assert self.pipeline is not None and self.model is not None
+        selected = self.canvas.selected if self.canvas.selected in self.pipeline.steps else ""
+        self.canvas.show_graph(self.model)
+        self.canvas.selected = selected
+        with self._lock:
+            live = dict(self._graph_state.states) if self._graph_state is not None and self._running() else None
+        if live:
+            self.canvas.states = live
 
     def _update_toolbar(self) -> None:
         dirty = self.editor is not None and self.editor.dirty
         self.save_button.label = "Save *" if dirty else "Save"
         self.save_button.disabled = self.editor is None
         self.undo_button.disabled = self.editor is None or not self.editor.can_undo
-        running = self._running()
+        running = self._running() or self._starting
         self.run_button.disabled = self.pipeline is None or running
         self.cancel_button.disabled = not running
 

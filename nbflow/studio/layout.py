@@ -81,6 +81,8 @@ class StudioLayout:
         self.canvas.param.watch(lambda e: self._select(e.new), "selected")
         self.canvas.param.watch(lambda e: self._select_edge(e.new), "selected_edge")
         self.warnings = pn.pane.Markdown("", margin=(0, 10), sizing_mode="stretch_width")
+        # What the session is waiting for (a slow plan), apart from the message line of the user's actions.
+        self.waiting = pn.pane.HTML("", margin=(0, 10), sizing_mode="stretch_width", css_classes=["nbflow-waiting"])
 
         self.params_box = pn.Column(sizing_mode="stretch_width")
         self.params_error = pn.pane.Markdown("", styles={"color": "#b00"})
@@ -149,7 +151,7 @@ class StudioLayout:
 
         pipeline_tab = pn.Row(
             pn.Column(params_card, add_card, width=290),
-            pn.Column(self.title, self.canvas, self.warnings, sizing_mode="stretch_width"),
+            pn.Column(self.title, self.waiting, self.canvas, self.warnings, sizing_mode="stretch_width"),
             pn.Column(editor_card, width=440),
             sizing_mode="stretch_width",
         )
@@ -165,6 +167,7 @@ class StudioLayout:
             height=300,
         )
         self.runs_table.param.watch(lambda e: self._select_run(), "selection")
+        self.runs_table.on_click(lambda e: self._row_clicked(e.row))
         self.refresh_runs_button = w.Button(label="Refresh", width=90)
         self.refresh_runs_button.on_click(lambda e: self._refresh_runs())
         self.report_button = w.Button(label="Open report", button_type="primary", disabled=True, width=120)
@@ -178,8 +181,12 @@ class StudioLayout:
             width=160,
         )
         self.run_details = pn.pane.Markdown("", sizing_mode="stretch_width")
+        self.publish_button = w.Button(
+            label="Publish", width=100, description="nbflow publish: a static site of the folder's runs"
+        )
+        self.publish_button.on_click(lambda e: self._publish())
         runs_tab = pn.Column(
-            pn.Row(self.refresh_runs_button, self.report_button),
+            pn.Row(self.refresh_runs_button, self.report_button, self.publish_button),
             self.runs_table,
             self.run_details,
             sizing_mode="stretch_width",
@@ -211,6 +218,16 @@ class StudioLayout:
             sizing_mode="stretch_width",
         )
         self.layout = pn.Column(toolbar, self.message, self.tabs, sizing_mode="stretch_width")
+
+    def _wait_note(self, text: str) -> None:
+        """Say above the canvas what the session is waiting for ("" when nothing)."""
+        colour = _MESSAGE_COLOURS["warning"]
+        self.waiting.object = (
+            f'<div style="padding:4px 10px;border-radius:3px;background:{colour[0]};color:{colour[1]};'
+            f'font-size:13px">{html.escape(text)}</div>'
+            if text
+            else ""
+        )
 
     def _say(self, text: str, kind: str = "info") -> None:
         """One line about what just happened (``kind``: info, success, warning, danger)."""

@@ -6,7 +6,8 @@ other view and follows the run's event bus: events arrive on the run's thread,
 the session's Bokeh document (``add_next_tick_callback``, the thread-safe way in). Runs
 and reports are looked up by run id in the store of the notebook's nbflow home, never
 by a path from the browser; reports are served by ``serve.py``'s handler at
-``folder.report_url``.
+``folder.report_url``. A report open in the Report tab follows its run as steps finish;
+the Publish button writes ``nbflow publish``'s site of the folder.
 """
 
 from __future__ import annotations
@@ -20,8 +21,14 @@ from typing import Any
 from ..errors import NbflowError, PipelineError
 from ..events import Event
 from ..graph import load_pipeline
-from ..view import GraphState
+from ..view import GraphState, graph_model
+from .background import in_background
 from .folder import report_url
+
+#: Seconds between two rebuilds of the report of a run that goes on (it is rebuilt when it ends too).
+LIVE_REPORT = 2.0
+#: Where the Publish button writes the site, inside the studio's folder.
+SITE_FOLDER = "nbflow-site"
 
 
 def _when(timestamp: float | None) -> str:
@@ -36,10 +43,18 @@ class RunsView:
         # RunFinished reaches us before Run.done is set: trust the event stream first.
         return self.run is not None and not self._run_over and not self.run.done
 
+    @property
+    def _starting(self) -> bool:
+        return getattr(self, "_starting_run", False)
+
+    @_starting.setter
+    def _starting(self, value: bool) -> None:
+        self._starting_run = value
+
     def _start_run(self) -> None:
         if self.pipeline is None or self.editor is None:
             return
-        if self._running():
+        if self._running() or self._starting:
             self._say("a run is going on; cancel it first", "warning")
             return
         self._apply_step_edits(quiet=True)
@@ -48,17 +63,47 @@ class RunsView:
         from ..run import start_run
 
         try:
-            # The saved file, as every other view would run it (and its hash is recorded).
-            pipeline = load_pipeline(self.editor.path, config=self.config)
             values = self._parameter_values()
-            self.pipeline = pipeline
-            self._replan()
-            run = start_run(pipeline, values)
         except NbflowError as e:
             self._say(f"cannot run: {e}", "danger")
             return
-        self._follow(run)
-        self._say(f"run {run.id} started", "info")
+        path, config, token = self.editor.path, self.config, self._plan_token
+        self._starting = True
+        self._update_toolbar()
+
+        def work() -> Any:
+            # The saved file, as every other view would run it (and its hash is recorded);
+            # start_run plans first, which reads every in: file: off the IO loop.
+            pipeline = load_pipeline(path, config=config)
+            return pipeline, start_run(pipeline, values)
+
+        def done(result: Any, error: BaseException | None) -> None:
+            self._starting = False
+            self._wait_note("")
+            if error is not None:
+                text = str(error) if isinstance(error, NbflowError) else f"{type(error).__name__}: {error}"
+                self._say(f"cannot run: {text}", "danger")
+                self._update_toolbar()
+                return
+            pipeline, run = result
+            if token != self._plan_token or self.editor is None or self.editor.path != path:
+                self._say(f"run {run.id} of {path.name} started", "info")  # another notebook is open now
+                self._update_toolbar()
+                return
+            self._plan_token += 1  # the run's own plan is the newest
+            self.pipeline = pipeline
+            self.model = graph_model(pipeline, run.plan)
+            self._draw()
+            self._follow(run)
+            self._say(f"run {run.id} started", "info")
+
+        in_background(
+            self.doc,
+            work,
+            done,
+            name=f"start {path.name}",
+            on_slow=lambda limit: self._wait_note(f"still planning the run of {path.name} after {limit:g} s"),
+        )
 
     def _follow_active_run(self) -> None:
         """Show a run of this notebook another session (or the CLI in this process) started."""
@@ -121,7 +166,10 @@ class RunsView:
         self.run_status.object = f"run {run.id}: {run_status or 'starting'} ({summary})"
         if self._editing in changes:
             self._show_step(self._editing)
-        if run_status not in (None, "running"):
+        over = run_status not in (None, "running")
+        if self._report_run == run.id and (over or (changes and time.monotonic() - self._report_built >= LIVE_REPORT)):
+            self._open_report(run.id, show=False)  # the Report tab follows the run as steps finish
+        if over:
             self._run_finished(run, run_status)
 
     def _run_finished(self, run: Any, status: str) -> None:
@@ -194,13 +242,29 @@ class RunsView:
         self._select_run()
 
     def _selected_run(self) -> int | None:
+        """The run selected in the table, else the row last clicked (if that run is still listed).
+
+        The click counts on its own: when the table's rows are replaced while the user
+        clicks (the tab switch refreshes them), Tabulator clears its selection in the
+        browser after the click reached the server, and the selection alone would leave
+        *Open report* disabled after the first click.
+        """
         frame = self.runs_table.value
-        if frame is None or not self.runs_table.selection:
+        if frame is None or frame.empty:
             return None
-        index = self.runs_table.selection[0]
-        if index >= len(frame):
-            return None
-        return int(frame.iloc[index]["run"])
+        ids = [int(i) for i in frame["run"].tolist()]
+        selection = self.runs_table.selection
+        if selection and selection[0] < len(ids):
+            return ids[selection[0]]
+        clicked = getattr(self, "_clicked_run", None)
+        return clicked if clicked in ids else None
+
+    def _row_clicked(self, row: int) -> None:
+        frame = self.runs_table.value
+        if frame is None or not 0 <= row < len(frame):
+            return
+        self._clicked_run = int(frame.iloc[row]["run"])
+        self._select_run()
 
     def _select_run(self) -> None:
         run_id = self._selected_run()
@@ -225,38 +289,63 @@ class RunsView:
             lines.append(f"- `{s['step']}` {s['status']} {duration} {why}".rstrip())
         self.run_details.object = "\n".join(lines)
 
-    def _build_report(self, run_id: int) -> Path:
+    def _build_report(self, run_id: int, config: Any) -> Path:
         try:
             from ..report import build_report
         except ImportError:
             raise PipelineError("reports are not available in this nbflow (nbflow.report is missing)") from None
-        assert self.config is not None
         # Untrusted: outputs' scripts are not run (the user did not choose to trust them).
-        return build_report(self.config, run_id)
+        return build_report(config, run_id)
 
-    def _open_report(self) -> None:
-        run_id = self._selected_run()
+    def _open_report(self, run_id: int | None = None, show: bool = True) -> None:
+        run_id = self._selected_run() if run_id is None else run_id
         if run_id is None or self.pipeline is None:
             return
-        try:
-            path = self._build_report(run_id)
-            modified = path.stat().st_mtime_ns
-        except (NbflowError, OSError) as e:
-            self._say(f"run {run_id}: no report ({e})", "danger")
-            return
-        self._report_path = path
-        self.report_title.object = f"**Report of run {run_id}** &nbsp; `{html.escape(path.name)}`"
-        self.download.param.update(filename=f"nbflow-run-{run_id}-report.html", disabled=False)
-        # The page comes over HTTP from serve.py's handler (found by run id in the store),
-        # not through the websocket. A sandboxed frame: its scripts (the plots) run, but
-        # cannot reach the studio.
-        src = report_url(run_id, self.pipeline.path.relative_to(self.folder).as_posix(), modified)
-        self.report_pane.object = (
-            f'<iframe title="report of run {run_id}" sandbox="allow-scripts" '
-            f'style="width:100%;height:740px;border:1px solid #ddd" src="{html.escape(src, quote=True)}"></iframe>'
+        notebook = self.pipeline.path.relative_to(self.folder).as_posix()
+        config = self.config
+        self._report_built = time.monotonic()  # a live report is not asked for again while this one is written
+        if show:
+            self.report_button.disabled = True
+            self._say(f"writing the report of run {run_id}", "info")
+
+        def work() -> tuple[Path, int]:
+            path = self._build_report(run_id, config)  # seconds for a long run: off the IO loop
+            return path, path.stat().st_mtime_ns
+
+        def done(result: Any, error: BaseException | None) -> None:
+            self.report_button.disabled = self._selected_run() is None
+            if error is not None:
+                text = str(error) if isinstance(error, (NbflowError, OSError)) else f"{type(error).__name__}: {error}"
+                self._say(f"run {run_id}: no report ({text})", "danger")
+                return
+            path, modified = result
+            self._report_path = path
+            self._report_run, self._report_built = run_id, time.monotonic()
+            self.report_title.object = f"**Report of run {run_id}** &nbsp; `{html.escape(path.name)}`"
+            self.download.param.update(filename=f"nbflow-run-{run_id}-report.html", disabled=False)
+            # The page comes over HTTP from serve.py's handler (found by run id in the store),
+            # not through the websocket. A sandboxed frame: its scripts (the plots) run, but
+            # cannot reach the studio.
+            src = report_url(run_id, notebook, modified)
+            self.report_pane.object = (
+                f'<iframe title="report of run {run_id}" sandbox="allow-scripts" '
+                f'style="width:100%;height:740px;border:1px solid #ddd" src="{html.escape(src, quote=True)}"></iframe>'
+            )
+            if show:
+                self.tabs.active = 2
+                self._say(f"report of run {run_id}", "info")
+
+        in_background(
+            self.doc,
+            work,
+            done,
+            name=f"report {run_id}",
+            on_slow=(
+                (lambda limit: self._say(f"still writing the report of run {run_id} after {limit:g} s", "warning"))
+                if show
+                else None
+            ),
         )
-        self.tabs.active = 2
-        self._say(f"report of run {run_id}", "info")
 
     def _report_file(self) -> io.BytesIO:
         """The report shown in the Report tab, for the download button."""
@@ -267,3 +356,36 @@ class RunsView:
         except OSError as e:
             self._say(f"{self._report_path}: {e.strerror}", "danger")
             raise
+
+    # --------------------------------------------------------------- publish
+    def _publish(self) -> None:
+        """The Publish button: ``nbflow publish`` of the studio's folder into ``<folder>/nbflow-site``.
+
+        Written on a thread of its own (a first publish of many runs takes seconds); the
+        outcome comes back to the session as one message.
+        """
+        import threading
+
+        from ..publish import publish_site
+
+        site = self.folder / SITE_FOLDER
+        self.publish_button.disabled = True
+        self._say(f"publishing the runs of {self.folder.name} into {site}", "info")
+
+        def work() -> None:
+            try:
+                result = publish_site([self.folder], site, jobs=1)  # in this thread: no processes from the server
+                text, kind = f"site written: {result.index} ({result.summary()})", "success"
+            except (NbflowError, OSError) as e:
+                text, kind = f"cannot publish: {e}", "danger"
+
+            def done() -> None:
+                self.publish_button.disabled = False
+                self._say(text, kind)
+
+            if self.doc is not None:
+                self.doc.add_next_tick_callback(done)
+            else:
+                done()
+
+        threading.Thread(target=work, name="nbflow-publish", daemon=True).start()

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from nbflow import load_pipeline
 from nbflow.cli import main as cli
 from nbflow.export import step_functions
-from nbflow.graph import load_pipeline
 
 from ..conftest import NOTEBOOKS, code, step, write_notebook
 from .test_against_papermill import same

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 import nbflow
+from nbflow import load_pipeline
 from nbflow.cli import main as cli
 from nbflow.export import step_functions
-from nbflow.graph import load_pipeline
 
 from ..conftest import NOTEBOOKS, code, md, step, write_notebook
 from .test_against_papermill import same

@@ -48,9 +48,10 @@ def chain(path: Path, delay: float = 0.0, extra: list | None = None) -> Path:
 @pytest.fixture(scope="module")
 def studio(tmp_path_factory):
     folder = tmp_path_factory.mktemp("studio")
-    for name in ("drag", "connect", "add", "report", "rename"):
+    for name in ("drag", "connect", "add", "report", "rename", "clicks", "publish"):
         chain(folder / f"{name}.ipynb")
     chain(folder / "run.ipynb", delay=0.8)
+    chain(folder / "live.ipynb", delay=6.0)
     chain(folder / "cancel.ipynb", extra=[step("slow", "time.sleep(120)\nw = total")])
     (folder / "wine").mkdir()
     (folder / "wine" / "wine_classifier.ipynb").write_bytes((NOTEBOOKS / "wine_classifier.ipynb").read_bytes())
@@ -341,6 +342,81 @@ def test_open_and_download_a_report(page, studio, tmp_path):
     download.value.save_as(saved)
     text = saved.read_text()
     assert "square" in text and "total" in text
+    assert page.outside == []
+
+
+def test_the_first_click_on_a_new_run_enables_open_report(page, studio):
+    """#15 item 18: switching to the Runs tab replaces its rows when a run was added; a click
+    on a row at that moment was undone by Tabulator clearing its selection in the browser."""
+    path = studio.folder / "clicks.ipynb"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NBFLOW_")}
+    nbflow = str(Path(sys.executable).parent / "nbflow")
+    open_notebook(page, studio, "clicks.ipynb")
+    button = page.get_by_role("button", name="Open report")
+    for attempt in range(3):
+        # a run the studio has not listed yet: the tab switch below replaces the table's rows
+        subprocess.run([nbflow, "run", str(path), "-q", "-p", "n", str(attempt + 4)], check=True, env=env, timeout=300)
+        page.locator(".bk-tab", has_text="Pipeline").click()
+        page.locator(".bk-tab", has_text="Runs").click()
+        page.locator(".tabulator-row").first.click()
+        expect(button).to_be_enabled(timeout=20_000)
+        page.wait_for_timeout(1500)  # the rows replaced, the browser's selection cleared and sent back
+        expect(button).to_be_enabled()
+        assert page.locator(".tabulator-row").count() == attempt + 1
+
+
+def select_row(page, text: str) -> None:
+    """Click the run history row showing ``text`` until the server has the selection (Open report enabled).
+
+    The first click can race with the refresh that showing the Runs tab asks for.
+    """
+    button = page.get_by_role("button", name="Open report")
+    for _ in range(10):
+        page.locator(".tabulator-row", has_text=text).first.click()
+        try:
+            expect(button).to_be_enabled(timeout=5_000)
+            return
+        except AssertionError:
+            continue
+    expect(button).to_be_enabled(timeout=1)
+
+
+def test_the_report_tab_follows_a_run_as_steps_finish(page, studio):
+    pytest.importorskip("nbflow.report")
+    open_notebook(page, studio, "live.ipynb")
+    page.get_by_role("button", name="Run", exact=True).click()
+    page.wait_for_function("window.nbflowCanvas.states().load === 'running'", timeout=120_000, polling=100)
+    page.locator(".bk-tab", has_text="Runs").click()
+    select_row(page, "running")
+    page.get_by_role("button", name="Open report").click()
+    frame = page.frame_locator("iframe[title^='report of run']")
+    badge = frame.locator(".nbflow-status .nbflow-badge")
+    badge.wait_for(timeout=60_000)
+    first = page.locator("iframe[title^='report of run']").get_attribute("src")
+    assert badge.inner_text() == "running"  # opened while the run goes on
+    # no click: the tab rebuilds the report as steps finish, and once more when the run ends
+    frame.locator(".nbflow-status .nbflow-badge", has_text="done").wait_for(timeout=180_000)
+    assert page.locator("iframe[title^='report of run']").get_attribute("src") != first
+    assert "4 done" in frame.locator(".nbflow-status").inner_text()
+    assert page.outside == []
+
+
+def test_publish_button_writes_the_site_of_the_folder(page, studio):
+    pytest.importorskip("nbflow.report")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NBFLOW_")}
+    path = studio.folder / "publish.ipynb"
+    subprocess.run(
+        [str(Path(sys.executable).parent / "nbflow"), "run", str(path), "-q"], check=True, env=env, timeout=300
+    )
+    open_notebook(page, studio, "publish.ipynb")
+    page.locator(".bk-tab", has_text="Runs").click()
+    page.get_by_role("button", name="Publish").click()
+    page.get_by_text("site written:").wait_for(timeout=180_000)
+    index = studio.folder / "nbflow-site" / "index.html"
+    assert page.get_by_text(str(index)).count() == 1
+    page.goto(index.as_uri())
+    rows = page.locator("table.nbflow-runs tbody tr[data-pipeline='publish']")
+    assert rows.count() == 1 and "done" in rows.first.inner_text()
     assert page.outside == []
 
 

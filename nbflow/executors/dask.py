@@ -62,6 +62,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import NbflowError, PipelineError
 from ..fsutil import atomic_write_bytes, private_dir
+from ..hidden_state import is_pseudo
 from .base import RUN_STOPPED, SETUP_FAILED, RunContext
 from .dask_cluster import Cluster
 from .dask_tasks import Attempt, CannotStart, FanOut, TaskInputs, resource_amounts, run_task, write_output_notebook
@@ -322,7 +323,9 @@ class DaskSession(TaskInputs):
             for group in getattr(entry, "aliases", ()) or ():
                 if reads & set(group):
                     reads |= set(group)
-        reads -= self.pipeline.modules
+        # Modules and hidden state are not values a step changes unseen: waiting on their
+        # readers would serialise every pair of steps that call into one module.
+        reads = {name for name in reads - self.pipeline.modules if not is_pseudo(name)}
         waited = self.waiting_for.get(step)
         for earlier in self.pipeline.order[: self.pipeline.order.index(step)]:
             if ctx.status.get(earlier) in ("done", "cached", "failed", "skipped", "cancelled", "interrupted"):

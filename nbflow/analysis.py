@@ -31,6 +31,13 @@ is turned into Python by IPython's own ``TransformerManager`` first; code inside
 expansions in magic lines and shell commands count as reads. Valid Python is parsed
 directly (IPython's transformer leaves valid Python unchanged and costs 0.1 s to import).
 
+This module owns the top-level walk (execution order, definite assignment) and the public
+API; it is split along its seams: the in-place mutation rules (``PURE_METHODS``, ...,
+``call_mutations``) are ``analysis_rules.py``'s, IPython syntax and magics (``python_source``,
+``magic_code``, ``SCOPED_MAGICS``, ...) ``analysis_magics.py``'s, nested function/class/
+comprehension scopes ``analysis_scopes.py``'s and hidden state (``np.random``...)
+``hidden_rules.py``'s. Their public names are re-exported here.
+
 Pure: takes source text, returns values. No I/O, no notebook or graph knowledge.
 """
 
@@ -38,142 +45,57 @@ from __future__ import annotations
 
 import ast
 import builtins
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from . import hidden_rules
+from .analysis_magics import (
+    CODE_MAGICS,
+    MAGIC_OPTIONS,
+    SCOPED_MAGICS,
+    expansion_names,
+    magic_call,
+    magic_code,
+    python_source,
+)
+from .analysis_rules import (
+    ARGUMENT_MUTATING_FUNCTIONS,
+    MUTATING_METHODS,
+    PURE_ACCESSORS,
+    PURE_METHODS,
+    base_name,
+    call_mutations,
+)
+from .analysis_scopes import Scope, class_scope, comprehension_scope, definition_time_exprs, function_scope
 from .deepcode import with_room
 
-#: Method names that change their object in place.
-MUTATING_METHODS = frozenset(
-    {
-        # list, dict, set, deque, bytearray
-        "append",
-        "extend",
-        "insert",
-        "pop",
-        "remove",
-        "clear",
-        "sort",
-        "reverse",
-        "update",
-        "setdefault",
-        "popitem",
-        "add",
-        "discard",
-        "difference_update",
-        "intersection_update",
-        "symmetric_difference_update",
-        "appendleft",
-        "extendleft",
-        "popleft",
-        "rotate",
-        # numpy
-        "fill",
-        "resize",
-        "put",
-        "itemset",
-        "setflags",
-        "partition",
-        "byteswap",
-        # estimators and models (scikit-learn, statsmodels, keras, torch)
-        "fit",
-        "partial_fit",
-        "fit_transform",
-        "fit_predict",
-        "fit_resample",
-        "set_params",
-        "load_state_dict",
-        "compile",
-        "train",
-        # files and streams
-        "write",
-        "writelines",
-        "close",
-        "seek",
-        "truncate",
-    }
-)
-#: Methods known not to change their object (pandas, NumPy, str, dict, list, set,
-#: fitted estimators). A call of any other method on a variable counts as changing it:
-#: ``rng.integers(10)`` draws from (changes) the generator, ``f.readline()`` moves the file.
-PURE_METHODS = frozenset(
-    {
-        # pandas / NumPy reads and computations returning new objects
-        *("head", "tail", "describe", "info", "copy", "sum", "mean", "median", "mode", "std", "var", "sem"),
-        *("min", "max", "idxmin", "idxmax", "argmin", "argmax", "argsort", "count", "nunique", "unique"),
-        *("value_counts", "quantile", "prod", "cumsum", "cumprod", "cummax", "cummin", "diff", "pct_change"),
-        *("shift", "rank", "round", "abs", "clip", "corr", "cov", "corrwith", "nlargest", "nsmallest"),
-        *("groupby", "agg", "aggregate", "apply", "applymap", "map", "transform", "pipe", "rolling"),
-        *("expanding", "ewm", "resample", "merge", "join", "concat", "sort_values", "sort_index"),
-        *("reset_index", "set_index", "reindex", "drop", "drop_duplicates", "duplicated", "rename"),
-        *("rename_axis", "dropna", "fillna", "ffill", "bfill", "interpolate", "replace", "astype", "query"),
-        *("eval", "filter", "select_dtypes", "isna", "isnull", "notna", "notnull", "isin", "between", "any"),
-        *("all", "pivot", "pivot_table", "melt", "stack", "unstack", "explode", "crosstab", "get_group"),
-        *("to_numpy", "to_list", "tolist", "to_dict", "to_frame", "to_string", "to_csv", "to_json"),
-        *("to_parquet", "to_excel", "to_markdown", "to_html", "to_latex", "to_records", "to_pickle"),
-        *("items", "iterrows", "itertuples", "keys", "values", "get", "where", "mask", "assign", "sample"),
-        *("nunique", "memory_usage", "equals", "dot", "reshape", "transpose", "flatten", "ravel", "squeeze"),
-        *("item", "nonzero", "searchsorted", "view", "astype", "conj", "trace", "cumsum", "ptp", "plot"),
-        *("hist", "boxplot", "style", "first", "last", "nth", "size", "describe", "memory_usage", "swapaxes"),
-        *("to_period", "to_timestamp", "tz_localize", "tz_convert", "strftime", "total_seconds", "date"),
-        *("isoformat", "timestamp", "weekday", "isocalendar", "between_time", "at_time", "asfreq", "agg"),
-        # str, bytes, dict, list, set, tuple
-        *("split", "rsplit", "splitlines", "strip", "lstrip", "rstrip", "lower", "upper", "title"),
-        *("capitalize", "casefold", "format", "format_map", "startswith", "endswith", "find", "rfind"),
-        *("index", "rindex", "encode", "decode", "zfill", "center", "ljust", "rjust"),
-        *("isdigit", "isalpha", "isalnum", "isspace", "isupper", "islower", "isnumeric", "removeprefix"),
-        *("removesuffix", "expandtabs", "translate", "maketrans", "hex", "union", "intersection"),
-        *("difference", "symmetric_difference", "issubset", "issuperset", "isdisjoint", "fromkeys"),
-        *("is_integer", "bit_length", "as_integer_ratio", "conjugate", "exists", "is_file", "is_dir"),
-        *("with_suffix", "with_name", "relative_to", "resolve", "glob", "rglob", "iterdir", "read_text"),
-        *("read_bytes", "stat", "joinpath", "match"),
-        # fitted estimators and models: using them does not change them
-        *("predict", "predict_proba", "predict_log_proba", "decision_function", "score", "score_samples"),
-        *("get_params", "get_feature_names_out", "inverse_transform", "summary", "conf_int", "pdf", "cdf"),
-        *("ppf", "sf", "logpdf", "logcdf", "pmf", "interval", "entropy", "moment", "stats"),
-    }
-)
-#: pandas accessors whose methods leave the object alone.
-PURE_ACCESSORS = frozenset({"plot", "str", "dt", "cat", "sparse", "style", "array"})
-#: Functions that change their first argument in place.
-ARGUMENT_MUTATING_FUNCTIONS = frozenset(
-    {
-        "next",
-        "shuffle",
-        "copyto",
-        "fill_diagonal",
-        "place",
-        "put",
-        "putmask",
-        "put_along_axis",
-        "heappush",
-        "heappop",
-        "heapify",
-        "heapreplace",
-        "heappushpop",
-        "insort",
-        "insort_left",
-        "insort_right",
-        "setattr",
-        "delattr",
-    }
-)
-#: Magics whose argument (line or cell body) is Python code run in the user namespace.
-CODE_MAGICS = frozenset({"time", "timeit", "prun", "capture", "debug", "memit", "mprun", "lprun"})
-#: Magics whose code runs in a namespace of its own: it reads the step's names but its
-#: assignments stay there (``%timeit x = f()`` does not define ``x``).
-SCOPED_MAGICS = frozenset({"timeit"})
-#: Options of code magics, as their ``parse_options`` spec (getopt: ``n:`` takes a value).
-MAGIC_OPTIONS = {
-    "time": "",
-    "timeit": "n:r:tcp:qo",
-    "prun": "D:l:rs:T:q",
-    "lprun": "rsf:m:D:T:u:z",
-    "mprun": "rf:T:c",
-    "memit": "r:t:i:co",
-}
+__all__ = [
+    "ARGUMENT_MUTATING_FUNCTIONS",
+    "CODE_MAGICS",
+    "KERNEL_NAMES",
+    "MAGIC_OPTIONS",
+    "MUTATING_METHODS",
+    "PURE_ACCESSORS",
+    "PURE_METHODS",
+    "SCOPED_MAGICS",
+    "AnalysisError",
+    "FunctionNames",
+    "Names",
+    "analyse_cells",
+    "base_name",
+    "call_mutations",
+    "class_scope",
+    "comprehension_scope",
+    "expansion_names",
+    "function_scope",
+    "magic_code",
+    "normalised_code",
+    "parse_cell",
+    "python_source",
+    "used_function_names",
+]
+
+
 #: Names that exist in every IPython kernel without being defined.
 KERNEL_NAMES = frozenset(
     set(dir(builtins))
@@ -198,10 +120,6 @@ KERNEL_NAMES = frozenset(
         "__file__",
     }
 )
-
-_BUILTIN_NAMES = frozenset(dir(builtins))
-_DOLLAR = re.compile(r"(?<!\$)\$(\w+)")
-_BRACES = re.compile(r"(?<!\{)\{([^{}]+)\}(?!\})")
 
 
 class AnalysisError(Exception):
@@ -236,18 +154,6 @@ class Names:
     code: str = ""
     #: Names bound to modules by ``import``: ``{"np": "numpy"}``.
     modules: Mapping[str, str] = field(default_factory=dict)
-
-
-def python_source(source: str) -> str:
-    """``source`` as plain Python: IPython syntax turned into calls by IPython itself."""
-    try:
-        ast.parse(source)
-        return source
-    except SyntaxError:
-        pass
-    from IPython.core.inputtransformer2 import TransformerManager
-
-    return TransformerManager().transform_cell(source)
 
 
 def parse_cell(source: str, cell: int = 0) -> ast.Module:
@@ -306,343 +212,6 @@ def normalised_code(sources: Iterable[str]) -> str:
         return "\n".join(ast.dump(t) for t in trees)
     except RecursionError:
         return with_room(lambda: "\n".join(ast.dump(t) for t in trees))
-
-
-def base_name(node: ast.AST) -> str | None:
-    """The variable at the root of ``a.b[c].d``; ``None`` for ``f().x`` or literals."""
-    while isinstance(node, ast.Attribute | ast.Subscript | ast.Starred):
-        node = node.value
-    return node.id if isinstance(node, ast.Name) else None
-
-
-def _constant_true(node: ast.AST) -> bool:
-    return isinstance(node, ast.Constant) and node.value is True
-
-
-def _call_mutations(node: ast.Call) -> list[str]:
-    """Names a call may change in place.
-
-    A method call changes its object unless the method is known to be pure
-    (``PURE_METHODS``; ``inplace=True`` or a trailing ``_`` as in torch's ``x.add_(1)``
-    always change it); ``np.add.at(x, ...)`` (a ufunc's ``at``) and the functions of
-    ``ARGUMENT_MUTATING_FUNCTIONS`` change their first argument; ``out=x`` changes ``x``.
-    Calls on builtins (``str.join``) change nothing; the graph leaves modules out
-    (``np.random.seed(0)`` is hidden state, not a write of ``np``).
-    """
-    names = []
-    func = node.func
-    if isinstance(func, ast.Attribute):
-        method = func.attr
-        target = base_name(func.value)
-        if target and (
-            method in MUTATING_METHODS
-            or any(k.arg == "inplace" and _constant_true(k.value) for k in node.keywords)
-            or (method.endswith("_") and not method.startswith("_"))
-            or (method not in PURE_METHODS and target not in _BUILTIN_NAMES and not _through_accessor(func.value))
-        ):
-            names.append(target)
-        function = method
-    elif isinstance(func, ast.Name):
-        function = func.id
-    else:
-        function = ""
-    if (function in ARGUMENT_MUTATING_FUNCTIONS or (function == "at" and isinstance(func, ast.Attribute))) and (
-        node.args
-    ):
-        target = base_name(node.args[0])
-        if target:
-            names.append(target)
-    for keyword in node.keywords:
-        if keyword.arg == "out":
-            target = base_name(keyword.value)
-            if target:
-                names.append(target)
-    return names
-
-
-def _through_accessor(node: ast.AST) -> bool:
-    """Whether ``node`` (what a method is called on) goes through a pandas accessor whose
-    methods return new objects or draw: ``df.plot.bar``, ``s.str.lower``, ``s.dt.year``."""
-    while isinstance(node, ast.Attribute | ast.Subscript):
-        if isinstance(node, ast.Attribute) and node.attr in PURE_ACCESSORS:
-            return True
-        node = node.value
-    return False
-
-
-def _magic_call(node: ast.Call) -> tuple[str, list[ast.AST]] | None:
-    """``('run_cell_magic', args)`` for ``get_ipython().run_cell_magic(...)`` and friends."""
-    func = node.func
-    if (
-        isinstance(func, ast.Attribute)
-        and func.attr in ("run_line_magic", "run_cell_magic", "system", "getoutput")
-        and isinstance(func.value, ast.Call)
-        and isinstance(func.value.func, ast.Name)
-        and func.value.func.id == "get_ipython"
-    ):
-        return func.attr, list(node.args)
-    return None
-
-
-def expansion_names(text: str) -> set[str]:
-    """Names that IPython's ``$name`` and ``{expr}`` expansion would read from ``text``."""
-    names = set(_DOLLAR.findall(text))
-    for expr in _BRACES.findall(text):
-        try:
-            tree = ast.parse(expr.strip(), mode="eval")
-        except SyntaxError:
-            continue
-        names |= {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
-    return names
-
-
-def magic_code(magic: str, line: str) -> str:
-    """The code in a code magic's ``line``, its options left out as IPython reads them.
-
-    ``%timeit -n1 -r1 (expr)`` -> ``(expr)``: options are getopt-style (``-n1``, ``-n 1``,
-    ``-qo``) per the magic's spec in ``MAGIC_OPTIONS``; the code starts at the first word
-    that is not an option. Magics without a known spec drop the longest prefix of words
-    that keeps the rest valid Python.
-    """
-    spec = MAGIC_OPTIONS.get(magic)
-    if spec is None:
-        return _strip_magic_options(line)
-    pos = 0
-    while True:
-        pos = len(line) - len(line[pos:].lstrip()) if line[pos:].strip() else len(line)
-        if pos >= len(line) or line[pos] != "-":
-            return line[pos:]
-        end = pos + len(line[pos:].split()[0])
-        token = line[pos:end]
-        if token == "--":
-            return line[end:].lstrip()
-        i = 1
-        while i < len(token):
-            letter = token[i]
-            if not letter.isalpha() or letter not in spec.replace(":", ""):
-                return line[pos:]  # not an option: code that starts with a minus
-            if spec[spec.index(letter) + 1 : spec.index(letter) + 2] == ":":
-                if i + 1 == len(token):  # the value is the next word
-                    rest = line[end:].lstrip()
-                    end = len(line) - len(rest) + (len(rest.split()[0]) if rest.split() else 0)
-                break
-            i += 1
-        pos = end
-
-
-def _strip_magic_options(line: str) -> str:
-    """``-n 10 -r 3 f(x)`` -> the longest suffix of ``line`` that parses as Python."""
-    words = line.split()
-    for start in range(len(words) + 1):
-        candidate = " ".join(words[start:])
-        try:
-            ast.parse(candidate)
-            return candidate
-        except SyntaxError:
-            continue
-    return ""
-
-
-# --------------------------------------------------------------------------- scopes
-
-
-class _Scope(ast.NodeVisitor):
-    """Collects bindings and loads of one function/class/lambda/comprehension body."""
-
-    def __init__(self) -> None:
-        self.bound: set[str] = set()
-        self.loads: set[str] = set()
-        self.declared_global: set[str] = set()
-        self.declared_nonlocal: set[str] = set()
-        self.mutated: set[str] = set()
-        self.nested_free: set[str] = set()
-        self.nested_global_writes: set[str] = set()
-
-    def visit_Name(self, node: ast.Name) -> None:
-        if isinstance(node.ctx, ast.Load):
-            self.loads.add(node.id)
-        else:
-            self.bound.add(node.id)
-
-    def _mutation_target(self, node: ast.AST) -> None:
-        name = base_name(node)
-        if name:
-            self.loads.add(name)
-            self.mutated.add(name)
-
-    def visit_Assign(self, node: ast.Assign) -> None:
-        self.visit(node.value)
-        for target in node.targets:
-            self._target(target)
-
-    def visit_AugAssign(self, node: ast.AugAssign) -> None:
-        self.visit(node.value)
-        if isinstance(node.target, ast.Name):
-            self.loads.add(node.target.id)
-        self._target(node.target)
-
-    def visit_AnnAssign(self, node: ast.AnnAssign) -> None:
-        self.visit(node.annotation)
-        if node.value is not None:
-            self.visit(node.value)
-        self._target(node.target)
-
-    def visit_Delete(self, node: ast.Delete) -> None:
-        for target in node.targets:
-            self._target(target)
-
-    def _target(self, target: ast.AST) -> None:
-        if isinstance(target, ast.Name):
-            self.bound.add(target.id)
-        elif isinstance(target, ast.Tuple | ast.List):
-            for elt in target.elts:
-                self._target(elt)
-        elif isinstance(target, ast.Starred):
-            self._target(target.value)
-        else:
-            self._mutation_target(target)
-            self.generic_visit(target)
-
-    def visit_Call(self, node: ast.Call) -> None:
-        self.generic_visit(node)
-        for name in _call_mutations(node):
-            self.loads.add(name)
-            self.mutated.add(name)
-
-    def visit_Global(self, node: ast.Global) -> None:
-        self.declared_global.update(node.names)
-
-    def visit_Nonlocal(self, node: ast.Nonlocal) -> None:
-        self.declared_nonlocal.update(node.names)
-
-    def visit_Import(self, node: ast.Import) -> None:
-        for alias in node.names:
-            self.bound.add(alias.asname or alias.name.split(".")[0])
-
-    def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
-        for alias in node.names:
-            if alias.name != "*":
-                self.bound.add(alias.asname or alias.name)
-
-    def visit_ExceptHandler(self, node: ast.ExceptHandler) -> None:
-        if node.name:
-            self.bound.add(node.name)
-        self.generic_visit(node)
-
-    def visit_MatchAs(self, node: ast.MatchAs) -> None:
-        if node.name:
-            self.bound.add(node.name)
-        self.generic_visit(node)
-
-    def visit_MatchStar(self, node: ast.MatchStar) -> None:
-        if node.name:
-            self.bound.add(node.name)
-
-    def visit_MatchMapping(self, node: ast.MatchMapping) -> None:
-        if node.rest:
-            self.bound.add(node.rest)
-        self.generic_visit(node)
-
-    def _nested(self, free: set[str], global_writes: set[str]) -> None:
-        self.nested_free |= free
-        self.nested_global_writes |= global_writes
-
-    def visit_FunctionDef(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
-        self.bound.add(node.name)
-        for expr in _definition_time_exprs(node):
-            self.visit(expr)
-        self._nested(*function_scope(node))
-
-    visit_AsyncFunctionDef = visit_FunctionDef
-
-    def visit_Lambda(self, node: ast.Lambda) -> None:
-        for expr in _definition_time_exprs(node):
-            self.visit(expr)
-        self._nested(*function_scope(node))
-
-    def visit_ClassDef(self, node: ast.ClassDef) -> None:
-        self.bound.add(node.name)
-        for expr in [*node.decorator_list, *node.bases, *(k.value for k in node.keywords)]:
-            self.visit(expr)
-        self._nested(*class_scope(node))
-
-    def _comprehension(self, node: ast.AST) -> None:
-        free, walrus = comprehension_scope(node)
-        self.loads |= free
-        self.bound |= walrus
-
-    visit_ListComp = visit_SetComp = visit_GeneratorExp = visit_DictComp = _comprehension
-
-
-def _definition_time_exprs(node: ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda) -> list[ast.AST]:
-    """Decorators, defaults and annotations: evaluated where the function is defined."""
-    args = node.args
-    exprs: list[ast.AST] = [*args.defaults, *(d for d in args.kw_defaults if d is not None)]
-    if not isinstance(node, ast.Lambda):
-        exprs += node.decorator_list
-        every = [*args.posonlyargs, *args.args, *args.kwonlyargs, args.vararg, args.kwarg]
-        exprs += [a.annotation for a in every if a is not None and a.annotation is not None]
-        if node.returns is not None:
-            exprs.append(node.returns)
-    return exprs
-
-
-def function_scope(node: ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda) -> tuple[set[str], set[str]]:
-    """(free names, global names written) of a function or lambda body."""
-    scope = _Scope()
-    args = node.args
-    params = [*args.posonlyargs, *args.args, *args.kwonlyargs, args.vararg, args.kwarg]
-    scope.bound |= {a.arg for a in params if a is not None}
-    for stmt in node.body if isinstance(node.body, list) else [node.body]:
-        scope.visit(stmt)
-    local = scope.bound - scope.declared_global - scope.declared_nonlocal
-    free = (scope.loads | scope.nested_free) - local
-    global_writes = (
-        (scope.declared_global & (scope.bound | scope.mutated))
-        | (scope.mutated - local)
-        | (scope.nested_global_writes - local)
-    )
-    return free, global_writes
-
-
-def class_scope(node: ast.ClassDef) -> tuple[set[str], set[str]]:
-    """(free names, global names written) of a class body and its methods.
-
-    Names bound in a class body are not visible inside its methods, so the methods'
-    free names are kept whole.
-    """
-    scope = _Scope()
-    for stmt in node.body:
-        scope.visit(stmt)
-    local = scope.bound - scope.declared_global
-    free = (scope.loads - local) | scope.nested_free
-    global_writes = (scope.declared_global & scope.bound) | (scope.mutated - local) | scope.nested_global_writes
-    return free, global_writes
-
-
-def comprehension_scope(node: ast.AST) -> tuple[set[str], set[str]]:
-    """(free names, walrus targets bound in the enclosing scope) of a comprehension."""
-    generators: list[ast.comprehension] = node.generators  # type: ignore[attr-defined]
-    outer = _Scope()
-    outer.visit(generators[0].iter)
-    inner = _Scope()
-    for i, gen in enumerate(generators):
-        if i:
-            inner.visit(gen.iter)
-        targets = _Scope()
-        targets._target(gen.target)
-        inner.bound |= targets.bound
-        for cond in gen.ifs:
-            inner.visit(cond)
-    if isinstance(node, ast.DictComp):
-        inner.visit(node.key)
-        inner.visit(node.value)
-    else:
-        inner.visit(node.elt)  # type: ignore[attr-defined]
-    walrus = {n.target.id for n in ast.walk(node) if isinstance(n, ast.NamedExpr) and isinstance(n.target, ast.Name)}
-    comprehension_local = inner.bound - walrus
-    free = outer.loads | outer.nested_free | ((inner.loads | inner.nested_free) - comprehension_local)
-    return free, walrus
 
 
 # ---------------------------------------------------------------- top-level walker
@@ -747,7 +316,7 @@ class _Walker:
             assigned |= set.intersection(*outcomes)
             self.block(node.finalbody, assigned)
         elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
-            for expr in _definition_time_exprs(node):
+            for expr in definition_time_exprs(node):
                 self.expr(expr, assigned)
             free, global_writes = function_scope(node)
             effects = hidden_rules.effects_in(node, self.aliases)
@@ -794,7 +363,7 @@ class _Walker:
             self.expr(node.subject, assigned)
             for case in node.cases:
                 inner = set(assigned)
-                captures = _Scope()
+                captures = Scope()
                 captures.visit(case.pattern)
                 for name in captures.loads:
                     self.load(name, inner)
@@ -843,7 +412,7 @@ class _Walker:
             self.expr(node.value, assigned)
             self.target(node.target, assigned)
         elif isinstance(node, ast.Lambda):
-            for expr in _definition_time_exprs(node):
+            for expr in definition_time_exprs(node):
                 self.expr(expr, assigned)
             free, global_writes = function_scope(node)
             effects = hidden_rules.effects_in(node, self.aliases)
@@ -858,18 +427,18 @@ class _Walker:
                 self.bind(name, assigned)
             for child in ast.walk(node):
                 if isinstance(child, ast.Call):
-                    for name in _call_mutations(child):
+                    for name in call_mutations(child):
                         if name in free:
                             self.mutate(name, assigned)
                     self.hidden(hidden_rules.call_effects(child, self.aliases), assigned)
         elif isinstance(node, ast.Call):
-            magic = _magic_call(node)
+            magic = magic_call(node)
             if magic is not None:
                 self.magic(*magic, assigned)
                 return
             for child in ast.iter_child_nodes(node):
                 self.expr(child, assigned)
-            for name in _call_mutations(node):
+            for name in call_mutations(node):
                 self.mutate(name, assigned)
             self.hidden(hidden_rules.call_effects(node, self.aliases), assigned)
         else:

@@ -125,7 +125,14 @@ class Run:
         self.exception: BaseException | None = None
         self.duration = 0.0
         self.steps: dict[str, dict[str, Any]] = {
-            e.step: {"status": "pending", "action": e.action, "reasons": list(e.reasons), "duration": None, "error": ""}
+            e.step: {
+                "status": "pending",
+                "action": e.action,
+                "reasons": list(e.reasons),
+                "duration": None,
+                "error": "",
+                "key": e.key,  # the key the step ended with: a re-keyed step (early cut-off) changes it
+            }
             for e in plan
         }
         self._ctx = ctx
@@ -155,6 +162,8 @@ class Run:
             self.steps[event.step].update(
                 status=event.status, duration=event.duration, error=event.error, reasons=list(event.reasons)
             )
+            if event.key:
+                self.steps[event.step]["key"] = event.key
         elif isinstance(event, RunStarted):
             self.status = "running"
 

@@ -412,7 +412,7 @@ def test_value_part_uses_digests_only_when_every_value_has_one():
 
 
 def test_a_name_error_names_its_name():
-    from nbflow.executors.kernel import missing_name
+    from nbflow.executors.kernel_state import missing_name
 
     assert missing_name("NameError", "name 'secret' is not defined") == "secret"
     assert missing_name("KeyError", "name 'secret' is not defined") is None

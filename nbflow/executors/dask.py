@@ -41,8 +41,11 @@ nanny recorded ("worker died (signal 9; possibly out of memory)"), or is retried
 ``retries`` times; cancel cancels the submitted tasks, interrupts the running ones and
 restarts a worker whose step does not stop within the grace period.
 
-The cluster itself (nbflow's own ``LocalCluster``, settings chosen by measurement,
-worker deaths from the nannies' log) is set up by ``dask_cluster``.
+Beside this module: ``dask_tasks`` (a step's task, its inputs, the output notebook),
+``dask_fanout`` (a ``map:`` step's elements), ``dask_watch`` (timeouts, cancel, a
+cluster without workers: ending tasks, restarting workers) and ``dask_cluster`` (the
+cluster itself: nbflow's own ``LocalCluster``, settings chosen by measurement, worker
+deaths from the nannies' log). ``DaskSession`` mixes in the first three's classes.
 
 ``dask.distributed`` is imported only when a step has to run.
 """
@@ -50,7 +53,6 @@ worker deaths from the nannies' log) is set up by ``dask_cluster``.
 from __future__ import annotations
 
 import contextlib
-import logging
 import queue
 import re
 import sys
@@ -65,20 +67,17 @@ from ..fsutil import atomic_write_bytes, private_dir
 from ..hidden_state import is_pseudo
 from .base import RUN_STOPPED, SETUP_FAILED, RunContext
 from .dask_cluster import Cluster
+from .dask_fanout import FanOutSteps
 from .dask_tasks import Attempt, CannotStart, FanOut, TaskInputs, resource_amounts, run_task, write_output_notebook
+from .dask_watch import Watchdog
 from .outcome import (
     OutputNotWritten,
     commit_entry,
-    element_outputs,
-    elements_failed,
-    map_values,
     stage_out_files,
 )
 
 if TYPE_CHECKING:
     from ..events import StepStatus
-
-log = logging.getLogger(__name__)
 
 
 class DaskExecutor:
@@ -147,7 +146,7 @@ class DaskExecutor:
         DaskSession(ctx, self).run()
 
 
-class DaskSession(TaskInputs):
+class DaskSession(TaskInputs, FanOutSteps, Watchdog):
     """One run on a Dask cluster (see module docstring)."""
 
     def __init__(self, ctx: RunContext, executor: DaskExecutor) -> None:
@@ -523,7 +522,7 @@ class DaskSession(TaskInputs):
     def retry_after_provider(self, attempt: Attempt, result: Mapping[str, Any]) -> bool:
         """A ``NameError`` for a name a step above provides, which had not finished when
         this step started: run the step again once that step has finished."""
-        from .kernel import missing_name
+        from .kernel_state import missing_name
 
         step = attempt.step
         match = re.search(r": NameError: (.*)$", result.get("error") or "")
@@ -560,78 +559,6 @@ class DaskSession(TaskInputs):
         """Finish ``step`` unless it already is (the elements of a map: step end together)."""
         if self.ctx.status.get(step) in (None, "running"):
             self.ctx.finish_step(step, status, **details)
-
-    # ------------------------------------------------------------- fan-out
-    def expanded(self, attempt: Attempt, result: Mapping[str, Any]) -> None:
-        """The elements of a ``map:`` step are known: restore the cached ones, submit the rest."""
-        from ..events import ItemFinished
-        from ..plan import item_key
-
-        ctx, step = self.ctx, attempt.step
-        count = int(result["count"])
-        keys = [item_key(self.pipeline, step, ctx.keys.parts(step), f) for f in result["fingerprints"]]
-        fan = FanOut(attempt.started or time.monotonic(), count, keys, list(result["labels"]), result["fingerprints"])
-        self.fans[step] = fan
-        forced = set(ctx.items.get(step, ()))
-        for i in range(count):
-            entry = None if i in forced else ctx.verified_entry(step, keys[i])
-            if entry is None:
-                fan.open.add(i)
-                continue
-            fan.outputs[i] = ctx.cache.load_outputs(entry)
-            ctx.publish(ItemFinished(ctx.run_id, step=step, item=i, total=count, status="cached", label=fan.labels[i]))
-        for i in sorted(fan.open):
-            self.submit(step, 0, i)
-        self.settle(step)
-
-    def element_settled(
-        self, attempt: Attempt, outputs: list[list[dict[str, Any]]], duration: float, error: str = ""
-    ) -> None:
-        from ..events import ItemFinished
-
-        ctx, step, i = self.ctx, attempt.step, attempt.item
-        assert i is not None
-        fan = self.fans[step]
-        fan.outputs[i] = outputs
-        fan.open.discard(i)
-        ctx.publish(
-            ItemFinished(
-                ctx.run_id,
-                step=step,
-                item=i,
-                total=fan.count,
-                status="failed" if error else "done",
-                label=fan.labels[i],
-                duration=duration,
-                error=error,
-            )
-        )
-        self.settle(step)
-
-    def settle(self, step: str) -> None:
-        """Finish a ``map:`` step once every element is settled: its entry lists the
-        elements' keys, its outputs are theirs in order (as the kernel executor's)."""
-        ctx, fan = self.ctx, self.fans[step]
-        if fan.open or ctx.status.get(step) not in (None, "running"):
-            return
-        combined = element_outputs(
-            len(self.pipeline.steps[step].cells), [(fan.labels[i], fan.outputs.get(i) or []) for i in range(fan.count)]
-        )
-        self.results[step] = {"outputs": combined}
-        duration = time.monotonic() - fan.started
-        if fan.failures:
-            ctx.finish_step(step, "failed", duration=duration, error=elements_failed(fan.count, fan.failures))
-            return
-        commit_entry(
-            ctx,
-            step,
-            ctx.cache.staging_path(step),
-            outputs=combined,
-            dumped={**map_values(ctx.stored_names(step), fan.count), "items": fan.keys},
-            duration=duration,
-            executor=DaskExecutor.name,
-        )
-        ctx.finish_step(step, "done", duration=duration)
 
     def place_out_files(self, attempt: Attempt, result: Mapping[str, Any]) -> bool:
         """Put the ``out:`` files a worker without the notebook's folder sent back in place."""
@@ -672,106 +599,6 @@ class DaskSession(TaskInputs):
     def discard(self, attempt: Attempt) -> None:
         if attempt.staging is not None:
             self.ctx.cache.discard(attempt.staging)
-
-    # --------------------------------------------------------------- watch
-    def watch(self) -> None:
-        """Time-outs of stuck steps and a cluster left with no worker."""
-        ctx = self.ctx
-        now = time.monotonic()
-        grace = ctx.config.kill_grace
-        for token, attempt in list(self.running.items()):
-            timeout = ctx.timeout_for(attempt.step)
-            if timeout and attempt.started is not None and now - attempt.started > timeout + grace + 1.0:
-                # The worker's own timer interrupts the step; this one did not stop.
-                self.running.pop(token)
-                self.kill([attempt])
-                self.fail(
-                    attempt,
-                    f"timed out after {timeout:g} s; the step did not stop when interrupted and its worker "
-                    "was restarted",
-                    duration=now - attempt.started,
-                )
-        if now - self.last_worker_check < 2.0:
-            return
-        self.last_worker_check = now
-        try:
-            workers = len(self.client.nthreads())
-        except Exception:  # noqa: BLE001 - the scheduler did not answer this time
-            workers = -1
-        if workers != 0:
-            self.no_workers_since = None
-            return
-        self.no_workers_since = self.no_workers_since or now
-        if now - self.no_workers_since > self.executor.worker_timeout:
-            error = f"the Dask cluster has had no worker for {self.executor.worker_timeout:g} s"
-            for token, attempt in list(self.running.items()):
-                self.running.pop(token)
-                self.kill([attempt])
-                self.fail(attempt, error)
-            ctx.failure = error
-
-    def stop_all(self, why: str) -> None:
-        """Cancel what was submitted; running steps end ``cancelled`` (or ``skipped``)."""
-        attempts = list(self.running.values())
-        self.running.clear()
-        self.kill(attempts, reason="cancelled")
-        now = time.monotonic()
-        for attempt in attempts:
-            fan = self.fans.get(attempt.step)
-            started = fan.started if fan else attempt.started
-            duration = now - started if started else 0.0
-            if why == "cancelled":
-                self.finish_once(attempt.step, "cancelled", duration=duration, error="cancelled")
-            elif started is not None:
-                self.finish_once(attempt.step, "interrupted", duration=duration, error=f"stopped: {self.ctx.failure}")
-            else:
-                self.finish_once(attempt.step, "skipped", reasons=(SETUP_FAILED if self.setup_failed else RUN_STOPPED,))
-
-    def kill(self, attempts: list[Attempt], reason: str = "timeout") -> None:
-        """Cancel ``attempts``' tasks, interrupt their code, restart workers that ignore it."""
-        if not attempts:
-            return
-        from .on_worker import interrupt_step, running_steps
-
-        client = self.client
-        with contextlib.suppress(Exception):
-            client.cancel([a.future for a in attempts], force=True)
-        for attempt in attempts:
-            self.discard(attempt)
-        started = [a for a in attempts if a.worker]
-        for attempt in started:
-            with contextlib.suppress(Exception):
-                client.run(interrupt_step, attempt.token, reason, workers=[attempt.worker], on_error="return")
-        deadline = time.monotonic() + self.ctx.config.kill_grace
-        while started and time.monotonic() < deadline:
-            try:
-                running = client.run(running_steps, workers=[a.worker for a in started], on_error="return")
-            except Exception:  # noqa: BLE001 - ask again until the deadline
-                running = {}
-            started = [a for a in started if isinstance(running.get(a.worker), list) and a.token in running[a.worker]]
-            if started:
-                time.sleep(0.1)
-        if started:
-            self.restarting.update(a.worker for a in started if a.worker)
-            # Restarting waits for the new worker to register: not the run's business.
-            threading.Thread(target=self._restart, args=(started,), name="nbflow-dask-restart", daemon=True).start()
-
-    def _restart(self, attempts: list[Attempt]) -> None:
-        try:
-            self.client.restart_workers([a.worker for a in attempts], timeout=120, raise_for_error=False)
-        except Exception as e:  # noqa: BLE001 - nothing more nbflow can do from here
-            log.warning("nbflow: could not restart Dask workers %s (%s)", [a.worker for a in attempts], e)
-
-    def release_all(self) -> None:
-        """Let go of every future: nothing of the run stays in the cluster's memory."""
-        for attempt in self.running.values():
-            with contextlib.suppress(Exception):
-                attempt.future.release()
-        for future in [*self.futures.values(), *self.scattered.values()]:
-            with contextlib.suppress(Exception):
-                future.release()
-        self.futures.clear()
-        self.scattered.clear()
 
 
 __all__ = ["DaskExecutor", "DaskSession", "resource_amounts", "write_output_notebook"]

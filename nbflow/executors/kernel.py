@@ -27,8 +27,10 @@ Step status comes from nbflow's own bookkeeping, never from papermill's cell met
 (papermill marks every cell "completed" when the kernel dies).
 
 Beside this module: ``kernel_client`` (the kernel process, papermill glue, the nbclient
-subclass), ``kernel_state`` (``Ledger``, ``Committer``) and ``outcome`` (what a step's
-result becomes: the cache entry, the disk-error rule, the restore check, fan-out).
+subclass), ``kernel_state`` (``Ledger``, ``Committer``; ``Stop``, ``Failure``: how a
+step's run ends), ``kernel_map`` (a ``map:`` step, element by element) and ``outcome``
+(what a step's result becomes: the cache entry, the disk-error rule, the restore check,
+fan-out).
 """
 
 from __future__ import annotations
@@ -39,14 +41,12 @@ import contextlib
 import json
 import os
 import queue
-import re
 import tempfile
 import threading
 import time
 from pathlib import Path
 from typing import Any, Literal
 
-from ..events import ItemFinished
 from .base import RunContext
 from .kernel_client import (
     SilentError,
@@ -60,13 +60,11 @@ from .kernel_client import (
     shutdown_kernel,
     start_kernel,
 )
-from .kernel_state import Committer, Ledger, verify_restores
+from .kernel_map import run_items
+from .kernel_state import Committer, Failure, Interrupted, Ledger, Stop, verify_restores
 from .outcome import (
     NotRestorable,
     OutputNotWritten,
-    element_outputs,
-    elements_failed,
-    map_values,
     restore_specs,
     stage_out_files,
 )
@@ -129,35 +127,6 @@ class KernelExecutor:
 
 # ---------------------------------------------------------------------- engine
 
-#: Why the kernel cannot go on: it failed (died, did not start...), or the run was cancelled.
-StopStatus = Literal["failed", "cancelled", "timeout"]
-
-
-class _Stop(Exception):
-    """The kernel cannot go on (died, killed after a timeout, or the run was cancelled)."""
-
-    def __init__(self, status: StopStatus, message: str, step_error: str = "") -> None:
-        self.status = status
-        self.step_error = step_error
-        super().__init__(message)
-
-    def in_step(self, name: str) -> _Stop:
-        """This stop, its message naming the step it happened in."""
-        message = str(self)
-        if f'"{name}"' not in message:
-            message = f'step "{name}": {message}'
-        return _Stop(self.status, message, self.step_error)
-
-
-class _Failure:
-    """A step (or element) that raised or timed out while the kernel stayed usable."""
-
-    def __init__(self, error: str, traceback: str = "", ename: str = "", evalue: str = "") -> None:
-        self.error = error
-        self.traceback = traceback
-        #: the name a ``NameError`` says is not defined
-        self.missing = missing_name(ename, evalue)
-
 
 class Session:
     """One execution of the pipeline's notebook in one kernel (see module docstring).
@@ -209,7 +178,7 @@ class Session:
                     self.recheck_cached(step)
                 if ctx.actions[step] == "run":
                     await self.run_step(step)
-        except _Stop as stop:
+        except Stop as stop:
             if stop.status != "cancelled":
                 ctx.failure = str(stop)
         finally:
@@ -228,7 +197,7 @@ class Session:
         try:
             await kc.wait_for_ready(timeout=self.ctx.config.kernel_start_timeout)
         except RuntimeError as e:
-            raise _Stop("failed", f"the kernel did not start: {e}") from None
+            raise Stop("failed", f"the kernel did not start: {e}") from None
         self.client = client_class()(
             self.nb,
             km=self.km,
@@ -251,7 +220,7 @@ class Session:
                 "del __nbflow_runtime\n"
             )
         except SilentError as e:
-            raise _Stop(
+            raise Stop(
                 "failed", f"the kernel cannot use nbflow ({e}); install nbflow in the kernel's environment"
             ) from None
 
@@ -267,9 +236,9 @@ class Session:
                 msg = await kc.get_shell_msg(timeout=0.5)
             except queue.Empty:
                 if not await self.alive():
-                    raise _Stop("failed", kernel_death(self.km)) from None
+                    raise Stop("failed", kernel_death(self.km)) from None
                 if self.ctx.cancel.is_set():
-                    raise _Stop("cancelled", "run cancelled") from None
+                    raise Stop("cancelled", "run cancelled") from None
                 continue
             if msg["parent_header"].get("msg_id") == msg_id:
                 return msg
@@ -310,11 +279,11 @@ class Session:
                     with contextlib.suppress(BaseException):
                         await task
                     what = "cancelled" if stopping == "cancelled" else "timed out"
-                    raise _Stop(stopping, f"{what}; the kernel did not stop when interrupted and was killed")
+                    raise Stop(stopping, f"{what}; the kernel did not stop when interrupted and was killed")
         if stopping:
             with contextlib.suppress(BaseException):
                 await task
-            raise _Interrupted(stopping)
+            raise Interrupted(stopping)
         await task
 
     # ---------------------------------------------------------- prelude
@@ -333,16 +302,16 @@ class Session:
                 self.nb_man.cell_start(cell, index)
                 await self.execute(cell, index, None, None)
                 self.nb_man.cell_complete(cell, index)
-            except _Interrupted as e:
-                raise _Stop(e.status, "run cancelled during the setup") from None
+            except Interrupted as e:
+                raise Stop(e.status, "run cancelled during the setup") from None
             except Exception as e:
                 from nbclient.exceptions import CellExecutionError, DeadKernelError
 
                 if isinstance(e, DeadKernelError):
-                    raise _Stop("failed", f"cell {self._number(index)} (setup): {kernel_death(self.km)}") from None
+                    raise Stop("failed", f"cell {self._number(index)} (setup): {kernel_death(self.km)}") from None
                 if isinstance(e, CellExecutionError):
                     self.nb_man.cell_exception(cell, index)
-                    raise _Stop("failed", f"cell {self._number(index)} (setup) raised {e.ename}: {e.evalue}") from None
+                    raise Stop("failed", f"cell {self._number(index)} (setup) raised {e.ename}: {e.evalue}") from None
                 raise
 
     def _number(self, index: int) -> int:
@@ -355,9 +324,9 @@ class Session:
     async def run_step(self, name: str) -> None:
         ctx = self.ctx
         if ctx.cancel.is_set():
-            raise _Stop("cancelled", "run cancelled")
+            raise Stop("cancelled", "run cancelled")
         if ctx.failure:  # the cache could not be written (outcome.commit_entry): stop here
-            raise _Stop("failed", ctx.failure)
+            raise Stop("failed", ctx.failure)
         blocked = ctx.blocked_by(name)
         if blocked:
             ctx.finish_step(name, "skipped", reasons=(blocked,))
@@ -380,7 +349,7 @@ class Session:
         for index, _ in cells:
             self.nb.cells[index].metadata["nbflow"] = {"step": name}
         if step.map_over:
-            await self.run_items(name, cells, started, deadline)
+            await run_items(self, name, cells, started, deadline)
             return
         staging = ctx.cache.staging_path(name)
         expression = f"__nbflow__.dump({str(staging)!r}, {ctx.stored_names(name)!r}, {ctx.required_names(name)!r})"
@@ -392,18 +361,18 @@ class Session:
             except SilentError as e:
                 ctx.warn(f"values changed at run time will not be seen: {e}", name)
             result = await self.run_cells(cells, deadline, {"nbflow": expression})
-            while isinstance(result, _Failure) and (provider := await self.restore_found_read(name, result, found)):
+            while isinstance(result, Failure) and (provider := await self.restore_found_read(name, result, found)):
                 ctx.warn(
                     f"{result.missing} is read at run time (eval/exec); restored it from {provider} and ran again", name
                 )
                 result = await self.run_cells(cells, deadline, {"nbflow": expression})
-        except _Stop as stop:
+        except Stop as stop:
             ctx.cache.discard(staging)
             status = "cancelled" if stop.status == "cancelled" else "failed"
             ctx.finish_step(name, status, duration=time.monotonic() - started, error=stop.step_error or str(stop))
             raise stop.in_step(name) from None
         duration = time.monotonic() - started
-        if isinstance(result, _Failure):
+        if isinstance(result, Failure):
             ctx.cache.discard(staging)
             ctx.finish_step(name, "failed", duration=duration, error=result.error, traceback=result.traceback)
             return
@@ -429,11 +398,11 @@ class Session:
 
     async def run_cells(
         self, cells: list[tuple[int, Any]], deadline: float | None, expressions: dict[str, str]
-    ) -> dict[str, Any] | _Failure:
+    ) -> dict[str, Any] | Failure:
         """Run a step's cells in order, ``expressions`` riding on the last one.
 
-        Returns the dump result (``{}`` for a step without code) or a ``_Failure`` (the
-        step raised or timed out but the kernel is usable); raises ``_Stop`` when the
+        Returns the dump result (``{}`` for a step without code) or a ``Failure`` (the
+        step raised or timed out but the kernel is usable); raises ``Stop`` when the
         kernel cannot go on (died, killed, cancelled).
         """
         from nbclient.exceptions import CellExecutionError, DeadKernelError
@@ -446,26 +415,26 @@ class Session:
             self.nb_man.cell_start(cell, index)
             try:
                 await self.execute(cell, index, deadline, expressions if index == last else None)
-            except _Interrupted as e:
+            except Interrupted as e:
                 self.nb_man.cell_exception(cell, index)
                 if e.status == "cancelled":
-                    raise _Stop("cancelled", "run cancelled", step_error="cancelled") from None
+                    raise Stop("cancelled", "run cancelled", step_error="cancelled") from None
                 timeout = self.ctx.timeout_for(self._step_of(source_cell))
-                return _Failure(f"timed out after {timeout:g} s (interrupted)", error_text_of(cell))
-            except _Stop:
+                return Failure(f"timed out after {timeout:g} s (interrupted)", error_text_of(cell))
+            except Stop:
                 self.nb_man.cell_exception(cell, index)
                 raise
             except DeadKernelError:
                 self.nb_man.cell_exception(cell, index)
                 death = kernel_death(self.km)
-                raise _Stop(
+                raise Stop(
                     "failed",
                     f'{death} in step "{self._step_of(source_cell)}"',
                     step_error=f"cell {source_cell.number}: {death}",
                 ) from None
             except CellExecutionError as e:
                 self.nb_man.cell_exception(cell, index)
-                return _Failure(
+                return Failure(
                     f"cell {source_cell.number}: {e.ename}: {e.evalue}", error_text_of(cell), e.ename, e.evalue
                 )
             self.nb_man.cell_complete(cell, index)
@@ -476,99 +445,6 @@ class Session:
 
     def _step_of(self, cell: Any) -> str:
         return next(s.name for s in self.pipeline.steps.values() if cell in s.cells)
-
-    # ---------------------------------------------------------- fan-out
-    async def run_items(self, name: str, cells: list[tuple[int, Any]], started: float, deadline: float | None) -> None:
-        """Run a ``map:`` step once per element; elements with a cache entry are restored."""
-        from ..plan import item_key
-
-        ctx = self.ctx
-        step = self.pipeline.steps[name]
-        names = ctx.stored_names(name)
-        try:
-            info = await self.call(f"__nbflow__.map_begin({step.map_over!r}, {step.map_as!r})")
-        except SilentError as e:
-            ctx.finish_step(
-                name,
-                "failed",
-                duration=time.monotonic() - started,
-                error=f"map:{step.map_over} cannot be iterated: {e}",
-                traceback=e.traceback,
-            )
-            return
-        count = info["count"]
-        forced = set(ctx.items.get(name, ()))
-        keys = [item_key(self.pipeline, name, self.ctx.keys.parts(name), f) for f in info["fingerprints"]]
-        shown: list[tuple[str, list[list[Any]]]] = []  # (label, outputs per cell) of each element
-        failures: dict[int, tuple[str, str]] = {}
-        for i in range(count):
-            label = info["labels"][i]
-            item_started = time.monotonic()
-            entry = None if i in forced else await asyncio.to_thread(ctx.verified_entry, name, keys[i])
-            if entry is not None:
-                await self.silent(f"__nbflow__.map_restore_item({i}, {name!r}, {keys[i]!r}, {names!r})")
-                shown.append((label, ctx.cache.load_outputs(entry)))
-                ctx.publish(ItemFinished(ctx.run_id, step=name, item=i, total=count, status="cached", label=label))
-                continue
-            await self.silent(f"__nbflow__.map_item({i})")
-            staging = ctx.cache.staging_path(name)
-            expressions = {
-                "nbflow": f"__nbflow__.dump({str(staging)!r}, {names!r}, {names!r})",
-                "keep": f"__nbflow__.map_keep({i}, {names!r})",
-            }
-            try:
-                result = await self.run_cells(cells, deadline, expressions)
-            except _Stop as stop:
-                ctx.cache.discard(staging)
-                status = "cancelled" if stop.status == "cancelled" else "failed"
-                ctx.finish_step(
-                    name,
-                    status,
-                    duration=time.monotonic() - started,
-                    error=f"element {i} ({label}): {stop.step_error or stop}",
-                )
-                raise stop.in_step(name) from None
-            duration = time.monotonic() - item_started
-            outputs = [list(self.nb.cells[index].get("outputs", [])) for index, _ in cells]
-            shown.append((label, outputs))
-            if isinstance(result, _Failure):
-                ctx.cache.discard(staging)
-                failures[i] = (label, result.error)
-                ctx.publish(
-                    ItemFinished(
-                        ctx.run_id,
-                        step=name,
-                        item=i,
-                        total=count,
-                        status="failed",
-                        label=label,
-                        duration=duration,
-                        error=result.error,
-                    )
-                )
-                continue
-            if result.get("pending"):
-                self.pending[str(staging)] = (name, outputs, duration, {})
-                self.pending_keys[str(staging)] = keys[i]
-            else:
-                self.committer.submit(name, staging, outputs, result, duration, key=keys[i])
-            ctx.publish(
-                ItemFinished(ctx.run_id, step=name, item=i, total=count, status="done", label=label, duration=duration)
-            )
-        import nbformat
-
-        all_outputs = element_outputs(len(cells), shown)
-        for j, (index, _) in enumerate(cells):
-            self.nb.cells[index].outputs = [nbformat.from_dict(o) for o in all_outputs[j]]
-        await self.call(f"__nbflow__.map_end({names!r})")
-        duration = time.monotonic() - started
-        if failures:
-            ctx.finish_step(name, "failed", duration=duration, error=elements_failed(count, failures))
-            return
-        self.committer.submit(
-            name, ctx.cache.staging_path(name), all_outputs, {**map_values(names, count), "items": keys}, duration
-        )
-        ctx.finish_step(name, "done", duration=duration)
 
     def alias_mates(self, provider: str, names: list[str], entry: Any) -> list[str]:
         """Values of ``provider``'s entry sharing memory or an index with ``names``, that
@@ -622,7 +498,7 @@ class Session:
             )
             ctx.queue(name)
 
-    async def restore_found_read(self, name: str, failure: _Failure, found: dict[str, str]) -> str | None:
+    async def restore_found_read(self, name: str, failure: Failure, found: dict[str, str]) -> str | None:
         """After a ``NameError``: restore the missing value from the step that provides it.
 
         Returns that step, or ``None`` when no earlier step provides the name (or it was
@@ -687,7 +563,7 @@ class Session:
             return
         try:
             done = await self.call(f"__nbflow__.collect(wait={wait!r}, only={only!r})")
-        except (_Stop, SilentError) as e:
+        except (Stop, SilentError) as e:
             self.ctx.warn(f"values still being written were lost: {e}")
             return
         for staging, dumped in done.items():
@@ -722,20 +598,3 @@ class Session:
                     import nbformat
 
                     cell.outputs = [nbformat.from_dict(o) for o in outputs[i]]
-
-
-class _Interrupted(Exception):
-    def __init__(self, status: Literal["cancelled", "timeout"]) -> None:
-        self.status = status
-        super().__init__(status)
-
-
-_NAME_ERROR = re.compile(r"name '([A-Za-z_][A-Za-z0-9_]*)' is not defined")
-
-
-def missing_name(ename: str | None, evalue: str | None) -> str | None:
-    """The name a ``NameError`` says is not defined (``None`` for any other error)."""
-    if ename != "NameError":
-        return None
-    match = _NAME_ERROR.search(evalue or "")
-    return match.group(1) if match else None

@@ -1,6 +1,9 @@
 """What the kernel executor keeps track of between steps: whose values the kernel holds
 (``Ledger``, and ``verify_restores`` of the entries the run will load) and the entries
-being committed on a thread while the next steps run (``Committer``).
+being committed on a thread while the next steps run (``Committer``); and how a step's
+run in the kernel ends: ``Stop`` (the kernel cannot go on), ``Failure`` (the step failed,
+the kernel is usable), ``Interrupted`` (the watchdog stopped a cell), ``missing_name``
+(the name a ``NameError`` reports).
 
 This module must not talk to the kernel: ``kernel.Session`` does.
 """
@@ -8,9 +11,10 @@ This module must not talk to the kernel: ``kernel.Session`` does.
 from __future__ import annotations
 
 import queue
+import re
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from ..graph import PARAMETERS, SETUP
 from .outcome import commit_entry
@@ -136,3 +140,53 @@ class Committer:
             key=key,
             out_files=out_files,
         )
+
+
+# ------------------------------------------------- how a step's run ends
+#: Why the kernel cannot go on: it failed (died, did not start...), or the run was cancelled.
+StopStatus = Literal["failed", "cancelled", "timeout"]
+
+
+class Stop(Exception):
+    """The kernel cannot go on (died, killed after a timeout, or the run was cancelled)."""
+
+    def __init__(self, status: StopStatus, message: str, step_error: str = "") -> None:
+        self.status = status
+        self.step_error = step_error
+        super().__init__(message)
+
+    def in_step(self, name: str) -> Stop:
+        """This stop, its message naming the step it happened in."""
+        message = str(self)
+        if f'"{name}"' not in message:
+            message = f'step "{name}": {message}'
+        return Stop(self.status, message, self.step_error)
+
+
+class Failure:
+    """A step (or element) that raised or timed out while the kernel stayed usable."""
+
+    def __init__(self, error: str, traceback: str = "", ename: str = "", evalue: str = "") -> None:
+        self.error = error
+        self.traceback = traceback
+        #: the name a ``NameError`` says is not defined
+        self.missing = missing_name(ename, evalue)
+
+
+class Interrupted(Exception):
+    """A cell the watchdog interrupted (cancel or timeout) that did stop: the kernel is usable."""
+
+    def __init__(self, status: Literal["cancelled", "timeout"]) -> None:
+        self.status = status
+        super().__init__(status)
+
+
+_NAME_ERROR = re.compile(r"name '([A-Za-z_][A-Za-z0-9_]*)' is not defined")
+
+
+def missing_name(ename: str | None, evalue: str | None) -> str | None:
+    """The name a ``NameError`` says is not defined (``None`` for any other error)."""
+    if ename != "NameError":
+        return None
+    match = _NAME_ERROR.search(evalue or "")
+    return match.group(1) if match else None

@@ -162,7 +162,7 @@ class Cache:
                 for item in it:
                     if item.is_dir(follow_symlinks=False) and not item.name.startswith("."):
                         yield Path(item.path)
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):  # no such folder, or a file in the way: no entries
             return
 
     # ------------------------------------------------------------- verify

@@ -133,9 +133,9 @@ def clean(config: Any, keep: int = 10, notebook: str | Path | None = None) -> di
     """
 
     cache = config.cache()
-    _refuse_foreign(cache.root)
-    store = config.open_store()
+    store = config.open_store()  # first: a damaged or blocked run store is what the user must hear of
     try:
+        _refuse_foreign(cache.root)
         runs = store.runs(notebook, limit=1_000_000)
         by_notebook: dict[str, list[dict[str, Any]]] = {}
         for r in runs:

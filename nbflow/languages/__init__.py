@@ -18,8 +18,8 @@ A ``Language`` owns, for its kernels:
   kernel without user expressions, ``dump_code`` run after it with ``read_dump``
   reading its answer, and ``restore_code`` (before a step, the cached values it needs);
 * **parameters**: ``translator``, the name of papermill's translator that injects them;
-* what it supports beyond that: ``fan_out`` (``map:`` steps) and ``distributed`` (the
-  Dask executor).
+* what it supports beyond that: ``fan_out`` (``map:`` steps), ``distributed`` (the
+  Dask executor) and ``verifiable`` (``nbflow verify``).
 
 The core never branches on a language's name: it asks the pipeline's ``Language``.
 Python (``python.py``) delegates to ``analysis.py``, ``parameters.py`` and
@@ -61,6 +61,8 @@ class Language:
     fan_out: bool = False
     #: Whether the Dask executor can run this language's steps.
     distributed: bool = False
+    #: Whether ``nbflow verify`` can compare this language's cached values with a fresh run.
+    verifiable: bool = False
 
     # ------------------------------------------------------------ analysis
     @property

@@ -25,6 +25,7 @@ class Python(Language):
     translator = "python"
     fan_out = True
     distributed = True
+    verifiable = True
 
     @property
     def kernel_names(self) -> frozenset[str]:

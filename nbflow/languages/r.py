@@ -28,8 +28,9 @@ with SHA-256 in the kernel and committed through ``executors/outcome.commit_entr
 every entry; a restore runs ``readRDS`` after attaching the packages that were attached
 when the value was saved. IRkernel evaluates no ``user_expressions``: the dump runs as a
 silent execution after the step and leaves its answer in ``dump.json`` in the staging
-folder. Not supported (``fan_out``/``distributed`` are false): ``map:`` steps and the
-Dask executor; run-time write detection and the output limit are Python's only.
+folder. Not supported (``fan_out``/``distributed``/``verifiable`` are false): ``map:``
+steps, the Dask executor and ``nbflow verify``; run-time write detection, early cut-off
+on unchanged values and the output limit are Python's only.
 
 Starts ``Rscript`` (analysis only); never a kernel.
 """
@@ -80,6 +81,7 @@ class R(Language):
     translator = "R"
     fan_out = False
     distributed = False
+    verifiable = False
 
     def __init__(self) -> None:
         self._cells: dict[str, dict[str, Any]] = {}

@@ -157,3 +157,24 @@ def test_the_dask_executor_refuses_r_with_one_line(r_notebook):
     r = run(path, executor="dask")
     assert r.status == "failed"
     assert r.error == "pipeline.ipynb: the dask executor runs Python notebooks; this one is R (use --executor kernel)"
+
+
+def test_report_result_and_verify_on_an_r_run(r_notebook):
+    import nbflow
+    from nbflow.errors import NbflowError
+    from nbflow.verify import verify_cache
+
+    path = r_notebook(CHAIN)
+    r = run(path)
+    html = r.report().read_text(encoding="utf-8")
+    assert "transform" in html and "R data.frame" in html and "6 x 3" in html
+    with pytest.raises(NbflowError) as e:
+        nbflow.result(path, "fit", "slope")
+    assert str(e.value).startswith('step "fit" cached slope as R numeric in ')
+    assert str(e.value).endswith("value-2.rds, which only its own language can load (R: readRDS)")
+    with pytest.raises(NbflowError) as e:
+        verify_cache(load_pipeline(path))
+    assert str(e.value) == (
+        "pipeline.ipynb: nbflow verify compares Python values; this notebook's kernel runs R "
+        "(its entries are checked by their SHA-256 on every run)"
+    )

@@ -167,3 +167,35 @@ def test_the_kernel_side_r_helper_ships_with_the_package():
     helper = R_LANGUAGE.helper_code("/cache", [], None)
     assert helper.startswith("# nbflow's helper in an R kernel") and ".nbflow <- local({" in helper
     assert R_LANGUAGE.dump_code("/s", ["a", "b"], []) == '.nbflow$dump("/s", c("a", "b"), character(0))'
+
+
+def test_julia_is_written_to_the_same_interface():
+    from nbflow.languages.julia import JULIA, julia_string
+
+    assert language_of({"metadata": {"kernelspec": {"language": "julia"}}}) is JULIA
+    assert (JULIA.translator, JULIA.fan_out, JULIA.distributed) == ("julia", False, False)
+    assert julia_string('a"$b\n') == '"a\\"\\$b\\n"'
+    assert JULIA.dump_code("/s", ["x"], []) == '__Nbflow.dump("/s", String["x"], String[])'
+    assert JULIA.helper_code("/c", [], None).startswith("# nbflow's helper in a Julia kernel")
+
+
+@pytest.mark.skipif(
+    shutil.which("julia") is None, reason="no Julia installed here (IJulia is not tested on this machine)"
+)
+def test_graph_edges_from_julia_code(make_notebook):
+    path = make_notebook(
+        [
+            code("n = 10\nscale = 2.5", "parameters"),
+            code("using Statistics"),
+            step("load", "xs = collect(1:n)  # a comment"),
+            step("grow", "push!(xs, 11)\nys = xs .* scale"),
+            step("helper", "f(v) = v + sum(ys)"),
+            step("use", "if n > 5\n    big = true\nend\nat = f(1)"),
+        ],
+        kernelspec={"name": "julia-1.10", "display_name": "Julia 1.10", "language": "julia"},
+    )
+    pipeline = load_pipeline(path)
+    assert {k: p.default for k, p in pipeline.parameters.items()} == {"n": 10, "scale": 2.5}
+    assert pipeline.steps["grow"].writes == frozenset({"xs", "ys"})
+    assert pipeline.steps["use"].inputs == {"f": "helper", "ys": "grow"}
+    assert pipeline.edge_names[("load", "grow")] == ("xs",)

@@ -178,3 +178,27 @@ def test_report_result_and_verify_on_an_r_run(r_notebook):
         "pipeline.ipynb: nbflow verify compares Python values; this notebook's kernel runs R "
         "(its entries are checked by their SHA-256 on every run)"
     )
+
+
+def test_cli_runs_an_r_notebook_with_parameters_quietly(r_notebook):
+    path = r_notebook([code("k <- 2", "parameters"), step("a", "y <- k * 21\ncat('y is', y, '\\n')")])
+    done = subprocess.run(
+        [sys.executable, "-m", "nbflow", "run", str(path), "-p", "k", "3"],
+        capture_output=True,
+        text=True,
+        cwd=path.parent,
+    )
+    assert done.returncode == 0, done.stderr
+    # papermill cannot introspect R parameters and would call k unknown: nbflow checked it
+    assert "unknown parameter" not in done.stdout + done.stderr
+    assert "introspection" not in done.stdout + done.stderr
+    out = nbformat.read(next(path.parent.glob(".nbflow/runs/1/output.ipynb")), 4)
+    assert out.cells[-1].outputs[0]["text"] == "y is 63 \n"
+    bad = subprocess.run(
+        [sys.executable, "-m", "nbflow", "run", str(path), "-p", "k", "'three'"],
+        capture_output=True,
+        text=True,
+        cwd=path.parent,
+    )
+    assert bad.returncode != 0
+    assert bad.stderr.strip().splitlines()[-1].startswith("nbflow: error: pipeline.ipynb: parameter 'k' expects int")

@@ -202,3 +202,25 @@ def test_cli_runs_an_r_notebook_with_parameters_quietly(r_notebook):
     )
     assert bad.returncode != 0
     assert bad.stderr.strip().splitlines()[-1].startswith("nbflow: error: pipeline.ipynb: parameter 'k' expects int")
+
+
+def test_file_tags_after_and_timeout_work_in_r(r_notebook):
+    path = r_notebook(
+        [
+            step("write", "writeLines(c('a', 'bb', 'ccc'), 'lines.txt')", "out:lines.txt"),
+            step("count", "n_chars <- sum(nchar(readLines('lines.txt')))", "in:lines.txt"),
+            step("slow", "Sys.sleep(30)", "timeout:2"),
+            step("last", "done <- TRUE", "after:count"),
+        ]
+    )
+    pipeline = load_pipeline(path)
+    assert pipeline.edge_names[("write", "count")] == ("file:lines.txt",)
+    assert pipeline.deps["last"] == ("count",)
+    r = run(path)
+    assert statuses(r) == {"write": "done", "count": "done", "slow": "failed", "last": "done"}
+    assert r.steps["slow"]["error"].startswith("timed out after 2 s")
+    (path.parent / "lines.txt").unlink()
+    again = run(path)
+    # the cached out: file is put back; only the failed step runs (and times out) again
+    assert statuses(again) == {"write": "cached", "count": "cached", "slow": "failed", "last": "cached"}
+    assert (path.parent / "lines.txt").read_text() == "a\nbb\nccc\n"

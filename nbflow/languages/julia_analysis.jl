@@ -85,9 +85,12 @@ function analyse_cell(text)
             walk(e.args[1], cond, out)
             foreach(a -> walk(a, true, out), e.args[2:end])
         elseif e.head == :for
-            spec = e.args[1]
-            walk(spec.args[2], cond, out)
-            target(spec.args[1], true, out)
+            specs = e.args[1].head == :block ? e.args[1].args : [e.args[1]]  # for i in a, j in b
+            for spec in specs
+                spec isa Expr || continue
+                walk(spec.args[2], cond, out)
+                target(spec.args[1], true, out)
+            end
             walk(e.args[2], true, out)
         elseif e.head == :while
             walk(e.args[1], cond, out)

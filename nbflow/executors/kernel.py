@@ -11,13 +11,15 @@ than running a small step.
 
 ``Session`` (the engine's work) reads top to bottom in execution order:
 
-1. connect to the kernel, create the kernel-side helper (``in_kernel.KernelSide``);
+1. connect to the kernel, create the kernel-side helper (the pipeline's ``Language`` says
+   how: ``in_kernel.KernelSide`` in Python, ``.nbflow`` in R; ``nbflow/languages``);
 2. run the *prelude*: setup cells, the parameters cell and papermill's injected cell;
 3. for each step in order: skip it if an upstream step failed; restore the values it
    reads that the kernel does not hold (the ``Ledger`` tracks whose version of each
    name the kernel holds); run its cells, the last one carrying a ``user_expression``
-   that dumps the step's values into a staging folder; write its outputs there and
-   commit the cache entry;
+   that dumps the step's values into a staging folder (a kernel without user
+   expressions, IRkernel, dumps them in a silent execution after the cells); write its
+   outputs there and commit the cache entry;
 4. wait for values still being written in the background and commit them.
 
 Cached steps are not run: their cells get their cached outputs (a cached plot shows

@@ -29,8 +29,10 @@ every entry; a restore runs ``readRDS`` after attaching the packages that were a
 when the value was saved. IRkernel evaluates no ``user_expressions``: the dump runs as a
 silent execution after the step and leaves its answer in ``dump.json`` in the staging
 folder. Not supported (``fan_out``/``distributed``/``verifiable`` are false): ``map:``
-steps, the Dask executor and ``nbflow verify``; run-time write detection, early cut-off
-on unchanged values and the output limit are Python's only.
+steps, the Dask executor and ``nbflow verify``; run-time write detection and the output
+limit are Python's only. Early cut-off works as in Python: a value's digest is the SHA-256
+of its ``.rds`` file, so a step that re-runs and saves the same values leaves the steps
+reading them cached.
 
 Starts ``Rscript`` (analysis only); never a kernel.
 """

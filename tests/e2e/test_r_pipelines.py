@@ -224,3 +224,14 @@ def test_file_tags_after_and_timeout_work_in_r(r_notebook):
     # the cached out: file is put back; only the failed step runs (and times out) again
     assert statuses(again) == {"write": "cached", "count": "cached", "slow": "failed", "last": "cached"}
     assert (path.parent / "lines.txt").read_text() == "a\nbb\nccc\n"
+
+
+def test_a_step_rerun_that_leaves_the_same_values_leaves_its_readers_cached(r_notebook):
+    path = r_notebook(CHAIN)
+    assert run(path).status == "done"
+    nb = nbformat.read(path, 4)
+    nb.cells[2].source = nb.cells[2].source.replace("x <- seq_len(n)", "x <- 1:n  # the same integers")
+    nbformat.write(nb, path)
+    r = run(path)
+    assert statuses(r) == {"load": "done", "transform": "cached", "fit": "cached", "report": "cached"}
+    assert r.steps["load"]["reasons"] == ["code changed"]

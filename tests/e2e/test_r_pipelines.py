@@ -16,9 +16,10 @@ import pytest
 
 from nbflow import load_pipeline
 from nbflow.executors import kernel as kernel_executor
+from nbflow.languages.r import r_string, r_strings
 from nbflow.store import RunStore
 
-from ..conftest import code, step
+from ..conftest import NOTEBOOKS, code, step
 
 pytestmark = pytest.mark.slow
 
@@ -35,12 +36,15 @@ CHAIN = [
 
 
 @pytest.fixture
-def r_notebook(make_notebook):
+def r_kernel() -> None:
     from jupyter_client.kernelspec import find_kernel_specs
 
     if shutil.which("Rscript") is None or "ir" not in find_kernel_specs():
         pytest.fail("R or IRkernel is missing: .ci/install-system-packages installs and registers them")
 
+
+@pytest.fixture
+def r_notebook(make_notebook, r_kernel):
     def make(cells, name="pipeline.ipynb"):
         return make_notebook(cells, name=name, **R_KERNEL)
 
@@ -60,6 +64,22 @@ def entry_file(path: Path, step_name: str, value: str) -> Path:
     entry = pipeline.config.cache().lookup(step_name, pipeline.plan()[step_name].key)
     assert entry is not None
     return entry.path / entry.names[value]["file"]
+
+
+def plain_papermill_values(path: Path, names: list[str], folder: Path, params: dict | None = None) -> Path:
+    """Run ``path`` with the papermill CLI, saving ``names`` at the end; return the .rds."""
+    saved = folder / "plain.rds"
+    plain = nbformat.read(path, 4)
+    plain.cells.append(nbformat.v4.new_code_cell(f"saveRDS(mget({r_strings(names)}), {r_string(str(saved))})"))
+    nbformat.write(plain, folder / "plain.ipynb")
+    args = [a for k, v in (params or {}).items() for a in ("-p", k, str(v))]
+    subprocess.run(
+        [sys.executable, "-m", "papermill", str(folder / "plain.ipynb"), str(folder / "plain-out.ipynb"), *args],
+        check=True,
+        capture_output=True,
+        cwd=path.parent,
+    )
+    return saved
 
 
 def r_identical(a: Path, b: Path, name: str) -> bool:
@@ -114,18 +134,9 @@ def test_rerun_of_the_last_step_restores_with_readrds_and_equals_papermill(r_not
     assert out.cells[-1].outputs[0]["text"] == "total 210 \n"
 
     # a plain papermill run of the same notebook, every value saved at the end
-    plain = nbformat.read(path, 4)
-    plain.cells.append(
-        nbformat.v4.new_code_cell(f"saveRDS(mget(c('df', 'fit', 'slope', 'total', 'x')), '{tmp_path / 'plain.rds'}')")
-    )
-    nbformat.write(plain, tmp_path / "plain.ipynb")
-    subprocess.run(
-        [sys.executable, "-m", "papermill", str(tmp_path / "plain.ipynb"), str(tmp_path / "plain-out.ipynb")],
-        check=True,
-        capture_output=True,
-    )
+    plain = plain_papermill_values(path, ["df", "fit", "slope", "total", "x"], tmp_path)
     for step_name, value in [("report", "total"), ("fit", "slope"), ("fit", "fit"), ("transform", "df")]:
-        assert r_identical(entry_file(path, step_name, value), tmp_path / "plain.rds", value), value
+        assert r_identical(entry_file(path, step_name, value), plain, value), value
 
 
 def test_a_corrupt_rds_entry_is_detected_and_recomputed(r_notebook):
@@ -235,3 +246,22 @@ def test_a_step_rerun_that_leaves_the_same_values_leaves_its_readers_cached(r_no
     r = run(path)
     assert statuses(r) == {"load": "done", "transform": "cached", "fit": "cached", "report": "cached"}
     assert r.steps["load"]["reasons"] == ["code changed"]
+
+
+def test_r_example_matches_papermill(tmp_path, r_kernel):
+    """Every value of notebooks/r_example.ipynb's steps equals a plain papermill run's,
+    after a first run and after a parameter change (compared with identical() in R)."""
+    path = tmp_path / "r_example.ipynb"
+    path.write_bytes((NOTEBOOKS / "r_example.ipynb").read_bytes())
+    pipeline = load_pipeline(path)
+    for params in ({}, {"holdout": 0.4}):
+        r = run(path, params)
+        assert r.status == "done", r.error
+        folder = tmp_path / f"plain-{len(params)}"
+        folder.mkdir()
+        written = {value: name for name in pipeline.order for value in pipeline.steps[name].writes}
+        plain = plain_papermill_values(path, sorted(written), folder, params)
+        cache = pipeline.config.cache()
+        for value, name in written.items():
+            entry = cache.lookup(name, r.steps[name]["key"])
+            assert r_identical(entry.path / entry.names[value]["file"], plain, value), (params, value)

@@ -233,12 +233,16 @@ def step_keys(
                     taken = []  # elements may name files: their content keys the elements, not the names
                 info = known(dep, keys[dep]) if known is not None and taken else None
                 upstream[dep] = value_part(keys[dep], taken, info.digests if info else None)
+            upstream.update(pipeline.foreign.get(name, {}))  # steps of other notebooks (project.py)
+            made = pipeline.foreign_files.get(name, frozenset())
             return KeyParts(
                 code=code,
                 setup=setup,
                 params={p: canonical(params[p]) for p in used},
                 upstream=upstream,
-                files={f: files.get(f, "missing") for f in step.in_files if f not in step.file_inputs},
+                files={
+                    f: files.get(f, "missing") for f in step.in_files if f not in step.file_inputs and f not in made
+                },
             )
 
         if fixed is not None and name in fixed:

@@ -21,12 +21,14 @@ Must not: decide freshness (``plan.py``) or link notebooks (``project.py``).
 
 from __future__ import annotations
 
+import queue
 import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .parameters import resolve_parameters
 from .project import Project, plan_project
 from .run import Run, start_run
 
@@ -80,60 +82,56 @@ def run_project(
     """
     started = time.time()
     params = project.parameters_for(values, raw)
-    plans = plan_project(project, values, raw, force_all=force_all)  # refuses bad parameters before any run
+    for name in project.order:  # bad parameters are refused before any notebook runs
+        resolve_parameters(project.pipelines[name].parameters, *params[name], project.pipelines[name].path)
     result = handle or ProjectRun(project)
     parallel = _is_dask(executor)
-    work = [n for n in project.order if plans[n].to_run]
     cluster = None
-    if parallel and work and _needs_own_cluster(executor):
-        cluster, executor = _shared_local_cluster(executor)
+    if parallel and _needs_own_cluster(executor):
+        plans = plan_project(project, values, raw, force_all=force_all)
+        if any(plan.to_run for plan in plans.values()):  # a fully cached pipeline starts no cluster
+            cluster, executor = _shared_local_cluster(executor)
     keys: dict[str, str] = {}
     done: set[str] = set()
-    lock = threading.Condition()
+    finished: queue.Queue[str] = queue.Queue()
     try:
         pending = list(project.order)
         running: dict[str, Run] = {}
         while pending or running:
-            with lock:
-                for name in list(pending):
-                    upstream = project.upstream(name)
-                    failed = [u for u in upstream if u in result.skipped or (u in done and _failed(result.runs[u]))]
-                    if result.cancelled.is_set() or failed:
-                        why = "run cancelled" if result.cancelled.is_set() else f"upstream notebook {failed[0]} failed"
-                        result.skipped[name] = why
-                        pending.remove(name)
-                        continue
-                    if any(u not in done for u in upstream) or (running and not parallel):
-                        continue
-                    given, texts = params[name]
-                    run = start_run(
-                        project.linked(name, keys),
-                        given,
-                        raw=texts,
-                        executor=executor,
-                        force_all=force_all,
-                        timeout=timeout,
-                        fail_fast=fail_fast,
-                        listeners=listeners(name) if listeners else (),
-                    )
-                    result.runs[name] = running[name] = run
+            for name in list(pending):
+                upstream = project.upstream(name)
+                failed = [u for u in upstream if u in result.skipped or (u in done and _failed(result.runs[u]))]
+                if result.cancelled.is_set() or failed:
+                    why = "run cancelled" if result.cancelled.is_set() else f"upstream notebook {failed[0]} failed"
+                    result.skipped[name] = why
                     pending.remove(name)
-                    if on_start is not None:
-                        on_start(name, run)
-                    run.bus.subscribe(lambda event, lock=lock: _wake(lock, event))
-                if not running:
                     continue
-                finished = [n for n, r in running.items() if r.done]
-                if not finished:
-                    lock.wait(0.25)
+                if any(u not in done for u in upstream) or (running and not parallel):
                     continue
-            for name in finished:
-                run = running.pop(name)
-                run.wait()
-                keys.update({f"{name}:{step}": info["key"] for step, info in run.steps.items()})
-                done.add(name)
-                if fail_fast and _failed(run):
-                    result.cancel()
+                given, texts = params[name]
+                run = start_run(
+                    project.linked(name, keys),
+                    given,
+                    raw=texts,
+                    executor=executor,
+                    force_all=force_all,
+                    timeout=timeout,
+                    fail_fast=fail_fast,
+                    listeners=listeners(name) if listeners else (),
+                )
+                result.runs[name] = running[name] = run
+                pending.remove(name)
+                if on_start is not None:
+                    on_start(name, run)
+                threading.Thread(target=_report_end, args=(name, run, finished), daemon=True).start()
+            if not running:
+                continue
+            name = finished.get()
+            run = running.pop(name)
+            keys.update({f"{name}:{step}": info["key"] for step, info in run.steps.items()})
+            done.add(name)
+            if fail_fast and _failed(run):
+                result.cancel()
     finally:
         if cluster is not None:
             cluster.close()
@@ -141,12 +139,9 @@ def run_project(
     return result
 
 
-def _wake(lock: threading.Condition, event: Any) -> None:
-    from .events import RunFinished
-
-    if isinstance(event, RunFinished):
-        with lock:
-            lock.notify_all()
+def _report_end(name: str, run: Run, finished: queue.Queue[str]) -> None:
+    run.wait()
+    finished.put(name)
 
 
 def _failed(run: Run) -> bool:

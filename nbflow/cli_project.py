@@ -123,7 +123,7 @@ def _plan(project: Any, args: argparse.Namespace) -> int:
 def _run(project: Any, args: argparse.Namespace) -> int:
     import signal
 
-    from .cli import _end_of_run_report, _executor_from_args
+    from .cli import _executor_from_args
     from .progress import ProgressPrinter
     from .project_run import ProjectRun, run_project
 
@@ -157,10 +157,22 @@ def _run(project: Any, args: argparse.Namespace) -> int:
     for name, run in result.runs.items():
         if run.exception is not None:
             print(f"nbflow: error: {name}: {run.error}", file=sys.stderr)
-        if args.report or project.pipelines[name].config.report:
-            _end_of_run_report(project.pipelines[name].config, run.id)
+    if args.report or any(p.config.report for p in project.pipelines.values()):
+        _pipeline_report(result)
     for name, why in result.skipped.items():
         print(f"nbflow: {name} not run: {why}", file=sys.stderr)
     summary = ", ".join(f"{name} run {run.id} {run.status}" for name, run in result.runs.items())
     print(f"{len(result.runs)} notebooks in {result.duration:.2f} s: {summary}", file=sys.stderr)
     return {"done": 0, "cancelled": 130}.get(result.status, 1)
+
+
+def _pipeline_report(result: Any) -> None:
+    """``run FOLDER --report``: one report for the pipeline, a section per notebook (a
+    report failure does not change the exit status)."""
+    from .errors import NbflowError
+    from .report.project import build_project_report
+
+    try:
+        print(f"report: {build_project_report(result)}", file=sys.stderr)
+    except NbflowError as e:
+        print(f"nbflow: no report for the pipeline: {e}", file=sys.stderr)

@@ -107,3 +107,35 @@ def test_independent_notebooks_run_at_the_same_time_on_dask(tmp_path):
     join_started = result.runs["join.ipynb"].store.run(result.runs["join.ipynb"].id)["started"]
     assert join_started >= max(left[1], right[1])  # and the notebook needing both ran after them
     assert nbflow.result(tmp_path / "join.ipynb", "join", "text") == "L"
+
+
+@pytest.mark.browser
+def test_one_report_for_the_pipeline_with_a_section_per_notebook(tmp_path, page):
+    from nbflow.report.project import build_project_report
+
+    producer_and_consumer(tmp_path)
+    result = run_project(load_project(tmp_path))
+    assert result.status == "done"
+    report = build_project_report(result)
+    assert (
+        report
+        == tmp_path
+        / ".nbflow"
+        / "runs"
+        / f"pipeline-{result.runs['ingest.ipynb'].id}-{result.runs['model.py'].id}.html"
+    )
+    page.goto(report.as_uri())
+    assert page.locator("h1").inner_text() == tmp_path.name
+    assert page.locator("table").nth(1).inner_text().split("\n")[1].split("\t") == [
+        "ingest.ipynb:export",
+        "model.py:read",
+        "rows.txt",
+    ]
+    for index, (name, steps) in enumerate((("ingest.ipynb", ["load", "export"]), ("model.py", ["read", "fit"]))):
+        assert page.locator(f"section#notebook-{index} h2").inner_text().startswith(f"{name}: run ")
+        frame = page.frame_locator(f"section#notebook-{index} iframe")
+        frame.locator("#nbflow-graph canvas").first.wait_for(state="attached")  # its Bokeh scripts ran
+        for step_name in steps:
+            assert frame.locator(f"section#nbflow-step-{step_name}").count() == 1
+    page.wait_for_timeout(300)
+    assert page.outside == [] and page.console_errors == []

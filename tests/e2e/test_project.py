@@ -86,6 +86,18 @@ def test_text_notebooks_run_and_give_the_values_of_the_ipynb(tmp_path):
             assert [sorted(p.name for p in folder.iterdir())] == [[".nbflow", name]]
     assert values["nb.py"] == values["nb.md"] == values["nb.ipynb"] == [[0, 1, 2, 3], [0, 1, 4, 9], 14.0]
 
+    # nbflow diff shows the code that changed in a text notebook, as in an .ipynb
+    from nbflow.compare import compare_runs, format_comparison
+
+    path = tmp_path / "nb_py" / "nb.py"
+    first = nbflow.load_pipeline(path).plan({"n": 4})["report"].key
+    path.write_text(PERCENT.replace("total = math.fsum(sq)", "total = math.fsum(sq) + 1"))
+    pipeline = nbflow.load_pipeline(path)
+    changed = pipeline.run({"n": 4})
+    assert changed.status == "done" and pipeline.plan({"n": 4})["report"].key != first
+    text = format_comparison(compare_runs(pipeline.config, changed.id - 1, changed.id))
+    assert "-total = math.fsum(sq)\n" in text + "\n" and "+total = math.fsum(sq) + 1" in text
+
 
 def test_independent_notebooks_run_at_the_same_time_on_dask(tmp_path):
     stamp = "import time\nstart = time.time()\ntime.sleep(4)\nend = time.time()"

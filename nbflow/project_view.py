@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from .project import Project
 
 GROUP_PREFIX = "group:"
+GROUP_SPACING = 1.6
 
 
 def node_id(notebook: str, step: str) -> str:
@@ -76,7 +77,8 @@ def project_graph_model(
         )
     positions = layered_positions(_topological(order, deps), deps)
     for node in nodes:
-        node.update(positions[node["id"]])
+        # layers further apart than in one notebook: room for a group's padding and label between them
+        node.update({"x": positions[node["id"]]["x"], "y": positions[node["id"]]["y"] * GROUP_SPACING})
     return {
         "title": project.title,
         "groups": groups,

@@ -131,6 +131,7 @@ def _run(project: Any, args: argparse.Namespace) -> int:
     executor = _executor_from_args(args)
     values, raw = parameters_from_args(args)
     handle = ProjectRun(project)
+    parallel = getattr(executor, "name", executor) == "dask"  # notebooks' lines interleave: name them
 
     def terminate(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt
@@ -145,7 +146,7 @@ def _run(project: Any, args: argparse.Namespace) -> int:
             force_all=args.force_all,
             timeout=args.timeout,
             fail_fast=args.fail_fast,
-            listeners=lambda name: [ProgressPrinter(quiet=args.quiet)],
+            listeners=lambda name: [ProgressPrinter(_Named(name) if parallel else None, quiet=args.quiet)],
             handle=handle,
         )
     except KeyboardInterrupt:
@@ -176,3 +177,25 @@ def _pipeline_report(result: Any) -> None:
         print(f"report: {build_project_report(result)}", file=sys.stderr)
     except NbflowError as e:
         print(f"nbflow: no report for the pipeline: {e}", file=sys.stderr)
+
+
+class _Named:
+    """stderr with each line starting ``[notebook]``, and no spinner (two would fight for the line)."""
+
+    def __init__(self, name: str) -> None:
+        self.prefix = f"[{name}] "
+        self.at_start = True
+
+    def write(self, text: str) -> int:
+        out = []
+        for piece in text.splitlines(keepends=True):
+            out.append((self.prefix if self.at_start else "") + piece)
+            self.at_start = piece.endswith("\n")
+        sys.stderr.write("".join(out))
+        return len(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+    def isatty(self) -> bool:
+        return False

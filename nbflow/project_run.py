@@ -22,6 +22,7 @@ Must not: decide freshness (``plan.py``) or link notebooks (``project.py``).
 from __future__ import annotations
 
 import queue
+import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -168,5 +169,7 @@ def _shared_local_cluster(executor: Any) -> tuple[Any, Any]:
     if start_method in (None, "forkserver"):
         start_method = "forkserver" if start_forkserver() else "spawn"
     cluster = start_local_cluster(options.get("workers"), start_method=start_method)
-    kept = {k: options[k] for k in ("retries", "shared_cache", "worker_timeout", "announce") if k in options}
-    return cluster, DaskExecutor(cluster, **kept)
+    kept = {k: options[k] for k in ("retries", "shared_cache", "worker_timeout") if k in options}
+    if options.get("announce", True) and getattr(cluster, "dashboard_link", None):
+        print(f"nbflow: Dask dashboard: {cluster.dashboard_link}", file=sys.stderr)  # once, not once per notebook
+    return cluster, DaskExecutor(cluster, announce=False, **kept)

@@ -81,6 +81,11 @@ class Pipeline:
     warnings: tuple[str, ...] = ()
     #: Names bound by an import anywhere in the notebook (never counted as written in place).
     modules: frozenset[str] = frozenset()
+    #: In a pipeline of notebooks (``project.py``): step -> {``other.ipynb:step``: that step's key},
+    #: the steps of other notebooks it depends on (part of its key, like an upstream step's).
+    foreign: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    #: step -> the ``in:`` files another notebook's step makes (keyed by that step, not hashed).
+    foreign_files: Mapping[str, frozenset[str]] = field(default_factory=dict)
     #: The kernel's language (``languages.language_of``): analysis, values and parameters in the kernel.
     language: Language = field(default=None, compare=False)  # type: ignore[assignment]
 
@@ -228,7 +233,14 @@ def load_pipeline(
     config = config or Config.for_notebook(path)
     if source is None:
         source = read_notebook(path, memo=config.home / "validated")
-    return _build_pipeline(source, config, cls or Pipeline)
+    try:
+        return _build_pipeline(source, config, cls or Pipeline)
+    except PipelineError as e:
+        if not source.lines:
+            raise
+        from .sources import with_line
+
+        raise with_line(e, source.lines) from None
 
 
 def _analyse(source: NotebookSource, config: Config, language: Language) -> tuple[Names, dict[str, Names]]:

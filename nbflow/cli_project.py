@@ -62,7 +62,7 @@ def _graph(project: Any, args: argparse.Namespace) -> int:
 
 def project_text(project: Any) -> str:
     """Each notebook's graph as ``nbflow graph`` prints it, then the links between notebooks."""
-    from .cli import graph_text
+    from .cli_shared import graph_text
 
     total = sum(len(p.steps) for p in project.pipelines.values())
     lines = [f"{project.title}: {len(project.order)} notebooks, {total} steps"]
@@ -123,12 +123,12 @@ def _plan(project: Any, args: argparse.Namespace) -> int:
 def _run(project: Any, args: argparse.Namespace) -> int:
     import signal
 
-    from .cli import _executor_from_args
+    from .cli_shared import executor_from_args
     from .progress import ProgressPrinter
     from .project_run import ProjectRun, run_project
 
     _refuse_selection(args)
-    executor = _executor_from_args(args)
+    executor = executor_from_args(args)
     values, raw = parameters_from_args(args)
     handle = ProjectRun(project)
     parallel = getattr(executor, "name", executor) == "dask"  # notebooks' lines interleave: name them

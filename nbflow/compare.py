@@ -59,10 +59,10 @@ def step_sources(config: Any, content_hash: str | None) -> dict[str, str]:
     path = _snapshot_of(config, content_hash) if content_hash else None
     if path is None:
         return {}
-    from .notebook import read_notebook
+    from .sources import read_source
 
     try:
-        source = read_notebook(path)
+        source = read_source(path)
     except PipelineError:
         return {}
     return {s.name: s.source for s in source.steps}

@@ -1,6 +1,6 @@
 """From a read notebook to a validated pipeline graph.
 
-``load_pipeline`` combines ``notebook.read_notebook`` (cells and tags) with
+``load_pipeline`` combines ``sources.read_source`` (cells and tags) with
 ``languages`` (per kernel language: the names each step reads and writes, the parameters) into a ``Pipeline``:
 
 * A step **depends on the nearest step above it that writes a name it reads** (the
@@ -48,7 +48,7 @@ from .config import Config
 from .errors import PipelineError, did_you_mean
 from .hidden_state import ambient_kinds, edge_label, hidden_only, is_pseudo
 from .languages import Language, language_of
-from .notebook import Cell, NotebookSource, Step, read_notebook
+from .notebook import Cell, NotebookSource, Step
 from .parameters import Parameter
 
 if TYPE_CHECKING:
@@ -232,7 +232,9 @@ def load_pipeline(
     path = Path(path)
     config = config or Config.for_notebook(path)
     if source is None:
-        source = read_notebook(path, memo=config.home / "validated")
+        from .sources import read_source
+
+        source = read_source(path, memo=config.home / "validated")
     try:
         return _build_pipeline(source, config, cls or Pipeline)
     except PipelineError as e:

@@ -159,10 +159,6 @@ def read_notebook(path: str | Path, memo: str | Path | None = None) -> NotebookS
     path = Path(path)
     if path.is_symlink():
         path = path.resolve()
-    if path.suffix.lower() in TEXT_SUFFIXES:
-        from .sources import read_text_notebook
-
-        return read_text_notebook(path, memo)
     try:
         raw = path.read_bytes()
     except FileNotFoundError:

@@ -37,7 +37,7 @@ from typing import Any
 
 from .errors import PipelineError
 from .fsutil import atomic_write_text
-from .notebook import NotebookSource, notebook_from_data
+from .notebook import TEXT_SUFFIXES, NotebookSource, notebook_from_data, read_notebook
 
 #: Format Jupytext reads each suffix with when the text does not say.
 _FORMATS = {".py": "py:percent", ".md": "md", ".myst": "md:myst"}
@@ -46,6 +46,17 @@ _MYST_CODE = re.compile(r"^\s*```+\s*\{code-cell\}")
 _FENCE = re.compile(r"^\s*```+\s*([A-Za-z0-9_+-]+)")
 _PYTHON = {"python", "python3", "ipython", "ipython3", "py"}
 _MEMO_VERSION = 1
+
+
+def read_source(path: str | Path, memo: str | Path | None = None) -> NotebookSource:
+    """Any pipeline source: an ``.ipynb`` through ``notebook.read_notebook``, a text
+    notebook (``TEXT_SUFFIXES``) through Jupytext. A symbolic link is read as the real file."""
+    path = Path(path)
+    if path.is_symlink():
+        path = path.resolve()
+    if path.suffix.lower() in TEXT_SUFFIXES:
+        return read_text_notebook(path, memo)
+    return read_notebook(path, memo)
 
 
 def read_text_notebook(path: Path, memo: str | Path | None = None) -> NotebookSource:

@@ -336,14 +336,15 @@ def step_states(state: KernelState, pipeline: Any, plan: Any) -> dict[str, Any]:
     for name in pipeline.order:
         written = sorted(n for n in pipeline.steps[name].writes if not is_pseudo(n))
         held = [n for n in written if state.holder.get(n) == name and n in ns]
+        older = [n for n in held if state.keys.get(n) != plan[name].key]
         if name in by_hand and any(state.origin.get(n) and state.origin[n].how == "by hand" for n in written):
             steps[name], why[name] = "by-hand", by_hand[name]
-        elif written and len(held) == len(written) and all(state.keys.get(n) == plan[name].key for n in held):
+        elif written and len(held) == len(written) and not older:
             steps[name] = "current"
-        elif held:
+        elif older:
             steps[name] = "older"
         else:
-            steps[name] = "none"
+            steps[name] = "none"  # not there, or some of its values were changed by other code
     return {"steps": steps, "why": why}
 
 

@@ -189,8 +189,11 @@ def restored_lines(restored: Mapping[str, Origin], missing: Mapping[str, str], w
 def run_magic(state: KernelState, pipeline: Any, args: argparse.Namespace) -> list[str]:
     """``%nbflow run``: run the plan in this kernel; the summary lines."""
     mode, step = ("to", args.to) if args.to else ("only", args.only) if args.only else ("stale", None)
-    raw = {name: value for name, value in args.param}
-    live = driver.open_run(state, pipeline, mode, step, raw=raw)
+    from ..parameters import parse_cli_value
+
+    raw = {name: text for name, text in args.param}
+    values = {name: parse_cli_value(text) for name, text in args.param}  # as the CLI's -p
+    live = driver.open_run(state, pipeline, mode, step, values, raw=raw)
     status, error = "done", ""
     try:
         for decision in driver.decisions(live):

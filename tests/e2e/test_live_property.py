@@ -24,7 +24,7 @@ pytestmark = pytest.mark.slow
 #: The one step whose code is edited, in two versions; the parameter in two values.
 SQUARE = ("sq = data ** 2 + noise[0]", "sq = data ** 3 - noise[1]")
 N = (3, 4)
-SCRATCH = ("data = data + 1", "np.random.rand()", "sq = sq * 0", "noise = noise[::-1]")
+SCRATCH = ("data = data + 1", "noise = noise[::-1]", "sq = sq * 0", "np.random.rand()")
 SEQUENCES, LENGTH = 3, 24
 
 
@@ -76,7 +76,7 @@ def play(kernel: Kernel, path: Path, rng: random.Random) -> set[tuple[int, int]]
     """One random sequence; the (version, n) combinations whose keys it may have cached."""
     version, n = 0, 3
     seen = {(version, n)}
-    kernel.text("%nbflow status --notebook p.ipynb")  # the kernel follows this notebook
+    kernel.text("%nbflow run --notebook p.ipynb")  # a first run: values to play with
     for _ in range(LENGTH):
         op = rng.choice(
             [
@@ -97,10 +97,9 @@ def play(kernel: Kernel, path: Path, rng: random.Random) -> set[tuple[int, int]]
         if op == "edit":
             version = 1 - version
             set_version(path, version)
-            if rng.random() < 0.5:  # poke at the data while editing
-                kernel.text(rng.choice(SCRATCH))
-            if rng.random() < 0.6:  # and run it by hand, as people do after an edit
-                hand(kernel, path, "square", n)
+            if rng.random() < 0.7:  # poke at its inputs while editing
+                kernel.text(rng.choice(SCRATCH[:2]))
+            hand(kernel, path, "square", n)  # and run it by hand, as people do after an edit
         elif op == "hand":  # mostly the steps downstream of the edits and scratch cells
             hand(kernel, path, rng.choice(["load", "noisy", "square", "square", "report", "report"]), n)
         elif op == "hand_all":  # the notebook re-run by hand, top to bottom

@@ -410,7 +410,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="nbflow",
         description="Run a tagged Jupyter notebook as a pipeline: only what changed re-runs.",
     )
-    from . import __version__
+    from ._version import __version__
 
     parser.add_argument("--version", action="version", version=f"nbflow {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

@@ -92,7 +92,7 @@ def _templates_digest() -> str:
 
 
 def _fingerprint(*parts: Any) -> str:
-    from . import __version__
+    from ._version import __version__
 
     text = json.dumps([SITE_FORMAT, __version__, _templates_digest(), *parts], sort_keys=True, default=str)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
@@ -314,7 +314,7 @@ def _markup(text: str) -> Any:
 
 
 def _page_variables(scripts: list[str], embed: str, generated: float | None) -> dict[str, Any]:
-    from . import __version__
+    from ._version import __version__
     from .report import content_policy
 
     return {

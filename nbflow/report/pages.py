@@ -56,7 +56,7 @@ def content_policy(scripts: Iterable[str]) -> str:
 
 
 def _page_variables(parts: BokehParts, trusted: bool, extra_scripts: Iterable[str] = ()) -> dict[str, Any]:
-    from .. import __version__
+    from .._version import __version__
 
     own = [*parts.scripts, *extra_scripts]
     scripts = [_markup(js) for js in own]

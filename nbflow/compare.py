@@ -49,7 +49,8 @@ def step_sources(config: Any, content_hash: str | None) -> dict[str, str]:
     from .notebook import read_notebook
 
     try:
-        source = read_notebook(path)
+        # the snapshot is the notebook the run read: its schema check is remembered (no nbformat import)
+        source = read_notebook(path, memo=config.home / "validated")
     except PipelineError:
         return {}
     return {s.name: s.source for s in source.steps}

@@ -266,7 +266,7 @@ HEAVY = """
 import json, sys
 from nbflow.publish import publish_site
 result = publish_site([sys.argv[1]], sys.argv[2], trusted=sys.argv[3] == "trusted")
-heavy = sorted(m for m in ("bokeh", "nbconvert") if m in sys.modules)
+heavy = sorted(m for m in ("bokeh", "nbconvert", "nbformat") if m in sys.modules)
 print(json.dumps({"written": result.written, "updated": result.updated, "heavy": heavy}))
 """
 
@@ -294,10 +294,17 @@ def test_publish_takes_a_current_report_as_it_is_and_imports_only_what_stale_pag
     assert again == {"written": [], "updated": [], "heavy": []}
 
     trusted = publish_in_a_process(tmp_path, site, trusted=True)  # the recorded report is sanitized: not that page
-    assert trusted["updated"] == ["gamma/runs/1.html"] and trusted["heavy"] == ["bokeh", "nbconvert"]
+    assert trusted["updated"] == ["gamma/runs/1.html"] and trusted["heavy"] == ["bokeh", "nbconvert", "nbformat"]
     assert '<meta name="nbflow-trusted" content="yes">' in (site / "gamma" / "runs" / "1.html").read_text()
 
-    assert gamma.run({"k": 3}).status == "done"  # run 2, no report of its own: rendered, and compared with run 1
+    assert gamma.run({"k": 3}).status == "done"  # run 2, with its report: compared with run 1, nothing else rendered
+    second = build_report(gamma.config, 2)
+    reported = publish_in_a_process(tmp_path, site)
+    assert sorted(reported["written"]) == ["gamma/compare/1-2.html", "gamma/runs/2.html"]
+    assert (site / "gamma" / "runs" / "2.html").read_bytes() == second.read_bytes()
+    assert reported["heavy"] == ["bokeh"]  # the comparison reads the notebook snapshot without nbformat
+
+    assert gamma.run({"k": 4}).status == "done"  # run 3, no report of its own: rendered here
     third = publish_in_a_process(tmp_path, site)
-    assert "gamma/runs/2.html" in third["written"] and "gamma/compare/1-2.html" in third["written"]
-    assert third["heavy"] == ["bokeh", "nbconvert"]
+    assert sorted(third["written"]) == ["gamma/compare/2-3.html", "gamma/runs/3.html"]
+    assert third["heavy"] == ["bokeh", "nbconvert", "nbformat"]

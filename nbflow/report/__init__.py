@@ -121,7 +121,9 @@ def build_report(config: Config, run_id: int, *, output: Path | None = None, tru
     """Write the self-contained HTML report of run ``run_id``; return its path.
 
     The default path is ``<runs>/<run_id>/report.html`` (recorded in the run store as
-    the run's ``report`` artifact). Outputs are sanitized unless ``trusted``.
+    the run's ``report`` artifact). Outputs are sanitized unless ``trusted``. The page
+    names the fingerprint of what it was made from (``fingerprints.py``), so ``nbflow
+    publish`` takes it as it is while the run has not changed since.
     """
     _require_extra()
     store = open_store(config)

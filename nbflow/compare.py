@@ -62,7 +62,8 @@ def step_sources(config: Any, content_hash: str | None) -> dict[str, str]:
     from .sources import read_source
 
     try:
-        source = read_source(path)
+        # the snapshot is the notebook the run read: its schema check is remembered (no nbformat import)
+        source = read_source(path, memo=config.home / "validated")
     except PipelineError:
         return {}
     return {s.name: s.source for s in source.steps}

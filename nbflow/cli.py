@@ -22,6 +22,7 @@ from . import jsonout
 from .cli_parameters import add_parameter_options as _add_parameter_options
 from .cli_parameters import parameters_from_args
 from .errors import NbflowError, PipelineError
+from .startup import skip_unused_imports
 
 _CANNOT_WRITE = (errno.EACCES, errno.EPERM, errno.EROFS)
 
@@ -668,6 +669,7 @@ def _add_selection_options(p: argparse.ArgumentParser) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    skip_unused_imports()
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

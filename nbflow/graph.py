@@ -81,6 +81,11 @@ class Pipeline:
     #: Names bound by an import anywhere in the notebook (never counted as written in place).
     modules: frozenset[str] = frozenset()
 
+    @cached_property
+    def position(self) -> Mapping[str, int]:
+        """Each step's index in ``order``."""
+        return {name: i for i, name in enumerate(self.order)}
+
     # ------------------------------------------------------------------ graph
     @cached_property
     def graph(self) -> networkx.DiGraph:

@@ -28,6 +28,7 @@ returns a ``Plan``. Standard library only (it runs on the no-op path).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Callable, Iterable, Mapping
@@ -113,9 +114,10 @@ class KeyParts:
     files: Mapping[str, str] = field(default_factory=dict)
     format: int = CACHE_FORMAT
 
-    @property
+    @functools.cached_property
     def key(self) -> str:
-        """The step key: SHA-256 of the canonical JSON of the parts."""
+        """The step key: SHA-256 of the canonical JSON of the parts (computed once: a run
+        re-keys its steps after each one, and finished steps keep their parts)."""
         return sha256_text(json.dumps(asdict(self), sort_keys=True, separators=(",", ":")))
 
     def to_dict(self) -> dict[str, Any]:
@@ -174,7 +176,7 @@ def effective_inputs(
     after the static provider takes its place; ``found`` adds reads seen at run time.
     """
     step = pipeline.steps[name]
-    position = {s: i for i, s in enumerate(pipeline.order)}
+    position = pipeline.position
     inputs = dict(step.inputs)
     for value in sorted(set(step.reads) | set(found or {})):
         held = holders.get(value)

@@ -232,7 +232,9 @@ class Run:
                         status, error, self.exception = "failed", str(e), e
             self.duration = time.time() - ctx.started
             self.status, self.error = status, error
-            ctx.publish(RunFinished(self.id, status=status, duration=self.duration, error=error))
+            ctx.publish(
+                RunFinished(self.id, status=status, duration=self.duration, error=error, cache_wait=ctx.cache_wait)
+            )
         except BaseException as e:  # noqa: BLE001
             self.status, self.error, self.exception = "failed", f"{type(e).__name__}: {e}", e
             self._report_unexpected("could not be finished", self.error)

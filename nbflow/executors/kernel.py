@@ -182,9 +182,11 @@ class Session:
             if stop.status != "cancelled":
                 ctx.failure = str(stop)
         finally:
+            waiting = time.monotonic()
             await self.collect_pending(wait=True)
             self.discard_pending()
             await asyncio.to_thread(self.committer.close)
+            ctx.cache_wait = time.monotonic() - waiting
             if self.client is not None and self.client.kc is not None:
                 self.client.kc.stop_channels()
 

@@ -209,6 +209,9 @@ class Run:
         except BaseException as e:  # noqa: BLE001 - reported on the run, never lost in a thread
             status, error, self.exception = "failed", f"{self.pipeline.path.name}: {type(e).__name__}: {e}", e
             self._report_unexpected("failed unexpectedly", error)
+        if ctx.early_kernel is not None:  # the run ended before its executor took the kernel
+            ctx.early_kernel.discard()
+            ctx.early_kernel = None
         try:
             ctx.finish_unrun()
             if ctx.cancel.is_set():
@@ -292,8 +295,7 @@ def start_run(
     ``items`` recomputes those elements of the one ``map:`` step named by ``only``.
     ``run_class``: the ``Run`` subclass to return (``api.Run`` adds ``report``).
     """
-    from . import provenance
-    from .executors import RunContext, get_executor
+    from .executors import get_executor
 
     config = pipeline.config
     if not pipeline.steps:
@@ -318,6 +320,51 @@ def start_run(
         pipeline, params, raw=raw, force=force, force_all=force_all, only=only, from_=from_, cache=cache
     )
     chosen = get_executor(executor or config.executor)
+    prestart = getattr(chosen, "prestart", None)
+    early = prestart(pipeline, config) if plan.to_run and prestart is not None else None
+    try:
+        return _record_and_start(
+            pipeline,
+            plan,
+            chosen,
+            config,
+            cache,
+            given,
+            output,
+            timeout,
+            fail_fast,
+            forced_items,
+            listeners,
+            widget,
+            run_class,
+            early,
+        )
+    except BaseException:
+        if early is not None:
+            early.discard()
+        raise
+
+
+def _record_and_start(
+    pipeline: Pipeline,
+    plan: Plan,
+    chosen: Executor,
+    config: Any,
+    cache: Cache,
+    given: dict[str, Any],
+    output: str | Path | None,
+    timeout: float | None,
+    fail_fast: bool,
+    forced_items: dict[str, list[int]],
+    listeners: Iterable[Callable[[Event], None]],
+    widget: Any,
+    run_class: type[Run] | None,
+    early: Any,
+) -> Run:
+    """Record the run, then start its thread (``early``: the kernel already starting)."""
+    from . import provenance
+    from .executors import RunContext
+
     store = config.open_store()
     register_store(config.cache_dir, config.store_path)  # a shared cache-dir's clean keeps our entries
     run_id = store.create_run(
@@ -347,6 +394,7 @@ def start_run(
         timeout=timeout or config.timeout,
         fail_fast=fail_fast,
         items=forced_items,
+        early_kernel=early,
     )
     copy_to = Path(output) if output is not None else None
     if copy_to is None and not plan.to_run:

@@ -49,6 +49,7 @@ from typing import Any, Literal
 
 from .base import RunContext
 from .kernel_client import (
+    EarlyKernel,
     SilentError,
     client_class,
     error_text_of,
@@ -75,7 +76,19 @@ class KernelExecutor:
 
     name = "kernel"
 
+    def prestart(self, pipeline: Any, config: Any) -> EarlyKernel:
+        """Start the kernel now, before the run is recorded (``run.start_run``)."""
+        return EarlyKernel(pipeline, config.runs_dir)
+
     def execute(self, ctx: RunContext) -> None:
+        try:
+            self._execute(ctx)
+        finally:
+            if ctx.early_kernel is not None:  # not taken: no step ran after all
+                ctx.early_kernel.discard()
+                ctx.early_kernel = None
+
+    def _execute(self, ctx: RunContext) -> None:
         if not ctx.steps_to_run():
             ctx.publish_cached_and_queued()  # may turn a step with a corrupt entry into "run"
             if not ctx.steps_to_run() and ctx.output_path is None:

@@ -203,7 +203,11 @@ class Cache:
 
     def was_invalidated(self, step: str, key: str) -> bool:
         """Whether the entry for ``key`` was removed by ``invalidate``."""
-        return any((self.root / step).glob(f".invalidated-{key}-*"))
+        prefix = f".invalidated-{key}-"
+        try:
+            return any(n.startswith(prefix) for n in os.listdir(self.root / step))
+        except OSError:  # no folder for the step (or not a folder): nothing was invalidated
+            return False
 
     def quarantine(self, step: str, key: str) -> None:
         """Move a corrupt entry aside so it is never looked up again."""

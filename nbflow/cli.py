@@ -24,6 +24,7 @@ from .cli_parameters import parameters_from_args
 from .cli_shared import executor_from_args as _executor_from_args
 from .cli_shared import graph_text
 from .errors import NbflowError, PipelineError
+from .startup import skip_unused_imports
 
 _CANNOT_WRITE = (errno.EACCES, errno.EPERM, errno.EROFS)
 
@@ -622,6 +623,7 @@ def _add_selection_options(p: argparse.ArgumentParser) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    skip_unused_imports()
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -95,6 +95,11 @@ class Pipeline:
 
             object.__setattr__(self, "language", PYTHON)
 
+    @cached_property
+    def position(self) -> Mapping[str, int]:
+        """Each step's index in ``order``."""
+        return {name: i for i, name in enumerate(self.order)}
+
     # ------------------------------------------------------------------ graph
     @cached_property
     def graph(self) -> networkx.DiGraph:

@@ -24,8 +24,10 @@ Markdown cells directly above a step are its documentation; the first markdown c
 the notebook is the pipeline's description.
 
 This module reads JSON with the standard library: importing nbformat costs more than
-the whole no-op run is allowed to take. A notebook is checked with ``nbformat.validate``
-once per distinct content (the hashes already validated are remembered in a memo file).
+the whole no-op run is allowed to take. A notebook is checked against nbformat's schema
+once per distinct content (the hashes already validated are remembered in a memo file):
+with fastjsonschema when it is valid (``nbschema.py``), with ``nbformat.validate`` for
+the verdict and the message otherwise.
 It must not analyse code or build graphs: that is ``analysis.py`` and ``graph.py``.
 """
 
@@ -42,6 +44,7 @@ from typing import Any
 
 from .errors import PipelineError
 from .fsutil import atomic_write_text
+from .nbschema import quick_accept
 
 STEP_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*\Z")
 #: Longest step name: a step names a cache folder, and file systems allow 255 bytes per name.
@@ -300,6 +303,8 @@ def _check_unique_ids(cells: tuple[Cell, ...], path: Path) -> None:
 
 
 def _validate(data: dict[str, Any], path: Path) -> None:
+    if quick_accept(data):
+        return  # nbformat's schema accepts it (nbschema.py); nbformat itself only describes errors
     import warnings
 
     import nbformat

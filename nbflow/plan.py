@@ -184,7 +184,7 @@ def effective_inputs(
     after the static provider takes its place; ``found`` adds reads seen at run time.
     """
     step = pipeline.steps[name]
-    position = {s: i for i, s in enumerate(pipeline.order)}
+    position = pipeline.position
     inputs = dict(step.inputs)
     for value in sorted(set(step.reads) | set(found or {})):
         held = holders.get(value)

@@ -227,6 +227,9 @@ class Run:
         """Settle the steps without a final status, publish ``RunFinished`` and stop the
         heartbeat: the second half of a run (``status`` is what the executor saw)."""
         ctx = self._ctx
+        if ctx.early_kernel is not None:  # the run ended before its executor took the kernel
+            ctx.early_kernel.discard()
+            ctx.early_kernel = None
         try:
             ctx.finish_unrun()
             if ctx.cancel.is_set():
@@ -250,7 +253,9 @@ class Run:
                         status, error, self.exception = "failed", str(e), e
             self.duration = time.time() - ctx.started
             self.status, self.error = status, error
-            ctx.publish(RunFinished(self.id, status=status, duration=self.duration, error=error))
+            ctx.publish(
+                RunFinished(self.id, status=status, duration=self.duration, error=error, cache_wait=ctx.cache_wait)
+            )
         except BaseException as e:  # noqa: BLE001
             self.status, self.error, self.exception = "failed", f"{type(e).__name__}: {e}", e
             self._report_unexpected("could not be finished", self.error)
@@ -316,8 +321,7 @@ def prepare_run(
     ``items`` recomputes those elements of the one ``map:`` step named by ``only``.
     ``run_class``: the ``Run`` subclass to return (``api.Run`` adds ``report``).
     """
-    from . import provenance
-    from .executors import RunContext, get_executor
+    from .executors import get_executor
 
     config = pipeline.config
     if not pipeline.steps:
@@ -342,6 +346,51 @@ def prepare_run(
         pipeline, params, raw=raw, force=force, force_all=force_all, only=only, from_=from_, cache=cache
     )
     chosen = get_executor(executor or config.executor)
+    prestart = getattr(chosen, "prestart", None)
+    early = prestart(pipeline, config) if plan.to_run and prestart is not None else None
+    try:
+        return _record_and_start(
+            pipeline,
+            plan,
+            chosen,
+            config,
+            cache,
+            given,
+            output,
+            timeout,
+            fail_fast,
+            forced_items,
+            listeners,
+            widget,
+            run_class,
+            early,
+        )
+    except BaseException:
+        if early is not None:
+            early.discard()
+        raise
+
+
+def _record_and_start(
+    pipeline: Pipeline,
+    plan: Plan,
+    chosen: Executor,
+    config: Any,
+    cache: Cache,
+    given: dict[str, Any],
+    output: str | Path | None,
+    timeout: float | None,
+    fail_fast: bool,
+    forced_items: dict[str, list[int]],
+    listeners: Iterable[Callable[[Event], None]],
+    widget: Any,
+    run_class: type[Run] | None,
+    early: Any,
+) -> Run:
+    """Record the run, then start its thread (``early``: the kernel already starting)."""
+    from . import provenance
+    from .executors import RunContext
+
     store = config.open_store()
     register_store(config.cache_dir, config.store_path)  # a shared cache-dir's clean keeps our entries
     run_id = store.create_run(
@@ -371,6 +420,7 @@ def prepare_run(
         timeout=timeout or config.timeout,
         fail_fast=fail_fast,
         items=forced_items,
+        early_kernel=early,
     )
     copy_to = Path(output) if output is not None else None
     if copy_to is None and not plan.to_run:

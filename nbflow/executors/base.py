@@ -65,6 +65,10 @@ class RunContext:
     started: float = field(default_factory=time.time)
     #: Early cut-off: keys recomputed as the run learns values' digests (``cutoff.RunKeys``).
     keys: Any = None
+    #: Seconds the run's end waited for cache entries still being written (reported apart).
+    cache_wait: float = 0.0
+    #: A kernel already starting (``kernel_client.EarlyKernel``), for executors that use one.
+    early_kernel: Any = None
 
     def __post_init__(self) -> None:
         for entry in self.plan:

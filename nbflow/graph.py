@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .analysis import KERNEL_NAMES, AnalysisError, FunctionNames, Names, analyse_cells, used_function_names
+from .analysis_setup import SetupStatement, setup_part, setup_reach, setup_statements
 from .config import Config
 from .errors import PipelineError, did_you_mean
 from .hidden_state import ambient_kinds, edge_label, hidden_only, is_pseudo
@@ -80,6 +81,10 @@ class Pipeline:
     warnings: tuple[str, ...] = ()
     #: Names bound by an import anywhere in the notebook (never counted as written in place).
     modules: frozenset[str] = frozenset()
+    #: The setup's top-level statements (``analysis_setup``).
+    setup_statements: tuple[SetupStatement, ...] = ()
+    #: Per step, the setup part of its key: label -> digest of each setup statement it reaches.
+    setup_parts: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
     # ------------------------------------------------------------------ graph
     @cached_property
@@ -237,6 +242,7 @@ def _build_pipeline(source: NotebookSource, config: Config, cls: type[Pipeline])
     if source.parameters is not None:
         parameters = parse_parameters_cell(source.parameters.source, path, source.parameters.number)
     setup = _analyse(source.setup, path, None)
+    statements = setup_statements([c.source for c in source.setup])
     names = {step.name: _analyse(step.cells, path, step.name, setup.modules) for step in source.steps}
     # Hidden state every step reads (the working folder, options...): an edge only
     # from a step that writes it.
@@ -257,10 +263,13 @@ def _build_pipeline(source: NotebookSource, config: Config, cls: type[Pipeline])
     steps: dict[str, Step] = {}
     deps: dict[str, tuple[str, ...]] = {}
     edge_names: dict[tuple[str, str], tuple[str, ...]] = {}
+    reach: dict[str, set[int]] = {}
 
     for step in source.steps:
         found = names[step.name]
         called = used_function_names(found, functions)
+        used = found.reads | found.refs | found.late_reads | called.reads
+        reach[step.name] = set(setup_reach(statements, used, functions))
         writes = set(found.writes) | (set(found.mutated) - modules) | (set(called.writes) - modules)
         immediate = set(found.reads) | ambient
         if step.map_over:
@@ -337,6 +346,11 @@ def _build_pipeline(source: NotebookSource, config: Config, cls: type[Pipeline])
             last_writer[name] = step.name
 
     order = _execution_order(source, deps)
+    # Functions and classes travel with the values built from them (an instance is
+    # unpickled with today's class): a step also reaches the ones its upstream steps reach.
+    for name in order:
+        for dep in deps[name]:
+            reach[name] |= {i for i in reach[dep] if statements[i].code_value}
     return cls(
         path=path,
         source=source,
@@ -350,6 +364,8 @@ def _build_pipeline(source: NotebookSource, config: Config, cls: type[Pipeline])
         config=config,
         warnings=tuple(warnings),
         modules=frozenset(modules),
+        setup_statements=statements,
+        setup_parts={name: setup_part(statements, reach[name]) for name in order},
     )
 
 

@@ -48,7 +48,7 @@ from .analysis_setup import SetupStatement, setup_part, setup_reach, setup_state
 from .config import Config
 from .errors import PipelineError, did_you_mean
 from .hidden_state import ambient_kinds, edge_label, hidden_only, is_pseudo
-from .notebook import Cell, NotebookSource, Step, read_notebook
+from .notebook import Cell, CheckCell, NotebookSource, Step, read_notebook
 from .parameters import Parameter, parse_parameters_cell
 
 if TYPE_CHECKING:
@@ -85,6 +85,17 @@ class Pipeline:
     setup_statements: tuple[SetupStatement, ...] = ()
     #: Per step, the setup part of its key: label -> digest of each setup statement it reaches.
     setup_parts: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    #: Data checks, by the name of the step that runs them (``load.check1``, see ``check_name``).
+    checks: Mapping[str, CheckCell] = field(default_factory=dict)
+
+    @property
+    def step_names(self) -> tuple[str, ...]:
+        """The pipeline's own steps in execution order (``order`` without the checks)."""
+        return tuple(s for s in self.order if s not in self.checks)
+
+    def checks_of(self, step: str) -> list[str]:
+        """The names of the checks of ``step``, in notebook order."""
+        return [c for c, info in self.checks.items() if info.step == step]
 
     # ------------------------------------------------------------------ graph
     @cached_property
@@ -161,8 +172,12 @@ class Pipeline:
                     "after": list(self.steps[name].after),
                     "reads": sorted(self.steps[name].reads),
                     "writes": sorted(self.steps[name].writes),
+                    "checks": [
+                        {"name": c, "cell": self.checks[c].cell.number, "warn": self.checks[c].warn}
+                        for c in self.checks_of(name)
+                    ],
                 }
-                for name in self.order
+                for name in self.step_names
             ],
             "edges": [
                 {
@@ -346,6 +361,10 @@ def _build_pipeline(source: NotebookSource, config: Config, cls: type[Pipeline])
             last_writer[name] = step.name
 
     order = _execution_order(source, deps)
+    checks = _add_checks(source, steps, deps, order, setup, parameters, set(last_writer), modules)
+    for check in checks:
+        reach[check] = set(setup_reach(statements, steps[check].reads, functions))
+    order = _with_checks(order, checks)
     # Functions and classes travel with the values built from them (an instance is
     # unpickled with today's class): a step also reaches the ones its upstream steps reach.
     for name in order:
@@ -366,7 +385,78 @@ def _build_pipeline(source: NotebookSource, config: Config, cls: type[Pipeline])
         modules=frozenset(modules),
         setup_statements=statements,
         setup_parts={name: setup_part(statements, reach[name]) for name in order},
+        checks=checks,
     )
+
+
+def check_name(step: str, number: int) -> str:
+    """The name of the ``number``-th check of ``step``: ``load.check1`` (a dot: never a step's name)."""
+    return f"{step}.check{number}"
+
+
+def _add_checks(
+    source: NotebookSource,
+    steps: dict[str, Step],
+    deps: dict[str, tuple[str, ...]],
+    order: tuple[str, ...],
+    setup: Names,
+    parameters: Mapping[str, Parameter],
+    names: set[str],
+    modules: set[str],
+) -> dict[str, CheckCell]:
+    """Make a step of every data check (it runs right after the step it checks, on its
+    values, keyed apart from it) and make the checked step's dependants wait for it."""
+    path = source.path
+    checks: dict[str, CheckCell] = {}
+    counts: dict[str, int] = {}
+    for check in source.checks:
+        counts[check.step] = counts.get(check.step, 0) + 1
+        name = check_name(check.step, counts[check.step])
+        target = steps[check.step]
+        found = _analyse((check.cell,), path, check.step)
+        tag = f"check{'-warn' if check.warn else ''}:{check.step}"
+        params: set[str] = set()
+        inputs: dict[str, str] = {}
+        for read in sorted(found.reads | found.late_reads):
+            if read in target.writes:
+                inputs[read] = check.step
+            elif read in setup.writes or read in KERNEL_NAMES or is_pseudo(read):
+                continue
+            elif read in parameters:
+                params.add(read)
+            elif read in names:
+                raise PipelineError(
+                    f"tag '{tag}': the check reads {read!r}, which step {check.step} does not make; "
+                    f"a check reads the values of the step it checks",
+                    notebook=path,
+                    cell=check.cell.number,
+                    step=check.step,
+                )
+        steps[name] = Step(
+            name=name,
+            cells=(check.cell,),
+            reads=frozenset(found.reads | found.late_reads),
+            writes=frozenset(set(found.writes) | (set(found.mutated) - modules)),
+            params=tuple(sorted(params)),
+            inputs=inputs,
+            code=found.code,
+        )
+        deps[name] = (check.step,)
+        checks[name] = check
+        if not check.warn:
+            for other in order:
+                if check.step in deps[other] and other not in checks:
+                    deps[other] = (*deps[other], name)
+    return checks
+
+
+def _with_checks(order: tuple[str, ...], checks: Mapping[str, CheckCell]) -> tuple[str, ...]:
+    """``order`` with each check right after the step it checks."""
+    result: list[str] = []
+    for name in order:
+        result.append(name)
+        result.extend(c for c, info in checks.items() if info.step == name)
+    return tuple(result)
 
 
 def _where(path: Path, step: Step) -> str:

@@ -226,7 +226,8 @@ def step_keys(
             inputs = effective_inputs(pipeline, name, holders, found)
             if inputs_out is not None:
                 inputs_out[name] = inputs
-            deps = set(pipeline.deps[name]) | set(inputs.values())
+            # a step waits for the checks of its upstream steps, but its key does not hold them
+            deps = {d for d in pipeline.deps[name] if d not in pipeline.checks} | set(inputs.values())
             pinned = set(step.after) | set(step.file_inputs.values())
             upstream = {}
             for dep in sorted(deps):
@@ -250,10 +251,11 @@ def step_keys(
             if inputs_out is not None:
                 found = info.found_reads if info else (found_reads(name, code) if found_reads is not None else None)
                 inputs_out[name] = effective_inputs(pipeline, name, holders, found)
-            for value in step.writes:
-                holders[value] = (position, name)
-            for value in info.run_writes if info else ():
-                holders[value] = (position, name)
+            if name not in pipeline.checks:
+                for value in step.writes:
+                    holders[value] = (position, name)
+                for value in info.run_writes if info else ():
+                    holders[value] = (position, name)
             continue
         parts[name] = parts_with({})
         info = known(name, parts[name].key) if known is not None else None
@@ -263,10 +265,11 @@ def step_keys(
                 parts[name] = parts_with(found)
                 info = known(name, parts[name].key) if known is not None else None
         keys[name] = parts[name].key
-        for value in step.writes:
-            holders[value] = (position, name)
-        for value in info.run_writes if info else ():
-            holders[value] = (position, name)
+        if name not in pipeline.checks:  # a check's values are never another step's input
+            for value in step.writes:
+                holders[value] = (position, name)
+            for value in info.run_writes if info else ():
+                holders[value] = (position, name)
         if name == until:
             break
     return parts

@@ -389,6 +389,11 @@ def _build_pipeline(source: NotebookSource, config: Config, cls: type[Pipeline])
     )
 
 
+def is_check(name: str) -> bool:
+    """Whether ``name`` names a data check (``load.check1``), not a step."""
+    return "." in name
+
+
 def check_name(step: str, number: int) -> str:
     """The name of the ``number``-th check of ``step``: ``load.check1`` (a dot: never a step's name)."""
     return f"{step}.check{number}"

@@ -428,6 +428,8 @@ class PlanEntry:
     #: Running steps that read what this cached step reads: they may change it at run
     #: time (an alias, an unclassified call), so its key is checked again after them.
     recheck: tuple[str, ...] = ()
+    #: What the step's entry holds, in a few words (``cache.output_summary``); "" without one.
+    summary: str = ""
 
     @property
     def why(self) -> str:
@@ -478,7 +480,14 @@ class Plan:
             "notebook": self.notebook,
             "params": dict(self.params),
             "steps": [
-                {"step": e.step, "key": e.key, "state": e.state, "action": e.action, "reasons": list(e.reasons)}
+                {
+                    "step": e.step,
+                    "key": e.key,
+                    "state": e.state,
+                    "action": e.action,
+                    "reasons": list(e.reasons),
+                    "summary": e.summary,
+                }
                 for e in self
             ],
         }
@@ -591,5 +600,6 @@ def compute_plan(
             reasons=tuple(reasons.get(name, ())),
             parts=parts[name],
             recheck=recheck.get(name, ()) if action == "cached" else (),
+            summary=str(entries[name].manifest.get("summary") or "") if entries.get(name) is not None else "",
         )
     return Plan(notebook=str(pipeline.path), params=dict(params), entries=plan_entries)

@@ -12,6 +12,8 @@ import nbflow
 from nbflow.events import RunWarning
 from nbflow.executors.dask import DaskExecutor
 from nbflow.executors.dask_cluster import start_local_cluster
+from nbflow.report import build_report
+from nbflow.view import GraphState, graph_model
 
 from ..conftest import code, step
 from .test_fidelity_cases import edit
@@ -75,6 +77,23 @@ def test_a_passing_check_runs_after_its_step_and_is_cached(make_notebook, execut
     warned = [w.message for w in warnings if w.step == "clean.check1"]
     assert warned == ['pipeline.ipynb, cell 5 (step "clean"): check-warn failed: AssertionError: only 5 rows kept']
     assert nbflow.result(path, "total", "t", run=r.id) == 25
+    # the views: one node per step (checks are marks on them), with what each step produced
+    pipeline = nbflow.load_pipeline(path)
+    state = GraphState(graph_model(pipeline, pipeline.plan()))
+    r.bus.subscribe(state.apply)  # the run's events, replayed
+    assert state.marks == {"load": "passed", "clean": "warned", "total": None}
+    labels = state.labels()
+    assert labels["load"].startswith("load ✓\nrows: 10 items · ")
+    assert labels["clean"].startswith("clean ⚠\nkept: 5 items · ")
+    model = graph_model(pipeline, pipeline.plan())
+    assert [n["id"] for n in model["nodes"]] == ["load", "clean", "total"]
+    assert model["nodes"][0]["check"] == "passed"
+    assert model["nodes"][0]["checks"] == [{"name": "load.check1", "cell": 4, "warn": False, "state": "fresh"}]
+    assert model["nodes"][2]["summary"].startswith("t: 25 · ")
+    html = build_report(pipeline.config, r.id).read_text(encoding="utf-8")
+    assert 'data-check="passed">✓ load.check1 (passed)' in html
+    assert 'data-check="warned">⚠ clean.check1 (warned)' in html
+    assert "Produced: rows: 10 items · " in html
     again = run(path, executor)
     # the passing check is cached; the warning check re-runs (on the cached values) until it passes
     assert statuses(again) == {

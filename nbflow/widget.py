@@ -127,7 +127,8 @@ class PipelineWidget(w.HBox):
         if self.plan is not None:
             stale = [e.step for e in self.plan if e.state == "stale"]
             self._say(
-                f"{len(self.pipeline.steps)} steps; {len(stale)} stale" + (f": {', '.join(stale)}" if stale else "")
+                f"{len(self.pipeline.step_names)} steps; {len(stale)} stale"
+                + (f": {', '.join(stale)}" if stale else "")
             )
 
     def _draw(self) -> None:

@@ -94,7 +94,10 @@ def _statements(trees: list[ast.Module], modules: Mapping[str, str]) -> tuple[Se
             uses = set(walker.refs) | set(walker.late) | set(walker.reads)
             for info in walker.functions.values():
                 uses |= set(info.reads)
-            ambient = not binds or bool(hidden) or bool(set(walker.mutated) - binds)
+            # a call on a module (``pd.read_csv(...)``) is not a change to it; ``sys.path.insert``
+            # binds nothing, so it is ambient anyway
+            changed = set(walker.mutated) - binds - set(aliases)
+            ambient = not binds or bool(hidden) or bool(changed)
             text = _first_line(node)
             if ambient:
                 ambient_count += 1

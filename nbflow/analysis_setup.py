@@ -62,8 +62,8 @@ class SetupStatement:
     ambient: bool
     #: ``def``/``class``: its value is code, which travels with the values built from it.
     code_value: bool = False
-    #: The statement as written (first line), for messages.
-    text: str = ""
+    #: Where it starts: (index of the setup cell, line in that cell).
+    where: tuple[int, int] = (0, 0)
 
 
 def setup_statements(sources: Sequence[str], modules: Mapping[str, str] | None = None) -> tuple[SetupStatement, ...]:
@@ -84,7 +84,7 @@ def _statements(trees: list[ast.Module], modules: Mapping[str, str]) -> tuple[Se
     labels: dict[str, int] = {}
     ambient_count = 0
     aliases = dict(modules)
-    for tree in trees:
+    for cell, tree in enumerate(trees):
         for node in tree.body:
             walker = _Walker(aliases)
             walker.block([node], set())
@@ -98,7 +98,6 @@ def _statements(trees: list[ast.Module], modules: Mapping[str, str]) -> tuple[Se
             # binds nothing, so it is ambient anyway
             changed = set(walker.mutated) - binds - set(aliases)
             ambient = not binds or bool(hidden) or bool(changed)
-            text = _first_line(node)
             if ambient:
                 ambient_count += 1
                 label = f"statement {ambient_count}"
@@ -115,7 +114,7 @@ def _statements(trees: list[ast.Module], modules: Mapping[str, str]) -> tuple[Se
                     uses=frozenset(uses),
                     ambient=ambient,
                     code_value=isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef),
-                    text=text,
+                    where=(cell, node.lineno),
                 )
             )
     return tuple(found)
@@ -130,14 +129,6 @@ def _label(node: ast.stmt, binds: set[str]) -> str:
     if isinstance(node, ast.Import | ast.ImportFrom):
         return f"import {names}"
     return f"constant {names}"
-
-
-def _first_line(node: ast.stmt) -> str:
-    try:
-        text = ast.unparse(node).splitlines()[0]
-    except (RecursionError, IndexError, ValueError):
-        return ""
-    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def setup_reach(

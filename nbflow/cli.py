@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from . import jsonout
+from . import cli_project, jsonout
 from .cli_parameters import add_parameter_options as _add_parameter_options
 from .cli_parameters import parameters_from_args
 from .errors import NbflowError, PipelineError
@@ -671,6 +671,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        if cli_project.handles(args):  # a folder or nbflow.toml: a pipeline of notebooks
+            args.func = cli_project.run_command
         return int(args.func(args) or 0)
     except PipelineError as e:
         print(f"nbflow: error: {e}", file=sys.stderr)

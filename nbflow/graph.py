@@ -1,7 +1,7 @@
 """From a read notebook to a validated pipeline graph.
 
 ``load_pipeline`` combines ``notebook.read_notebook`` (cells and tags) with
-``analysis.analyse_cells`` (names each step reads and writes) into a ``Pipeline``:
+``languages`` (per kernel language: the names each step reads and writes, the parameters) into a ``Pipeline``:
 
 * A step **depends on the nearest step above it that writes a name it reads** (the
   value it would see running the notebook top to bottom), plus its ``after:`` steps.
@@ -43,13 +43,14 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .analysis import KERNEL_NAMES, AnalysisError, FunctionNames, Names, analyse_cells, used_function_names
-from .analysis_setup import SetupStatement, setup_part, setup_reach, setup_statements
+from .analysis import AnalysisError, FunctionNames, Names, used_function_names
+from .analysis_setup import SetupStatement, setup_part, setup_reach
 from .config import Config
 from .errors import PipelineError, did_you_mean
 from .hidden_state import ambient_kinds, edge_label, hidden_only, is_pseudo
+from .languages import Language, language_of
 from .notebook import Cell, CheckCell, NotebookSource, Step, read_notebook
-from .parameters import Parameter, parse_parameters_cell
+from .parameters import Parameter
 
 if TYPE_CHECKING:
     import networkx
@@ -81,12 +82,25 @@ class Pipeline:
     warnings: tuple[str, ...] = ()
     #: Names bound by an import anywhere in the notebook (never counted as written in place).
     modules: frozenset[str] = frozenset()
+    #: In a pipeline of notebooks (``project.py``): step -> {``other.ipynb:step``: that step's key},
+    #: the steps of other notebooks it depends on (part of its key, like an upstream step's).
+    foreign: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    #: step -> the ``in:`` files another notebook's step makes (keyed by that step, not hashed).
+    foreign_files: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    #: The kernel's language (``languages.language_of``): analysis, values and parameters in the kernel.
+    language: Language = field(default=None, compare=False)  # type: ignore[assignment]
     #: The setup's top-level statements (``analysis_setup``).
     setup_statements: tuple[SetupStatement, ...] = ()
     #: Per step, the setup part of its key: label -> digest of each setup statement it reaches.
     setup_parts: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     #: Data checks, by the name of the step that runs them (``load.check1``, see ``check_name``).
     checks: Mapping[str, CheckCell] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.language is None:
+            from .languages.python import PYTHON
+
+            object.__setattr__(self, "language", PYTHON)
 
     @property
     def step_names(self) -> tuple[str, ...]:
@@ -239,26 +253,43 @@ def load_pipeline(
     config = config or Config.for_notebook(path)
     if source is None:
         source = read_notebook(path, memo=config.home / "validated")
-    return _build_pipeline(source, config, cls or Pipeline)
-
-
-def _analyse(cells: Sequence[Cell], path: Path, step: str | None, modules: Mapping[str, str] | None = None) -> Names:
     try:
-        return analyse_cells([c.source for c in cells], modules)
-    except AnalysisError as e:
-        cell = cells[e.cell]
-        raise PipelineError(str(e), notebook=path, cell=cell.number, step=step) from None
+        return _build_pipeline(source, config, cls or Pipeline)
+    except PipelineError as e:
+        if not source.lines:
+            raise
+        from .sources import with_line
+
+        raise with_line(e, source.lines) from None
+
+
+def _analyse(source: NotebookSource, config: Config, language: Language) -> tuple[Names, dict[str, Names]]:
+    """The setup's names and each step's, through the notebook's language."""
+    path = source.path
+    memo = config.home / "analysis"
+    groups = [source.setup, *(step.cells for step in source.steps)]
+    owners: list[str | None] = [None, *(step.name for step in source.steps)]
+    found = language.analyse([[c.source for c in cells] for cells in groups], memo)
+    names: list[Names] = []
+    for cells, owner, result in zip(groups, owners, found, strict=True):
+        if isinstance(result, AnalysisError):
+            raise PipelineError(str(result), notebook=path, cell=cells[result.cell].number, step=owner)
+        names.append(result)
+    return names[0], {step.name: n for step, n in zip(source.steps, names[1:], strict=True)}
 
 
 def _build_pipeline(source: NotebookSource, config: Config, cls: type[Pipeline]) -> Pipeline:
     """Analyse the steps of ``source`` and connect them; raise ``PipelineError``."""
     path = source.path
+    language = language_of(source.data, path)
+    memo = config.home / "analysis"
+    cell_sources = [c.source for c in source.setup] + [c.source for s in source.steps for c in s.cells]
+    language.prefetch(cell_sources, source.parameters.source if source.parameters else None, memo)
     parameters: dict[str, Parameter] = {}
     if source.parameters is not None:
-        parameters = parse_parameters_cell(source.parameters.source, path, source.parameters.number)
-    setup = _analyse(source.setup, path, None)
-    statements = setup_statements([c.source for c in source.setup])
-    names = {step.name: _analyse(step.cells, path, step.name, setup.modules) for step in source.steps}
+        parameters = language.parameters(source.parameters.source, path, source.parameters.number, memo)
+    setup, names = _analyse(source, config, language)
+    statements = language.setup_statements([c.source for c in source.setup])
     # Hidden state every step reads (the working folder, options...): an edge only
     # from a step that writes it.
     ambient = ambient_kinds()
@@ -272,6 +303,7 @@ def _build_pipeline(source: NotebookSource, config: Config, cls: type[Pipeline])
 
     setup_params = tuple(sorted(set(setup.reads) & set(parameters) - set(setup.writes)))
     lenient = setup.star_import or any(n.star_import for n in names.values())
+    kernel_names = language.kernel_names
     warnings: list[str] = list(source.warnings)
     last_writer: dict[str, str] = {}
     last_file_writer: dict[str, str] = {}
@@ -284,9 +316,16 @@ def _build_pipeline(source: NotebookSource, config: Config, cls: type[Pipeline])
         found = names[step.name]
         called = used_function_names(found, functions)
         used = found.reads | found.refs | found.late_reads | called.reads
-        reach[step.name] = set(setup_reach(statements, used, functions))
+        reach[step.name] = set(setup_reach(statements, used, functions)) if statements is not None else set()
         writes = set(found.writes) | (set(found.mutated) - modules) | (set(called.writes) - modules)
         immediate = set(found.reads) | ambient
+        if step.map_over and not language.fan_out:
+            raise PipelineError(
+                f"map:{step.map_over} steps run in Python kernels only; this notebook's kernel runs {language.name}",
+                notebook=path,
+                cell=_tag_cell(step, next(t for t in step.cell.tags if t.startswith("map:"))).number,
+                step=step.name,
+            )
         if step.map_over:
             # the element is bound by nbflow; the iterable is read from upstream
             immediate = (immediate - {step.map_as}) | {step.map_over}
@@ -301,7 +340,7 @@ def _build_pipeline(source: NotebookSource, config: Config, cls: type[Pipeline])
                 continue
             elif name in parameters:
                 params.add(name)
-            elif name in immediate and name not in KERNEL_NAMES and not lenient and not is_pseudo(name):
+            elif name in immediate and name not in kernel_names and not lenient and not is_pseudo(name):
                 warnings.append(_undefined(path, step, name))
         if (
             step.map_over
@@ -361,15 +400,15 @@ def _build_pipeline(source: NotebookSource, config: Config, cls: type[Pipeline])
             last_writer[name] = step.name
 
     order = _execution_order(source, deps)
-    checks = _add_checks(source, steps, deps, order, setup, parameters, set(last_writer), modules)
+    checks = _add_checks(source, config, language, steps, deps, order, setup, parameters, set(last_writer), modules)
     for check in checks:
-        reach[check] = set(setup_reach(statements, steps[check].reads, functions))
+        reach[check] = set(setup_reach(statements, steps[check].reads, functions)) if statements is not None else set()
     order = _with_checks(order, checks)
     # Functions and classes travel with the values built from them (an instance is
     # unpickled with today's class): a step also reaches the ones its upstream steps reach.
     for name in order:
         for dep in deps[name]:
-            reach[name] |= {i for i in reach[dep] if statements[i].code_value}
+            reach[name] |= {i for i in reach[dep] if statements is not None and statements[i].code_value}
     return cls(
         path=path,
         source=source,
@@ -383,8 +422,9 @@ def _build_pipeline(source: NotebookSource, config: Config, cls: type[Pipeline])
         config=config,
         warnings=tuple(warnings),
         modules=frozenset(modules),
-        setup_statements=statements,
-        setup_parts={name: setup_part(statements, reach[name]) for name in order},
+        language=language,
+        setup_statements=statements or (),
+        setup_parts={name: setup_part(statements, reach[name]) for name in order} if statements is not None else {},
         checks=checks,
     )
 
@@ -401,6 +441,8 @@ def check_name(step: str, number: int) -> str:
 
 def _add_checks(
     source: NotebookSource,
+    config: Config,
+    language: Language,
     steps: dict[str, Step],
     deps: dict[str, tuple[str, ...]],
     order: tuple[str, ...],
@@ -418,14 +460,16 @@ def _add_checks(
         counts[check.step] = counts.get(check.step, 0) + 1
         name = check_name(check.step, counts[check.step])
         target = steps[check.step]
-        found = _analyse((check.cell,), path, check.step)
+        [found] = language.analyse([[check.cell.source]], config.home / "analysis")
+        if isinstance(found, AnalysisError):
+            raise PipelineError(str(found), notebook=path, cell=check.cell.number, step=check.step)
         tag = f"check{'-warn' if check.warn else ''}:{check.step}"
         params: set[str] = set()
         inputs: dict[str, str] = {}
         for read in sorted(found.reads | found.late_reads):
             if read in target.writes:
                 inputs[read] = check.step
-            elif read in setup.writes or read in KERNEL_NAMES or is_pseudo(read):
+            elif read in setup.writes or read in language.kernel_names or is_pseudo(read):
                 continue
             elif read in parameters:
                 params.add(read)

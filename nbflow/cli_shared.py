@@ -19,7 +19,7 @@ def graph_text(pipeline: Any) -> str:
     from .parameters import shown_default
 
     params = ", ".join(f"{n}={shown_default(p.default)}" for n, p in pipeline.parameters.items()) or "none"
-    lines = [f"{pipeline.path.name}: {len(pipeline.steps)} steps; parameters: {params}"]
+    lines = [f"{pipeline.path.name}: {len(pipeline.step_names)} steps; parameters: {params}"]
     if not pipeline.steps:
         lines.append("  (no cells are tagged step:<name>; tag a code cell to make it a step)")
     width = max((len(n) for n in pipeline.order), default=0)

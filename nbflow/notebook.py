@@ -17,6 +17,8 @@ A pipeline is one ``.ipynb`` whose code cells carry JupyterLab's ordinary cell t
 ``keep:<name>``     always cache this value of the step
 ``resources:k=v``   a resource hint for distributed executors (``resources:gpu=1``),
                     one per tag (the notebook schema forbids commas in tags)
+``check:<step>``    a data check: assertions on ``<step>``'s values (placed anywhere after
+                    it); a failed check fails the run (``check-warn:<step>`` only warns)
 ==================  ===========================================================
 
 Code cells before the first step (other than the parameters cell) are the *setup*.
@@ -42,7 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import PipelineError
+from .errors import PipelineError, did_you_mean
 from .fsutil import atomic_write_text
 from .nbschema import quick_accept
 
@@ -51,7 +53,7 @@ STEP_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*\Z")
 MAX_STEP_NAME = 100
 
 # Tags with a value after the colon, and what they mean on a step.
-_VALUE_TAGS = ("step", "after", "map", "in", "out", "timeout", "keep", "resources")
+_VALUE_TAGS = ("step", "after", "map", "in", "out", "timeout", "keep", "resources", "check", "check-warn")
 _MEMO_SIZE = 256
 #: Notebooks kept as text, read through Jupytext (``sources.py``).
 TEXT_SUFFIXES = (".py", ".md", ".myst")
@@ -116,6 +118,15 @@ class Step:
 
 
 @dataclass(frozen=True)
+class CheckCell:
+    """A cell tagged ``check:<step>`` (or ``check-warn:<step>``): assertions on ``step``'s values."""
+
+    step: str
+    cell: Cell
+    warn: bool = False
+
+
+@dataclass(frozen=True)
 class NotebookSource:
     """What ``read_notebook`` found: the cells, split into setup, parameters and steps."""
 
@@ -130,6 +141,8 @@ class NotebookSource:
     title: str
     #: Tags that mean nothing where they are (``step:`` on a markdown cell), one line each.
     warnings: tuple[str, ...] = ()
+    #: Data checks (cells tagged ``check:<step>``/``check-warn:<step>``), in notebook order.
+    checks: tuple[CheckCell, ...] = ()
     #: For a notebook kept as text (Jupytext): the line of each cell's marker (``None`` where unknown).
     lines: tuple[int | None, ...] = ()
 
@@ -392,6 +405,7 @@ def _split(path: Path, data: dict[str, Any], digest: str, cells: tuple[Cell, ...
     description_cell: Cell | None = None
     seen_steps: dict[str, Cell] = {}
     warnings: list[str] = []
+    checks: list[CheckCell] = []
 
     for cell in cells:
         tags = parse_tags(cell, path)
@@ -426,6 +440,9 @@ def _split(path: Path, data: dict[str, Any], digest: str, cells: tuple[Cell, ...
                     cell=cell.number,
                 )
             parameters = cell
+            continue
+        if "check" in tags or "check-warn" in tags:
+            checks.append(_check_cell(cell, tags, path, seen_steps, cells))
             continue
         if "step" in tags:
             names = tags["step"]
@@ -463,7 +480,46 @@ def _split(path: Path, data: dict[str, Any], digest: str, cells: tuple[Cell, ...
         description=description,
         title=_title(description, path),
         warnings=tuple(warnings),
+        checks=tuple(checks),
     )
+
+
+def _check_cell(
+    cell: Cell, tags: dict[str, list[str]], path: Path, seen: Mapping[str, Cell], cells: tuple[Cell, ...]
+) -> CheckCell:
+    """The check a cell tagged ``check:<step>`` declares; ``PipelineError`` if it cannot be one."""
+    kinds = [(kind, value) for kind in ("check", "check-warn") for value in tags.get(kind, [])]
+    tag = f"{kinds[0][0]}:{kinds[0][1]}"
+    if len(kinds) > 1:
+        raise PipelineError(
+            f"a cell checks one step, this one has {len(kinds)} check tags", notebook=path, cell=cell.number
+        )
+    others = [k for k in ("step", "after", "map", "in", "out", "timeout", "keep", "resources") if k in tags]
+    if others:
+        raise PipelineError(
+            f"tag '{tag}' makes this cell a check; it cannot also carry '{others[0]}:' tags",
+            notebook=path,
+            cell=cell.number,
+        )
+    if cell.cell_type != "code":
+        raise PipelineError(
+            f"tag '{tag}' is on a {cell.cell_type} cell; a check is a code cell", notebook=path, cell=cell.number
+        )
+    kind, target = kinds[0]
+    target = _step_name(target, cell, path, kind)
+    if target not in seen:
+        later = [c for c in cells if c.index > cell.index and f"step:{target}" in c.tags]
+        if later:
+            raise PipelineError(
+                f"tag '{tag}' checks step {target}, which starts below (cell {later[0].number}); "
+                "a check goes after the step it checks",
+                notebook=path,
+                cell=cell.number,
+            )
+        raise PipelineError(
+            f"tag '{tag}' names no step{did_you_mean(target, list(seen))}", notebook=path, cell=cell.number
+        )
+    return CheckCell(step=target, cell=cell, warn=kind == "check-warn")
 
 
 def _reject_step_tags(cell: Cell, tags: dict[str, list[str]], path: Path) -> None:

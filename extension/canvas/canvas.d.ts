@@ -49,6 +49,8 @@ export interface ICanvas {
   readonly mode: 'move' | 'connect';
   setGraph(graph: ICanvasGraph, states?: Record<string, string>): void;
   setStates(states: Record<string, string>): void;
+  /** Labels changed since the graph was sent (a check mark, what a step produced). */
+  setLabels(labels: Record<string, string>): void;
   select(step: string): void;
   selectEdge(edge: string): void;
   selectedStep(): string;

@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ..graph import is_check
 from ..view import LAYER_GAP_Y, NODE_WIDTH, STATES, graph_model, layered_positions
 from .templating import anchor as _anchor
 from .templating import seconds as _seconds
@@ -37,16 +38,18 @@ def graph_nodes_and_edges(record: RunRecord) -> tuple[list[dict[str, Any]], list
     """The run's steps as ``view.graph_model`` nodes (state = outcome) and edges."""
     statuses = {s.name: _shown_state(s.status, record.run["status"]) for s in record.steps}
     if record.pipeline is not None and record.origin in ("output notebook", "notebook"):
-        model = graph_model(record.pipeline, None, statuses)
+        summaries = {s.name: s.summary for s in record.steps}
+        model = graph_model(record.pipeline, None, statuses, warned=record.warned_checks, summaries=summaries)
         return model["nodes"], model["edges"]
     # The notebook changed or is gone: draw the steps the run had, as it had them.
-    order = [s.name for s in record.steps]
-    deps = {s.name: list(s.deps) for s in record.steps}
+    steps = [s for s in record.steps if not is_check(s.name)]  # a check is a mark on its step
+    order = [s.name for s in steps]
+    deps = {s.name: list(s.deps) for s in steps}
     positions = layered_positions(order, deps, record.saved_layout)
-    nodes = [{"id": s.name, "label": s.name, "state": statuses[s.name], **positions[s.name]} for s in record.steps]
+    nodes = [{"id": s.name, "label": s.name, "state": statuses[s.name], **positions[s.name]} for s in steps]
     edges = [
         {"id": f"{d}->{s.name}", "source": d, "target": s.name, "names": names, "explicit": False}
-        for s in record.steps
+        for s in steps
         for d, names in s.deps.items()
         if d in positions  # a step the notebook has now but the run did not
     ]
@@ -77,9 +80,13 @@ def graph_figure(record: RunRecord) -> Any:
         data["status"].append(n["state"])
         duration = _seconds(s.duration) if s is not None and s.status in ("done", "failed") else ""
         count = f" ×{len(s.items)}" if s is not None and s.items else ""  # a fan-out: one node, its count
-        data["label"].append(f"{n['id']}{count}\n{n['state']}" + (f" · {duration}" if duration else ""))
+        name = n.get("label", n["id"]).split("\n")[0]  # the step and its check mark
+        data["label"].append(f"{name}{count}\n{n['state']}" + (f" · {duration}" if duration else ""))
         data["duration"].append(duration or "-")
-        data["why"].append("; ".join(x for x in ((s.why if s else ""), (s.item_summary if s else "")) if x) or "-")
+        data["why"].append(
+            "; ".join(x for x in ((s.why if s else ""), (s.item_summary if s else ""), n.get("summary", "")) if x)
+            or "-"
+        )
         data["anchor"].append(_anchor(n["id"]))
     source = ColumnDataSource(data)
     arrows = ColumnDataSource(

@@ -121,6 +121,7 @@ def render_report(record: RunRecord, trusted: bool = False, made_from: str = "")
                 "traceback": _markup(_ansi_html(s.traceback)) if s.traceback and not has_error_output else None,
                 "passed": sorted(s.values.items()),
                 "missing": sorted(s.entry.missing.items()) if s.entry is not None else [],
+                "checks": _checks(record, s.name),
             }
         )
     parts = bokeh_parts([graph_figure(record), timeline_figure(record)])
@@ -158,6 +159,20 @@ def render_report(record: RunRecord, trusted: bool = False, made_from: str = "")
         made_from=made_from,
         **_page_variables(parts, trusted, [COPY_SCRIPT.read_text(encoding="utf-8")]),
     )
+
+
+def _checks(record: RunRecord, step: str) -> list[dict[str, str]]:
+    """The data checks of ``step`` as the report lists them: name, mark, outcome."""
+    from ..view import CHECK_MARKS
+
+    warned = record.warned_checks
+    rows = []
+    for check in record.checks_of(step):
+        mark = "failed" if check.status == "failed" else "warned" if check.name in warned else None
+        if mark is None and check.status in ("done", "cached"):
+            mark = "passed"
+        rows.append({"name": check.name, "mark": CHECK_MARKS.get(mark or "", "·"), "outcome": mark or check.status})
+    return rows
 
 
 def render_comparison(config: Config, a: RunRecord, b: RunRecord) -> str:

@@ -9,6 +9,7 @@
 //   canvas.setGraph({nodes: [{id, label, state, x, y}], edges: [{id, source, target,
 //                    names, explicit}], legend: [{state, colour, shape, label}]});
 //   canvas.setStates({step: state});   // live states during a run
+//   canvas.setLabels({step: label});   // labels that changed (a check mark, what a step produced)
 //
 // A pipeline of notebooks adds `groups: [{id, label}]` (one per notebook) and `parent` on
 // each node: a notebook is drawn as a compound node around its steps, and edges with
@@ -46,6 +47,8 @@ const STYLE = [
       "border-color": "#555",
     },
   },
+  // A step with a check mark's or a summary's second line (view.node_label): room for three lines.
+  { selector: "node[?tall]", style: { height: 62, "font-size": 11, "text-max-width": 146 } },
   {
     selector: "node.notebook",
     style: {
@@ -136,14 +139,16 @@ function styleOf(graph) {
   return byState;
 }
 
-function nodeData(node, state, byState, hidden) {
+function nodeData(node, state, byState, hidden, label) {
   const look = byState[state] || { colour: "#ddd", shape: "round-rectangle" };
   const more = hidden ? `  (+${hidden})` : "";
+  const text = label || node.label;
   return {
     id: node.id,
-    label: node.label,
+    label: text,
     state,
-    display: `${node.label}${more}\n${state}`,
+    display: `${text}${more}\n${state}`,
+    tall: String(text).includes("\n"),
     colour: look.colour,
     shape: look.shape,
   };
@@ -276,6 +281,7 @@ export function createCanvas(el, options = {}) {
   });
   let graph = { nodes: [], edges: [], legend: [] };
   let states = {};
+  let labels = {};
   let mode = "move";
   let fitted = false;
   const collapsed = new Set();
@@ -316,7 +322,8 @@ export function createCanvas(el, options = {}) {
       for (const node of graph.nodes || []) {
         const element = cy.getElementById(node.id);
         if (element.nonempty()) {
-          element.data(nodeData(node, states[node.id] || node.state, byState, (hiddenBy[node.id] || []).length));
+          const count = (hiddenBy[node.id] || []).length;
+          element.data(nodeData(node, states[node.id] || node.state, byState, count, labels[node.id]));
           element.toggleClass("collapsed", collapsed.has(node.id));
           element.toggleClass("hidden", hidden.has(node.id));
         }
@@ -362,6 +369,11 @@ export function createCanvas(el, options = {}) {
 
   function setStates(next) {
     states = { ...next };
+    applyNodes();
+  }
+
+  function setLabels(next) {
+    labels = { ...next };
     applyNodes();
   }
 
@@ -511,6 +523,7 @@ export function createCanvas(el, options = {}) {
     root,
     setGraph,
     setStates,
+    setLabels,
     select,
     selectEdge,
     selectedStep,

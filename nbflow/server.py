@@ -18,6 +18,8 @@ JupyterLab extension (``extension/``) is one client; ``docs/rest-api.yaml`` docu
 ``DELETE runs/{id}?path=``             cancel a run started by this server
 ``POST   runs/{id}/report?path=``      build the run's HTML report (``report``)
 ``GET    runs/{id}/report?path=``      the report, found by run id in the store
+``POST   runs/{id}/outputs``           the run's outputs for the notebook as edited
+                                       (``server_lab.py``)
 =====================================  =============================================
 
 ``path`` is a notebook path relative to the server's root directory. It is resolved
@@ -89,6 +91,9 @@ def _load_jupyter_server_extension(serverapp: Any) -> None:
             (url_path_join(base, r"runs/(\d+)/report"), RunReportHandler),
         ],
     )
+    from .server_lab import lab_handlers  # routes for working in the notebook's own kernel
+
+    web_app.add_handlers(".*$", lab_handlers(base))
     serverapp.log.info("nbflow: REST API at %s", base)
     from .studio.proxy import studio_handlers  # <base_url>nbflow/studio/: the studio, proxied
 

@@ -60,6 +60,19 @@ if TYPE_CHECKING:
     from .widget import show
 
 
+def load_ipython_extension(ip: Any) -> None:
+    """``%load_ext nbflow``: the ``%nbflow`` magics in this kernel (``nbflow.live``, imported now)."""
+    from .live import load_ipython_extension as load
+
+    load(ip)
+
+
+def unload_ipython_extension(ip: Any) -> None:
+    from .live import unload_ipython_extension as unload
+
+    unload(ip)
+
+
 def __getattr__(name: str) -> Any:
     module = _EXPORTS.get(name)
     if module is None:

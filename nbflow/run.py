@@ -183,32 +183,50 @@ class Run:
         self._ctx.cancel.set()
 
     def _execute(self) -> None:
-        ctx = self._ctx
-        beat = threading.Event()
-        heart = threading.Thread(target=self._heartbeat, args=(beat,), daemon=True, name=f"nbflow-heartbeat-{self.id}")
         status, error = "done", ""
         try:
-            ctx.publish(
-                RunStarted(
-                    self.id,
-                    notebook=str(self.pipeline.path),
-                    params=ctx.params,
-                    executor=self._executor.name,
-                    steps=tuple(
-                        {"step": e.step, "key": e.key, "state": e.state, "action": e.action, "reasons": list(e.reasons)}
-                        for e in self.plan
-                    ),
-                )
-            )
-            heart.start()
-            ctx.set_aside_corrupt_entries()
-            save_snapshot(ctx.config, self.pipeline.path, self.pipeline.source.content_hash)
-            self._executor.execute(ctx)
+            self.open()
+            self._executor.execute(self._ctx)
         except NbflowError as e:
             status, error, self.exception = "failed", str(e), e
         except BaseException as e:  # noqa: BLE001 - reported on the run, never lost in a thread
             status, error, self.exception = "failed", f"{self.pipeline.path.name}: {type(e).__name__}: {e}", e
             self._report_unexpected("failed unexpectedly", error)
+        self.close(status, error)
+
+    def open(self) -> None:
+        """Publish ``RunStarted`` and start the heartbeat: the first half of a run.
+
+        ``start`` calls it on the run's thread; an executor driven from outside (the
+        user's own kernel: ``executors.user_kernel``) calls ``open``, runs its steps
+        across several calls, then ``close``.
+        """
+        ctx = self._ctx
+        self._beat = threading.Event()
+        heart = threading.Thread(
+            target=self._heartbeat, args=(self._beat,), daemon=True, name=f"nbflow-heartbeat-{self.id}"
+        )
+        ACTIVE_RUNS[self.id] = self
+        ctx.publish(
+            RunStarted(
+                self.id,
+                notebook=str(self.pipeline.path),
+                params=ctx.params,
+                executor=self._executor.name,
+                steps=tuple(
+                    {"step": e.step, "key": e.key, "state": e.state, "action": e.action, "reasons": list(e.reasons)}
+                    for e in self.plan
+                ),
+            )
+        )
+        heart.start()
+        ctx.set_aside_corrupt_entries()
+        save_snapshot(ctx.config, self.pipeline.path, self.pipeline.source.content_hash)
+
+    def close(self, status: str = "done", error: str = "") -> None:
+        """Settle the steps without a final status, publish ``RunFinished`` and stop the
+        heartbeat: the second half of a run (``status`` is what the executor saw)."""
+        ctx = self._ctx
         try:
             ctx.finish_unrun()
             if ctx.cancel.is_set():
@@ -237,7 +255,9 @@ class Run:
             self.status, self.error, self.exception = "failed", f"{type(e).__name__}: {e}", e
             self._report_unexpected("could not be finished", self.error)
         finally:
-            beat.set()
+            beat = getattr(self, "_beat", None)
+            if beat is not None:
+                beat.set()
             ACTIVE_RUNS.pop(self.id, None)
             self.store.close()
             self._done.set()
@@ -263,7 +283,13 @@ class Run:
         self.store.close()
 
 
-def start_run(
+def start_run(pipeline: Pipeline, params: Mapping[str, Any] | None = None, **options: Any) -> Run:
+    """Plan ``pipeline`` and start running it in a background thread (``prepare_run``'s
+    options; the run's events come on ``Run.bus``)."""
+    return prepare_run(pipeline, params, **options).start()
+
+
+def prepare_run(
     pipeline: Pipeline,
     params: Mapping[str, Any] | None = None,
     *,
@@ -281,7 +307,7 @@ def start_run(
     items: Iterable[int] = (),
     run_class: type[Run] | None = None,
 ) -> Run:
-    """Plan ``pipeline`` and start running it in a background thread.
+    """Plan ``pipeline`` and record a new run; ``Run.start`` runs it in a background thread.
 
     Parameters are checked before anything starts (``ParameterError``). ``output``
     also writes the executed notebook there; every run with executed steps keeps it
@@ -349,7 +375,7 @@ def start_run(
     copy_to = Path(output) if output is not None else None
     if copy_to is None and not plan.to_run:
         ctx.output_path = None  # nothing runs and no output asked for: no kernel, no papermill
-    return (run_class or Run)(run_id, pipeline, plan, ctx, store, chosen, copy_to).start()
+    return (run_class or Run)(run_id, pipeline, plan, ctx, store, chosen, copy_to)
 
 
 def _refuse_output_over_source(pipeline: Pipeline, output: str | Path | None) -> None:

@@ -78,6 +78,20 @@ def outputs_text(cell: dict) -> str:
     return "".join(parts)
 
 
+def panel_status(page) -> str:
+    return page.inner_text("#nbflow-graph-panel .nbflow-Panel-status")
+
+
+def wait_status(page, text: str, timeout: float = 120) -> str:
+    """Wait until the side panel's status line says ``text``; fail saying what it says."""
+    try:
+        wait_until(lambda: text in panel_status(page), timeout, 0.2, page=page)
+    except AssertionError:
+        toasts = page.locator(".jp-toast-container").all_inner_texts()
+        raise AssertionError(f"the panel says {panel_status(page)!r}, not {text!r}; toasts: {toasts}") from None
+    return panel_status(page)
+
+
 def step_cell(notebook: dict, name: str) -> dict:
     return next(c for c in notebook["cells"] if f"step:{name}" in c["metadata"].get("tags", []))
 
@@ -170,9 +184,7 @@ def test_wine_restore_use_edit_and_run_stale_in_the_notebook_kernel(lab_server, 
     wait_until(lambda: badge_states(page) == dict.fromkeys(names, "fresh"), 60, page=page)
 
     palette(page, "Restore pipeline state", "nbflow:restore-kernel")
-    page.wait_for_selector(
-        ".jp-toast-container :text('restored load, clean, features, train, evaluate')", timeout=90_000
-    )
+    wait_status(page, "restored load, clean, features, train, evaluate into the kernel")
     model = editor_model(page)["json"]
     assert "accuracy:" in outputs_text(step_cell(model, "evaluate"))  # cached outputs in the cell
     assert "rows kept" in outputs_text(step_cell(model, "clean"))
@@ -193,14 +205,20 @@ def test_wine_restore_use_edit_and_run_stale_in_the_notebook_kernel(lab_server, 
 
     before = editor_model(page)["json"]
     counts_before = {n: step_cell(before, n)["execution_count"] for n in ("train", "evaluate")}
-    page.locator(".jp-NotebookPanel-toolbar [data-command='nbflow:run-stale-kernel']").click()
-    page.wait_for_function(
-        "document.querySelector('#nbflow-graph-panel')?.dataset.runStatus === 'done'", timeout=180_000
-    )
+    # From the cell's context menu (the toolbar and the palette have it too).
+    cell_of(page, "evaluate").locator(".jp-InputPrompt").click(button="right")
+    page.locator(".lm-Menu-item[data-command='nbflow:run-stale-kernel']").click()
+    status = wait_status(page, "in the kernel done", 240)
+    assert page.get_attribute("#nbflow-graph-panel", "data-run-status") == "done", status
     after = editor_model(page)["json"]
     for name in ("train", "evaluate"):
         count = step_cell(after, name)["execution_count"]
-        assert isinstance(count, int) and count != counts_before[name], (name, count, counts_before[name])
+        assert isinstance(count, int) and count != counts_before[name], (
+            name,
+            count,
+            panel_status(page),
+            panel_states(page),
+        )
     assert "accuracy:" in outputs_text(step_cell(after, "evaluate"))
     assert "random_state=seed + 1" in "".join(step_cell(after, "train")["source"])
     assert panel_states(page) == {

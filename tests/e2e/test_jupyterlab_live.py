@@ -243,3 +243,32 @@ def test_wine_restore_use_edit_and_run_stale_in_the_notebook_kernel(lab_server, 
     page.wait_for_selector(".jp-Notebook .jp-OutputArea-output:has-text('seed used 1')", timeout=60_000)
     assert not [e for e in page.console_errors if "nbflow" in e.lower()], page.console_errors
     assert json.loads(path.read_text()) == json.loads(saved)
+
+
+def last_output(page) -> str:
+    """The text of the newest output (Shift+Enter leaves a new empty cell at the end)."""
+    outputs = page.locator(".jp-Notebook .jp-OutputArea-output")
+    return outputs.last.inner_text() if outputs.count() else ""
+
+
+def test_nbflow_is_loaded_silently_in_the_kernel_at_start_and_restart(lab_server, page):  # noqa: F811
+    write_notebook(lab_server.root / "autoload.ipynb", [step("a", "x = 1")])
+    lab_server.open(page, "autoload.ipynb")
+    probe = "print('loaded', 'nbflow' in get_ipython().extension_manager.loaded, 'history', len(In))"
+    # The first cell the user runs finds the extension there; the load left no history entry.
+    run_cell_below(page, probe)
+    page.wait_for_selector(".jp-Notebook .jp-OutputArea-output:has-text('loaded True history 2')", timeout=60_000)
+
+    # After a restart it is loaded again.
+    page.locator(".jp-NotebookPanel-toolbar [data-command='notebook:restart-kernel']").click()
+    page.locator(".jp-Dialog .jp-mod-accept").click()
+    page.wait_for_selector(".jp-Dialog", state="detached")
+    page.wait_for_function(
+        "() => (document.querySelector('#jp-main-statusbar') || {}).innerText?.includes('| Idle')", timeout=90_000
+    )
+    page.evaluate("() => { for (const c of window.nbflowLab.notebook().sharedModel.cells) c.clearOutputs?.(); }")
+    run_cell_below(page, probe)
+    wait_until(lambda: last_output(page).strip() == "loaded True history 2", 60, page=page)
+    run_cell_below(page, "%nbflow status")
+    wait_until(lambda: last_output(page).strip() == "a  not in this kernel", 60, page=page)
+    assert not [e for e in page.console_errors if "nbflow" in e.lower()], page.console_errors

@@ -199,3 +199,23 @@ def test_crash_before_rename_leaves_no_entry(tmp_path):
     cache = Cache(tmp_path / "cache")
     assert cache.lookup("a", "k1") is None
     assert list(Path(tmp_path / "cache" / "a").glob(".staging-*"))  # leftover is ignored, pruned later
+
+
+def test_verify_hashes_only_files_written_since_commit(tmp_path):
+    from nbflow.cache import hashed_bytes
+
+    cache = Cache(tmp_path / "cache")
+    commit(cache, values={"x": list(range(1000))})
+    entry = cache.lookup("a", "k1")
+    before = hashed_bytes()
+    cache.verify(entry)
+    assert hashed_bytes() == before  # unchanged since it was hashed at commit: not read again
+    path = entry.path / "values.pkl"
+    stat = path.stat()
+    data = bytearray(path.read_bytes())
+    data[-2] ^= 0xFF  # same size, and the modification time put back: only the ctime tells
+    path.write_bytes(bytes(data))
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    with pytest.raises(CacheCorrupt, match="fails its checksum"):
+        cache.verify(cache.lookup("a", "k1"))
+    assert hashed_bytes() - before == stat.st_size

@@ -95,6 +95,8 @@ class KernelState:
     #: the parameter values of the last prelude, and the pipeline it was for
     params: dict[str, Any] = field(default_factory=dict)
     pipeline: Any = None
+    #: the notebook file's (mtime, size) when ``pipeline`` was read from disk (``None``: from an editor)
+    pipeline_stamp: tuple[int, int] | None = None
     #: steps run by hand and not cached: why (``nbflow.live.ledger``)
     by_hand: dict[str, str] = field(default_factory=dict)
 
@@ -283,7 +285,7 @@ class LiveRun:
         with self.state.running():
             self.side.restore([[step, entry.key, [*states, *wanted]]])
         missing = {n: why for n, why in entry.missing.items() if names is None or n in names}
-        return self._restored(step, entry, wanted), missing
+        return self._restored(step, entry, [*states, *wanted]), missing
 
     def restore_inputs(self, step: str) -> dict[str, Origin]:
         """Restore the values ``step`` reads that the kernel does not hold in their current
@@ -304,10 +306,10 @@ class LiveRun:
         return restored
 
     def _restored(self, step: str, entry: Any, names: list[str]) -> dict[str, Origin]:
-        self.ledger.restored(step, [n for n in names if not hidden_state.is_pseudo(n)])
+        """Record that ``names`` (values and hidden state) are ``entry``'s now."""
+        self.ledger.restored(step, names)
         for name in names:
-            if not hidden_state.is_pseudo(name):
-                self.state.keys[name] = entry.key  # an older run's entry (--run N) keeps its own key
+            self.state.keys[name] = entry.key  # an older run's entry (--run N) keeps its own key
         run_id = entry.manifest.get("run_id")
         origins = {}
         for name in names:

@@ -26,6 +26,19 @@ def load_ipython_extension(ip: Any) -> None:
     ip._nbflow_live_loaded = True
     ledger.install(ip)
     ip.register_magics(magics.NbflowMagics)
+    _warm_up()
+
+
+def _warm_up() -> None:
+    """Import now what a restore needs (the extension loads when the kernel starts, the
+    person restores later): planning, the run store's module, joblib's loader."""
+    import importlib
+
+    for module in ("nbflow.api", "nbflow.run", "joblib"):
+        try:
+            importlib.import_module(module)
+        except ImportError:  # joblib missing: the restore will say so
+            pass
 
 
 def unload_ipython_extension(ip: Any) -> None:

@@ -128,6 +128,7 @@ def open_run(
     step: str | None = None,
     params: Mapping[str, Any] | None = None,
     raw: Mapping[str, str] | None = None,
+    from_editor: bool = False,
 ) -> LiveRun:
     """Plan, and when something runs, record a new run (``executor: "live"``) and open it;
     then run the prelude. A run still open in this kernel is closed as cancelled first."""
@@ -148,7 +149,7 @@ def open_run(
     live.mode, live.target = mode, step
     state.current = live
     state.params = dict(live.ctx.params)
-    state.pipeline = pipeline
+    follow(state, pipeline, from_editor)
     try:
         live.prelude()
         if live.run is not None:
@@ -157,6 +158,19 @@ def open_run(
         live.close("failed", "the setup failed")
         raise
     return live
+
+
+def follow(state: KernelState, pipeline: Any, from_editor: bool = False) -> None:
+    """Make ``pipeline`` the notebook the run-cell hooks match cells against (read again
+    when its file changes, unless it came from the editor)."""
+    state.pipeline = pipeline
+    state.pipeline_stamp = None
+    if not from_editor:
+        try:
+            st = pipeline.path.stat()
+            state.pipeline_stamp = (st.st_mtime_ns, st.st_size)
+        except OSError:
+            pass
 
 
 def decisions(live: LiveRun) -> list[dict[str, Any]]:
@@ -233,7 +247,7 @@ def begin(
 ) -> dict[str, Any]:
     """Plan a live run of the notebook (the editor's ``notebook`` content when given)."""
     state = kernel_state()
-    live = open_run(state, load(path, notebook), mode, step, params)
+    live = open_run(state, load(path, notebook), mode, step, params, from_editor=notebook is not None)
     return {"run_id": live.run_id, "steps": decisions(live)}
 
 
@@ -306,6 +320,8 @@ def status(path: str | None = None, notebook: Mapping[str, Any] | None = None) -
     pipeline = load(path, notebook)
     params = {k: v for k, v in (getattr(state, "params", None) or {}).items() if k in pipeline.parameters}
     plan = plan_pipeline(pipeline, params)
+    if state.current is None:
+        follow(state, pipeline, from_editor=notebook is not None)
     return step_states(state, pipeline, plan)
 
 
@@ -320,14 +336,15 @@ def step_states(state: KernelState, pipeline: Any, plan: Any) -> dict[str, Any]:
     for name in pipeline.order:
         written = sorted(n for n in pipeline.steps[name].writes if not is_pseudo(n))
         held = [n for n in written if state.holder.get(n) == name and n in ns]
+        older = [n for n in held if state.keys.get(n) != plan[name].key]
         if name in by_hand and any(state.origin.get(n) and state.origin[n].how == "by hand" for n in written):
             steps[name], why[name] = "by-hand", by_hand[name]
-        elif written and len(held) == len(written) and all(state.keys.get(n) == plan[name].key for n in held):
+        elif written and len(held) == len(written) and not older:
             steps[name] = "current"
-        elif held:
+        elif older:
             steps[name] = "older"
         else:
-            steps[name] = "none"
+            steps[name] = "none"  # not there, or some of its values were changed by other code
     return {"steps": steps, "why": why}
 
 

@@ -32,6 +32,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+from ..errors import NbflowError
 from ..executors.user_kernel import KernelState, LiveRun, kernel_state, record_outputs, setup_token
 
 
@@ -117,7 +118,18 @@ class Hooks:
 
     # ----------------------------------------------------------- matching
     def pipeline(self) -> Any:
-        return self.state.pipeline
+        """The notebook as nbflow last saw it (read again if its file changed since)."""
+        state = self.state
+        if state.pipeline is not None and state.pipeline_stamp is not None:
+            try:
+                st = state.pipeline.path.stat()
+                if (st.st_mtime_ns, st.st_size) != state.pipeline_stamp:
+                    from .driver import follow, load
+
+                    follow(state, load(state.pipeline.path))
+            except (OSError, NbflowError):
+                pass  # a notebook being saved or broken: keep the last good one
+        return state.pipeline
 
     def match(self, cell_id: str | None, code: str) -> tuple[str, int, bool] | None:
         """``(step, position of the cell in the step, same code as the notebook)`` of a step cell."""
@@ -228,8 +240,8 @@ class Hooks:
             if state.holder.get(name) != PARAMETERS or state.keys.get(name) != parameter_token(plan.params[name]):
                 return f"parameter {name} was changed by hand (%nbflow restore sets it)"
         for name, provider in sorted(info.inputs.items()):
-            if name.startswith("<"):
-                continue
+            if state.holder.get(name) != provider and name.startswith("<"):
+                return f"{name} (hidden state) is not what step {provider} left (%nbflow restore {step} puts it back)"
             if state.holder.get(name) != provider:
                 origin = state.origin.get(name)
                 if origin is not None and origin.how == "by hand":

@@ -88,6 +88,8 @@ class NbflowMagics(Magics):
         state = kernel_state(self.shell)
         try:
             pipeline = driver.load(notebook_path(state, args.notebook))
+            if state.current is None:
+                driver.follow(state, pipeline)  # the notebook later magics and the hand-run hooks use
             if words[0] == "restore":
                 print_lines(restore_magic(state, pipeline, args.step, args.run))
             elif words[0] == "run":
@@ -152,7 +154,8 @@ def wanted(live: LiveRun, step: str | None) -> dict[str, list[str]]:
         }
     needs: dict[str, list[str]] = {}
     for name, provider in sorted(live.ctx.keys.inputs(step).items()):
-        needs.setdefault(provider, []).append(name)
+        if not is_pseudo(name):  # hidden state comes back with its step's values
+            needs.setdefault(provider, []).append(name)
     return needs
 
 
@@ -189,14 +192,18 @@ def restored_lines(restored: Mapping[str, Origin], missing: Mapping[str, str], w
 def run_magic(state: KernelState, pipeline: Any, args: argparse.Namespace) -> list[str]:
     """``%nbflow run``: run the plan in this kernel; the summary lines."""
     mode, step = ("to", args.to) if args.to else ("only", args.only) if args.only else ("stale", None)
-    raw = {name: value for name, value in args.param}
-    live = driver.open_run(state, pipeline, mode, step, raw=raw)
+    from ..parameters import parse_cli_value
+
+    raw = {name: text for name, text in args.param}
+    values = {name: parse_cli_value(text) for name, text in args.param}  # as the CLI's -p
+    live = driver.open_run(state, pipeline, mode, step, values, raw=raw)
     status, error = "done", ""
+    restored: dict[str, Origin] = {}
     try:
         for decision in driver.decisions(live):
             name = decision["name"]
             if decision["action"] == "restore":
-                live.restore_step(name)
+                restored.update(live.restore_step(name)[0])
             elif decision["action"] == "run":
                 print(f"[nbflow] {name}: running ({decision['reason']})")
                 final = live.run_step(name)
@@ -208,13 +215,16 @@ def run_magic(state: KernelState, pipeline: Any, args: argparse.Namespace) -> li
         live.close("failed", f"{type(e).__name__}: {e}")
         raise
     result = live.close(status, error)
-    return run_lines(live, result)
+    return run_lines(live, result, restored)
 
 
-def run_lines(live: LiveRun, result: Mapping[str, Any]) -> list[str]:
+def run_lines(live: LiveRun, result: Mapping[str, Any], restored: Mapping[str, Origin]) -> list[str]:
+    if result["run_id"] is None:
+        lines = ["nothing to run: the steps asked for are fresh"]
+        lines += [line for line in restored_lines(restored, {}, []) if line != "nothing restored"]
+        return lines + [f"warning: {w}" for w in live.warnings]
     counts = ", ".join(f"{n} {status}" for status, n in sorted(result["counts"].items()))
-    head = f"run {result['run_id']}" if result["run_id"] is not None else "nothing to run"
-    lines = [f"{head}: {result['status']} ({counts})"]
+    lines = [f"run {result['run_id']}: {result['status']} ({counts})"]
     for step in live.pipeline.order:
         if live.ctx.status.get(step) == "failed" and live.run is not None:
             lines.append(f"failed: {step}: {live.run.steps[step]['error']}")

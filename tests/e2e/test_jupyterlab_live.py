@@ -272,3 +272,50 @@ def test_nbflow_is_loaded_silently_in_the_kernel_at_start_and_restart(lab_server
     run_cell_below(page, "%nbflow status")
     wait_until(lambda: last_output(page).strip() == "a  not in this kernel", 60, page=page)
     assert not [e for e in page.console_errors if "nbflow" in e.lower()], page.console_errors
+
+
+def context_menu(page, step_name: str, command: str) -> None:
+    cell_of(page, step_name).locator(".jp-InputPrompt").click(button="right")
+    page.locator(f".lm-Menu-item[data-command='{command}']").click()
+
+
+def test_restore_up_to_a_step_run_up_to_a_step_and_a_failing_step(lab_server, page):  # noqa: F811
+    path = write_notebook(
+        lab_server.root / "upto.ipynb",
+        [
+            code("n = 3", "parameters"),
+            step("a", "x = list(range(n))\nprint('a ran')"),
+            step("b", "y = [v * 2 for v in x]\nprint('b', y)"),
+            step("c", "z = sum(y)\nprint('c', z)"),
+        ],
+    )
+    cli_run(lab_server.root, "upto.ipynb")
+    saved = path.read_bytes()
+    lab_server.open(page, "upto.ipynb")
+    wait_until(lambda: badge_states(page) == {"a": "fresh", "b": "fresh", "c": "fresh"}, 30, page=page)
+
+    # Restore up to b: what b reads and b's own values; c's stay out of the kernel.
+    context_menu(page, "b", "nbflow:restore-to-kernel")
+    wait_status(page, "restored a, b into the kernel")
+    run_cell_below(page, "print('held', [k for k in ('x', 'y', 'z') if k in globals()])")
+    wait_until(lambda: last_output(page).strip() == "held ['x', 'y']", 60, page=page)
+
+    # c edited (not saved), then run up to c in the kernel: c runs, a and b are restored.
+    type_into(page, "c", "sum(y)", "sum(y) + 1")
+    wait_until(lambda: badge_states(page)["c"] == "stale", 30, page=page)
+    context_menu(page, "c", "nbflow:run-to-kernel")
+    status = wait_status(page, "in the kernel done")
+    assert "1 done" in status and "failed" not in status, status
+    assert outputs_text(step_cell(editor_model(page)["json"], "c")) == "c 7\n"
+
+    # A step that raises: the run ends failed, naming the step and the error; c does not run.
+    type_into(page, "b", "print('b', y)", "raise ValueError('boom')")
+    wait_until(lambda: badge_states(page)["b"] == "stale", 30, page=page)
+    palette(page, "Run stale steps in this kernel", "nbflow:run-stale-kernel")
+    status = wait_status(page, "in the kernel failed")
+    assert "b: ValueError: boom" in status, status
+    assert page.get_attribute("#nbflow-graph-panel", "data-run-status") == "failed"
+    assert panel_states(page)["b"] == "failed", panel_states(page)
+    assert "ValueError" in json.dumps(step_cell(editor_model(page)["json"], "b")["outputs"])
+    assert path.read_bytes() == saved
+    assert not [e for e in page.console_errors if "nbflow" in e.lower()], page.console_errors

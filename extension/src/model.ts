@@ -120,8 +120,14 @@ export class PipelineModel {
     this._changed.emit();
   }
 
-  /** The kernel's run ended: its record in the run store has the last word. */
+  /** The kernel's run ended: its record in the run store has the last word. A run that
+   * never began (the kernel refused `begin`) leaves the last run's state alone. */
   async liveEnd(status: string, message: string): Promise<void> {
+    if (this._live === null) {
+      this.runMessage = message;
+      this._changed.emit();
+      return;
+    }
     const runId = this.runId;
     if (runId !== null) {
       await this.follow(runId).catch(() => undefined); // one snapshot: the run is not in the server

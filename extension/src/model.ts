@@ -46,6 +46,13 @@ export class PipelineModel {
       // A run in the notebook's kernel: its steps keep the states the frontend saw
       // (cells it executes change the notebook, which refreshes the graph meanwhile).
       Object.assign(this.states, this._live ?? {});
+      // After it, they keep its final states until the code changes (its own outputs and
+      // execution counts landing in the cells are not edits).
+      if (this._final && this._final.code === codeOf(notebook)) {
+        Object.assign(this.states, this._final.states);
+      } else {
+        this._final = null;
+      }
       if (this.graph.run && this.graph.run.id !== this.runId) {
         void this.follow(this.graph.run.id);
       }
@@ -135,6 +142,7 @@ export class PipelineModel {
     this._live = null;
     this.runStatus = status;
     this.runMessage = message;
+    this._final = { code: codeOf(this.source?.() ?? null), states: { ...this.states } };
     this._changed.emit();
   }
 
@@ -178,4 +186,15 @@ export class PipelineModel {
   private _asked = 0;
   private _timer: ReturnType<typeof setTimeout> | undefined = undefined;
   private _live: Record<string, string> | null = null;
+  private _final: { code: string; states: Record<string, string> } | null = null;
+}
+
+/** What decides the plan in notebook JSON: each cell's type, source and tags. */
+function codeOf(notebook: Record<string, any> | null): string {
+  if (!notebook) {
+    return '';
+  }
+  return JSON.stringify(
+    (notebook.cells ?? []).map((c: any) => [c.cell_type, c.source, c.metadata?.tags ?? [], notebook.metadata?.nbflow])
+  );
 }

@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -30,9 +31,24 @@ BIN = Path(sys.executable).parent
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
-def cli_run(root: Path, notebook: str) -> None:
+def open_alone(lab, page, notebook: str) -> None:
+    """``lab.open`` in a workspace of the notebook's own: the lab server is shared by this
+    module's tests, and the default workspace would reopen the notebooks of earlier tests."""
+    workspace = notebook.replace(".", "-")
+    page.goto(f"{lab.url}lab/workspaces/{workspace}/tree/{notebook}?token={lab.token}")
+    page.wait_for_selector(".jp-Notebook", timeout=90_000)
+    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=90_000)
+    page.wait_for_function(
+        "() => (document.querySelector('#jp-main-statusbar') || {}).innerText?.includes('| Idle')",
+        timeout=90_000,
+    )
+
+
+def cli_run(root: Path, notebook: str) -> int:
+    """Run ``notebook`` with the CLI; the run's id (the module's notebooks share one run store)."""
     done = subprocess.run([str(BIN / "nbflow"), "run", notebook], cwd=root, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
+    return int(re.search(r"run (\d+) of", done.stdout + done.stderr).group(1))
 
 
 def palette(page, label: str, command: str) -> None:
@@ -103,7 +119,7 @@ def test_badges_turn_stale_as_you_type_before_saving(lab_server, page):  # noqa:
     )
     cli_run(lab_server.root, "typing.ipynb")
     saved = path.read_bytes()
-    lab_server.open(page, "typing.ipynb")
+    open_alone(lab_server, page, "typing.ipynb")
     page.wait_for_selector(".nbflow-badge[data-step='b'][data-state='fresh']", timeout=30_000)
     assert badge_states(page) == {"a": "fresh", "b": "fresh"}
 
@@ -132,14 +148,14 @@ def test_write_a_cli_runs_outputs_into_the_notebook_undoably(lab_server, page): 
             step("total", "print('total', sum(sq))"),
         ],
     )
-    cli_run(lab_server.root, "outs.ipynb")
+    run_id = cli_run(lab_server.root, "outs.ipynb")
     saved = path.read_bytes()
-    lab_server.open(page, "outs.ipynb")
+    open_alone(lab_server, page, "outs.ipynb")
     page.wait_for_selector(".nbflow-badge[data-step='total'][data-state='fresh']", timeout=30_000)
     type_into(page, "total", "'total'", "'sum'")  # edited since the run: must not get its outputs
 
     palette(page, "Write a run's outputs", "nbflow:write-outputs")
-    page.locator(".jp-Dialog select").select_option(label="run 1 (done)")
+    page.locator(".jp-Dialog select").select_option(label=f"run {run_id} (done)")
     page.locator(".jp-Dialog .jp-mod-accept").click()
     page.wait_for_selector(".jp-Notebook .jp-OutputArea-output:has-text('squares [0, 1, 4, 9]')", timeout=30_000)
     model = editor_model(page)["json"]
@@ -148,7 +164,7 @@ def test_write_a_cli_runs_outputs_into_the_notebook_undoably(lab_server, page): 
     assert outputs_text(step_cell(model, "total")) == "" and "'sum'" in "".join(step_cell(model, "total")["source"])
     assert isinstance(step_cell(model, "load")["execution_count"], int)
     message = page.inner_text("#nbflow-graph-panel .nbflow-Panel-message")
-    assert "skipped cell 4 (step total): code changed since run 1" in message, message
+    assert f"skipped cell 4 (step total): code changed since run {run_id}" in message, message
     assert path.read_bytes() == saved  # the file is not touched
     screenshot(page, "live-run-outputs-written")
 
@@ -179,7 +195,7 @@ def test_wine_restore_use_edit_and_run_stale_in_the_notebook_kernel(lab_server, 
     cli_run(root, "wine_classifier.ipynb")
     path = root / "wine_classifier.ipynb"
     saved = path.read_bytes()
-    lab_server.open(page, "wine_classifier.ipynb")
+    open_alone(lab_server, page, "wine_classifier.ipynb")
     names = ["load", "clean", "features", "train", "evaluate"]
     wait_until(lambda: badge_states(page) == dict.fromkeys(names, "fresh"), 60, page=page)
 
@@ -253,7 +269,7 @@ def last_output(page) -> str:
 
 def test_nbflow_is_loaded_silently_in_the_kernel_at_start_and_restart(lab_server, page):  # noqa: F811
     write_notebook(lab_server.root / "autoload.ipynb", [step("a", "x = 1")])
-    lab_server.open(page, "autoload.ipynb")
+    open_alone(lab_server, page, "autoload.ipynb")
     probe = "print('loaded', 'nbflow' in get_ipython().extension_manager.loaded, 'history', len(In))"
     # The first cell the user runs finds the extension there; the load left no history entry.
     run_cell_below(page, probe)
@@ -291,7 +307,7 @@ def test_restore_up_to_a_step_run_up_to_a_step_and_a_failing_step(lab_server, pa
     )
     cli_run(lab_server.root, "upto.ipynb")
     saved = path.read_bytes()
-    lab_server.open(page, "upto.ipynb")
+    open_alone(lab_server, page, "upto.ipynb")
     wait_until(lambda: badge_states(page) == {"a": "fresh", "b": "fresh", "c": "fresh"}, 30, page=page)
 
     # Restore up to b: what b reads and b's own values; c's stay out of the kernel.

@@ -92,7 +92,11 @@ def input_file_hashes(pipeline: Pipeline) -> dict[str, str]:
     memo = HashMemo(pipeline.config.home / MEMO)
     for step in pipeline.steps.values():
         for name in step.in_files:
-            if name not in hashes and name not in step.file_inputs:
+            if (
+                name not in hashes
+                and name not in step.file_inputs
+                and name not in pipeline.foreign_files.get(step.name, ())
+            ):
                 hashes[name] = path_digest(folder / name, memo, step=step, notebook=pipeline.path)
     memo.save()
     return hashes

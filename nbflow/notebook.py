@@ -50,6 +50,8 @@ MAX_STEP_NAME = 100
 # Tags with a value after the colon, and what they mean on a step.
 _VALUE_TAGS = ("step", "after", "map", "in", "out", "timeout", "keep", "resources")
 _MEMO_SIZE = 256
+#: Notebooks kept as text, read through Jupytext (``sources.py``).
+TEXT_SUFFIXES = (".py", ".md", ".myst")
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,8 @@ class Step:
     cells: tuple[Cell, ...]
     docs: str = ""
     after: tuple[str, ...] = ()
+    #: ``after:OTHER.ipynb:STEP`` tags: steps of other notebooks of a pipeline of notebooks (``project.py``).
+    after_notebooks: tuple[str, ...] = ()
     map_over: str | None = None
     #: The name the current element has inside a ``map:`` step (``map:path=files``).
     map_as: str | None = None
@@ -123,6 +127,14 @@ class NotebookSource:
     title: str
     #: Tags that mean nothing where they are (``step:`` on a markdown cell), one line each.
     warnings: tuple[str, ...] = ()
+    #: For a notebook kept as text (Jupytext): the line of each cell's marker (``None`` where unknown).
+    lines: tuple[int | None, ...] = ()
+
+    def line_of(self, cell: int | None) -> int | None:
+        """The line of the 1-based ``cell`` in a text notebook (``None`` for an ``.ipynb``)."""
+        if cell is None or not 0 < cell <= len(self.lines):
+            return None
+        return self.lines[cell - 1]
 
     @property
     def kernel_name(self) -> str:
@@ -463,6 +475,7 @@ def _reject_step_tags(cell: Cell, tags: dict[str, list[str]], path: Path) -> Non
 def _build_step(spec: dict[str, Any], path: Path) -> Step:
     name = spec["name"]
     after: list[str] = []
+    after_notebooks: list[str] = []
     in_files: list[str] = []
     out_files: list[str] = []
     keep: list[str] = []
@@ -472,7 +485,11 @@ def _build_step(spec: dict[str, Any], path: Path) -> Step:
     map_as: str | None = None
     for cell in spec["cells"]:
         tags = parse_tags(cell, path)
-        after += [_step_name(v, cell, path, "after") for v in tags.get("after", [])]
+        for value in tags.get("after", []):
+            if ":" in value:
+                after_notebooks.append(_notebook_step(value, cell, path, name))
+            else:
+                after.append(_step_name(value, cell, path, "after"))
         in_files += [posixpath.normpath(v) for v in tags.get("in", [])]
         out_files += [_inside_folder(v, cell, path, name) for v in tags.get("out", [])]
         keep += tags.get("keep", [])
@@ -521,6 +538,7 @@ def _build_step(spec: dict[str, Any], path: Path) -> Step:
         cells=tuple(spec["cells"]),
         docs=spec["docs"],
         after=tuple(dict.fromkeys(after)),
+        after_notebooks=tuple(dict.fromkeys(after_notebooks)),
         map_over=map_over,
         map_as=map_as,
         in_files=tuple(dict.fromkeys(in_files)),
@@ -529,6 +547,20 @@ def _build_step(spec: dict[str, Any], path: Path) -> Step:
         keep=tuple(dict.fromkeys(keep)),
         resources=resources,
     )
+
+
+def _notebook_step(value: str, cell: Cell, path: Path, step: str) -> str:
+    """An ``after:OTHER.ipynb:STEP`` value, checked: a notebook path and a step name."""
+    notebook, _, target = value.rpartition(":")
+    if not notebook or posixpath.splitext(notebook)[1].lower() not in (".ipynb", *TEXT_SUFFIXES):
+        raise PipelineError(
+            f"tag 'after:{value}' must name a step (after:load) or a notebook and one of its steps "
+            "(after:ingest.ipynb:export)",
+            notebook=path,
+            cell=cell.number,
+            step=step,
+        )
+    return f"{posixpath.normpath(notebook)}:{_step_name(target, cell, path, 'after')}"
 
 
 def _inside_folder(value: str, cell: Cell, path: Path, step: str) -> str:

@@ -28,10 +28,12 @@ returns a ``Plan``. Standard library only (it runs on the no-op path).
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING, Any, Literal
 
 from .cache import CACHE_FORMAT
@@ -113,13 +115,21 @@ class KeyParts:
     files: Mapping[str, str] = field(default_factory=dict)
     format: int = CACHE_FORMAT
 
-    @property
+    @cached_property
     def key(self) -> str:
         """The step key: SHA-256 of the canonical JSON of the parts."""
-        return sha256_text(json.dumps(asdict(self), sort_keys=True, separators=(",", ":")))
+        return sha256_text(json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":")))
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        # not dataclasses.asdict: its deep copy was a third of a no-op plan's time (same JSON)
+        return {
+            "code": self.code,
+            "setup": self.setup,
+            "params": copy.deepcopy(dict(self.params)),
+            "upstream": dict(self.upstream),
+            "files": dict(self.files),
+            "format": self.format,
+        }
 
 
 #: What a step's entry says about its run, as ``step_keys`` needs it (``Known.of(manifest)``).
@@ -233,12 +243,16 @@ def step_keys(
                     taken = []  # elements may name files: their content keys the elements, not the names
                 info = known(dep, keys[dep]) if known is not None and taken else None
                 upstream[dep] = value_part(keys[dep], taken, info.digests if info else None)
+            upstream.update(pipeline.foreign.get(name, {}))  # steps of other notebooks (project.py)
+            made = pipeline.foreign_files.get(name, frozenset())
             return KeyParts(
                 code=code,
                 setup=setup,
                 params={p: canonical(params[p]) for p in used},
                 upstream=upstream,
-                files={f: files.get(f, "missing") for f in step.in_files if f not in step.file_inputs},
+                files={
+                    f: files.get(f, "missing") for f in step.in_files if f not in step.file_inputs and f not in made
+                },
             )
 
         if fixed is not None and name in fixed:

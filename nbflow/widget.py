@@ -49,9 +49,16 @@ if TYPE_CHECKING:
 PARAM_PREFIX = "param:"
 
 
-def show(notebook: str | Path, **options: Any) -> PipelineWidget:
-    """A ``PipelineWidget`` of the notebook at ``notebook`` (display it as a cell's result)."""
+def show(notebook: str | Path, **options: Any) -> Any:
+    """A ``PipelineWidget`` of the notebook at ``notebook`` (display it as a cell's result);
+    for a folder or an ``nbflow.toml``, a ``project_widget.ProjectWidget`` of the pipeline of notebooks."""
     from .graph import load_pipeline
+    from .project import is_project
+
+    if is_project(notebook):
+        from .project_widget import ProjectWidget
+
+        return ProjectWidget(notebook, **options)
 
     return PipelineWidget(load_pipeline(notebook), **options)
 

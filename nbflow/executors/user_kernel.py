@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from .. import hidden_state
+from ..errors import NbflowError, PipelineError
 from ..graph import PARAMETERS, SETUP
 from ..parameters import canonical
 from .base import RunContext
@@ -242,8 +243,6 @@ class LiveRun:
                 if isinstance(error, KeyboardInterrupt):
                     raise Interrupted("interrupted during the setup")
                 if error is not None:
-                    from ..errors import PipelineError
-
                     raise PipelineError(
                         f"the setup raised {type(error).__name__}: {error}",
                         notebook=self.pipeline.path,
@@ -284,6 +283,8 @@ class LiveRun:
         wanted = [n for n in entry.names if not hidden_state.is_pseudo(n) and (names is None or n in names)]
         with self.state.running():
             self.side.restore([[step, entry.key, [*states, *wanted]]])
+        if key == ctx.key(step):
+            ctx.restore_files(step)  # its out: files too, if missing or changed
         missing = {n: why for n, why in entry.missing.items() if names is None or n in names}
         return self._restored(step, entry, [*states, *wanted]), missing
 
@@ -321,6 +322,14 @@ class LiveRun:
     # -------------------------------------------------------------- steps
     def start_step(self, step: str) -> None:
         """Before ``step``'s cells run: its inputs restored, its start published."""
+        if self.pipeline.steps[step].map_over:
+            raise PipelineError(
+                f"map:{self.pipeline.steps[step].map_over} steps do not run in this kernel yet; "
+                f"nbflow run --only {step} runs it, then %nbflow restore",
+                notebook=self.pipeline.path,
+                cell=self.pipeline.steps[step].cell.number,
+                step=step,
+            )
         self.restore_inputs(step)
         self.ctx.start_step(step)
         self.started[step] = time.monotonic()
@@ -383,6 +392,9 @@ class LiveRun:
             self.start_step(step)
         except NotRestorable as e:
             ctx.finish_step(step, "failed", error=f"could not restore its inputs: {e}")
+            return "failed"
+        except NbflowError as e:
+            ctx.finish_step(step, "failed", error=str(e))
             return "failed"
         outputs: list[list[dict[str, Any]]] = []
         error = None
@@ -464,6 +476,11 @@ class UserKernelExecutor:
     name = "live"
 
     def execute(self, ctx: RunContext) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            raise PipelineError(
+                "the live executor runs steps in the kernel's own thread: use %nbflow run in the notebook",
+                notebook=ctx.pipeline.path,
+            )
         live = LiveRun(kernel_state(), ctx)
         live.committer = Committer(ctx, "live")
         ctx.publish_cached_and_queued()

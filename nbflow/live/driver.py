@@ -154,8 +154,8 @@ def open_run(
         live.prelude()
         if live.run is not None:
             live.ctx.publish_cached_and_queued()
-    except BaseException:
-        live.close("failed", "the setup failed")
+    except BaseException as e:
+        live.close("failed", str(e) or type(e).__name__)
         raise
     return live
 

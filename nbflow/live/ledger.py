@@ -70,8 +70,7 @@ class Hooks:
 
     # ------------------------------------------------------------- events
     def pre(self, info: Any) -> None:
-        if self.state.busy:
-            self.cell = None
+        if self.state.busy:  # nbflow's own execution inside a cell (a magic): the cell is followed as a whole
             return
         self.cell = (getattr(info, "cell_id", None), getattr(info, "raw_cell", "") or "")
         live = self.state.current

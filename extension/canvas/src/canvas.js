@@ -10,6 +10,10 @@
 //                    names, explicit}], legend: [{state, colour, shape, label}]});
 //   canvas.setStates({step: state});   // live states during a run
 //
+// A pipeline of notebooks adds `groups: [{id, label}]` (one per notebook) and `parent` on
+// each node: a notebook is drawn as a compound node around its steps, and edges with
+// `link: true` (between notebooks) are drawn thicker.
+//
 // Callbacks: onMove({step: {x, y}}) after a node is dropped; onConnect(source, target)
 // after an edge is drawn in Connect mode (the drawn edge is removed again: the graph the
 // owner sends next says whether it exists); onSelect(step or "") and onSelectEdge(id or "")
@@ -42,6 +46,20 @@ const STYLE = [
       "border-color": "#555",
     },
   },
+  {
+    selector: "node.notebook",
+    style: {
+      "text-valign": "top",
+      "text-halign": "center",
+      "font-weight": "bold",
+      "font-size": 14,
+      "background-opacity": 0.6,
+      "border-style": "dashed",
+      "border-color": "#8a94a0",
+      padding: 14,
+    },
+  },
+  { selector: "edge.link", style: { width: 3, "line-color": "#6a51a3", "target-arrow-color": "#6a51a3" } },
   { selector: "node.collapsed", style: { "border-width": 3, "border-style": "double" } },
   { selector: "node.found", style: { "border-width": 4, "border-color": "#e6550d" } },
   {
@@ -142,14 +160,21 @@ function elementsOf(graph, states) {
     const b = where[edge.target];
     return a && b && Math.abs(a.x - b.x) < 20 && Math.abs(b.y - a.y) > 1.5 * gap;
   };
+  const groups = (graph.groups || []).map((g) => ({
+    group: "nodes",
+    classes: "notebook",
+    selectable: false,
+    grabbable: false,
+    data: { id: g.id, label: g.label, display: g.label, notebook: true, colour: "#f4f6f8", shape: "round-rectangle" },
+  }));
   const nodes = (graph.nodes || []).map((node) => ({
     group: "nodes",
-    data: nodeData(node, states[node.id] || node.state, byState, 0),
+    data: { ...nodeData(node, states[node.id] || node.state, byState, 0), ...(node.parent ? { parent: node.parent } : {}) },
     position: { x: node.x, y: node.y },
   }));
   const edges = (graph.edges || []).map((edge) => ({
     group: "edges",
-    classes: skips(edge) ? "skip" : "",
+    classes: [skips(edge) ? "skip" : "", edge.link ? "link" : ""].join(" ").trim(),
     data: {
       id: edge.id,
       source: edge.source,
@@ -158,7 +183,7 @@ function elementsOf(graph, states) {
       explicit: !!edge.explicit,
     },
   }));
-  return [...nodes, ...edges];
+  return [...groups, ...nodes, ...edges];
 }
 
 /** The steps only `step` feeds, directly or through each other (what Collapse hides). */
@@ -388,7 +413,7 @@ export function createCanvas(el, options = {}) {
     if (!wanted) {
       return [];
     }
-    const found = cy.nodes("[display]").filter((n) => n.id().toLowerCase().includes(wanted));
+    const found = cy.nodes("[display][!notebook]").filter((n) => n.id().toLowerCase().includes(wanted));
     // A step hidden in a collapsed fan-out is shown again when searched for.
     for (const step of [...collapsed]) {
       if (found.some((n) => fanOut(step, graph.edges || []).includes(n.id()))) {
@@ -435,8 +460,8 @@ export function createCanvas(el, options = {}) {
     }
   });
   cy.on("tap", "node", (event) => {
-    if (!event.target.data("display")) {
-      return;
+    if (!event.target.data("display") || event.target.data("notebook")) {
+      return; // edgehandles' ghost node, or a notebook's group
     }
     updateButtons();
     emit("onSelect", event.target.id());
@@ -509,7 +534,7 @@ export function createCanvas(el, options = {}) {
       return { x: box.left + pos.x, y: box.top + pos.y };
     },
     states() {
-      return Object.fromEntries(cy.nodes("[display]").map((n) => [n.id(), n.data("state")]));
+      return Object.fromEntries(cy.nodes("[display][!notebook]").map((n) => [n.id(), n.data("state")]));
     },
     destroy() {
       resize.disconnect();

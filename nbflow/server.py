@@ -73,7 +73,8 @@ MAX_RUN_ID = 2**63 - 1
 
 
 def _jupyter_server_extension_points() -> list[dict[str, str]]:
-    return [{"module": "nbflow.server"}]
+    # server_lab.py adds its own routes (it builds on this module's handler base).
+    return [{"module": "nbflow.server"}, {"module": "nbflow.server_lab"}]
 
 
 def _load_jupyter_server_extension(serverapp: Any) -> None:
@@ -91,9 +92,6 @@ def _load_jupyter_server_extension(serverapp: Any) -> None:
             (url_path_join(base, r"runs/(\d+)/report"), RunReportHandler),
         ],
     )
-    from .server_lab import lab_handlers  # routes for working in the notebook's own kernel
-
-    web_app.add_handlers(".*$", lab_handlers(base))
     serverapp.log.info("nbflow: REST API at %s", base)
     from .studio.proxy import studio_handlers  # <base_url>nbflow/studio/: the studio, proxied
 

@@ -27,7 +27,13 @@ from jupyter_server.utils import url_path_join
 from tornado import web
 
 from .errors import NbflowError
-from .server import NbflowHandler, _json, run_id
+from .server import API, NbflowHandler, _json, run_id
+
+
+def _load_jupyter_server_extension(serverapp: Any) -> None:
+    """Loaded with ``nbflow.server`` (one of its extension points)."""
+    base = url_path_join(serverapp.web_app.settings["base_url"], API)
+    serverapp.web_app.add_handlers(".*$", lab_handlers(base))
 
 
 def lab_handlers(base: str) -> list[tuple[str, type]]:

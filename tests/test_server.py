@@ -178,6 +178,7 @@ ENDPOINTS = [
     ("GET", "runs/1/events", None),
     ("GET", "runs/1/report", None),
     ("POST", "runs/1/report", ""),
+    ("POST", "runs/1/outputs", "{}"),
 ]
 
 

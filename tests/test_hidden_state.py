@@ -134,6 +134,7 @@ class _Entry:
     def __init__(self, names):
         self.names = {n: {} for n in names}
         self.missing = {}
+        self.manifest = {}
 
 
 def test_pyplot_state_is_re_executed_not_restored(tmp_path):

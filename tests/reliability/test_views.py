@@ -15,7 +15,16 @@ from pathlib import Path
 
 import pytest
 
-from ..e2e.conftest import ARTIFACTS, DOCS, browser_context, page, playwright, screenshot  # noqa: F401 - fixtures
+from ..e2e.conftest import (  # noqa: F401 - fixtures (the jp_ ones undo pytest-jupyter's autouse loop handling)
+    ARTIFACTS,
+    DOCS,
+    browser_context,
+    jp_asyncio_loop,
+    jp_server_cleanup,
+    page,
+    playwright,
+    screenshot,
+)
 
 TESTS = Path(__file__).resolve().parents[1]
 ROOT = TESTS.parent

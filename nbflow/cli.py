@@ -129,6 +129,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         output=args.output,
         timeout=args.timeout,
         fail_fast=args.fail_fast,
+        retries=args.retries or 0,
         items=args.items,
         listeners=[ProgressPrinter(quiet=args.quiet)],
     )
@@ -236,13 +237,13 @@ def _indexes(text: str) -> list[int]:
 def _executor_from_args(args: argparse.Namespace) -> Any:
     """The executor the run options ask for: a name, or a ``DaskExecutor`` with options.
 
-    ``--workers``, ``--scheduler``, ``--retries`` and ``--shared-cache`` imply
-    ``--executor dask``; the Dask executor module imports dask only when a step runs.
+    ``--workers``, ``--scheduler`` and ``--shared-cache`` imply ``--executor dask`` (and
+    are refused with ``--executor kernel``); the Dask executor module imports dask only
+    when a step runs. ``--retries`` applies to every executor (``start_run``).
     """
     dask_options = {
         "workers": args.workers,
         "scheduler": args.scheduler,
-        "retries": args.retries,
         "shared_cache": args.shared_cache,
     }
     given = {k: v for k, v in dask_options.items() if v is not None}
@@ -253,7 +254,6 @@ def _executor_from_args(args: argparse.Namespace) -> Any:
         return args.executor
     from .executors.dask import DaskExecutor
 
-    given.setdefault("retries", 0)
     return DaskExecutor(**given)
 
 
@@ -482,7 +482,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--scheduler", metavar="ADDRESS", help="dask: run on the cluster of this scheduler (tcp://host:8786)"
     )
-    p.add_argument("--retries", type=int, metavar="N", help="dask: run a step again up to N times if its worker dies")
+    p.add_argument(
+        "--retries",
+        type=int,
+        metavar="N",
+        help="run a step that raises (or whose Dask worker dies) again, up to N times, its inputs restored "
+        "from the cache each time (a step's retry:N[:BACKOFF_S] tag wins)",
+    )
     p.add_argument(
         "--shared-cache",
         action=argparse.BooleanOptionalAction,

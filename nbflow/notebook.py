@@ -14,6 +14,8 @@ A pipeline is one ``.ipynb`` whose code cells carry JupyterLab's ordinary cell t
 ``in:<path>``       a file the step reads (its content is part of the step key)
 ``out:<path>``      a file the step must produce
 ``timeout:<secs>``  per-step timeout
+``retry:<n>``       run the step again up to ``n`` times if it raises (``retry:3:10``:
+                    wait 10 s before the first retry, doubling each time)
 ``keep:<name>``     always cache this value of the step
 ``resources:k=v``   a resource hint for distributed executors (``resources:gpu=1``),
                     one per tag (the notebook schema forbids commas in tags)
@@ -48,7 +50,7 @@ STEP_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*\Z")
 MAX_STEP_NAME = 100
 
 # Tags with a value after the colon, and what they mean on a step.
-_VALUE_TAGS = ("step", "after", "map", "in", "out", "timeout", "keep", "resources")
+_VALUE_TAGS = ("step", "after", "map", "in", "out", "out?", "timeout", "retry", "keep", "resources")
 _MEMO_SIZE = 256
 
 
@@ -86,6 +88,8 @@ class Step:
     in_files: tuple[str, ...] = ()
     out_files: tuple[str, ...] = ()
     timeout: float | None = None
+    #: ``retry:N[:BACKOFF_S]``: (retries, seconds before the first retry or ``None``: the default).
+    retry: tuple[int, float | None] | None = None
     keep: tuple[str, ...] = ()
     resources: Mapping[str, str] = field(default_factory=dict)
     # Filled in by the graph builder.
@@ -450,7 +454,7 @@ def _split(path: Path, data: dict[str, Any], digest: str, cells: tuple[Cell, ...
 
 
 def _reject_step_tags(cell: Cell, tags: dict[str, list[str]], path: Path) -> None:
-    for kind in ("after", "map", "in", "out", "timeout", "keep", "resources"):
+    for kind in ("after", "map", "in", "out", "out?", "timeout", "retry", "keep", "resources"):
         if kind in tags:
             raise PipelineError(
                 f"tag '{kind}:{tags[kind][0]}' is on a setup cell; it only means something on a step "
@@ -468,6 +472,7 @@ def _build_step(spec: dict[str, Any], path: Path) -> Step:
     keep: list[str] = []
     resources: dict[str, str] = {}
     timeout: float | None = None
+    retry: tuple[int, float | None] | None = None
     map_over: str | None = None
     map_as: str | None = None
     for cell in spec["cells"]:
@@ -488,6 +493,8 @@ def _build_step(spec: dict[str, Any], path: Path) -> Step:
                     cell=cell.number,
                     step=name,
                 ) from None
+        for value in tags.get("retry", []):
+            retry = _retry(value, cell, path, name)
         for value in tags.get("map", []):
             element, eq, iterable = value.partition("=")
             if not eq:
@@ -526,9 +533,28 @@ def _build_step(spec: dict[str, Any], path: Path) -> Step:
         in_files=tuple(dict.fromkeys(in_files)),
         out_files=tuple(dict.fromkeys(out_files)),
         timeout=timeout,
+        retry=retry,
         keep=tuple(dict.fromkeys(keep)),
         resources=resources,
     )
+
+
+def _retry(value: str, cell: Cell, path: Path, step: str) -> tuple[int, float | None]:
+    """``retry:N`` or ``retry:N:BACKOFF_S`` as (N, backoff)."""
+    count, _, backoff = value.partition(":")
+    try:
+        retries = int(count)
+        wait = float(backoff) if backoff else None
+        if retries < 0 or (wait is not None and not 0 <= wait < float("inf")):
+            raise ValueError
+    except ValueError:
+        raise PipelineError(
+            f"tag 'retry:{value}' needs a number of retries and optionally seconds to wait (retry:3 or retry:3:10)",
+            notebook=path,
+            cell=cell.number,
+            step=step,
+        ) from None
+    return retries, wait
 
 
 def _inside_folder(value: str, cell: Cell, path: Path, step: str) -> str:

@@ -276,6 +276,7 @@ def start_run(
     output: str | Path | None = None,
     timeout: float | None = None,
     fail_fast: bool = False,
+    retries: int = 0,
     listeners: Iterable[Callable[[Event], None]] = (),
     widget: Any = None,
     items: Iterable[int] = (),
@@ -286,7 +287,8 @@ def start_run(
     Parameters are checked before anything starts (``ParameterError``). ``output``
     also writes the executed notebook there; every run with executed steps keeps it
     in ``<home>/runs/<id>/output.ipynb``. ``timeout`` applies to steps without a
-    ``timeout:`` tag. ``listeners`` (and ``widget``) receive the run's events.
+    ``timeout:`` tag. ``retries``: times a step that raised runs again (its ``retry:`` tag
+    wins). ``listeners`` (and ``widget``) receive the run's events.
     ``items`` recomputes those elements of the one ``map:`` step named by ``only``.
     ``run_class``: the ``Run`` subclass to return (``api.Run`` adds ``report``).
     """
@@ -300,6 +302,8 @@ def start_run(
             notebook=pipeline.path,
         )
     _refuse_shared_cache(config)
+    if retries < 0:
+        raise PipelineError(f"--retries {retries}: must be 0 or more", notebook=pipeline.path)
     _refuse_output_over_source(pipeline, output)
     given = resolve_parameters(pipeline.parameters, params, raw, pipeline.path)
     given = {k: v for k, v in given.items() if k in (params or {})}
@@ -344,6 +348,7 @@ def start_run(
         output_path=config.runs_dir / str(run_id) / "output.ipynb",
         timeout=timeout or config.timeout,
         fail_fast=fail_fast,
+        retries=retries,
         items=forced_items,
     )
     copy_to = Path(output) if output is not None else None

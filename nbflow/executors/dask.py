@@ -174,6 +174,9 @@ class DaskSession(TaskInputs, FanOutSteps, Watchdog):
         self.restarting: set[str] = set()  # workers nbflow restarted to stop a step
         self.last_worker_check = 0.0
         self.setup_failed = False
+        #: Retries waiting for their backoff: (when, step, attempt number, element).
+        self.later: list[tuple[float, str, int, int | None]] = []
+        ctx.retries = max(ctx.retries, executor.retries)
 
     # --------------------------------------------------------------- main
     def run(self) -> None:
@@ -264,14 +267,20 @@ class DaskSession(TaskInputs, FanOutSteps, Watchdog):
     # --------------------------------------------------------------- loop
     def loop(self) -> None:
         ctx = self.ctx
-        while self.pending or self.running or self.unsettled():
+        while self.pending or self.running or self.unsettled() or self.later:
             if ctx.cancel.is_set():
+                self.drop_retries("cancelled")
                 self.stop_all("cancelled")
                 return
             if ctx.failure:
+                self.drop_retries("skipped")
                 self.stop_all("failed")
                 return
             self.submit_ready()
+            self.submit_retries()
+            if self.later and not self.running:
+                time.sleep(min(0.2, max(0.0, min(t for t, *_ in self.later) - time.monotonic())))
+                continue
             if not self.running:
                 if self.pending:  # nothing can start: every remaining step waits on one that will not finish
                     for step in list(self.pending):
@@ -448,11 +457,7 @@ class DaskSession(TaskInputs, FanOutSteps, Watchdog):
                 else "worker died (killed, or out of memory)"
             )
             where = f" (on {attempt.worker}, pid {attempt.pid})" if attempt.pid else ""
-            if attempt.number < self.executor.retries:
-                ctx.warn(
-                    f"{death}{where}; running the step again ({attempt.number + 1} of {self.executor.retries})", step
-                )
-                self.submit(step, attempt.number + 1, attempt.item)
+            if self.retry(attempt, f"{death}{where}"):
                 return
             tried = f" after {attempt.number + 1} attempts" if attempt.number else ""
             self.fail(attempt, f"{death}{where}{tried}")
@@ -513,11 +518,35 @@ class DaskSession(TaskInputs, FanOutSteps, Watchdog):
         elif status == "interrupted" and result.get("reason") == "timeout":
             timeout = ctx.timeout_for(step) or 0
             error = f"timed out after {timeout:g} s (interrupted)"
-            self.fail(attempt, error, duration, result.get("traceback", ""), outputs)
+            if not self.retry(attempt, error):
+                self.fail(attempt, error, duration, result.get("traceback", ""), outputs)
         elif status == "interrupted":
             self.finish_once(step, "cancelled", duration=duration, error="cancelled")
-        else:
+        elif not (status == "failed" and self.retry(attempt, result["error"])):
             self.fail(attempt, result["error"], duration, result.get("traceback", ""), outputs)
+
+    def retry(self, attempt: Attempt, error: str) -> bool:
+        """Run ``attempt``'s step (or element) again after its backoff, if it has attempts
+        left (``RunContext.retry_delay``): a new task, whose inputs are restored afresh."""
+        label = f"element {attempt.item}: {error}" if attempt.item is not None else error
+        delay = self.ctx.retry_delay(attempt.step, attempt.number + 1, label)
+        if delay is None:
+            return False
+        self.later.append((time.monotonic() + delay, attempt.step, attempt.number + 1, attempt.item))
+        return True
+
+    def submit_retries(self) -> None:
+        now = time.monotonic()
+        due = [r for r in self.later if r[0] <= now]
+        self.later = [r for r in self.later if r[0] > now]
+        for _, step, number, item in due:
+            self.submit(step, number, item)
+
+    def drop_retries(self, status: StepStatus) -> None:
+        for _, step, _, item in self.later:
+            if item is None:
+                self.finish_once(step, status, error="" if status == "skipped" else "cancelled")
+        self.later.clear()
 
     def retry_after_provider(self, attempt: Attempt, result: Mapping[str, Any]) -> bool:
         """A ``NameError`` for a name a step above provides, which had not finished when

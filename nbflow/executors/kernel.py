@@ -355,16 +355,23 @@ class Session:
         expression = f"__nbflow__.dump({str(staging)!r}, {ctx.stored_names(name)!r}, {ctx.required_names(name)!r})"
         found: dict[str, str] = {}
         try:
-            try:
-                reads = sorted(set(step.reads) | set(ctx.keys.inputs(name)))
-                await self.silent(f"__nbflow__.watch({self.watched!r}, {reads!r})")
-            except SilentError as e:
-                ctx.warn(f"values changed at run time will not be seen: {e}", name)
+            await self.watch_reads(name)
             result = await self.run_cells(cells, deadline, {"nbflow": expression})
             while isinstance(result, Failure) and (provider := await self.restore_found_read(name, result, found)):
                 ctx.warn(
                     f"{result.missing} is read at run time (eval/exec); restored it from {provider} and ran again", name
                 )
+                result = await self.run_cells(cells, deadline, {"nbflow": expression})
+            attempt = 1
+            while isinstance(result, Failure) and (delay := ctx.retry_delay(name, attempt, result.error)) is not None:
+                ctx.cache.discard(staging)
+                try:
+                    await self.prepare_retry(name, delay)
+                except SilentError as e:
+                    result = Failure(f"attempt {attempt + 1}: could not restore its inputs: {e}", e.traceback)
+                    break
+                attempt += 1
+                deadline = time.monotonic() + timeout if timeout else None
                 result = await self.run_cells(cells, deadline, {"nbflow": expression})
         except Stop as stop:
             ctx.cache.discard(staging)
@@ -395,6 +402,29 @@ class Session:
         elif out_files is not None:  # None: not cached (warned); a full disk stops the run at the next step
             self.committer.submit(name, staging, outputs, result, duration, out_files)
         ctx.finish_step(name, "done", duration=duration)
+
+    async def prepare_retry(self, name: str, delay: float) -> None:
+        """Before attempt 2, 3...: wait ``delay`` (cancel-aware), drop what the failed
+        attempt wrote, and restore every value ``name`` reads from the cache, so an
+        in-place change the failed attempt made does not reach the next one."""
+        if await asyncio.to_thread(self.ctx.cancel.wait, delay):
+            raise Stop("cancelled", "run cancelled", step_error="cancelled")
+        inputs = self.ctx.keys.inputs(name)
+        dropped = sorted(set(self.pipeline.steps[name].writes) - set(inputs) - set(self.pipeline.setup.writes))
+        if dropped:
+            await self.silent(f"for __nbflow_n in {dropped!r}:\n    globals().pop(__nbflow_n, None)\ndel __nbflow_n\n")
+        self.ledger.forget(list(inputs))
+        await self.restore_inputs(name)
+        self.ledger.ran(name)
+        await self.watch_reads(name)
+
+    async def watch_reads(self, name: str) -> None:
+        """Let the kernel note the values ``name`` reads before it runs (changed at run time?)."""
+        try:
+            reads = sorted(set(self.pipeline.steps[name].reads) | set(self.ctx.keys.inputs(name)))
+            await self.silent(f"__nbflow__.watch({self.watched!r}, {reads!r})")
+        except SilentError as e:
+            self.ctx.warn(f"values changed at run time will not be seen: {e}", name)
 
     async def run_cells(
         self, cells: list[tuple[int, Any]], deadline: float | None, expressions: dict[str, str]

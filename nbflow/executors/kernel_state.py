@@ -51,6 +51,11 @@ class Ledger:
         for name in names:
             self.holder[name] = provider
 
+    def forget(self, names: list[str]) -> None:
+        """The kernel's ``names`` may have been changed in place: restore them before use."""
+        for name in names:
+            self.holder.pop(name, None)
+
     def ran(self, step: str, also: list[str] | None = None) -> None:
         for name in [*self.pipeline.steps[step].writes, *(also or ())]:
             self.holder[name] = step

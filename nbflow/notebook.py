@@ -12,7 +12,9 @@ A pipeline is one ``.ipynb`` whose code cells carry JupyterLab's ordinary cell t
                     step ``<name>`` is the element; ``map:item=<name>`` calls it ``item``);
                     afterwards each value the step wrote is a list, one per element
 ``in:<path>``       a file the step reads (its content is part of the step key)
-``out:<path>``      a file the step must produce
+``out:<path>``      a file the step must produce; ``out:parts/`` a folder (every file
+                    under it), ``out:plots/*.png`` a glob (at least one file);
+                    ``out?:<path>`` an optional output (``outfiles.py``)
 ``timeout:<secs>``  per-step timeout
 ``retry:<n>``       run the step again up to ``n`` times if it raises (``retry:3:10``:
                     wait 10 s before the first retry, doubling each time)
@@ -86,7 +88,10 @@ class Step:
     #: The name the current element has inside a ``map:`` step (``map:path=files``).
     map_as: str | None = None
     in_files: tuple[str, ...] = ()
+    #: ``out:``/``out?:`` patterns: a file, a folder (``parts/``) or a glob (``plots/*.png``).
     out_files: tuple[str, ...] = ()
+    #: The ``out_files`` declared ``out?:`` (the step may write nothing there).
+    optional_outs: tuple[str, ...] = ()
     timeout: float | None = None
     #: ``retry:N[:BACKOFF_S]``: (retries, seconds before the first retry or ``None``: the default).
     retry: tuple[int, float | None] | None = None
@@ -469,6 +474,7 @@ def _build_step(spec: dict[str, Any], path: Path) -> Step:
     after: list[str] = []
     in_files: list[str] = []
     out_files: list[str] = []
+    optional_outs: list[str] = []
     keep: list[str] = []
     resources: dict[str, str] = {}
     timeout: float | None = None
@@ -480,6 +486,9 @@ def _build_step(spec: dict[str, Any], path: Path) -> Step:
         after += [_step_name(v, cell, path, "after") for v in tags.get("after", [])]
         in_files += [posixpath.normpath(v) for v in tags.get("in", [])]
         out_files += [_inside_folder(v, cell, path, name) for v in tags.get("out", [])]
+        optional = [_inside_folder(v, cell, path, name, "out?") for v in tags.get("out?", [])]
+        out_files += optional
+        optional_outs += optional
         keep += tags.get("keep", [])
         for value in tags.get("timeout", []):
             try:
@@ -532,6 +541,7 @@ def _build_step(spec: dict[str, Any], path: Path) -> Step:
         map_as=map_as,
         in_files=tuple(dict.fromkeys(in_files)),
         out_files=tuple(dict.fromkeys(out_files)),
+        optional_outs=tuple(dict.fromkeys(optional_outs)),
         timeout=timeout,
         retry=retry,
         keep=tuple(dict.fromkeys(keep)),
@@ -557,20 +567,20 @@ def _retry(value: str, cell: Cell, path: Path, step: str) -> tuple[int, float | 
     return retries, wait
 
 
-def _inside_folder(value: str, cell: Cell, path: Path, step: str) -> str:
-    """An ``out:`` path, refused unless it stays inside the notebook's folder: a cached
-    run restores ``out:`` files without running code, so one outside would let a cache
-    entry write anywhere."""
+def _inside_folder(value: str, cell: Cell, path: Path, step: str, tag: str = "out") -> str:
+    """An ``out:`` path (a folder keeps its trailing ``/``), refused unless it stays inside
+    the notebook's folder: a cached run restores ``out:`` files without running code, so
+    one outside would let a cache entry write anywhere."""
     normal = posixpath.normpath(value)
     if posixpath.isabs(normal) or normal == ".." or normal.startswith("../") or normal == ".":
         raise PipelineError(
-            f"tag 'out:{value}' names a path outside the notebook's folder; out: files must be inside it "
+            f"tag '{tag}:{value}' names a path outside the notebook's folder; out: files must be inside it "
             "(write elsewhere from the step's code, without an out: tag)",
             notebook=path,
             cell=cell.number,
             step=step,
         )
-    return normal
+    return normal + "/" if value.endswith("/") else normal
 
 
 def _title(description: str, path: Path) -> str:

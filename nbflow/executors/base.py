@@ -231,16 +231,14 @@ class RunContext:
                 raise CacheCorrupt(step, self.key(step), self.cache.entry_dir(step, self.key(step)), "disappeared")
             self.cache.verify(entry)
             for name in self.cache.restore_files(entry, self.pipeline.path.parent):
-                self.warn(f"out:{name} was missing or changed on disk; restored the cached version", step)
+                if name.startswith("-"):
+                    self.warn(f"{name[1:]}: removed, the cached version of the step did not write it", step)
+                else:
+                    self.warn(f"out:{name} was missing or changed on disk; restored the cached version", step)
         except (CacheCorrupt, CacheRefused) as e:
             self.warn(f"{e}; recomputing", step)
             self.actions[step] = "run"
             self.reasons[step] = (Reason("cache entry corrupt"),)
-
-    def missing_out_files(self, step: str) -> list[str]:
-        """The ``out:`` files of ``step`` that do not exist (after it ran)."""
-        folder = self.pipeline.path.parent
-        return [f for f in self.pipeline.steps[step].out_files if not (folder / f).is_file()]
 
     def publish_cached_and_queued(self) -> None:
         """Settle cached and excluded steps (events, ``out:`` files) and queue the rest.

@@ -72,6 +72,7 @@ from .dask_tasks import Attempt, CannotStart, FanOut, TaskInputs, resource_amoun
 from .dask_watch import Watchdog
 from .outcome import (
     OutputNotWritten,
+    clear_old_out_files,
     commit_entry,
     stage_out_files,
 )
@@ -387,6 +388,8 @@ class DaskSession(TaskInputs, FanOutSteps, Watchdog):
             return
         if self.shared and not attempt.expand:
             attempt.staging = ctx.cache.staging_path(step)
+        if item is None and not attempt.expand:
+            attempt.before = clear_old_out_files(ctx, step)
         spec = self.spec(step, attempt, restores)
         future = self.client.submit(
             run_task,
@@ -590,15 +593,25 @@ class DaskSession(TaskInputs, FanOutSteps, Watchdog):
             self.ctx.finish_step(step, status, **details)
 
     def place_out_files(self, attempt: Attempt, result: Mapping[str, Any]) -> bool:
-        """Put the ``out:`` files a worker without the notebook's folder sent back in place."""
+        """Put the ``out:`` files a worker without the notebook's folder sent back in place
+        (never over the notebook itself nor into nbflow's home)."""
         folder = self.pipeline.path.resolve().parent
+        home = self.ctx.config.home.resolve()
+        sent = result.get("out_file_bytes")
+        if sent is None:
+            return True
+        patterns = result.get("out_file_patterns") or {}
+        attempt.found = {}
         try:
-            for name, data in (result.get("out_file_bytes") or {}).items():
+            for name, data in sent.items():
                 target = (folder / name).resolve()
                 if not target.is_relative_to(folder):
                     raise OSError(f"out:{name} is outside the notebook's folder")
+                if target == self.pipeline.path.resolve() or target.is_relative_to(home):
+                    continue
                 target.parent.mkdir(parents=True, exist_ok=True)
                 atomic_write_bytes(target, data, perms=0o644)
+                attempt.found[name] = patterns.get(name, name)
         except OSError as e:
             self.discard(attempt)
             self.fail(attempt, f"could not write its out: files here: {e}")
@@ -609,7 +622,7 @@ class DaskSession(TaskInputs, FanOutSteps, Watchdog):
         """Write the step's outputs (and ``out:`` files) and make its entry visible (or warn why not)."""
         ctx, step = self.ctx, attempt.step
         staging = attempt.staging or ctx.cache.staging_path(step)
-        out_files = stage_out_files(ctx, step, staging) if attempt.item is None else {}
+        out_files = stage_out_files(ctx, step, staging, attempt.found, attempt.before) if attempt.item is None else {}
         if out_files is None:
             return
         commit_entry(

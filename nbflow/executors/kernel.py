@@ -65,6 +65,8 @@ from .kernel_state import Committer, Failure, Interrupted, Ledger, Stop, verify_
 from .outcome import (
     NotRestorable,
     OutputNotWritten,
+    clear_old_out_files,
+    out_files_problem,
     restore_specs,
     stage_out_files,
 )
@@ -340,6 +342,7 @@ class Session:
             ctx.finish_step(name, "failed", error=f"could not restore its inputs: {e}", traceback=e.traceback)
             self.ledger.ran(name)
             return
+        before = clear_old_out_files(ctx, name)
         ctx.start_step(name)
         started = time.monotonic()
         timeout = ctx.timeout_for(name)
@@ -383,17 +386,12 @@ class Session:
             ctx.cache.discard(staging)
             ctx.finish_step(name, "failed", duration=duration, error=result.error, traceback=result.traceback)
             return
-        missing = ctx.missing_out_files(name)
+        missing = out_files_problem(ctx, name)
         if missing:
             ctx.cache.discard(staging)
-            ctx.finish_step(
-                name,
-                "failed",
-                duration=duration,
-                error=f"out:{missing[0]} was not produced (no file {self.pipeline.path.parent / missing[0]})",
-            )
+            ctx.finish_step(name, "failed", duration=duration, error=missing)
             return
-        out_files = stage_out_files(ctx, name, staging)
+        out_files = stage_out_files(ctx, name, staging, before=before)
         outputs = [list(self.nb.cells[i].get("outputs", [])) for i, _ in cells]
         await asyncio.to_thread(ctx.keys.learn, name, result.get("learnt"), found)
         self.ledger.ran(name, ctx.keys.run_writes(name))

@@ -124,3 +124,27 @@ def test_bad_retry_tag_and_option_are_one_line(make_notebook, capsys):
     path = make_notebook([step("a", "x = 1")], name="ok.ipynb")
     assert main(["run", str(path), "--retries", "-1"]) == 2
     assert "--retries -1: must be 0 or more" in capsys.readouterr().err
+
+
+def test_a_failing_map_element_is_retried(make_notebook, tmp_path, executor):
+    marker = tmp_path / "element-failed-once"
+    path = make_notebook(
+        [
+            step("load", "items = [1, 2, 3]"),
+            step(
+                "square",
+                f"import pathlib\nm = pathlib.Path({str(marker)!r})\n"
+                "if item == 2 and not m.exists():\n    m.touch()\n    raise TimeoutError('slow server')\n"
+                "sq = item * item",
+                "map:item=items",
+                "retry:1:0",
+            ),
+        ]
+    )
+    retried = []
+    r = load_pipeline(path).run(
+        executor=executor, listeners=[lambda e: retried.append(e) if isinstance(e, StepRetried) else None]
+    )
+    assert r.status == "done", r.error
+    assert nbflow.result(path, "square", "sq") == [1, 4, 9]
+    assert len(retried) == 1 and "element 1" in retried[0].error and "slow server" in retried[0].error

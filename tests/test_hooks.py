@@ -1,18 +1,17 @@
-"""Hooks after a run (``nbflow/hooks.py``, ``cli_hooks.py``): real shell commands, a real
-local HTTP server for ``--notify``, and real runs through ``nbflow run``."""
+"""Hooks after a run (``nbflow/hooks.py``): real shell commands and a real local HTTP
+server for ``--notify``. Runs through ``nbflow run`` with hooks: ``e2e/test_run_hooks.py``."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from nbflow.cli import main
 from nbflow.hooks import Hooks, RunOutcome, post_json, run_command, run_hooks
-
-from .conftest import step
 
 
 class _Receiver(BaseHTTPRequestHandler):
@@ -28,18 +27,26 @@ class _Receiver(BaseHTTPRequestHandler):
         pass
 
 
-@pytest.fixture
-def webhook():
+@contextlib.contextmanager
+def serve_webhook() -> Iterator[ThreadingHTTPServer]:
     """A real HTTP server on 127.0.0.1 recording the JSON POSTed to it."""
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
     server.received, server.code, server.delay, server.release = [], 200, 0.0, threading.Event()
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     server.url = f"http://127.0.0.1:{server.server_address[1]}/hook"
-    yield server
-    server.release.set()
-    server.shutdown()
-    server.server_close()
+    try:
+        yield server
+    finally:
+        server.release.set()
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def webhook():
+    with serve_webhook() as server:
+        yield server
 
 
 OUTCOME = RunOutcome(run_id=7, status="failed", notebook="/x/nb.ipynb", failed_step="train", report="", error="boom")
@@ -94,55 +101,3 @@ def test_webhook_errors_and_timeouts_are_reported(webhook, tmp_path):
     webhook.release.set()
     assert post_json("ftp://example.org/x", {}, 1) == "is not an http:// or https:// URL"
     assert post_json("http://127.0.0.1:1/x", {}, 2).startswith("could not be reached")
-
-
-FAILING = [step("load", "x = 1"), step("train", "raise ValueError('no convergence')")]
-
-
-@pytest.mark.parametrize("executor", ["kernel", "dask"])
-def test_run_calls_hooks_and_keeps_its_status(make_notebook, tmp_path, webhook, capsys, executor):
-    """A real run that fails: the on-failure hook sees it, the webhook gets it, a failing
-    on-success never runs; a hanging hook is stopped and the exit status is the run's."""
-    path = make_notebook(FAILING)
-    seen = tmp_path / "seen.txt"
-    hook = f'echo "$NBFLOW_RUN_ID|$NBFLOW_STATUS|$NBFLOW_FAILED_STEP|$NBFLOW_REPORT" > {seen}; sleep 60'
-    extra = ["--executor", "dask", "--workers", "1"] if executor == "dask" else []
-    code = main(
-        [
-            "run",
-            str(path),
-            "-q",
-            "--report",
-            "--on-failure",
-            hook,
-            "--on-success",
-            "exit 1",
-            "--notify",
-            webhook.url,
-            "--hook-timeout",
-            "3",
-            *extra,
-        ]
-    )
-    assert code == 1  # the run's own failure, neither better nor worse because of the hooks
-    run_id, status, failed, report = seen.read_text().strip().split("|")
-    assert (status, failed) == ("failed", "train")
-    assert report.endswith(f"runs/{run_id}/report.html")
-    assert webhook.received[0][1]["failed_step"] == "train"
-    assert webhook.received[0][1]["run_id"] == int(run_id)
-    err = capsys.readouterr().err
-    assert "on-failure hook" in err and "did not finish within 3 s and was stopped" in err
-    main(["show", run_id, "-C", str(path)])
-    assert "did not finish within 3 s" in capsys.readouterr().out
-
-
-def test_run_success_hook_from_pyproject(make_notebook, tmp_path, capsys):
-    (tmp_path / "pyproject.toml").write_text(
-        '[tool.nbflow]\non-success = "echo $NBFLOW_STATUS > done.txt"\non-failure = "exit 9"\n'
-    )
-    path = make_notebook([step("load", "x = 1")])
-    assert main(["run", str(path), "-q"]) == 0
-    assert (tmp_path / "done.txt").read_text() == "done\n"  # hooks run in the notebook's folder
-    (tmp_path / "pyproject.toml").write_text("[tool.nbflow]\nnotify = 3\n")
-    assert main(["run", str(path), "-q"]) == 2
-    assert "notify = 3: write a string" in capsys.readouterr().err

@@ -37,8 +37,9 @@ worker and staged into the entry by the client (sent back as bytes when the work
 not share the client's disk).
 
 A task whose worker dies (killed, out of memory) fails its step with the reason the
-nanny recorded ("worker died (signal 9; possibly out of memory)"), or is retried
-``retries`` times; cancel cancels the submitted tasks, interrupts the running ones and
+nanny recorded ("worker died (signal 9; possibly out of memory)"); a task that raised,
+timed out or lost its worker runs again as a new task (inputs restored afresh) after its
+backoff, as ``RunContext.retry_delay`` decides; cancel cancels the submitted tasks, interrupts the running ones and
 restarts a worker whose step does not stop within the grace period.
 
 Beside this module: ``dask_tasks`` (a step's task, its inputs, the output notebook),
@@ -88,7 +89,7 @@ class DaskExecutor:
     ``scheduler_address`` (``LocalCluster``, ``SLURMCluster``, ``KubeCluster``...);
     ``scheduler``: the address of a running scheduler; neither: a ``LocalCluster`` of
     ``workers`` processes (default: one per core). ``retries``: times a step is run
-    again when its worker dies. ``shared_cache``: whether the workers see the cache
+    again when it raises or its worker dies (as ``start_run(retries=...)``, the larger wins). ``shared_cache``: whether the workers see the cache
     folder (``None``: find out). ``worker_timeout``: seconds a run waits with no worker
     in the cluster before its remaining steps fail. ``start_method``: how nbflow's own
     workers start (``forkserver``, the default where there is one, or ``spawn``).

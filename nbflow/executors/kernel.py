@@ -17,7 +17,9 @@ than running a small step.
    reads that the kernel does not hold (the ``Ledger`` tracks whose version of each
    name the kernel holds); run its cells, the last one carrying a ``user_expression``
    that dumps the step's values into a staging folder; write its outputs there and
-   commit the cache entry;
+   commit the cache entry. A step that raised or timed out runs again while
+   ``RunContext.retry_delay`` allows (``retry:`` tags, ``--retries``), after its inputs
+   are restored from the cache (``prepare_retry``);
 4. wait for values still being written in the background and commit them.
 
 Cached steps are not run: their cells get their cached outputs (a cached plot shows

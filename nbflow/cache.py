@@ -47,7 +47,7 @@ from .errors import CacheCorrupt
 from .fsutil import atomic_open, check_private, fsync_dir, private_dir
 
 #: Bump when the layout or the key recipe changes: every key changes with it.
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 MANIFEST = "manifest.json"
 OUTPUTS = "outputs.json"
 #: Values files larger than this are memory-mapped (copy-on-write) when loaded.

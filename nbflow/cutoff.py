@@ -198,10 +198,20 @@ class RunKeys:
         """Record what ``step`` left when it ran; return its final key (which the entry is committed under)."""
         from .plan import Known
 
+        run_writes = sorted((learnt or {}).get("run_writes") or ())
+        found = dict(found_reads or {})
+        # A value the step changed at run time without its code showing it (through an alias,
+        # a call the analysis cannot classify) was read too: what the step left in it depends
+        # on what it got. It keys the step like a read found at run time; the provider is
+        # whichever earlier step holds the value (``plan.effective_inputs``), so "" here.
+        reads = self.ctx.pipeline.steps[step].reads
+        for value in run_writes:
+            if value not in reads:
+                found.setdefault(value, "")
         part = {
             "digests": dict((learnt or {}).get("digests") or {}),
-            "run_writes": sorted((learnt or {}).get("run_writes") or ()),
-            "found_reads": dict(found_reads or {}),
+            "run_writes": run_writes,
+            "found_reads": found,
             "aliases": list((learnt or {}).get("aliases") or ()),
         }
         known = Known.of(part) or Known()

@@ -125,6 +125,33 @@ def test_a_pandas_index_shared_by_two_objects(make_notebook, executor, tmp_path)
     assert_like_papermill(path, r, tmp_path / "pm")
 
 
+def test_a_value_changed_through_an_alias_keys_the_step_that_changed_it(make_notebook, executor, tmp_path):
+    """Found by the full fidelity harness: ``rename`` changes ``frame`` through the index it
+    shares with ``pop``, without reading ``frame``. When only ``frame``'s data changes,
+    ``rename``'s key must change too, or its entry hands the old ``frame`` to ``density``."""
+    make = (
+        "import pandas as pd\nindex = pd.MultiIndex.from_product([['a', 'b'], [1, 2]], names=['k', 'n'])\n"
+        "pop = pd.Series([1, 2, 3, 4], index=index)\nframe = pd.DataFrame({'area': [1.5, %s, 4.0, 4.0]}, index=index)"
+    )
+    path = make_notebook(
+        [
+            step("make", make % "1.5"),
+            step("rename", "pop.index.names = ['key', 'num']"),
+            step(
+                "density", "density = frame.assign(pop=pop.values)\ndensity['per'] = density['pop'] / density['area']"
+            ),
+        ]
+    )
+    run(path, executor)
+    edit(path, 0, make % "3.0")
+    r = run(path, executor)
+    assert statuses(r) == {"make": "done", "rename": "done", "density": "done"}
+    assert list(nbflow.result(path, "density", "density", run=r.id)["area"]) == [1.5, 3.0, 4.0, 4.0]
+    assert_like_papermill(path, r, tmp_path / "pm")
+    again = run(path, executor)
+    assert set(statuses(again).values()) == {"cached"}
+
+
 def test_functions_that_change_their_argument(make_notebook, executor, tmp_path):
     path = make_notebook(
         [

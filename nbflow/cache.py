@@ -43,7 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import CacheCorrupt
+from .errors import CacheCorrupt, NbflowError
 from .fsutil import atomic_open, check_private, fsync_dir, private_dir
 
 #: Bump when the layout or the key recipe changes: every key changes with it.
@@ -216,6 +216,14 @@ class Cache:
         by_file: dict[str, set[str]] = {}
         for name in wanted:
             by_file.setdefault(entry.names[name]["file"], set()).add(name)
+        foreign = sorted(f for f in by_file if f not in ("items", "module", "code.pkl", "values.pkl"))
+        if foreign:
+            # another kernel language's file (an R value's .rds): Python cannot load it
+            name = sorted(by_file[foreign[0]])[0]
+            raise NbflowError(
+                f'step "{entry.step}" cached {name} as {entry.names[name].get("type", "a value")} in '
+                f"{entry.path / foreign[0]}, which only its own language can load (R: readRDS)"
+            )
         values: dict[str, Any] = {}
         if "items" in by_file:
             wanted_items = sorted(by_file.pop("items"))

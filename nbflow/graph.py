@@ -1,7 +1,7 @@
 """From a read notebook to a validated pipeline graph.
 
 ``load_pipeline`` combines ``notebook.read_notebook`` (cells and tags) with
-``analysis.analyse_cells`` (names each step reads and writes) into a ``Pipeline``:
+``languages`` (per kernel language: the names each step reads and writes, the parameters) into a ``Pipeline``:
 
 * A step **depends on the nearest step above it that writes a name it reads** (the
   value it would see running the notebook top to bottom), plus its ``after:`` steps.
@@ -43,13 +43,14 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .analysis import KERNEL_NAMES, AnalysisError, FunctionNames, Names, analyse_cells, used_function_names
+from .analysis import AnalysisError, FunctionNames, Names, used_function_names
 from .config import Config
 from .errors import PipelineError, did_you_mean
 from .hidden_state import ambient_kinds, edge_label, hidden_only, is_pseudo
+from .languages import Language, language_of
 from .notebook import Cell, NotebookSource, Step, read_notebook
 from .outfiles import kind, same_path
-from .parameters import Parameter, parse_parameters_cell
+from .parameters import Parameter
 
 if TYPE_CHECKING:
     import networkx
@@ -81,6 +82,14 @@ class Pipeline:
     warnings: tuple[str, ...] = ()
     #: Names bound by an import anywhere in the notebook (never counted as written in place).
     modules: frozenset[str] = frozenset()
+    #: The kernel's language (``languages.language_of``): analysis, values and parameters in the kernel.
+    language: Language = field(default=None, compare=False)  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        if self.language is None:
+            from .languages.python import PYTHON
+
+            object.__setattr__(self, "language", PYTHON)
 
     # ------------------------------------------------------------------ graph
     @cached_property
@@ -223,22 +232,32 @@ def load_pipeline(
     return _build_pipeline(source, config, cls or Pipeline)
 
 
-def _analyse(cells: Sequence[Cell], path: Path, step: str | None, modules: Mapping[str, str] | None = None) -> Names:
-    try:
-        return analyse_cells([c.source for c in cells], modules)
-    except AnalysisError as e:
-        cell = cells[e.cell]
-        raise PipelineError(str(e), notebook=path, cell=cell.number, step=step) from None
+def _analyse(source: NotebookSource, config: Config, language: Language) -> tuple[Names, dict[str, Names]]:
+    """The setup's names and each step's, through the notebook's language."""
+    path = source.path
+    memo = config.home / "analysis"
+    groups = [source.setup, *(step.cells for step in source.steps)]
+    owners: list[str | None] = [None, *(step.name for step in source.steps)]
+    found = language.analyse([[c.source for c in cells] for cells in groups], memo)
+    names: list[Names] = []
+    for cells, owner, result in zip(groups, owners, found, strict=True):
+        if isinstance(result, AnalysisError):
+            raise PipelineError(str(result), notebook=path, cell=cells[result.cell].number, step=owner)
+        names.append(result)
+    return names[0], {step.name: n for step, n in zip(source.steps, names[1:], strict=True)}
 
 
 def _build_pipeline(source: NotebookSource, config: Config, cls: type[Pipeline]) -> Pipeline:
     """Analyse the steps of ``source`` and connect them; raise ``PipelineError``."""
     path = source.path
+    language = language_of(source.data, path)
+    memo = config.home / "analysis"
+    cell_sources = [c.source for c in source.setup] + [c.source for s in source.steps for c in s.cells]
+    language.prefetch(cell_sources, source.parameters.source if source.parameters else None, memo)
     parameters: dict[str, Parameter] = {}
     if source.parameters is not None:
-        parameters = parse_parameters_cell(source.parameters.source, path, source.parameters.number)
-    setup = _analyse(source.setup, path, None)
-    names = {step.name: _analyse(step.cells, path, step.name, setup.modules) for step in source.steps}
+        parameters = language.parameters(source.parameters.source, path, source.parameters.number, memo)
+    setup, names = _analyse(source, config, language)
     # Hidden state every step reads (the working folder, options...): an edge only
     # from a step that writes it.
     ambient = ambient_kinds()
@@ -252,6 +271,7 @@ def _build_pipeline(source: NotebookSource, config: Config, cls: type[Pipeline])
 
     setup_params = tuple(sorted(set(setup.reads) & set(parameters) - set(setup.writes)))
     lenient = setup.star_import or any(n.star_import for n in names.values())
+    kernel_names = language.kernel_names
     warnings: list[str] = list(source.warnings)
     last_writer: dict[str, str] = {}
     last_file_writer: dict[str, str] = {}
@@ -264,6 +284,13 @@ def _build_pipeline(source: NotebookSource, config: Config, cls: type[Pipeline])
         called = used_function_names(found, functions)
         writes = set(found.writes) | (set(found.mutated) - modules) | (set(called.writes) - modules)
         immediate = set(found.reads) | ambient
+        if step.map_over and not language.fan_out:
+            raise PipelineError(
+                f"map:{step.map_over} steps run in Python kernels only; this notebook's kernel runs {language.name}",
+                notebook=path,
+                cell=_tag_cell(step, next(t for t in step.cell.tags if t.startswith("map:"))).number,
+                step=step.name,
+            )
         if step.map_over:
             # the element is bound by nbflow; the iterable is read from upstream
             immediate = (immediate - {step.map_as}) | {step.map_over}
@@ -278,7 +305,7 @@ def _build_pipeline(source: NotebookSource, config: Config, cls: type[Pipeline])
                 continue
             elif name in parameters:
                 params.add(name)
-            elif name in immediate and name not in KERNEL_NAMES and not lenient and not is_pseudo(name):
+            elif name in immediate and name not in kernel_names and not lenient and not is_pseudo(name):
                 warnings.append(_undefined(path, step, name))
         if (
             step.map_over
@@ -351,6 +378,7 @@ def _build_pipeline(source: NotebookSource, config: Config, cls: type[Pipeline])
         config=config,
         warnings=tuple(warnings),
         modules=frozenset(modules),
+        language=language,
     )
 
 

@@ -130,6 +130,11 @@ def verify_cache(
     """Run ``pipeline`` from scratch with papermill and compare its cached steps (see module docstring)."""
     from .run import pipeline_cache, plan_pipeline
 
+    if not pipeline.language.verifiable:
+        raise NbflowError(
+            f"{pipeline.path.name}: nbflow verify compares Python values; this notebook's kernel runs "
+            f"{pipeline.language.name} (its entries are checked by their SHA-256 on every run)"
+        )
     cache = pipeline_cache(pipeline)
     plan = plan_pipeline(pipeline, params, raw=raw, cache=cache)
     cached = [e.step for e in plan if e.state == "fresh"]

@@ -129,13 +129,10 @@ class DaskExecutor:
         self.start_method = start_method
 
     def execute(self, ctx: RunContext) -> None:
-        metadata = ctx.pipeline.source.data.get("metadata", {})
-        language = (metadata.get("kernelspec") or {}).get("language") or (metadata.get("language_info") or {}).get(
-            "name", "python"
-        )
-        if language.lower() != "python":
+        language = ctx.pipeline.language
+        if not language.distributed:
             raise PipelineError(
-                f"the dask executor runs Python notebooks; this one is {language} (use --executor kernel)",
+                f"the dask executor runs Python notebooks; this one is {language.name} (use --executor kernel)",
                 notebook=ctx.pipeline.path,
             )
         for step in ctx.steps_to_run():  # bad resources: tags fail the run before anything starts

@@ -11,15 +11,17 @@ than running a small step.
 
 ``Session`` (the engine's work) reads top to bottom in execution order:
 
-1. connect to the kernel, create the kernel-side helper (``in_kernel.KernelSide``);
+1. connect to the kernel, create the kernel-side helper (the pipeline's ``Language`` says
+   how: ``in_kernel.KernelSide`` in Python, ``.nbflow`` in R; ``nbflow/languages``);
 2. run the *prelude*: setup cells, the parameters cell and papermill's injected cell;
 3. for each step in order: skip it if an upstream step failed; restore the values it
    reads that the kernel does not hold (the ``Ledger`` tracks whose version of each
    name the kernel holds); run its cells, the last one carrying a ``user_expression``
-   that dumps the step's values into a staging folder; write its outputs there and
-   commit the cache entry. A step that raised or timed out runs again while
-   ``RunContext.retry_delay`` allows (``retry:`` tags, ``--retries``), after its inputs
-   are restored from the cache (``prepare_retry``);
+   that dumps the step's values into a staging folder (a kernel without user
+   expressions, IRkernel, dumps them in a silent execution after the cells); write its
+   outputs there and commit the cache entry. A step that raised or timed out runs again
+   while ``RunContext.retry_delay`` allows (``retry:`` tags, ``--retries``), after its
+   inputs are restored from the cache (``prepare_retry``);
 4. wait for values still being written in the background and commit them.
 
 Cached steps are not run: their cells get their cached outputs (a cached plot shows
@@ -146,6 +148,7 @@ class Session:
         self.km = km
         self.verifier = verifier
         self.client: Any = None
+        self.language = ctx.pipeline.language
         self.ledger = Ledger(ctx.pipeline, ctx.keys.inputs)
         self.watched = sorted(
             (set(ctx.pipeline.setup.writes).union(*(s.writes for s in ctx.pipeline.steps.values())))
@@ -216,13 +219,9 @@ class Session:
         info = await self.silent_reply(kc.kernel_info())
         self.nb.metadata["language_info"] = info["content"].get("language_info", {})
         by_reference = sorted(self.pipeline.setup.writes)
+        helper = self.language.helper_code(str(self.ctx.cache.root), by_reference, self.ctx.config.output_limit)
         try:
-            await self.silent(
-                "import nbflow.executors.in_kernel as __nbflow_runtime\n"
-                f"__nbflow__ = __nbflow_runtime.KernelSide({str(self.ctx.cache.root)!r}, {by_reference!r}, "
-                f"output_limit={self.ctx.config.output_limit!r})\n"
-                "del __nbflow_runtime\n"
-            )
+            await self.silent(helper)
         except SilentError as e:
             raise Stop(
                 "failed", f"the kernel cannot use nbflow ({e}); install nbflow in the kernel's environment"
@@ -357,16 +356,18 @@ class Session:
             await run_items(self, name, cells, started, deadline)
             return
         staging = ctx.cache.staging_path(name)
-        expression = f"__nbflow__.dump({str(staging)!r}, {ctx.stored_names(name)!r}, {ctx.required_names(name)!r})"
+        stored, required = ctx.stored_names(name), ctx.required_names(name)
+        expression = self.language.dump_expression(str(staging), stored, required)
+        expressions = {"nbflow": expression} if expression is not None else {}
         found: dict[str, str] = {}
         try:
             await self.watch_reads(name)
-            result = await self.run_cells(cells, deadline, {"nbflow": expression})
+            result = await self.run_cells(cells, deadline, expressions)
             while isinstance(result, Failure) and (provider := await self.restore_found_read(name, result, found)):
                 ctx.warn(
                     f"{result.missing} is read at run time (eval/exec); restored it from {provider} and ran again", name
                 )
-                result = await self.run_cells(cells, deadline, {"nbflow": expression})
+                result = await self.run_cells(cells, deadline, expressions)
             attempt = 1
             while isinstance(result, Failure) and (delay := ctx.retry_delay(name, attempt, result.error)) is not None:
                 ctx.cache.discard(staging)
@@ -377,7 +378,9 @@ class Session:
                     break
                 attempt += 1
                 deadline = time.monotonic() + timeout if timeout else None
-                result = await self.run_cells(cells, deadline, {"nbflow": expression})
+                result = await self.run_cells(cells, deadline, expressions)
+            if expression is None and not isinstance(result, Failure):
+                result = await self.dump_after(staging, stored, required)
         except Stop as stop:
             ctx.cache.discard(staging)
             status = "cancelled" if stop.status == "cancelled" else "failed"
@@ -411,8 +414,9 @@ class Session:
             raise Stop("cancelled", "run cancelled", step_error="cancelled")
         inputs = self.ctx.keys.inputs(name)
         dropped = sorted(set(self.pipeline.steps[name].writes) - set(inputs) - set(self.pipeline.setup.writes))
-        if dropped:
-            await self.silent(f"for __nbflow_n in {dropped!r}:\n    globals().pop(__nbflow_n, None)\ndel __nbflow_n\n")
+        forget = self.language.forget_code(dropped) if dropped else None
+        if forget is not None:
+            await self.silent(forget)
         self.ledger.forget(list(inputs))
         await self.restore_inputs(name)
         self.ledger.ran(name)
@@ -420,9 +424,11 @@ class Session:
 
     async def watch_reads(self, name: str) -> None:
         """Let the kernel note the values ``name`` reads before it runs (changed at run time?)."""
+        reads = sorted(set(self.pipeline.steps[name].reads) | set(self.ctx.keys.inputs(name)))
+        watch = self.language.watch_code(self.watched, reads)
         try:
-            reads = sorted(set(self.pipeline.steps[name].reads) | set(self.ctx.keys.inputs(name)))
-            await self.silent(f"__nbflow__.watch({self.watched!r}, {reads!r})")
+            if watch is not None:
+                await self.silent(watch)
         except SilentError as e:
             self.ctx.warn(f"values changed at run time will not be seen: {e}", name)
 
@@ -472,6 +478,17 @@ class Session:
                 replies = expression_results(self.client.last_reply)
                 result = replies.get("nbflow", {})
         return result
+
+    async def dump_after(self, staging: Path, stored: list[str], required: list[str]) -> dict[str, Any]:
+        """Write the step's values with a silent execution after it ran (a kernel
+        without ``user_expressions``); ``Cache.dump_values``' answer or an error."""
+        try:
+            await self.silent(self.language.dump_code(str(staging), stored, required))
+            return await asyncio.to_thread(self.language.read_dump, staging)
+        except SilentError as e:
+            return {"error": str(e)}
+        except (OSError, ValueError) as e:
+            return {"error": f"{type(e).__name__}: {e}", "errno": getattr(e, "errno", None)}
 
     def _step_of(self, cell: Any) -> str:
         return next(s.name for s in self.pipeline.steps.values() if cell in s.cells)
@@ -555,7 +572,9 @@ class Session:
         if entry is None or missing not in entry.names:
             return None
         try:
-            await self.silent(f"__nbflow__.restore({[[provider, self.ctx.key(provider), [missing]]]!r})")
+            await self.silent(
+                self.language.restore_code(self.ctx.cache, [[provider, self.ctx.key(provider), [missing]]])
+            )
         except SilentError:
             return None
         self.ledger.restored(provider, [missing])
@@ -583,7 +602,7 @@ class Session:
                     "evalue": f"{e}; add the tag after:{e.provider} or keep {e.value} unchanged by later steps",
                 }
             ) from None
-        await self.silent(f"__nbflow__.restore({specs!r})")
+        await self.silent(self.language.restore_code(self.ctx.cache, specs))
         for provider, names in needs.items():
             self.ledger.restored(provider, names)
 

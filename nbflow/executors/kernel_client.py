@@ -18,6 +18,7 @@ from __future__ import annotations
 import ast
 import contextlib
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -42,12 +43,30 @@ def execute_notebook(nb: Any, tmp: str, out: Path, **options: Any) -> None:
     of the notebook ends the run with one line naming ``out`` (``OutputNotWritten``)."""
     import papermill
 
+    _quiet_parameter_checks()
     try:
         papermill.execute_notebook(nb, tmp, **options)
     except OSError as e:
         if disk_error(e.errno) or e.filename in (tmp, str(out)):
             raise OutputNotWritten(out, e) from None
         raise
+
+
+class _CheckedParameters(logging.Filter):
+    """papermill warns that it cannot check the parameters of a kernel whose translator
+    has no introspection (R, Julia), calling every parameter unknown: nbflow checked them
+    against the parameters cell before the run started (``parameters.resolve_parameters``)."""
+
+    NOTES = ("does not support parameter introspection", "Passed unknown parameter")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not any(note in record.getMessage() for note in self.NOTES)
+
+
+def _quiet_parameter_checks() -> None:
+    log = logging.getLogger("papermill")
+    if not any(isinstance(f, _CheckedParameters) for f in log.filters):
+        log.addFilter(_CheckedParameters())
 
 
 def start_kernel(ctx: RunContext) -> Any:

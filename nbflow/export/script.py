@@ -84,10 +84,12 @@ def export_script(pipeline: Pipeline) -> str:
             "before main() receives the parameters: move that code into a step",
             notebook=pipeline.path,
         )
-    metadata = pipeline.source.data.get("metadata", {})
-    language = metadata.get("kernelspec", {}).get("language") or metadata.get("language_info", {}).get("name")
-    if language and language.lower() != "python":
-        raise PipelineError(f"is a {language} notebook; `nbflow export` writes Python only", notebook=pipeline.path)
+    from ..languages.python import PYTHON
+
+    if pipeline.language is not PYTHON:
+        raise PipelineError(
+            f"its kernel runs {pipeline.language.name}; `nbflow export` writes Python only", notebook=pipeline.path
+        )
     functions = step_functions(pipeline)
     uses_subprocess = False
 

@@ -90,6 +90,9 @@ def assert_cwl_matches(path: Path, job_changes: dict | None = None) -> dict:
 def test_every_example_runs_in_cwltool_to_nbflows_values(notebook, tmp_path):
     path = tmp_path / notebook
     shutil.copy(NOTEBOOKS / notebook, path)
+    if load_pipeline(path).language.name != "Python":  # refused in one line (test_export_script)
+        assert cli(["export", str(path), "--to", "cwl"]) == 2
+        return
     assert assert_cwl_matches(path)
 
 

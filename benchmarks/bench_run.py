@@ -1,16 +1,19 @@
 """``nbflow run`` against plain papermill and nbclient on the same notebooks.
 
 Whole process, as a user at a shell sees it; medians of a few repetitions; every
-number from this one run. Targets (issue 3), measured peers on a 2-core machine in
+number from this one run. Targets (issues 3 and 19), measured peers on a 2-core machine in
 brackets:
 
 * fully cached re-run, 20-step chain      <= 0.25 s   [papermill CLI 3.3 s]
 * fully cached re-run, 200 steps          <= 0.3 s
-* first run of 200 trivial steps          <= 3.5 s    [papermill CLI 9.5 s, nbclient 3.5 s]
+* first run of 200 trivial steps          >= 1.0x nbclient (``jupyter execute``) [papermill CLI 9.5 s]
 * orchestration per executed step         <= 6 ms
-* edit a middle step of a 20-step chain   <= 1.5 s
-* 5 steps passing a 200 MB array: first run <= papermill + 0.5 s; re-running only the
-  last step restores its input in <= kernel start + 0.1 s
+* edit a middle step of a 20-step chain   <= 1.3 s
+* 5 steps passing a 200 MB array: first run <= papermill + 0.5 s (the disk-write floor is
+  printed beside it); re-running only the last step restores its input in <= kernel
+  start + 0.1 s
+
+The machine may be shared: the load average is printed with the results.
 
     python benchmarks/bench_run.py [--quick]
 """
@@ -18,6 +21,7 @@ brackets:
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 import tempfile
@@ -122,8 +126,8 @@ def main() -> None:
             (
                 "first run, 200 trivial steps",
                 first200,
-                f"target <= 3.5 s: {'OK' if first200 <= 3.5 else 'MISSED'}; papermill CLI {pm200:.2f} s "
-                f"({pm200 / first200:.1f}x), nbclient {nbc200:.2f} s ({nbc200 / first200:.2f}x)",
+                f"nbclient {nbc200:.2f} s = {nbc200 / first200:.2f}x (target >= 1.0x: "
+                f"{'OK' if nbc200 >= first200 else 'MISSED'}); papermill CLI {pm200:.2f} s ({pm200 / first200:.1f}x)",
             )
         )
         rows.append(
@@ -150,7 +154,7 @@ def main() -> None:
             (
                 "edit step 10 of a 20-step chain (11 rerun)",
                 edit,
-                f"target <= 1.5 s: {'OK' if edit <= 1.5 else 'MISSED'}",
+                f"target <= 1.3 s: {'OK' if edit <= 1.3 else 'MISSED'}",
             )
         )
 
@@ -200,7 +204,10 @@ def main() -> None:
                 )
             )
             shutil.rmtree(folder / ".nbflow", ignore_errors=True)
-        print("nbflow run vs papermill / nbclient (whole process, median):")
+        load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+        print(
+            f"nbflow run vs papermill / nbclient (whole process, median; load average {load} on {os.cpu_count()} cores):"
+        )
         report(rows)
     finally:
         shutil.rmtree(root, ignore_errors=True)

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 _EXPORTS = {
     "load_pipeline": "api",
@@ -58,6 +58,19 @@ if TYPE_CHECKING:
     from .plan import Plan
     from .results import result
     from .widget import show
+
+
+def load_ipython_extension(ip: Any) -> None:
+    """``%load_ext nbflow``: the ``%nbflow`` magics in this kernel (``nbflow.live``, imported now)."""
+    from .live import load_ipython_extension as load
+
+    load(ip)
+
+
+def unload_ipython_extension(ip: Any) -> None:
+    from .live import unload_ipython_extension as unload
+
+    unload(ip)
 
 
 def __getattr__(name: str) -> Any:

@@ -167,7 +167,14 @@ class Cache:
 
     # ------------------------------------------------------------- verify
     def verify(self, entry: Entry) -> None:
-        """Check ownership, permissions and every file's SHA-256; ``CacheCorrupt`` if bad."""
+        """Check ownership, permissions and every file's SHA-256; ``CacheCorrupt`` if bad.
+
+        A file is hashed again only if it may have been written since it was hashed at
+        commit: its ``stamp`` (size, inode, modification and change times, recorded in the
+        manifest) differs. Any write, truncation, ``chmod`` or ``utime`` changes the change
+        time, which no program can set back; a copied or moved cache is hashed in full.
+        So restoring a 200 MB array hashes nothing (``hashed_bytes`` counts what was).
+        """
         for folder in (self.root, entry.path.parent, entry.path):
             check_private(folder)
         for i, key in enumerate(entry.items):
@@ -176,6 +183,8 @@ class Cache:
                 raise CacheCorrupt(entry.step, entry.key, entry.path, f"element {i}'s entry is missing")
             self.verify(item)
         for name, info in entry.manifest.get("files", {}).items():
+            if _unchanged_since_hashed(entry.path / name, info):
+                continue
             try:
                 digest = file_sha256(entry.path / name)
             except OSError as e:
@@ -194,7 +203,11 @@ class Cache:
 
     def was_invalidated(self, step: str, key: str) -> bool:
         """Whether the entry for ``key`` was removed by ``invalidate``."""
-        return any((self.root / step).glob(f".invalidated-{key}-*"))
+        prefix = f".invalidated-{key}-"
+        try:
+            return any(n.startswith(prefix) for n in os.listdir(self.root / step))
+        except OSError:  # no folder for the step (or not a folder): nothing was invalidated
+            return False
 
     def quarantine(self, step: str, key: str) -> None:
         """Move a corrupt entry aside so it is never looked up again."""
@@ -334,7 +347,7 @@ class Cache:
             files["code.pkl"] = _write_hashed(
                 staging / "code.pkl", lambda f: _CodePickler(f, set(by_reference)).dump(interactive)
             )
-        return {"values": described, "missing": missing, "files": files}
+        return {"values": described, "missing": missing, "files": files, "summary": output_summary(described, files)}
 
     def commit_staged(
         self,
@@ -358,6 +371,7 @@ class Cache:
             files[OUTPUTS] = {"size": (staging / OUTPUTS).stat().st_size, "sha256": file_sha256(staging / OUTPUTS)}
         for name in files:
             _fsync_file(staging / name)
+            files[name] = {**files[name], "stamp": _stamp(staging / name)}
         manifest = {
             "format": CACHE_FORMAT,
             "step": step,
@@ -370,6 +384,7 @@ class Cache:
             "out_patterns": list(dumped.get("out_patterns", [])),
             "items": list(dumped.get("items", [])),
             "files": files,
+            "summary": str(dumped.get("summary", "")),
             **(meta or {}),
         }
         with open(staging / MANIFEST, "wb") as f:
@@ -542,13 +557,40 @@ class Cache:
 # --------------------------------------------------------------------- helpers
 
 
+#: Bytes this process has hashed to check files (``file_sha256``): benchmarks read it.
+_HASHED = [0]
+
+
+def hashed_bytes() -> int:
+    """How many bytes ``file_sha256`` has read in this process."""
+    return _HASHED[0]
+
+
 def file_sha256(path: str | Path) -> str:
     """SHA-256 of a file, read in large blocks."""
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         while block := f.read(8 << 20):
             digest.update(block)
+            _HASHED[0] += len(block)
     return digest.hexdigest()
+
+
+def _stamp(path: Path) -> list[int]:
+    """What changes whenever a file is written: size, device, inode, mtime and ctime."""
+    st = os.stat(path)
+    return [st.st_size, st.st_dev, st.st_ino, st.st_mtime_ns, st.st_ctime_ns]
+
+
+def _unchanged_since_hashed(path: Path, info: Mapping[str, Any]) -> bool:
+    """Whether ``path`` is the very file hashed at commit (``Cache.verify``)."""
+    stamp = info.get("stamp")
+    if not stamp:
+        return False
+    try:
+        return _stamp(path) == list(stamp)
+    except OSError:
+        return False
 
 
 def _size(path: Path) -> int:
@@ -680,6 +722,16 @@ def describe(value: Any) -> dict[str, Any]:
     shape = getattr(value, "shape", None)
     if isinstance(shape, tuple):
         info["summary"] = f"{getattr(value, 'dtype', '')} {shape}".strip()
+        info["shape"] = [int(n) for n in shape if isinstance(n, int)]
+        info["table"] = hasattr(value, "columns") or hasattr(value, "index")
+        nbytes = getattr(value, "nbytes", None)
+        if isinstance(nbytes, int):
+            info["nbytes"] = nbytes
+        elif callable(getattr(value, "memory_usage", None)):
+            try:
+                info["nbytes"] = int(value.memory_usage(deep=False).sum())
+            except Exception:  # noqa: BLE001 - a size estimate only
+                pass
     elif isinstance(value, list | tuple | dict | set):
         info["summary"] = f"{len(value)} items"
     if isinstance(value, bool | int | float | str | type(None)):
@@ -689,3 +741,44 @@ def describe(value: Any) -> dict[str, Any]:
     elif kind.__module__ == "numpy" and shape == ():
         info["scalar"] = repr(value.item())
     return info
+
+
+def output_summary(described: Mapping[str, Mapping[str, Any]], files: Mapping[str, Mapping[str, Any]]) -> str:
+    """What a step produced, in a few words (``df: 1,000 rows × 3 columns · 24.0 kB (+1 value)``).
+
+    ``described``: ``describe`` of each value (computed where the values live); ``files``:
+    the entry's payload files (their sizes are the bytes). The main value is the largest
+    table or array, else the first value.
+    """
+    values = {n: d for n, d in described.items() if d.get("type") != "module"}
+    if not values:
+        return ""
+    main = max(values, key=lambda n: (values[n].get("nbytes", -1), "shape" in values[n]))
+    info = values[main]
+    shape = info.get("shape")
+    if shape is not None and info.get("table") and len(shape) == 2:
+        text = f"{shape[0]:,} rows × {shape[1]:,} columns"
+    elif shape is not None and info.get("table") and len(shape) == 1:
+        text = f"{shape[0]:,} rows"
+    elif shape is not None:
+        text = "array " + "×".join(str(n) for n in shape) if shape else "scalar"
+    else:
+        text = info.get("summary") or info.get("scalar") or info.get("type", "")
+    if len(text) > 40:
+        text = text[:37] + "..."
+    text = f"{main}: {text}"
+    nbytes = sum(int(f.get("size", 0)) for f in files.values())
+    if nbytes:
+        text += f" · {_bytes_text(nbytes)}"
+    if len(values) > 1:
+        text += f" (+{len(values) - 1} value{'s' if len(values) > 2 else ''})"
+    return text
+
+
+def _bytes_text(nbytes: int) -> str:
+    size = float(nbytes)
+    for unit in ("B", "kB", "MB", "GB"):
+        if size < 1000 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    return f"{nbytes} B"

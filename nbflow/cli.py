@@ -18,11 +18,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from . import jsonout
+from . import cli_project, jsonout
 from .cli_hooks import add_hook_options, end_of_run, hooks_from_args
 from .cli_parameters import add_parameter_options as _add_parameter_options
 from .cli_parameters import parameters_from_args
+from .cli_shared import executor_from_args as _executor_from_args
+from .cli_shared import graph_text
 from .errors import NbflowError, PipelineError
+from .startup import skip_unused_imports
 
 _CANNOT_WRITE = (errno.EACCES, errno.EPERM, errno.EROFS)
 
@@ -47,30 +50,6 @@ def cmd_graph(args: argparse.Namespace) -> int:
     else:
         print(graph_text(pipeline))
     return 0
-
-
-def graph_text(pipeline: Any) -> str:
-    """The pipeline as text: one line per step with what it depends on and why."""
-    from .graph import edge_text
-    from .parameters import shown_default
-
-    params = ", ".join(f"{n}={shown_default(p.default)}" for n, p in pipeline.parameters.items()) or "none"
-    lines = [f"{pipeline.path.name}: {len(pipeline.steps)} steps; parameters: {params}"]
-    if not pipeline.steps:
-        lines.append("  (no cells are tagged step:<name>; tag a code cell to make it a step)")
-    width = max((len(n) for n in pipeline.order), default=0)
-    for name in pipeline.order:
-        step = pipeline.steps[name]
-        parts = []
-        for dep in pipeline.deps[name]:
-            passed = pipeline.edge_names.get((dep, name), ())
-            parts.append(f"{dep} [{edge_text(passed)}]" if passed else f"{dep} [after]")
-        text = f"  {name.ljust(width)}  cell {step.cell.number:<3}"
-        text += f"  <- {'; '.join(parts)}" if parts else "  <- (no upstream step)"
-        if step.params:
-            text += f"  params: {', '.join(step.params)}"
-        lines.append(text)
-    return "\n".join(lines)
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
@@ -232,29 +211,6 @@ def _indexes(text: str) -> list[int]:
         return [int(part) for part in text.split(",") if part.strip()]
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of element numbers") from None
-
-
-def _executor_from_args(args: argparse.Namespace) -> Any:
-    """The executor the run options ask for: a name, or a ``DaskExecutor`` with options.
-
-    ``--workers``, ``--scheduler`` and ``--shared-cache`` imply ``--executor dask`` (and
-    are refused with ``--executor kernel``); the Dask executor module imports dask only
-    when a step runs. ``--retries`` applies to every executor (``start_run``).
-    """
-    dask_options = {
-        "workers": args.workers,
-        "scheduler": args.scheduler,
-        "shared_cache": args.shared_cache,
-    }
-    given = {k: v for k, v in dask_options.items() if v is not None}
-    if args.executor == "kernel" and given:
-        flags = ", ".join("--" + k.replace("_", "-") for k in given)
-        raise PipelineError(f"{flags} only apply to --executor dask")
-    if args.executor != "dask" and not given:
-        return args.executor
-    from .executors.dask import DaskExecutor
-
-    return DaskExecutor(**given)
 
 
 def _store(path: str | None) -> Any:
@@ -447,7 +403,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="nbflow",
         description="Run a tagged Jupyter notebook as a pipeline: only what changed re-runs.",
     )
-    from . import __version__
+    from ._version import __version__
 
     parser.add_argument("--version", action="version", version=f"nbflow {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -666,9 +622,12 @@ def _add_selection_options(p: argparse.ArgumentParser) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    skip_unused_imports()
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        if cli_project.handles(args):  # a folder or nbflow.toml: a pipeline of notebooks
+            args.func = cli_project.run_command
         return int(args.func(args) or 0)
     except PipelineError as e:
         print(f"nbflow: error: {e}", file=sys.stderr)

@@ -2,7 +2,7 @@
 
 ``compare_runs(config, a, b)`` is the one place this is computed; ``nbflow diff`` prints
 it (``format_comparison``) and the HTML comparison report renders it. Code is compared
-from the notebook snapshots every run keeps (``<home>/notebooks/<content hash>.ipynb``);
+from the notebook snapshots every run keeps (``<home>/notebooks/<content hash>.ipynb``, or ``.py``/``.md`` for a text notebook);
 values from the descriptions recorded in the cache manifests (small scalars verbatim,
 other values by type and shape), so nothing is unpickled.
 """
@@ -23,15 +23,28 @@ from .errors import CacheCorrupt, PipelineError
 ABSENT = "<absent>"
 
 
-def snapshot_path(config: Any, content_hash: str) -> Path:
-    return config.home / "notebooks" / f"{content_hash}.ipynb"
+def snapshot_path(config: Any, content_hash: str, suffix: str = ".ipynb") -> Path:
+    """Where the notebook a run used is kept; a notebook kept as text keeps its suffix (``.py``)."""
+    return config.home / "notebooks" / f"{content_hash}{suffix}"
+
+
+def _snapshot_of(config: Any, content_hash: str) -> Path | None:
+    from .notebook import TEXT_SUFFIXES
+
+    for suffix in (".ipynb", *TEXT_SUFFIXES):
+        path = snapshot_path(config, content_hash, suffix)
+        if path.exists():
+            return path
+    return None
 
 
 def save_snapshot(config: Any, notebook: Path, content_hash: str) -> None:
     """Keep a copy of the notebook a run used (once per distinct content)."""
     from .fsutil import atomic_write_bytes, private_dir
+    from .notebook import TEXT_SUFFIXES
 
-    target = snapshot_path(config, content_hash)
+    suffix = notebook.suffix.lower()
+    target = snapshot_path(config, content_hash, suffix if suffix in TEXT_SUFFIXES else ".ipynb")
     if target.exists():
         return
     data = notebook.read_bytes()
@@ -43,13 +56,14 @@ def save_snapshot(config: Any, notebook: Path, content_hash: str) -> None:
 
 def step_sources(config: Any, content_hash: str | None) -> dict[str, str]:
     """Each step's code in the notebook a run used (empty if its snapshot is gone)."""
-    path = snapshot_path(config, content_hash) if content_hash else None
-    if path is None or not path.exists():
+    path = _snapshot_of(config, content_hash) if content_hash else None
+    if path is None:
         return {}
-    from .notebook import read_notebook
+    from .sources import read_source
 
     try:
-        source = read_notebook(path)
+        # the snapshot is the notebook the run read: its schema check is remembered (no nbformat import)
+        source = read_source(path, memo=config.home / "validated")
     except PipelineError:
         return {}
     return {s.name: s.source for s in source.steps}

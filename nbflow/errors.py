@@ -17,12 +17,17 @@ from collections.abc import Iterable
 from pathlib import Path
 
 
-def where(notebook: str | Path | None, cell: int | None = None, step: str | None = None) -> str:
-    """The location prefix of a message: ``nb.ipynb, cell 3 (step "load")``."""
+def where(
+    notebook: str | Path | None, cell: int | None = None, step: str | None = None, line: int | None = None
+) -> str:
+    """The location prefix of a message: ``nb.ipynb, cell 3 (step "load")``; a notebook kept
+    as text (Jupytext) is located by line instead: ``steps.py, line 12 (step "load")``."""
     parts = []
     if notebook is not None:
         parts.append(Path(notebook).name)
-    if cell is not None:
+    if line is not None:
+        parts.append(f"line {line}")
+    elif cell is not None:
         parts.append(f"cell {cell}")
     text = ", ".join(parts)
     if step is not None:
@@ -52,12 +57,14 @@ class PipelineError(NbflowError):
         notebook: str | Path | None = None,
         cell: int | None = None,
         step: str | None = None,
+        line: int | None = None,
     ) -> None:
         self.message = message
         self.notebook = str(notebook) if notebook is not None else None
         self.cell = cell
         self.step = step
-        prefix = where(notebook, cell, step)
+        self.line = line
+        prefix = where(notebook, cell, step, line)
         super().__init__(f"{prefix}: {message}" if prefix else message)
 
 

@@ -120,6 +120,8 @@ class RunFinished(Event):
     status: RunStatus
     duration: float = 0.0
     error: str = ""
+    #: Of ``duration``: seconds the run's end waited for cache entries still being written.
+    cache_wait: float = 0.0
 
 
 Listener = Callable[[Event], None]

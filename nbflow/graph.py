@@ -1,6 +1,6 @@
 """From a read notebook to a validated pipeline graph.
 
-``load_pipeline`` combines ``notebook.read_notebook`` (cells and tags) with
+``load_pipeline`` combines ``sources.read_source`` (cells and tags) with
 ``languages`` (per kernel language: the names each step reads and writes, the parameters) into a ``Pipeline``:
 
 * A step **depends on the nearest step above it that writes a name it reads** (the
@@ -44,11 +44,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .analysis import AnalysisError, FunctionNames, Names, used_function_names
+from .analysis_setup import SetupStatement, setup_part, setup_reach
 from .config import Config
 from .errors import PipelineError, did_you_mean
 from .hidden_state import ambient_kinds, edge_label, hidden_only, is_pseudo
 from .languages import Language, language_of
-from .notebook import Cell, NotebookSource, Step, read_notebook
+from .notebook import Cell, CheckCell, NotebookSource, Step
 from .outfiles import kind, same_path
 from .parameters import Parameter
 
@@ -82,14 +83,39 @@ class Pipeline:
     warnings: tuple[str, ...] = ()
     #: Names bound by an import anywhere in the notebook (never counted as written in place).
     modules: frozenset[str] = frozenset()
+    #: In a pipeline of notebooks (``project.py``): step -> {``other.ipynb:step``: that step's key},
+    #: the steps of other notebooks it depends on (part of its key, like an upstream step's).
+    foreign: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    #: step -> the ``in:`` files another notebook's step makes (keyed by that step, not hashed).
+    foreign_files: Mapping[str, frozenset[str]] = field(default_factory=dict)
     #: The kernel's language (``languages.language_of``): analysis, values and parameters in the kernel.
     language: Language = field(default=None, compare=False)  # type: ignore[assignment]
+    #: The setup's top-level statements (``analysis_setup``).
+    setup_statements: tuple[SetupStatement, ...] = ()
+    #: Per step, the setup part of its key: label -> digest of each setup statement it reaches.
+    setup_parts: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    #: Data checks, by the name of the step that runs them (``load.check1``, see ``check_name``).
+    checks: Mapping[str, CheckCell] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.language is None:
             from .languages.python import PYTHON
 
             object.__setattr__(self, "language", PYTHON)
+
+    @cached_property
+    def position(self) -> Mapping[str, int]:
+        """Each step's index in ``order``."""
+        return {name: i for i, name in enumerate(self.order)}
+
+    @property
+    def step_names(self) -> tuple[str, ...]:
+        """The pipeline's own steps in execution order (``order`` without the checks)."""
+        return tuple(s for s in self.order if s not in self.checks)
+
+    def checks_of(self, step: str) -> list[str]:
+        """The names of the checks of ``step``, in notebook order."""
+        return [c for c, info in self.checks.items() if info.step == step]
 
     # ------------------------------------------------------------------ graph
     @cached_property
@@ -166,8 +192,12 @@ class Pipeline:
                     "after": list(self.steps[name].after),
                     "reads": sorted(self.steps[name].reads),
                     "writes": sorted(self.steps[name].writes),
+                    "checks": [
+                        {"name": c, "cell": self.checks[c].cell.number, "warn": self.checks[c].warn}
+                        for c in self.checks_of(name)
+                    ],
                 }
-                for name in self.order
+                for name in self.step_names
             ],
             "edges": [
                 {
@@ -228,8 +258,17 @@ def load_pipeline(
     path = Path(path)
     config = config or Config.for_notebook(path)
     if source is None:
-        source = read_notebook(path, memo=config.home / "validated")
-    return _build_pipeline(source, config, cls or Pipeline)
+        from .sources import read_source
+
+        source = read_source(path, memo=config.home / "validated")
+    try:
+        return _build_pipeline(source, config, cls or Pipeline)
+    except PipelineError as e:
+        if not source.lines:
+            raise
+        from .sources import with_line
+
+        raise with_line(e, source.lines) from None
 
 
 def _analyse(source: NotebookSource, config: Config, language: Language) -> tuple[Names, dict[str, Names]]:
@@ -258,6 +297,7 @@ def _build_pipeline(source: NotebookSource, config: Config, cls: type[Pipeline])
     if source.parameters is not None:
         parameters = language.parameters(source.parameters.source, path, source.parameters.number, memo)
     setup, names = _analyse(source, config, language)
+    statements = language.setup_statements([c.source for c in source.setup])
     # Hidden state every step reads (the working folder, options...): an edge only
     # from a step that writes it.
     ambient = ambient_kinds()
@@ -278,10 +318,13 @@ def _build_pipeline(source: NotebookSource, config: Config, cls: type[Pipeline])
     steps: dict[str, Step] = {}
     deps: dict[str, tuple[str, ...]] = {}
     edge_names: dict[tuple[str, str], tuple[str, ...]] = {}
+    reach: dict[str, set[int]] = {}
 
     for step in source.steps:
         found = names[step.name]
         called = used_function_names(found, functions)
+        used = found.reads | found.refs | found.late_reads | called.reads
+        reach[step.name] = set(setup_reach(statements, used, functions)) if statements is not None else set()
         writes = set(found.writes) | (set(found.mutated) - modules) | (set(called.writes) - modules)
         immediate = set(found.reads) | ambient
         if step.map_over and not language.fan_out:
@@ -365,6 +408,15 @@ def _build_pipeline(source: NotebookSource, config: Config, cls: type[Pipeline])
             last_writer[name] = step.name
 
     order = _execution_order(source, deps)
+    checks = _add_checks(source, config, language, steps, deps, order, setup, parameters, set(last_writer), modules)
+    for check in checks:
+        reach[check] = set(setup_reach(statements, steps[check].reads, functions)) if statements is not None else set()
+    order = _with_checks(order, checks)
+    # Functions and classes travel with the values built from them (an instance is
+    # unpickled with today's class): a step also reaches the ones its upstream steps reach.
+    for name in order:
+        for dep in deps[name]:
+            reach[name] |= {i for i in reach[dep] if statements is not None and statements[i].code_value}
     return cls(
         path=path,
         source=source,
@@ -379,7 +431,89 @@ def _build_pipeline(source: NotebookSource, config: Config, cls: type[Pipeline])
         warnings=tuple(warnings),
         modules=frozenset(modules),
         language=language,
+        setup_statements=statements or (),
+        setup_parts={name: setup_part(statements, reach[name]) for name in order} if statements is not None else {},
+        checks=checks,
     )
+
+
+def is_check(name: str) -> bool:
+    """Whether ``name`` names a data check (``load.check1``), not a step."""
+    return "." in name
+
+
+def check_name(step: str, number: int) -> str:
+    """The name of the ``number``-th check of ``step``: ``load.check1`` (a dot: never a step's name)."""
+    return f"{step}.check{number}"
+
+
+def _add_checks(
+    source: NotebookSource,
+    config: Config,
+    language: Language,
+    steps: dict[str, Step],
+    deps: dict[str, tuple[str, ...]],
+    order: tuple[str, ...],
+    setup: Names,
+    parameters: Mapping[str, Parameter],
+    names: set[str],
+    modules: set[str],
+) -> dict[str, CheckCell]:
+    """Make a step of every data check (it runs right after the step it checks, on its
+    values, keyed apart from it) and make the checked step's dependants wait for it."""
+    path = source.path
+    checks: dict[str, CheckCell] = {}
+    counts: dict[str, int] = {}
+    for check in source.checks:
+        counts[check.step] = counts.get(check.step, 0) + 1
+        name = check_name(check.step, counts[check.step])
+        target = steps[check.step]
+        [found] = language.analyse([[check.cell.source]], config.home / "analysis")
+        if isinstance(found, AnalysisError):
+            raise PipelineError(str(found), notebook=path, cell=check.cell.number, step=check.step)
+        tag = f"check{'-warn' if check.warn else ''}:{check.step}"
+        params: set[str] = set()
+        inputs: dict[str, str] = {}
+        for read in sorted(found.reads | found.late_reads):
+            if read in target.writes:
+                inputs[read] = check.step
+            elif read in setup.writes or read in language.kernel_names or is_pseudo(read):
+                continue
+            elif read in parameters:
+                params.add(read)
+            elif read in names:
+                raise PipelineError(
+                    f"tag '{tag}': the check reads {read!r}, which step {check.step} does not make; "
+                    f"a check reads the values of the step it checks",
+                    notebook=path,
+                    cell=check.cell.number,
+                    step=check.step,
+                )
+        steps[name] = Step(
+            name=name,
+            cells=(check.cell,),
+            reads=frozenset(found.reads | found.late_reads),
+            writes=frozenset(set(found.writes) | (set(found.mutated) - modules)),
+            params=tuple(sorted(params)),
+            inputs=inputs,
+            code=found.code,
+        )
+        deps[name] = (check.step,)
+        checks[name] = check
+        if not check.warn:
+            for other in order:
+                if check.step in deps[other] and other not in checks:
+                    deps[other] = (*deps[other], name)
+    return checks
+
+
+def _with_checks(order: tuple[str, ...], checks: Mapping[str, CheckCell]) -> tuple[str, ...]:
+    """``order`` with each check right after the step it checks."""
+    result: list[str] = []
+    for name in order:
+        result.append(name)
+        result.extend(c for c, info in checks.items() if info.step == name)
+    return tuple(result)
 
 
 def _where(path: Path, step: Step) -> str:

@@ -94,7 +94,11 @@ def input_file_hashes(pipeline: Pipeline) -> dict[str, str]:
     memo = HashMemo(pipeline.config.home / MEMO)
     for step in pipeline.steps.values():
         for name in step.in_files:
-            if name not in hashes and name not in step.file_inputs:
+            if (
+                name not in hashes
+                and name not in step.file_inputs
+                and name not in pipeline.foreign_files.get(step.name, ())
+            ):
                 if kind(name) == "glob":
                     hashes[name] = glob_digest(folder, name, memo)
                 else:

@@ -21,6 +21,8 @@ A pipeline is one ``.ipynb`` whose code cells carry JupyterLab's ordinary cell t
 ``keep:<name>``     always cache this value of the step
 ``resources:k=v``   a resource hint for distributed executors (``resources:gpu=1``),
                     one per tag (the notebook schema forbids commas in tags)
+``check:<step>``    a data check: assertions on ``<step>``'s values (placed anywhere after
+                    it); a failed check fails the run (``check-warn:<step>`` only warns)
 ==================  ===========================================================
 
 Code cells before the first step (other than the parameters cell) are the *setup*.
@@ -28,8 +30,10 @@ Markdown cells directly above a step are its documentation; the first markdown c
 the notebook is the pipeline's description.
 
 This module reads JSON with the standard library: importing nbformat costs more than
-the whole no-op run is allowed to take. A notebook is checked with ``nbformat.validate``
-once per distinct content (the hashes already validated are remembered in a memo file).
+the whole no-op run is allowed to take. A notebook is checked against nbformat's schema
+once per distinct content (the hashes already validated are remembered in a memo file):
+with fastjsonschema when it is valid (``nbschema.py``), with ``nbformat.validate`` for
+the verdict and the message otherwise.
 It must not analyse code or build graphs: that is ``analysis.py`` and ``graph.py``.
 """
 
@@ -44,16 +48,32 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import PipelineError
+from .errors import PipelineError, did_you_mean
 from .fsutil import atomic_write_text
+from .nbschema import quick_accept
 
 STEP_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*\Z")
 #: Longest step name: a step names a cache folder, and file systems allow 255 bytes per name.
 MAX_STEP_NAME = 100
 
 # Tags with a value after the colon, and what they mean on a step.
-_VALUE_TAGS = ("step", "after", "map", "in", "out", "out?", "timeout", "retry", "keep", "resources")
+_VALUE_TAGS = (
+    "step",
+    "after",
+    "map",
+    "in",
+    "out",
+    "out?",
+    "timeout",
+    "retry",
+    "keep",
+    "resources",
+    "check",
+    "check-warn",
+)
 _MEMO_SIZE = 256
+#: Notebooks kept as text, read through Jupytext (``sources.py``).
+TEXT_SUFFIXES = (".py", ".md", ".myst")
 
 
 @dataclass(frozen=True)
@@ -84,6 +104,8 @@ class Step:
     cells: tuple[Cell, ...]
     docs: str = ""
     after: tuple[str, ...] = ()
+    #: ``after:OTHER.ipynb:STEP`` tags: steps of other notebooks of a pipeline of notebooks (``project.py``).
+    after_notebooks: tuple[str, ...] = ()
     map_over: str | None = None
     #: The name the current element has inside a ``map:`` step (``map:path=files``).
     map_as: str | None = None
@@ -118,6 +140,15 @@ class Step:
 
 
 @dataclass(frozen=True)
+class CheckCell:
+    """A cell tagged ``check:<step>`` (or ``check-warn:<step>``): assertions on ``step``'s values."""
+
+    step: str
+    cell: Cell
+    warn: bool = False
+
+
+@dataclass(frozen=True)
 class NotebookSource:
     """What ``read_notebook`` found: the cells, split into setup, parameters and steps."""
 
@@ -132,6 +163,16 @@ class NotebookSource:
     title: str
     #: Tags that mean nothing where they are (``step:`` on a markdown cell), one line each.
     warnings: tuple[str, ...] = ()
+    #: Data checks (cells tagged ``check:<step>``/``check-warn:<step>``), in notebook order.
+    checks: tuple[CheckCell, ...] = ()
+    #: For a notebook kept as text (Jupytext): the line of each cell's marker (``None`` where unknown).
+    lines: tuple[int | None, ...] = ()
+
+    def line_of(self, cell: int | None) -> int | None:
+        """The line of the 1-based ``cell`` in a text notebook (``None`` for an ``.ipynb``)."""
+        if cell is None or not 0 < cell <= len(self.lines):
+            return None
+        return self.lines[cell - 1]
 
     @property
     def kernel_name(self) -> str:
@@ -297,6 +338,8 @@ def _check_unique_ids(cells: tuple[Cell, ...], path: Path) -> None:
 
 
 def _validate(data: dict[str, Any], path: Path) -> None:
+    if quick_accept(data):
+        return  # nbformat's schema accepts it (nbschema.py); nbformat itself only describes errors
     import warnings
 
     import nbformat
@@ -384,6 +427,7 @@ def _split(path: Path, data: dict[str, Any], digest: str, cells: tuple[Cell, ...
     description_cell: Cell | None = None
     seen_steps: dict[str, Cell] = {}
     warnings: list[str] = []
+    checks: list[CheckCell] = []
 
     for cell in cells:
         tags = parse_tags(cell, path)
@@ -418,6 +462,9 @@ def _split(path: Path, data: dict[str, Any], digest: str, cells: tuple[Cell, ...
                     cell=cell.number,
                 )
             parameters = cell
+            continue
+        if "check" in tags or "check-warn" in tags:
+            checks.append(_check_cell(cell, tags, path, seen_steps, cells))
             continue
         if "step" in tags:
             names = tags["step"]
@@ -455,7 +502,46 @@ def _split(path: Path, data: dict[str, Any], digest: str, cells: tuple[Cell, ...
         description=description,
         title=_title(description, path),
         warnings=tuple(warnings),
+        checks=tuple(checks),
     )
+
+
+def _check_cell(
+    cell: Cell, tags: dict[str, list[str]], path: Path, seen: Mapping[str, Cell], cells: tuple[Cell, ...]
+) -> CheckCell:
+    """The check a cell tagged ``check:<step>`` declares; ``PipelineError`` if it cannot be one."""
+    kinds = [(kind, value) for kind in ("check", "check-warn") for value in tags.get(kind, [])]
+    tag = f"{kinds[0][0]}:{kinds[0][1]}"
+    if len(kinds) > 1:
+        raise PipelineError(
+            f"a cell checks one step, this one has {len(kinds)} check tags", notebook=path, cell=cell.number
+        )
+    others = [k for k in ("step", "after", "map", "in", "out", "timeout", "keep", "resources") if k in tags]
+    if others:
+        raise PipelineError(
+            f"tag '{tag}' makes this cell a check; it cannot also carry '{others[0]}:' tags",
+            notebook=path,
+            cell=cell.number,
+        )
+    if cell.cell_type != "code":
+        raise PipelineError(
+            f"tag '{tag}' is on a {cell.cell_type} cell; a check is a code cell", notebook=path, cell=cell.number
+        )
+    kind, target = kinds[0]
+    target = _step_name(target, cell, path, kind)
+    if target not in seen:
+        later = [c for c in cells if c.index > cell.index and f"step:{target}" in c.tags]
+        if later:
+            raise PipelineError(
+                f"tag '{tag}' checks step {target}, which starts below (cell {later[0].number}); "
+                "a check goes after the step it checks",
+                notebook=path,
+                cell=cell.number,
+            )
+        raise PipelineError(
+            f"tag '{tag}' names no step{did_you_mean(target, list(seen))}", notebook=path, cell=cell.number
+        )
+    return CheckCell(step=target, cell=cell, warn=kind == "check-warn")
 
 
 def _reject_step_tags(cell: Cell, tags: dict[str, list[str]], path: Path) -> None:
@@ -472,6 +558,7 @@ def _reject_step_tags(cell: Cell, tags: dict[str, list[str]], path: Path) -> Non
 def _build_step(spec: dict[str, Any], path: Path) -> Step:
     name = spec["name"]
     after: list[str] = []
+    after_notebooks: list[str] = []
     in_files: list[str] = []
     out_files: list[str] = []
     optional_outs: list[str] = []
@@ -483,7 +570,11 @@ def _build_step(spec: dict[str, Any], path: Path) -> Step:
     map_as: str | None = None
     for cell in spec["cells"]:
         tags = parse_tags(cell, path)
-        after += [_step_name(v, cell, path, "after") for v in tags.get("after", [])]
+        for value in tags.get("after", []):
+            if ":" in value:
+                after_notebooks.append(_notebook_step(value, cell, path, name))
+            else:
+                after.append(_step_name(value, cell, path, "after"))
         in_files += [posixpath.normpath(v) for v in tags.get("in", [])]
         out_files += [_inside_folder(v, cell, path, name) for v in tags.get("out", [])]
         optional = [_inside_folder(v, cell, path, name, "out?") for v in tags.get("out?", [])]
@@ -537,6 +628,7 @@ def _build_step(spec: dict[str, Any], path: Path) -> Step:
         cells=tuple(spec["cells"]),
         docs=spec["docs"],
         after=tuple(dict.fromkeys(after)),
+        after_notebooks=tuple(dict.fromkeys(after_notebooks)),
         map_over=map_over,
         map_as=map_as,
         in_files=tuple(dict.fromkeys(in_files)),
@@ -565,6 +657,20 @@ def _retry(value: str, cell: Cell, path: Path, step: str) -> tuple[int, float | 
             step=step,
         ) from None
     return retries, wait
+
+
+def _notebook_step(value: str, cell: Cell, path: Path, step: str) -> str:
+    """An ``after:OTHER.ipynb:STEP`` value, checked: a notebook path and a step name."""
+    notebook, _, target = value.rpartition(":")
+    if not notebook or posixpath.splitext(notebook)[1].lower() not in (".ipynb", *TEXT_SUFFIXES):
+        raise PipelineError(
+            f"tag 'after:{value}' must name a step (after:load) or a notebook and one of its steps "
+            "(after:ingest.ipynb:export)",
+            notebook=path,
+            cell=cell.number,
+            step=step,
+        )
+    return f"{posixpath.normpath(notebook)}:{_step_name(target, cell, path, 'after')}"
 
 
 def _inside_folder(value: str, cell: Cell, path: Path, step: str, tag: str = "out") -> str:

@@ -1,15 +1,17 @@
 """Step keys, and the plan: which steps a run would execute, and why.
 
 **Keys.** A step's key is the SHA-256 of a canonical JSON of its ``KeyParts``: its
-normalised code (AST dump: whitespace and comments do not matter), the setup's
-normalised code, the values of the parameters it (or the setup) reads, the keys of
+normalised code (AST dump: whitespace and comments do not matter), the setup
+statements it reaches (``analysis_setup``: the helpers, classes, imports and constants
+it uses, transitively, and every statement that defines nothing visible, such as
+``np.random.seed(0)``), the values of the parameters it (or the setup) reads, the keys of
 the steps it depends on, the content hashes of its ``in:`` files and the cache format.
 Keys are Merkle-style: deciding freshness hashes code and parameters, never data.
 
 **Plan.** A step is *fresh* when the cache holds an entry for its key, else *stale*,
 with reasons found by comparing its parts with those of its latest entry::
 
-    never run | code changed | setup changed | parameter lr changed |
+    never run | code changed | setup: helper clean() changed | parameter lr changed |
     upstream load changed | input file data.csv changed | forced | invalidated |
     cache entry corrupt | value X needed by Y was not cached
 
@@ -28,10 +30,12 @@ returns a ``Plan``. Standard library only (it runs on the no-op path).
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING, Any, Literal
 
 from .cache import CACHE_FORMAT
@@ -107,19 +111,28 @@ class KeyParts:
     """What a step's key is made of."""
 
     code: str
-    setup: str
+    #: label -> digest of each setup statement the step reaches (``analysis_setup``).
+    setup: Mapping[str, str]
     params: Mapping[str, Any]
     upstream: Mapping[str, str]
     files: Mapping[str, str] = field(default_factory=dict)
     format: int = CACHE_FORMAT
 
-    @property
+    @cached_property
     def key(self) -> str:
         """The step key: SHA-256 of the canonical JSON of the parts."""
-        return sha256_text(json.dumps(asdict(self), sort_keys=True, separators=(",", ":")))
+        return sha256_text(json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":")))
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        # not dataclasses.asdict: its deep copy was a third of a no-op plan's time (same JSON)
+        return {
+            "code": self.code,
+            "setup": self.setup,
+            "params": copy.deepcopy(dict(self.params)),
+            "upstream": dict(self.upstream),
+            "files": dict(self.files),
+            "format": self.format,
+        }
 
 
 #: What a step's entry says about its run, as ``step_keys`` needs it (``Known.of(manifest)``).
@@ -174,7 +187,7 @@ def effective_inputs(
     after the static provider takes its place; ``found`` adds reads seen at run time.
     """
     step = pipeline.steps[name]
-    position = {s: i for i, s in enumerate(pipeline.order)}
+    position = pipeline.position
     inputs = dict(step.inputs)
     for value in sorted(set(step.reads) | set(found or {})):
         held = holders.get(value)
@@ -210,7 +223,6 @@ def step_keys(
     step's effective inputs (value -> providing step). ``fixed`` steps keep the parts
     given (a run's finished steps); ``until`` stops after that step (a run re-keying it).
     """
-    setup = sha256_text(pipeline.setup.code)
     files = file_hashes or {}
     parts: dict[str, KeyParts] = {}
     keys: dict[str, str] = {}
@@ -224,7 +236,8 @@ def step_keys(
             inputs = effective_inputs(pipeline, name, holders, found)
             if inputs_out is not None:
                 inputs_out[name] = inputs
-            deps = set(pipeline.deps[name]) | set(inputs.values())
+            # a step waits for the checks of its upstream steps, but its key does not hold them
+            deps = {d for d in pipeline.deps[name] if d not in pipeline.checks} | set(inputs.values())
             pinned = set(step.after) | set(step.file_inputs.values())
             upstream = {}
             for dep in sorted(deps):
@@ -233,12 +246,16 @@ def step_keys(
                     taken = []  # elements may name files: their content keys the elements, not the names
                 info = known(dep, keys[dep]) if known is not None and taken else None
                 upstream[dep] = value_part(keys[dep], taken, info.digests if info else None)
+            upstream.update(pipeline.foreign.get(name, {}))  # steps of other notebooks (project.py)
+            made = pipeline.foreign_files.get(name, frozenset())
             return KeyParts(
                 code=code,
-                setup=setup,
+                setup=setup_part_of(pipeline, name),
                 params={p: canonical(params[p]) for p in used},
                 upstream=upstream,
-                files={f: files.get(f, "missing") for f in step.in_files if f not in step.file_inputs},
+                files={
+                    f: files.get(f, "missing") for f in step.in_files if f not in step.file_inputs and f not in made
+                },
             )
 
         if fixed is not None and name in fixed:
@@ -248,10 +265,11 @@ def step_keys(
             if inputs_out is not None:
                 found = info.found_reads if info else (found_reads(name, code) if found_reads is not None else None)
                 inputs_out[name] = effective_inputs(pipeline, name, holders, found)
-            for value in step.writes:
-                holders[value] = (position, name)
-            for value in info.run_writes if info else ():
-                holders[value] = (position, name)
+            if name not in pipeline.checks:
+                for value in step.writes:
+                    holders[value] = (position, name)
+                for value in info.run_writes if info else ():
+                    holders[value] = (position, name)
             continue
         parts[name] = parts_with({})
         info = known(name, parts[name].key) if known is not None else None
@@ -261,10 +279,11 @@ def step_keys(
                 parts[name] = parts_with(found)
                 info = known(name, parts[name].key) if known is not None else None
         keys[name] = parts[name].key
-        for value in step.writes:
-            holders[value] = (position, name)
-        for value in info.run_writes if info else ():
-            holders[value] = (position, name)
+        if name not in pipeline.checks:  # a check's values are never another step's input
+            for value in step.writes:
+                holders[value] = (position, name)
+            for value in info.run_writes if info else ():
+                holders[value] = (position, name)
         if name == until:
             break
     return parts
@@ -294,13 +313,42 @@ def item_key(pipeline: Pipeline, step: str, parts: KeyParts, fingerprint: str) -
     recipe = {
         "item": fingerprint,
         "code": parts.code,
-        "setup": parts.setup,
+        "setup": dict(parts.setup),
         "params": params,
         "upstream": upstream,
         "files": dict(parts.files),
         "format": parts.format,
     }
     return sha256_text(json.dumps(recipe, sort_keys=True, separators=(",", ":")))
+
+
+def setup_part_of(pipeline: Pipeline, step: str) -> dict[str, str]:
+    """The setup part of ``step``'s key: the setup statements it reaches (label -> digest)."""
+    part = pipeline.setup_parts.get(step)
+    if part is None:  # a pipeline built without the reach: the whole setup
+        return {s.label: s.digest for s in pipeline.setup_statements} or {"setup": sha256_text(pipeline.setup.code)}
+    return dict(part)
+
+
+def setup_reasons(mine: Mapping[str, str], theirs: Any) -> list[Reason]:
+    """``setup: helper clean() changed`` for each setup statement reached that differs
+    from the previous entry's (added, removed or edited)."""
+    if theirs == mine:
+        return []
+    if not isinstance(theirs, Mapping):  # an entry keyed on the whole setup (before setup precision)
+        return [Reason("setup changed")]
+    reasons = []
+    for label in sorted(set(mine) | set(theirs)):
+        if label not in theirs:
+            change = "added"
+        elif label not in mine:
+            change = "removed"
+        elif mine[label] != theirs[label]:
+            change = "changed"
+        else:
+            continue
+        reasons.append(Reason("setup changed", f"setup: {label} {change}", subject=label))
+    return reasons
 
 
 def upstream_reasons(step: str, passed: Iterable[str]) -> list[Reason]:
@@ -334,8 +382,7 @@ def explain(
         reasons.append(Reason("cache format changed"))
     if previous.get("code") != parts.code:
         reasons.append(Reason("code changed"))
-    if previous.get("setup") != parts.setup:
-        reasons.append(Reason("setup changed"))
+    reasons += setup_reasons(parts.setup, previous.get("setup"))
     kinds: tuple[tuple[str, str, ReasonKind, Mapping[str, Any]], ...] = (
         ("params", "parameter", "parameter changed", parts.params),
         ("upstream", "upstream", "upstream changed", parts.upstream),
@@ -395,6 +442,8 @@ class PlanEntry:
     #: Running steps that read what this cached step reads: they may change it at run
     #: time (an alias, an unclassified call), so its key is checked again after them.
     recheck: tuple[str, ...] = ()
+    #: What the step's entry holds, in a few words (``cache.output_summary``); "" without one.
+    summary: str = ""
 
     @property
     def why(self) -> str:
@@ -445,7 +494,14 @@ class Plan:
             "notebook": self.notebook,
             "params": dict(self.params),
             "steps": [
-                {"step": e.step, "key": e.key, "state": e.state, "action": e.action, "reasons": list(e.reasons)}
+                {
+                    "step": e.step,
+                    "key": e.key,
+                    "state": e.state,
+                    "action": e.action,
+                    "reasons": list(e.reasons),
+                    "summary": e.summary,
+                }
                 for e in self
             ],
         }
@@ -558,5 +614,6 @@ def compute_plan(
             reasons=tuple(reasons.get(name, ())),
             parts=parts[name],
             recheck=recheck.get(name, ()) if action == "cached" else (),
+            summary=str(entries[name].manifest.get("summary") or "") if entries.get(name) is not None else "",
         )
     return Plan(notebook=str(pipeline.path), params=dict(params), entries=plan_entries)

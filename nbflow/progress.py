@@ -70,6 +70,8 @@ class ProgressPrinter:
         elif isinstance(event, RunFinished):
             self.stop_spinner()
             summary = ", ".join(f"{n} {s}" for s, n in sorted(self.counts.items()))
+            if event.cache_wait >= 0.05:
+                summary += f"; {event.cache_wait:.2f} s of it writing the cache after the last step"
             self.line(
                 f"run {event.run_id} {event.status} in {event.duration:.2f} s ({summary})"
                 + (f": {event.error}" if event.error else ""),

@@ -183,32 +183,53 @@ class Run:
         self._ctx.cancel.set()
 
     def _execute(self) -> None:
-        ctx = self._ctx
-        beat = threading.Event()
-        heart = threading.Thread(target=self._heartbeat, args=(beat,), daemon=True, name=f"nbflow-heartbeat-{self.id}")
         status, error = "done", ""
         try:
-            ctx.publish(
-                RunStarted(
-                    self.id,
-                    notebook=str(self.pipeline.path),
-                    params=ctx.params,
-                    executor=self._executor.name,
-                    steps=tuple(
-                        {"step": e.step, "key": e.key, "state": e.state, "action": e.action, "reasons": list(e.reasons)}
-                        for e in self.plan
-                    ),
-                )
-            )
-            heart.start()
-            ctx.set_aside_corrupt_entries()
-            save_snapshot(ctx.config, self.pipeline.path, self.pipeline.source.content_hash)
-            self._executor.execute(ctx)
+            self.open()
+            self._executor.execute(self._ctx)
         except NbflowError as e:
             status, error, self.exception = "failed", str(e), e
         except BaseException as e:  # noqa: BLE001 - reported on the run, never lost in a thread
             status, error, self.exception = "failed", f"{self.pipeline.path.name}: {type(e).__name__}: {e}", e
             self._report_unexpected("failed unexpectedly", error)
+        self.close(status, error)
+
+    def open(self) -> None:
+        """Publish ``RunStarted`` and start the heartbeat: the first half of a run.
+
+        ``start`` calls it on the run's thread; an executor driven from outside (the
+        user's own kernel: ``executors.user_kernel``) calls ``open``, runs its steps
+        across several calls, then ``close``.
+        """
+        ctx = self._ctx
+        self._beat = threading.Event()
+        heart = threading.Thread(
+            target=self._heartbeat, args=(self._beat,), daemon=True, name=f"nbflow-heartbeat-{self.id}"
+        )
+        ACTIVE_RUNS[self.id] = self
+        ctx.publish(
+            RunStarted(
+                self.id,
+                notebook=str(self.pipeline.path),
+                params=ctx.params,
+                executor=self._executor.name,
+                steps=tuple(
+                    {"step": e.step, "key": e.key, "state": e.state, "action": e.action, "reasons": list(e.reasons)}
+                    for e in self.plan
+                ),
+            )
+        )
+        heart.start()
+        ctx.set_aside_corrupt_entries()
+        save_snapshot(ctx.config, self.pipeline.path, self.pipeline.source.content_hash)
+
+    def close(self, status: str = "done", error: str = "") -> None:
+        """Settle the steps without a final status, publish ``RunFinished`` and stop the
+        heartbeat: the second half of a run (``status`` is what the executor saw)."""
+        ctx = self._ctx
+        if ctx.early_kernel is not None:  # the run ended before its executor took the kernel
+            ctx.early_kernel.discard()
+            ctx.early_kernel = None
         try:
             ctx.finish_unrun()
             if ctx.cancel.is_set():
@@ -232,12 +253,16 @@ class Run:
                         status, error, self.exception = "failed", str(e), e
             self.duration = time.time() - ctx.started
             self.status, self.error = status, error
-            ctx.publish(RunFinished(self.id, status=status, duration=self.duration, error=error))
+            ctx.publish(
+                RunFinished(self.id, status=status, duration=self.duration, error=error, cache_wait=ctx.cache_wait)
+            )
         except BaseException as e:  # noqa: BLE001
             self.status, self.error, self.exception = "failed", f"{type(e).__name__}: {e}", e
             self._report_unexpected("could not be finished", self.error)
         finally:
-            beat.set()
+            beat = getattr(self, "_beat", None)
+            if beat is not None:
+                beat.set()
             ACTIVE_RUNS.pop(self.id, None)
             self.store.close()
             self._done.set()
@@ -263,7 +288,13 @@ class Run:
         self.store.close()
 
 
-def start_run(
+def start_run(pipeline: Pipeline, params: Mapping[str, Any] | None = None, **options: Any) -> Run:
+    """Plan ``pipeline`` and start running it in a background thread (``prepare_run``'s
+    options; the run's events come on ``Run.bus``)."""
+    return prepare_run(pipeline, params, **options).start()
+
+
+def prepare_run(
     pipeline: Pipeline,
     params: Mapping[str, Any] | None = None,
     *,
@@ -282,7 +313,7 @@ def start_run(
     items: Iterable[int] = (),
     run_class: type[Run] | None = None,
 ) -> Run:
-    """Plan ``pipeline`` and start running it in a background thread.
+    """Plan ``pipeline`` and record a new run; ``Run.start`` runs it in a background thread.
 
     Parameters are checked before anything starts (``ParameterError``). ``output``
     also writes the executed notebook there; every run with executed steps keeps it
@@ -292,8 +323,7 @@ def start_run(
     ``items`` recomputes those elements of the one ``map:`` step named by ``only``.
     ``run_class``: the ``Run`` subclass to return (``api.Run`` adds ``report``).
     """
-    from . import provenance
-    from .executors import RunContext, get_executor
+    from .executors import get_executor
 
     config = pipeline.config
     if not pipeline.steps:
@@ -320,6 +350,53 @@ def start_run(
         pipeline, params, raw=raw, force=force, force_all=force_all, only=only, from_=from_, cache=cache
     )
     chosen = get_executor(executor or config.executor)
+    prestart = getattr(chosen, "prestart", None)
+    early = prestart(pipeline, config) if plan.to_run and prestart is not None else None
+    try:
+        return _record_and_start(
+            pipeline,
+            plan,
+            chosen,
+            config,
+            cache,
+            given,
+            output,
+            timeout,
+            fail_fast,
+            retries,
+            forced_items,
+            listeners,
+            widget,
+            run_class,
+            early,
+        )
+    except BaseException:
+        if early is not None:
+            early.discard()
+        raise
+
+
+def _record_and_start(
+    pipeline: Pipeline,
+    plan: Plan,
+    chosen: Executor,
+    config: Any,
+    cache: Cache,
+    given: dict[str, Any],
+    output: str | Path | None,
+    timeout: float | None,
+    fail_fast: bool,
+    retries: int,
+    forced_items: dict[str, list[int]],
+    listeners: Iterable[Callable[[Event], None]],
+    widget: Any,
+    run_class: type[Run] | None,
+    early: Any,
+) -> Run:
+    """Record the run, then start its thread (``early``: the kernel already starting)."""
+    from . import provenance
+    from .executors import RunContext
+
     store = config.open_store()
     register_store(config.cache_dir, config.store_path)  # a shared cache-dir's clean keeps our entries
     run_id = store.create_run(
@@ -350,11 +427,12 @@ def start_run(
         fail_fast=fail_fast,
         retries=retries,
         items=forced_items,
+        early_kernel=early,
     )
     copy_to = Path(output) if output is not None else None
     if copy_to is None and not plan.to_run:
         ctx.output_path = None  # nothing runs and no output asked for: no kernel, no papermill
-    return (run_class or Run)(run_id, pipeline, plan, ctx, store, chosen, copy_to).start()
+    return (run_class or Run)(run_id, pipeline, plan, ctx, store, chosen, copy_to)
 
 
 def _refuse_output_over_source(pipeline: Pipeline, output: str | Path | None) -> None:

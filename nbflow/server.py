@@ -18,6 +18,8 @@ JupyterLab extension (``extension/``) is one client; ``docs/rest-api.yaml`` docu
 ``DELETE runs/{id}?path=``             cancel a run started by this server
 ``POST   runs/{id}/report?path=``      build the run's HTML report (``report``)
 ``GET    runs/{id}/report?path=``      the report, found by run id in the store
+``POST   runs/{id}/outputs``           the run's outputs for the notebook as edited
+                                       (``server_lab.py``)
 =====================================  =============================================
 
 ``path`` is a notebook path relative to the server's root directory. It is resolved
@@ -71,7 +73,8 @@ MAX_RUN_ID = 2**63 - 1
 
 
 def _jupyter_server_extension_points() -> list[dict[str, str]]:
-    return [{"module": "nbflow.server"}]
+    # server_lab.py adds its own routes (it builds on this module's handler base).
+    return [{"module": "nbflow.server"}, {"module": "nbflow.server_lab"}]
 
 
 def _load_jupyter_server_extension(serverapp: Any) -> None:

@@ -312,7 +312,8 @@ def _short(text: str) -> str:
 
 
 def same(a: Any, b: Any, depth: int = 0) -> bool:
-    """Structural equality: arrays element by element, frames with ``equals``, objects by state."""
+    """Structural equality: arrays element by element (padding bytes ignored), frames with ``equals``,
+    classes by name and methods' code, functions by code, other objects by state."""
     if depth > 20:
         return True
     import numpy as np
@@ -339,8 +340,13 @@ def same(a: Any, b: Any, depth: int = 0) -> bool:
 def _state_equal(a: Any, b: Any, depth: int) -> bool:
     if isinstance(a, types.FunctionType):
         return isinstance(b, types.FunctionType) and a.__code__.co_code == b.__code__.co_code
-    if isinstance(a, type):
-        return isinstance(b, type) and a.__qualname__ == b.__qualname__
+    if isinstance(a, type):  # a class defined in a step: the same name and the same methods
+        methods = [k for k, v in vars(a).items() if isinstance(v, types.FunctionType)]
+        return (
+            isinstance(b, type)
+            and a.__qualname__ == b.__qualname__
+            and all(same(vars(a)[k], vars(b).get(k), depth + 1) for k in methods)
+        )
     if isinstance(a, dict):
         return isinstance(b, dict) and a.keys() == b.keys() and all(same(a[k], b[k], depth + 1) for k in a)
     if isinstance(a, list | tuple):

@@ -25,11 +25,11 @@ Pure: no I/O (the plan and statuses are passed in). Standard library only.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .events import Event, ItemFinished, RunFinished, RunStarted, StepFinished, StepQueued, StepStarted
+from .events import Event, ItemFinished, RunFinished, RunStarted, RunWarning, StepFinished, StepQueued, StepStarted
 from .hidden_state import edge_label, hidden_only
 
 if TYPE_CHECKING:
@@ -64,6 +64,30 @@ NODE_GAP_X = 40.0
 LAYER_GAP_Y = 90.0
 
 
+#: A step's data checks (``check:STEP`` cells), in one mark: all passed, one failed, one warned.
+CHECK_MARKS = {"passed": "✓", "failed": "✗", "warned": "⚠"}
+
+
+def check_mark(states: Sequence[str], warned: bool = False) -> str | None:
+    """The mark of a step whose checks are in ``states`` (``None`` without checks):
+    ``failed``, ``warned``, ``passed`` or ``pending`` (not run yet, or running)."""
+    if not states:
+        return None
+    if "failed" in states:
+        return "failed"
+    if warned:
+        return "warned"
+    if all(s in ("done", "cached", "fresh") for s in states):
+        return "passed"
+    return "pending"
+
+
+def node_label(step: str, mark: str | None = None, summary: str = "") -> str:
+    """A node's text: the step, its check mark and what it produced (``load ✓\ndf: 10 rows × 2 columns``)."""
+    text = step + (f" {CHECK_MARKS[mark]}" if mark in CHECK_MARKS else "")
+    return f"{text}\n{summary}" if summary else text
+
+
 def state_of(entry_state: str, status: str | None = None) -> str:
     """A node's state from its plan state (``fresh``/``stale``) and run status if any."""
     if status in (None, "pending"):
@@ -76,7 +100,9 @@ def layered_layout(pipeline: Pipeline) -> dict[str, dict[str, float]]:
 
     Positions saved by the studio (``metadata.nbflow.layout``) win.
     """
-    return layered_positions(pipeline.order, pipeline.deps, pipeline.source.layout)
+    steps = pipeline.step_names
+    deps = {s: tuple(d for d in pipeline.deps[s] if d not in pipeline.checks) for s in steps}
+    return layered_positions(steps, deps, pipeline.source.layout)
 
 
 def layered_positions(
@@ -109,27 +135,50 @@ def graph_model(
     pipeline: Pipeline,
     plan: Plan | None = None,
     statuses: Mapping[str, str] | None = None,
+    warned: Iterable[str] = (),
+    summaries: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """The pipeline as nodes and edges for drawing.
 
     ``nodes``: ``{"id", "label", "state", "reasons", "key", "cell", "cell_id", "params",
-    "docs", "x", "y"}``; ``edges``: ``{"id", "source", "target", "names", "explicit", "state", "hidden"}``
+    "docs", "x", "y", "summary", "check", "checks"}`` (``summary``: what the step's entry
+    holds, or ``summaries``'; ``check``: its data checks' mark, ``check_mark``; ``checks``: each check's
+    name, cell, state and whether it only warns; ``warned``: checks that warned; the
+    label carries the mark and the summary); ``edges``: ``{"id", "source", "target", "names", "explicit", "state", "hidden"}``
     (``state``: the hidden state an edge passes, for its label; ``hidden``: it passes
     nothing else, draw it dotted);
     ``parameters``: ``{name: {"default", "type", "value", "readers"}}``; and ``legend``.
     """
     statuses = statuses or {}
     positions = layered_layout(pipeline)
+    warned = set(warned)
     nodes = []
-    for name in pipeline.order:
+
+    def state(name: str) -> str:
+        return state_of(plan[name].state if plan is not None else "stale", statuses.get(name))
+
+    for name in pipeline.step_names:
         step = pipeline.steps[name]
         entry = plan[name] if plan is not None else None
-        plan_state = entry.state if entry is not None else "stale"
+        checks = pipeline.checks_of(name)
+        mark = check_mark([state(c) for c in checks], warned=bool(warned & set(checks)))
+        summary = (summaries or {}).get(name) or (entry.summary if entry is not None else "")
         nodes.append(
             {
                 "id": name,
-                "label": name,
-                "state": state_of(plan_state, statuses.get(name)),
+                "label": node_label(name, mark, summary),
+                "summary": summary,
+                "check": mark,
+                "checks": [
+                    {
+                        "name": c,
+                        "cell": pipeline.checks[c].cell.number,
+                        "warn": pipeline.checks[c].warn,
+                        "state": state(c),
+                    }
+                    for c in checks
+                ],
+                "state": state(name),
                 "reasons": list(entry.reasons) if entry is not None else [],
                 "key": entry.key if entry is not None else None,
                 "cell": step.cell.number,
@@ -158,7 +207,7 @@ def graph_model(
             "default": p.default,
             "type": p.type_name,
             "value": values.get(name, p.default),
-            "readers": [s for s in pipeline.order if name in pipeline.steps[s].params]
+            "readers": [s for s in pipeline.step_names if name in pipeline.steps[s].params]
             + ([] if name not in pipeline.setup_params else ["<setup>"]),
         }
         for name, p in pipeline.parameters.items()
@@ -191,6 +240,12 @@ class GraphState:
         #: ``map:`` steps: element index -> status, and the number of elements.
         self.items: dict[str, dict[int, str]] = {}
         self.totals: dict[str, int] = {}
+        #: data checks: check -> the step it checks, its state; steps' marks and summaries
+        self.check_of: dict[str, str] = {c["name"]: n["id"] for n in model["nodes"] for c in n.get("checks", ())}
+        self.check_states: dict[str, str] = {c["name"]: c["state"] for n in model["nodes"] for c in n.get("checks", ())}
+        self.warned: set[str] = set()
+        self.marks: dict[str, str | None] = {n["id"]: n.get("check") for n in model["nodes"]}
+        self.summaries: dict[str, str] = {n["id"]: n.get("summary") or "" for n in model["nodes"]}
 
     def item_summary(self, step: str) -> str:
         """``"12 items: 9 done, 2 cached, 1 failed"`` for a ``map:`` step ("" otherwise)."""
@@ -215,8 +270,36 @@ class GraphState:
             labels[step] = f"{step} ×{total}\n" + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
         return labels
 
+    def labels(self) -> dict[str, str]:
+        """Node labels that differ from the plain step name: a ``map:`` step's element
+        counts (``item_labels``), a step's check mark and what it produced (``node_label``)."""
+        labels = {
+            s: node_label(s, self.marks.get(s), self.summaries.get(s, ""))
+            for s in self.states
+            if self.marks.get(s) or self.summaries.get(s)
+        }
+        labels.update(self.item_labels())
+        return labels
+
+    def _check_event(self, check: str, state: str | None = None) -> None:
+        if state is not None:
+            self.check_states[check] = state
+        else:
+            self.warned.add(check)
+        step = self.check_of[check]
+        checks = [c for c, s in self.check_of.items() if s == step]
+        self.marks[step] = check_mark([self.check_states[c] for c in checks], bool(self.warned & set(checks)))
+        self.changed.add(step)
+
     def apply(self, event: Event) -> None:
-        if isinstance(event, RunStarted):
+        if isinstance(event, RunWarning) and event.step in self.check_of:
+            self._check_event(event.step)
+        elif isinstance(event, (StepQueued, StepStarted, StepFinished)) and event.step in self.check_of:
+            state = event.status if isinstance(event, StepFinished) else "running"
+            self._check_event(event.step, state)
+            if isinstance(event, StepFinished):
+                self.details[event.step] = {"status": event.status, "error": event.error}
+        elif isinstance(event, RunStarted):
             self.run_status = "running"
         elif isinstance(event, StepQueued):
             self._set(event.step, "queued", list(event.reasons))
@@ -277,6 +360,7 @@ def cytoscape_style(
             "selector": "node",
             "style": {
                 "label": "data(label)",
+                "text-wrap": "wrap",
                 "text-valign": "center",
                 "text-halign": "center",
                 "font-size": 13,

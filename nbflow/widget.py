@@ -49,9 +49,16 @@ if TYPE_CHECKING:
 PARAM_PREFIX = "param:"
 
 
-def show(notebook: str | Path, **options: Any) -> PipelineWidget:
-    """A ``PipelineWidget`` of the notebook at ``notebook`` (display it as a cell's result)."""
+def show(notebook: str | Path, **options: Any) -> Any:
+    """A ``PipelineWidget`` of the notebook at ``notebook`` (display it as a cell's result);
+    for a folder or an ``nbflow.toml``, a ``project_widget.ProjectWidget`` of the pipeline of notebooks."""
     from .graph import load_pipeline
+    from .project import is_project
+
+    if is_project(notebook):
+        from .project_widget import ProjectWidget
+
+        return ProjectWidget(notebook, **options)
 
     return PipelineWidget(load_pipeline(notebook), **options)
 
@@ -127,7 +134,8 @@ class PipelineWidget(w.HBox):
         if self.plan is not None:
             stale = [e.step for e in self.plan if e.state == "stale"]
             self._say(
-                f"{len(self.pipeline.steps)} steps; {len(stale)} stale" + (f": {', '.join(stale)}" if stale else "")
+                f"{len(self.pipeline.step_names)} steps; {len(stale)} stale"
+                + (f": {', '.join(stale)}" if stale else "")
             )
 
     def _draw(self) -> None:
@@ -182,7 +190,7 @@ class PipelineWidget(w.HBox):
             self._flush_timer = None
             if not self.state.take_changes():
                 return
-            self.graph.set_style(cytoscape_style(self.state.states, self.state.item_labels()))
+            self.graph.set_style(cytoscape_style(self.state.states, self.state.labels()))
             self.messages += 1
             counts: dict[str, int] = {}
             for s in self.state.states.values():
@@ -213,7 +221,7 @@ class PipelineWidget(w.HBox):
             self.state.details.update(details)
             self.state.items.update({k: v for k, v in items.items() if k in self.state.states})
             self.state.totals.update({k: v for k, v in totals.items() if k in self.state.states})
-            self.graph.set_style(cytoscape_style(self.state.states, self.state.item_labels()))
+            self.graph.set_style(cytoscape_style(self.state.states, self.state.labels()))
             self.messages += 1
         self._say(message, error=event.status != "done")
         if self.selected is not None:

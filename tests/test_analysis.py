@@ -236,3 +236,35 @@ def test_a_function_drawing_from_a_global_generator_writes_it():
 def test_magics_are_read_as_ipython_reads_them(source, expected_reads, expected_writes):
     assert reads(source) == expected_reads
     assert writes(source) == expected_writes
+
+
+def test_setup_statements_labels_and_ambient_statements():
+    from nbflow.analysis_setup import setup_reach, setup_statements
+
+    statements = setup_statements(
+        [
+            "import numpy as np\nimport os, sys\nSCALE = 3\n\ndef helper(v):\n    return v * SCALE\n\n"
+            "class Model:\n    def fit(self):\n        return helper(1)\n",
+            "np.random.seed(0)\nsys.path.insert(0, 'lib')\nos.chdir('.')\n%matplotlib inline\n"
+            "rng = np.random.default_rng(0)\nSCALE = SCALE + 1\nfrom math import *",
+        ]
+    )
+    assert [(s.label, s.ambient) for s in statements] == [
+        ("import np", False),
+        ("import os, sys", False),
+        ("constant SCALE", False),
+        ("helper helper()", False),
+        ("class Model", False),
+        ("statement 1", True),
+        ("statement 2", True),
+        ("statement 3", True),
+        ("statement 4", True),
+        ("constant rng", False),
+        ("constant SCALE #2", False),
+        ("statement 5", True),
+    ]
+    reached = {statements[i].label for i in setup_reach(statements, {"Model"})}
+    ambient = {"statement 1", "statement 2", "statement 3", "statement 4", "statement 5", "import np", "import os, sys"}
+    assert reached == ambient | {"class Model", "helper helper()", "constant SCALE", "constant SCALE #2"}
+    assert {statements[i].label for i in setup_reach(statements, {"rng"})} == ambient | {"constant rng"}
+    assert len(setup_reach(statements, {"eval"})) == len(statements)  # dynamic lookups reach everything

@@ -199,3 +199,43 @@ def test_crash_before_rename_leaves_no_entry(tmp_path):
     cache = Cache(tmp_path / "cache")
     assert cache.lookup("a", "k1") is None
     assert list(Path(tmp_path / "cache" / "a").glob(".staging-*"))  # leftover is ignored, pruned later
+
+
+def test_verify_hashes_only_files_written_since_commit(tmp_path):
+    from nbflow.cache import hashed_bytes
+
+    cache = Cache(tmp_path / "cache")
+    commit(cache, values={"x": list(range(1000))})
+    entry = cache.lookup("a", "k1")
+    before = hashed_bytes()
+    cache.verify(entry)
+    assert hashed_bytes() == before  # unchanged since it was hashed at commit: not read again
+    path = entry.path / "values.pkl"
+    stat = path.stat()
+    data = bytearray(path.read_bytes())
+    data[-2] ^= 0xFF  # same size, and the modification time put back: only the ctime tells
+    path.write_bytes(bytes(data))
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    with pytest.raises(CacheCorrupt, match="fails its checksum"):
+        cache.verify(cache.lookup("a", "k1"))
+    assert hashed_bytes() - before == stat.st_size
+
+
+def test_output_summary_names_rows_columns_shape_and_bytes(tmp_path):
+    import numpy as np
+    import pandas as pd
+
+    from nbflow.cache import describe, output_summary
+
+    frame = pd.DataFrame({"a": range(1000), "b": [0.5] * 1000, "c": ["x"] * 1000})
+    described = {"df": describe(frame), "n": describe(3), "arr": describe(np.zeros((4, 5)))}
+    files = {"values.pkl": {"size": 24_100, "sha256": "-"}}
+    assert output_summary(described, files) == "df: 1,000 rows × 3 columns · 24.1 kB (+2 values)"
+    assert output_summary({"arr": describe(np.zeros((4, 5)))}, {}) == "arr: array 4×5"
+    assert output_summary({"s": describe(pd.Series([1, 2]))}, {"v": {"size": 900}}) == "s: 2 rows · 900 B"
+    assert output_summary({"xs": describe([1, 2, 3])}, {}) == "xs: 3 items"
+    assert output_summary({}, {}) == ""
+    # what the manifest keeps: the summary is written where the values are dumped
+    cache = Cache(tmp_path / "cache")
+    entry = cache.commit(cache.stage("s"), step="s", key="k" * 64, parts=PARTS, values={"df": frame})
+    assert entry.manifest["summary"].startswith("df: 1,000 rows × 3 columns · ")

@@ -213,3 +213,50 @@ def test_files_written_by_a_step_are_dependencies(make_notebook):
     assert p.edge_names[("fetch", "clean")] == ("file:raw.csv",)
     assert p.steps["clean"].file_inputs == {"raw.csv": "fetch"}
     assert p.steps["clean"].in_files == ("raw.csv", "config.yml")
+
+
+def test_checks_are_steps_keyed_apart_that_the_dependants_wait_for(make_notebook):
+    from nbflow.plan import step_keys
+
+    path = make_notebook(
+        [
+            step("load", "rows = [1, 2]"),
+            step("clean", "kept = rows[:1]"),
+            code("assert rows, 'no rows'", "check:load"),
+            code("assert kept", "check-warn:clean"),
+            step("total", "t = sum(kept)"),
+        ]
+    )
+    p = load_pipeline(path)
+    assert p.order == ("load", "load.check1", "clean", "clean.check1", "total")
+    assert p.step_names == ("load", "clean", "total")
+    assert p.deps["clean"] == ("load", "load.check1")  # waits for the check ...
+    assert p.deps["total"] == ("clean",)  # ... a warning check is not waited for
+    assert p.steps["load.check1"].inputs == {"rows": "load"}
+    parts = step_keys(p, {})
+    assert parts["clean"].upstream == {"load": parts["load"].key}  # ... but its key does not hold it
+    assert parts["load.check1"].upstream == {"load": parts["load"].key}
+    assert [c["name"] for s in p.to_dict()["steps"] for c in s["checks"]] == ["load.check1", "clean.check1"]
+
+
+@pytest.mark.parametrize(
+    "cells, message",
+    [
+        (
+            [step("load", "rows = [1]"), code("assert rows", "check:lod")],
+            "pipeline.ipynb, cell 2: tag 'check:lod' names no step; did you mean \"load\"?",
+        ),
+        (
+            [step("load", "rows = [1]"), code("assert rows", "check:load", "check-warn:load")],
+            "pipeline.ipynb, cell 2: a cell checks one step, this one has 2 check tags",
+        ),
+        (
+            [step("load", "rows = [1]"), code("assert rows", "check:load", "after:load")],
+            "pipeline.ipynb, cell 2: tag 'check:load' makes this cell a check; it cannot also carry 'after:' tags",
+        ),
+    ],
+)
+def test_bad_check_tags_are_one_line(make_notebook, cells, message):
+    with pytest.raises(PipelineError) as info:
+        load_pipeline(make_notebook(cells))
+    assert str(info.value) == message

@@ -106,13 +106,93 @@ def test_default_change_in_parameters_cell(make_notebook):
     assert load_pipeline(path).plan().stale == ["train", "report"]
 
 
-def test_setup_change_invalidates_every_step(make_notebook):
+def test_setup_statement_no_step_uses_invalidates_nothing(make_notebook):
     path = make_notebook(CHAIN)
     record(load_pipeline(path))
     edit(path, 0, "import math\nimport json")
+    assert load_pipeline(path).plan().stale == []
+
+
+def test_setup_import_change_invalidates_the_steps_using_it(make_notebook):
+    path = make_notebook(CHAIN)
+    record(load_pipeline(path))
+    edit(path, 0, "import cmath as math")
     plan = load_pipeline(path).plan()
-    assert plan.stale == ["load", "clean", "train", "report", "side"]
-    assert plan["load"].reasons == ("setup changed",)
+    assert plan.stale == ["side"]
+    assert plan["side"].reasons == ("setup: import math changed",)
+
+
+SETUP = """import numpy as np
+SCALE = 3
+LIMIT = 10
+
+def clean(v):
+    return v * SCALE
+
+def other(v):
+    return min(v, LIMIT)
+
+class Model:
+    def fit(self, v):
+        return clean(v) + 1
+"""
+PRECISE = [
+    code(SETUP),
+    code("np.random.seed(0)"),
+    step("a", "x = clean(2)"),
+    step("b", "y = other(x)"),
+    step("c", "m = Model()"),
+    step("d", "z = m.fit(1)"),
+    step("e", "w = 7"),
+]
+
+
+def test_setup_helper_edit_invalidates_its_callers_and_their_dependants(make_notebook):
+    path = make_notebook(PRECISE)
+    record(load_pipeline(path))
+    edit(path, 0, SETUP.replace("return v * SCALE", "return v * SCALE * 1"))
+    plan = load_pipeline(path).plan()
+    # a calls clean, the class method calls clean (c builds a Model, d uses one)
+    assert plan.stale == ["a", "b", "c", "d"]
+    assert plan["a"].reasons == ("setup: helper clean() changed",)
+    # what a step builds from a function or class may carry it: its dependants reach it too
+    assert set(plan["b"].reasons) == {"setup: helper clean() changed", "upstream a changed"}
+    assert plan["c"].reasons == ("setup: helper clean() changed",)
+    assert "setup: helper clean() changed" in plan["d"].reasons
+
+
+def test_setup_constant_edit_invalidates_the_callers_of_the_helper_reading_it(make_notebook):
+    path = make_notebook(PRECISE)
+    record(load_pipeline(path))
+    edit(path, 0, SETUP.replace("LIMIT = 10", "LIMIT = 11"))
+    plan = load_pipeline(path).plan()
+    assert plan.stale == ["b"]
+    assert plan["b"].reasons == ("setup: constant LIMIT changed",)
+
+
+def test_setup_method_edit_invalidates_the_steps_using_the_class(make_notebook):
+    path = make_notebook(PRECISE)
+    record(load_pipeline(path))
+    edit(path, 0, SETUP.replace("clean(v) + 1", "clean(v) + 2"))
+    plan = load_pipeline(path).plan()
+    assert plan.stale == ["c", "d"]
+    assert plan["c"].reasons == ("setup: class Model changed",)
+
+
+def test_bare_setup_call_is_part_of_every_key(make_notebook):
+    path = make_notebook(PRECISE)
+    record(load_pipeline(path))
+    edit(path, 1, "np.random.seed(1)")
+    plan = load_pipeline(path).plan()
+    assert plan.stale == ["a", "b", "c", "d", "e"]
+    assert plan["e"].reasons == ("setup: statement 1 changed",)
+
+
+def test_dynamic_lookup_reaches_the_whole_setup(make_notebook):
+    path = make_notebook([code("A = 1\nB = 2"), step("s", "v = eval('A')"), step("t", "u = 1")])
+    record(load_pipeline(path))
+    edit(path, 0, "A = 1\nB = 3")
+    assert load_pipeline(path).plan().stale == ["s"]
 
 
 def test_helper_function_change_in_an_earlier_step(make_notebook):

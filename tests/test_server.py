@@ -95,6 +95,28 @@ async def test_graph_gives_steps_edges_states_reasons_and_style(jp_fetch, notebo
     assert model["run"] is None
 
 
+async def test_graph_carries_check_marks_and_what_each_step_produced(jp_fetch, jp_root_dir):
+    import nbformat
+
+    from nbflow import load_pipeline
+
+    check = nbformat.v4.new_code_cell("assert len(data) == 3")
+    check.metadata["tags"] = ["check:load"]
+    path = write_notebook(
+        jp_root_dir / "checked.ipynb",
+        [step("load", "data = list(range(3))"), check, step("total", "t = sum(data)")],
+    )
+    run = await asyncio.to_thread(load_pipeline(path).run)  # a real kernel run
+    assert run.status == "done", run.error
+    _, model = await fetch_json(jp_fetch, "graph", params={"path": "checked.ipynb"})
+    nodes = {n["id"]: n for n in model["nodes"]}
+    assert list(nodes) == ["load", "total"]  # the check is a mark on its step, not a node
+    assert nodes["load"]["check"] == "passed" and nodes["total"]["check"] is None
+    assert nodes["load"]["checks"] == [{"name": "load.check1", "cell": 2, "warn": False, "state": "fresh"}]
+    assert nodes["load"]["summary"].startswith("data: 3 items · ")
+    assert nodes["load"]["label"] == "load ✓\n" + nodes["load"]["summary"]
+
+
 async def test_plan_with_parameters_and_bad_parameters(jp_fetch, notebook):
     _, plan = await fetch_json(jp_fetch, "plan", params={"path": "work/pipe.ipynb", "params": json.dumps({"n": 5})})
     assert plan["params"] == {"n": 5}
@@ -156,6 +178,7 @@ ENDPOINTS = [
     ("GET", "runs/1/events", None),
     ("GET", "runs/1/report", None),
     ("POST", "runs/1/report", ""),
+    ("POST", "runs/1/outputs", "{}"),
 ]
 
 

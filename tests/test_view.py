@@ -79,3 +79,16 @@ def test_cytoscape_style_has_one_rule_per_state_and_per_given_step():
         assert rules[f'node[state = "{name}"]']["background-color"] == s.colour
     assert rules['node[id = "train"]']["background-color"] == STATES["running"].colour
     assert rules['node[id = "we\\"ird"]']["shape"] == STATES["done"].shape
+
+
+def test_check_marks_and_node_labels():
+    from nbflow.view import check_mark, node_label
+
+    assert check_mark([]) is None
+    assert check_mark(["done", "cached"]) == "passed"
+    assert check_mark(["fresh"], warned=True) == "warned"
+    assert check_mark(["done", "failed"], warned=True) == "failed"
+    assert check_mark(["stale"]) == "pending"
+    assert node_label("load", "passed", "df: 3 rows × 2 columns") == "load ✓\ndf: 3 rows × 2 columns"
+    assert node_label("load", "failed") == "load ✗"
+    assert node_label("load", "pending") == "load"

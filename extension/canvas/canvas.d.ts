@@ -7,6 +7,14 @@ export interface ICanvasNode {
   state: string;
   x: number;
   y: number;
+  /** The group (a notebook of a pipeline of notebooks) the node is drawn inside. */
+  parent?: string;
+}
+
+/** A notebook of a pipeline of notebooks: drawn as a compound node around its steps. */
+export interface ICanvasGroup {
+  id: string;
+  label: string;
 }
 
 export interface ICanvasEdge {
@@ -15,11 +23,14 @@ export interface ICanvasEdge {
   target: string;
   names?: string[];
   explicit?: boolean;
+  /** An edge between two notebooks (a file or an after:NB:STEP tag). */
+  link?: boolean;
 }
 
 export interface ICanvasGraph {
   nodes: ICanvasNode[];
   edges: ICanvasEdge[];
+  groups?: ICanvasGroup[];
   legend: { state: string; colour: string; shape: string; label: string }[];
 }
 
@@ -38,6 +49,8 @@ export interface ICanvas {
   readonly mode: 'move' | 'connect';
   setGraph(graph: ICanvasGraph, states?: Record<string, string>): void;
   setStates(states: Record<string, string>): void;
+  /** Labels changed since the graph was sent (a check mark, what a step produced). */
+  setLabels(labels: Record<string, string>): void;
   select(step: string): void;
   selectEdge(edge: string): void;
   selectedStep(): string;

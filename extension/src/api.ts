@@ -117,3 +117,16 @@ export async function followRun(path: string, id: number, onEvent: (event: IRunE
     }
   }
 }
+
+export interface IRunOutputs {
+  run_id: number;
+  status: string;
+  from: 'output notebook' | 'cache';
+  cells: { id: string; index: number; outputs: any[]; execution_count: number | null }[];
+  skipped: { id: string | null; index: number; cell: number; step: string | null; why: string }[];
+}
+
+/** Run `id`'s outputs for the cells of the notebook as it is in the editor. */
+export function runOutputs(path: string, id: number, notebook: Record<string, any>): Promise<IRunOutputs> {
+  return request(`runs/${id}/outputs`, { method: 'POST', body: JSON.stringify({ path, notebook }) });
+}

@@ -41,8 +41,17 @@ export class GraphView extends Widget {
     return this._connected;
   }
 
-  /** Draw `graph` (when it changed) and colour nodes by `states`. */
+  /**
+   * Draw `graph` (when it changed) and colour nodes by `states`. While the panel is
+   * hidden only the newest call is kept, drawn when it shows: typing in a large notebook
+   * re-plans often, and laying out a graph nobody sees would slow every badge down.
+   */
   draw(graph: IGraph, states: Record<string, string>): void {
+    if (!this.isVisible) {
+      this._pending = { graph, states };
+      return;
+    }
+    this._pending = null;
     const shape = JSON.stringify([
       graph.nodes.map(n => [n.id, n.label, n.state, n.x, n.y]),
       graph.edges.map(e => [e.id, e.names, e.explicit])
@@ -66,6 +75,9 @@ export class GraphView extends Widget {
   }
 
   protected onAfterShow(): void {
+    if (this._pending) {
+      this.draw(this._pending.graph, this._pending.states);
+    }
     this.fit();
   }
 
@@ -77,6 +89,7 @@ export class GraphView extends Widget {
   }
 
   private _shape = '';
+  private _pending: { graph: IGraph; states: Record<string, string> } | null = null;
   private _nodeClicked = new Signal<this, string>(this);
   private _moved = new Signal<this, Record<string, { x: number; y: number }>>(this);
   private _connected = new Signal<this, { source: string; target: string }>(this);

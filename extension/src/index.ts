@@ -7,6 +7,12 @@
  * deleting a step edit the notebook model (editing.ts), never the file; the graph is
  * recomputed by the server from the notebook as it is in the editor (POST graph).
  *
+ * The notebook's own kernel takes part too (live.ts, LIVE-PROTOCOL.md): nbflow's IPython
+ * extension is loaded silently in every Python kernel of a tracked notebook; commands
+ * restore the pipeline's state into it and run stale steps (or up to a step) in it, the
+ * step cells executing through the notebook's session; a finished run's outputs (CLI,
+ * server, studio) can be written into the open notebook's cells, undoably.
+ *
  * The nbflow studio is reachable through the Jupyter server at <base url>/nbflow/studio/
  * (nbflow/studio/proxy.py): a launcher tile and "Open in nbflow studio" on a notebook in
  * the file browser open it in a new browser tab.
@@ -15,7 +21,14 @@
  * calls the same core API as the CLI and the widget.
  */
 import { JupyterFrontEnd, JupyterFrontEndPlugin, ILayoutRestorer } from '@jupyterlab/application';
-import { Dialog, ICommandPalette, InputDialog, showDialog, showErrorMessage } from '@jupyterlab/apputils';
+import {
+  Dialog,
+  ICommandPalette,
+  InputDialog,
+  Notification,
+  showDialog,
+  showErrorMessage
+} from '@jupyterlab/apputils';
 import { PageConfig, URLExt } from '@jupyterlab/coreutils';
 import { IFileBrowserFactory } from '@jupyterlab/filebrowser';
 import { ILauncher } from '@jupyterlab/launcher';
@@ -24,6 +37,7 @@ import { LabIcon } from '@jupyterlab/ui-components';
 
 import * as api from './api';
 import { addStep, connect, deleteStep, EditError, renameStep, setLayout } from './editing';
+import { loadInKernel, Mode, putOutputs, runInKernel } from './live';
 import { PipelineModel } from './model';
 import { PipelinePanel } from './panel';
 import { addAfter, markStep, stepOf, unmarkStep } from './tags';
@@ -41,6 +55,20 @@ const STEP_ICON = new LabIcon({
   svgstr:
     '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 24 24"><g class="jp-icon3" fill="#616161">' +
     '<path d="M3 5a2 2 0 0 1 2-2h9l7 7v9a2 2 0 0 1-2 2H5a2 2 0 0 1-2-2zm4 5v2h10v-2zm0 4v2h7v-2z"/></g></svg>'
+});
+
+const RESTORE_ICON = new LabIcon({
+  name: 'nbflow:restore',
+  svgstr:
+    '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 24 24"><g class="jp-icon3" fill="#616161">' +
+    '<path d="M13 3a9 9 0 0 0-9 9H1l4 4 4-4H6a7 7 0 1 1 2.05 4.95l-1.42 1.42A9 9 0 1 0 13 3z"/>' +
+    '<path d="M12 8v5l4.25 2.52.77-1.28-3.52-2.09V8z"/></g></svg>'
+});
+const RUN_KERNEL_ICON = new LabIcon({
+  name: 'nbflow:run-in-kernel',
+  svgstr:
+    '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 24 24"><g class="jp-icon3" fill="#616161">' +
+    '<path d="M4 4h16v16H4zm2 2v12h12V6z"/><path d="M10 8.5v7l5.5-3.5z"/></g></svg>'
 });
 
 const plugin: JupyterFrontEndPlugin<void> = {
@@ -95,6 +123,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
           }
         });
         nb.content.modelContentChanged.connect(() => model && renderBadges(nb, model));
+        autoLoad(nb);
         // Any edit (typing, tags, the panel's gestures, undo, a collaborator's) redraws the
         // graph: the shared document's updates cover them all (the notebook's `changed`
         // signal does not include cell metadata).
@@ -245,7 +274,158 @@ const plugin: JupyterFrontEndPlugin<void> = {
       }
     };
 
+    /** Run in the notebook's own kernel (LIVE-PROTOCOL.md); the panel follows it. */
+    const inKernel = async (mode: Mode, step: string | null, restoreOnly: Set<string> | null = null) => {
+      const nb = current();
+      const model = modelOf(nb);
+      const notebook = nb ? notebookJSON(nb) : null;
+      if (!nb || !model || !notebook) {
+        return;
+      }
+      if (model.running) {
+        report(new Error('a run of this notebook is going on; wait for it or cancel it first'));
+        return;
+      }
+      app.shell.activateById(panel.id);
+      let outcome;
+      try {
+        outcome = await runInKernel(nb, notebook, mode, step, {
+          begun: (runId, steps) => model.liveBegin(runId, steps),
+          step: (name, state) => model.liveStep(name, state)
+        }, restoreOnly);
+      } catch (e) {
+        await model.liveEnd('failed', (e as Error).message);
+        report(e);
+        return;
+      }
+      const counts = Object.entries(outcome.counts)
+        .map(([s, n]) => `${n} ${s}`)
+        .join(', ');
+      const missing = Object.entries(outcome.missing).map(([name, why]) => `${name} (${why})`);
+      let message: string;
+      if (outcome.runId === null) {
+        message = outcome.restored.length
+          ? `restored ${outcome.restored.join(', ')} into the kernel`
+          : 'nothing to restore: no step is fresh (run the pipeline first)';
+      } else {
+        message = `run ${outcome.runId} in the kernel ${outcome.status}` + (counts ? ` (${counts})` : '');
+      }
+      if (missing.length) {
+        message += `; not restored: ${missing.join('; ')}`;
+      }
+      if (outcome.error) {
+        message += `: ${outcome.error}`;
+      }
+      await model.liveEnd(outcome.status, message);
+      Notification.emit(message, outcome.status === 'done' && !missing.length ? 'success' : 'warning', {
+        autoClose: 8000
+      });
+    };
+
+    /** `step` and the steps it depends on, from the graph's edges. */
+    const upstreamOf = (model: PipelineModel, step: string): Set<string> => {
+      const wanted = new Set([step]);
+      const todo = [step];
+      while (todo.length) {
+        const node = todo.pop()!;
+        for (const edge of model.graph?.edges ?? []) {
+          if (edge.target === node && !wanted.has(edge.source)) {
+            wanted.add(edge.source);
+            todo.push(edge.source);
+          }
+        }
+      }
+      return wanted;
+    };
+
+    /** Copy run `id`'s outputs into the open notebook's cells (not saved; Ctrl-Z undoes it). */
+    const writeOutputs = async (nb: NotebookPanel, model: PipelineModel, id: number): Promise<string> => {
+      const notebook = notebookJSON(nb);
+      if (!notebook) {
+        throw new Error('the notebook is not loaded yet');
+      }
+      const answer = await api.runOutputs(model.path, id, notebook);
+      const outputs: Record<string, any[]> = {};
+      const counts: Record<string, number | null> = {};
+      for (const cell of answer.cells) {
+        outputs[cell.id] = cell.outputs;
+        counts[cell.id] = cell.execution_count;
+      }
+      const changed = putOutputs(nb, outputs, counts);
+      let message = `run ${id}'s outputs are in ${changed.length} cell${changed.length === 1 ? '' : 's'} (not saved yet; Ctrl-Z undoes it)`;
+      if (answer.skipped.length) {
+        const named = answer.skipped.map(s => `cell ${s.cell}${s.step ? ` (step ${s.step})` : ''}: ${s.why}`);
+        message += `; skipped ${named.join('; ')}`;
+      }
+      return message;
+    };
+
     const { commands } = app;
+    commands.addCommand('nbflow:restore-kernel', {
+      label: args => (args.toolbar ? '' : 'Restore pipeline state into this kernel'),
+      icon: args => (args.toolbar ? RESTORE_ICON : undefined),
+      caption: "nbflow: put the values of the pipeline's fresh steps into this notebook's kernel, from the cache",
+      isEnabled: hasNotebook,
+      execute: () => inKernel('restore', null)
+    });
+    commands.addCommand('nbflow:restore-to-kernel', {
+      label: 'Restore up to this step',
+      caption: "nbflow: put the values this step reads (and its own, if fresh) into this notebook's kernel",
+      isEnabled: () => selectedStep() !== null,
+      execute: () => {
+        const model = modelOf(current());
+        const step = selectedStep();
+        if (model && step) {
+          return inKernel('restore', null, upstreamOf(model, step));
+        }
+      }
+    });
+    commands.addCommand('nbflow:run-stale-kernel', {
+      label: args => (args.toolbar ? '' : 'Run stale steps in this kernel'),
+      icon: args => (args.toolbar ? RUN_KERNEL_ICON : undefined),
+      caption: "nbflow: run the stale steps in this notebook's kernel (fresh ones they need are restored)",
+      isEnabled: hasNotebook,
+      execute: () => inKernel('stale', null)
+    });
+    commands.addCommand('nbflow:run-to-kernel', {
+      label: 'Run up to this step in this kernel',
+      caption: "nbflow: run this step and the stale steps before it in this notebook's kernel",
+      isEnabled: () => selectedStep() !== null,
+      execute: () => inKernel('to', selectedStep())
+    });
+    commands.addCommand('nbflow:write-outputs', {
+      label: "Write a run's outputs into the notebook",
+      caption: "nbflow: copy a finished run's outputs into this notebook's cells (cells changed since are skipped)",
+      isEnabled: hasNotebook,
+      execute: async args => {
+        const nb = current();
+        const model = modelOf(nb);
+        if (!nb || !model) {
+          return;
+        }
+        try {
+          let id = typeof args.run === 'number' ? args.run : null;
+          if (id === null) {
+            const { runs } = await api.listRuns(model.path);
+            const finished = runs.filter(r => r.status !== 'running' && r.status !== 'pending');
+            if (!finished.length) {
+              throw new Error(`${model.path} has no finished run yet`);
+            }
+            const items = finished.map(r => `run ${r.id} (${r.status})`);
+            const result = await InputDialog.getItem({ title: "Write which run's outputs into the notebook?", items });
+            if (!result.button.accept || !result.value) {
+              return;
+            }
+            id = finished[items.indexOf(result.value)].id;
+          }
+          const message = await writeOutputs(nb, model, id);
+          panel.say(message);
+          Notification.emit(message, message.includes('skipped') ? 'warning' : 'success', { autoClose: 8000 });
+        } catch (e) {
+          report(e);
+        }
+      }
+    });
     commands.addCommand('nbflow:mark-step', {
       label: args => (args.toolbar ? '' : 'Make this cell an nbflow step…'),
       caption: 'Make this cell an nbflow step (tag step:<name>)',
@@ -383,6 +563,11 @@ const plugin: JupyterFrontEndPlugin<void> = {
       'nbflow:run-to-selected',
       'nbflow:run-stale',
       'nbflow:cancel',
+      'nbflow:restore-kernel',
+      'nbflow:restore-to-kernel',
+      'nbflow:run-stale-kernel',
+      'nbflow:run-to-kernel',
+      'nbflow:write-outputs',
       'nbflow:open-report',
       'nbflow:show-graph',
       'nbflow:mark-step',
@@ -402,6 +587,34 @@ const plugin: JupyterFrontEndPlugin<void> = {
     };
   }
 };
+
+/**
+ * `%load_ext nbflow` in the notebook's kernel whenever a (Python) kernel starts or
+ * restarts, silently (LIVE-PROTOCOL.md, Loading).
+ */
+function autoLoad(nb: NotebookPanel): void {
+  const session = nb.sessionContext;
+  let loadedIn: string | null = null;
+  const check = () => {
+    const kernel = session.session?.kernel;
+    if (!kernel || session.isDisposed) {
+      return;
+    }
+    const status = kernel.status;
+    if (status === 'restarting' || status === 'autorestarting' || status === 'starting') {
+      loadedIn = null;
+    } else if (status === 'idle' && loadedIn !== kernel.id) {
+      loadedIn = kernel.id;
+      void loadInKernel(session).catch(() => undefined);
+    }
+  };
+  session.statusChanged.connect(check);
+  session.kernelChanged.connect(() => {
+    loadedIn = null;
+    check();
+  });
+  void session.ready.then(check);
+}
 
 /** The notebook as it is in the editor, without outputs (the graph does not need them). */
 function notebookJSON(nb: NotebookPanel): Record<string, any> | null {

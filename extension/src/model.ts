@@ -43,6 +43,16 @@ export class PipelineModel {
       for (const node of this.graph.nodes) {
         this.states[node.id] = node.state;
       }
+      // A run in the notebook's kernel: its steps keep the states the frontend saw
+      // (cells it executes change the notebook, which refreshes the graph meanwhile).
+      Object.assign(this.states, this._live ?? {});
+      // After it, they keep its final states until the code changes (its own outputs and
+      // execution counts landing in the cells are not edits).
+      if (this._final && this._final.code === codeOf(notebook)) {
+        Object.assign(this.states, this._final.states);
+      } else {
+        this._final = null;
+      }
       if (this.graph.run && this.graph.run.id !== this.runId) {
         void this.follow(this.graph.run.id);
       }
@@ -91,6 +101,51 @@ export class PipelineModel {
     }
   }
 
+  /** A run in the notebook's own kernel begins (`runId` null: restoring only). */
+  liveBegin(runId: number | null, steps: { name: string; action: string }[]): void {
+    this._live = {};
+    for (const s of steps) {
+      this._live[s.name] = 'queued';
+    }
+    Object.assign(this.states, this._live);
+    this.runId = runId;
+    this.runStatus = 'running';
+    this.runMessage = runId === null ? 'restoring in the kernel' : `run ${runId} in the kernel`;
+    this._changed.emit();
+  }
+
+  /** A step of the kernel's run changed state (restored: "cached"). */
+  liveStep(step: string, state: string): void {
+    if (this._live) {
+      this._live[step] = state;
+    }
+    this.states[step] = state;
+    const counts: Record<string, number> = {};
+    Object.values(this._live ?? {}).forEach(s => (counts[s] = (counts[s] ?? 0) + 1));
+    const what = this.runId === null ? 'restoring in the kernel' : `run ${this.runId} in the kernel`;
+    this.runMessage = `${what}: ` + Object.entries(counts).map(([s, n]) => `${n} ${s}`).join(', ');
+    this._changed.emit();
+  }
+
+  /** The kernel's run ended: its record in the run store has the last word. A run that
+   * never began (the kernel refused `begin`) leaves the last run's state alone. */
+  async liveEnd(status: string, message: string): Promise<void> {
+    if (this._live === null) {
+      this.runMessage = message;
+      this._changed.emit();
+      return;
+    }
+    const runId = this.runId;
+    if (runId !== null) {
+      await this.follow(runId).catch(() => undefined); // one snapshot: the run is not in the server
+    }
+    this._live = null;
+    this.runStatus = status;
+    this.runMessage = message;
+    this._final = { code: codeOf(this.source?.() ?? null), states: { ...this.states } };
+    this._changed.emit();
+  }
+
   /** One event of the run: the same transitions as nbflow.view.GraphState. */
   apply(event: api.IRunEvent): void {
     const step = event.step;
@@ -130,4 +185,16 @@ export class PipelineModel {
   private _changed = new Signal<this, void>(this);
   private _asked = 0;
   private _timer: ReturnType<typeof setTimeout> | undefined = undefined;
+  private _live: Record<string, string> | null = null;
+  private _final: { code: string; states: Record<string, string> } | null = null;
+}
+
+/** What decides the plan in notebook JSON: each cell's type, source and tags. */
+function codeOf(notebook: Record<string, any> | null): string {
+  if (!notebook) {
+    return '';
+  }
+  return JSON.stringify(
+    (notebook.cells ?? []).map((c: any) => [c.cell_type, c.source, c.metadata?.tags ?? [], notebook.metadata?.nbflow])
+  );
 }

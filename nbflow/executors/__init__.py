@@ -6,6 +6,7 @@ executor object can also be passed directly (``Pipeline.run(executor=...)``).
 ==========  ==============================================================
 ``kernel``  one Jupyter kernel, steps in order, through papermill (default)
 ``dask``    steps as tasks on a Dask cluster, independent steps in parallel
+``live``    the user's own IPython kernel, in its namespace (``%nbflow run``)
 ==========  ==============================================================
 """
 
@@ -19,6 +20,7 @@ from .base import Executor, RunContext
 EXECUTORS = {
     "kernel": "nbflow.executors.kernel:KernelExecutor",
     "dask": "nbflow.executors.dask:DaskExecutor",
+    "live": "nbflow.executors.user_kernel:UserKernelExecutor",
 }
 
 __all__ = ["EXECUTORS", "Executor", "RunContext", "get_executor"]

@@ -9,6 +9,7 @@ becomes ``run`` with the reason ``cache entry corrupt``.
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Iterable
@@ -69,6 +70,10 @@ class RunContext:
     started: float = field(default_factory=time.time)
     #: Early cut-off: keys recomputed as the run learns values' digests (``cutoff.RunKeys``).
     keys: Any = None
+    #: Seconds the run's end waited for cache entries still being written (reported apart).
+    cache_wait: float = 0.0
+    #: A kernel already starting (``kernel_client.EarlyKernel``), for executors that use one.
+    early_kernel: Any = None
 
     def __post_init__(self) -> None:
         for entry in self.plan:
@@ -115,6 +120,12 @@ class RunContext:
         traceback: str = "",
         reasons: tuple[str, ...] | None = None,
     ) -> None:
+        check = self.pipeline.checks.get(step)
+        if check is not None and status == "failed" and error:
+            error = self.check_failure(step, error)
+            if check.warn:  # check-warn: the run goes on, the step is marked "warned"
+                self.warn(error, step)
+                status, error, traceback = "done", "", ""
         self.status[step] = status
         self.publish(
             StepFinished(
@@ -128,6 +139,16 @@ class RunContext:
                 key=self.key(step) if self.key(step) != self.plan[step].key else "",
             )
         )
+
+    def check_failure(self, check: str, error: str) -> str:
+        """A failed data check in one line: notebook, cell, step and the assertion."""
+        from ..errors import where
+
+        info = self.pipeline.checks[check]
+        kind = "check-warn" if info.warn else "check"
+        lines = [line for line in error.strip().splitlines() if line.strip()]
+        assertion = re.sub(r"^cell \d+( \([^)]*\))?: ", "", lines[-1]) if lines else "failed"
+        return f"{where(self.pipeline.path, info.cell.number, info.step)}: {kind} failed: {assertion}"
 
     def finish_unrun(self) -> None:
         """Give every step without a final status one: cached, skipped or cancelled."""

@@ -8,9 +8,9 @@ The kernel executor creates one ``KernelSide`` in the user's namespace as
   the executor while the kernel started).
 * ``dump(staging, names, required)`` runs as a ``user_expression`` of a step's last
   cell, so storing costs no extra round trip. Small values are written at once; large
-  ones (``async_bytes`` and up) are copied (so a later step changing them in place
-  cannot corrupt the entry) and written by a background thread while the next steps
-  run. The executor commits the entry (outputs, manifest, rename) when the dump is done.
+  ones (``async_bytes`` and up) are written while the next steps run, as they were when
+  the step ended, by a forked writer or from a copy (``background.BackgroundWrites``).
+  The executor commits the entry (outputs, manifest, rename) when the dump is done.
 * ``collect(wait)`` returns the finished background dumps.
 * ``map_*`` run a ``map:`` step's elements one by one.
 
@@ -23,9 +23,7 @@ executor's client side.
 
 from __future__ import annotations
 
-import copy
 import json
-import threading
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -33,6 +31,7 @@ from typing import Any
 from .. import hidden_state
 from ..cache import Cache, Entry
 from ..fingerprint import in_namespace
+from .background import BackgroundWrites
 from .outcome import cap_marker, dump_error, element_fingerprint, element_label
 
 
@@ -79,9 +78,7 @@ class KernelSide:
         self.by_reference = list(by_reference)
         self.async_bytes = async_bytes
         self._namespace = namespace
-        self._threads: dict[str, threading.Thread] = {}
-        self._done: dict[str, dict[str, Any]] = {}
-        self._lock = threading.Lock()
+        self.writes = BackgroundWrites(self._dump)
         # Before the setup runs: hidden state is captured relative to this.
         self.baseline = hidden_state.Baseline.capture()
 
@@ -128,21 +125,10 @@ class KernelSide:
         ns = self.namespace
         values = {n: ns[n] for n in names if n in ns}
         values.update(hidden_state.capture(names, self.baseline))
-        if sum(approximate_nbytes(v) for v in values.values()) >= self.async_bytes:
-            try:
-                snapshot = copy.deepcopy(values)
-            except Exception:  # noqa: BLE001 - not copyable: write synchronously instead
-                snapshot = None
-            if snapshot is not None:
-                thread = threading.Thread(
-                    target=self._dump_in_background,
-                    args=(staging, snapshot, required),
-                    daemon=True,
-                    name=f"nbflow-dump-{Path(staging).name}",
-                )
-                self._threads[staging] = thread
-                thread.start()
-                return json.dumps({"pending": True})
+        if sum(approximate_nbytes(v) for v in values.values()) >= self.async_bytes and self.writes.start(
+            staging, values, required
+        ):
+            return json.dumps({"pending": True})
         return json.dumps(self._dump(staging, values, required))
 
     def _dump(self, staging: str, values: dict[str, Any], required: list[str]) -> dict[str, Any]:
@@ -150,11 +136,6 @@ class KernelSide:
             return self.cache.dump_values(Path(staging), values, required, self.by_reference)
         except Exception as e:  # noqa: BLE001 - reported to the executor (outcome.commit_entry)
             return dump_error(e)
-
-    def _dump_in_background(self, staging: str, values: dict[str, Any], required: list[str]) -> None:
-        result = self._dump(staging, values, required)
-        with self._lock:
-            self._done[staging] = result
 
     # ------------------------------------------------------------ fan-out
     def map_begin(self, iterable: str, element: str) -> str:
@@ -208,18 +189,7 @@ class KernelSide:
 
     def collect(self, wait: bool = False, only: list[str] | None = None) -> str:
         """Finished background dumps as ``{staging: result}`` (waiting for them if asked)."""
-        for staging, thread in list(self._threads.items()):
-            if only is not None and staging not in only:
-                continue
-            if wait:
-                thread.join()
-            if not thread.is_alive():
-                del self._threads[staging]
-        with self._lock:
-            done = {s: r for s, r in self._done.items() if only is None or s in only}
-            for staging in done:
-                del self._done[staging]
-        return json.dumps(done)
+        return json.dumps(self.writes.collect(wait, only))
 
 
 def restore_values(cache: Cache, entry: Entry, names: list[str], baseline: hidden_state.Baseline) -> dict[str, Any]:

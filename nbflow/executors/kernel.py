@@ -53,6 +53,7 @@ from typing import Any, Literal
 
 from .base import RunContext
 from .kernel_client import (
+    EarlyKernel,
     SilentError,
     client_class,
     error_text_of,
@@ -81,7 +82,19 @@ class KernelExecutor:
 
     name = "kernel"
 
+    def prestart(self, pipeline: Any, config: Any) -> EarlyKernel:
+        """Start the kernel now, before the run is recorded (``run.start_run``)."""
+        return EarlyKernel(pipeline, config.runs_dir)
+
     def execute(self, ctx: RunContext) -> None:
+        try:
+            self._execute(ctx)
+        finally:
+            if ctx.early_kernel is not None:  # not taken: no step ran after all
+                ctx.early_kernel.discard()
+                ctx.early_kernel = None
+
+    def _execute(self, ctx: RunContext) -> None:
         if not ctx.steps_to_run():
             ctx.publish_cached_and_queued()  # may turn a step with a corrupt entry into "run"
             if not ctx.steps_to_run() and ctx.output_path is None:
@@ -189,9 +202,11 @@ class Session:
             if stop.status != "cancelled":
                 ctx.failure = str(stop)
         finally:
+            waiting = time.monotonic()
             await self.collect_pending(wait=True)
             self.discard_pending()
             await asyncio.to_thread(self.committer.close)
+            ctx.cache_wait = time.monotonic() - waiting
             if self.client is not None and self.client.kc is not None:
                 self.client.kc.stop_channels()
 
@@ -417,7 +432,8 @@ class Session:
         forget = self.language.forget_code(dropped) if dropped else None
         if forget is not None:
             await self.silent(forget)
-        self.ledger.forget(list(inputs))
+        for value in inputs:  # the failed attempt may have changed them in place
+            self.ledger.forget(value)
         await self.restore_inputs(name)
         self.ledger.ran(name)
         await self.watch_reads(name)

@@ -1,7 +1,8 @@
 """The kernel executor's client side of a Jupyter kernel: the process and the messages.
 
 * ``start_kernel`` / ``shutdown_kernel``: the kernel process (unix sockets, no TCP port;
-  its own output in the run's ``kernel.log``), ``kernel_death`` in words;
+  its own output in the run's ``kernel.log``), ``kernel_death`` in words; ``EarlyKernel``:
+  the same kernel started while the run is set up;
 * papermill glue: ``register_translator`` (tuples and sets as literals),
   ``notebook_for_papermill``, ``execute_notebook`` (a disk that refuses the executed
   notebook ends the run with one line, ``outcome.OutputNotWritten``);
@@ -22,6 +23,8 @@ import logging
 import os
 import shutil
 import tempfile
+import threading
+import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -70,22 +73,75 @@ def _quiet_parameter_checks() -> None:
 
 
 def start_kernel(ctx: RunContext) -> Any:
-    """Start the kernel on unix sockets (no TCP port), its own output to a log file."""
+    """The run's kernel on unix sockets (no TCP port), its own output to the run's
+    ``kernel.log``: the one ``EarlyKernel`` started while the run was set up, if any."""
+    log_path = ctx.config.runs_dir / str(ctx.run_id) / "kernel.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    early, ctx.early_kernel = ctx.early_kernel, None
+    if early is not None:
+        return early.take(log_path)
+    return _launch(ctx.pipeline, log_path)
+
+
+def _launch(pipeline: Pipeline, log_path: Path) -> Any:
     from jupyter_client.manager import KernelManager
 
     sockets = tempfile.mkdtemp(prefix="nbflow-kernel-")
-    km = KernelManager(kernel_name=ctx.pipeline.source.kernel_name, transport="ipc", ip=os.path.join(sockets, "k"))
-    log_path = ctx.config.runs_dir / str(ctx.run_id) / "kernel.log"
-    log_path.parent.mkdir(parents=True, exist_ok=True)
+    km = KernelManager(kernel_name=pipeline.source.kernel_name, transport="ipc", ip=os.path.join(sockets, "k"))
     log = open(log_path, "ab")  # noqa: SIM115 - the kernel process writes to it until it exits
     try:
-        km.start_kernel(cwd=str(ctx.pipeline.path.resolve().parent), stdout=log, stderr=log)
+        km.start_kernel(cwd=str(pipeline.path.resolve().parent), stdout=log, stderr=log)
     except Exception as e:
+        shutil.rmtree(sockets, ignore_errors=True)
         raise NbflowError(f"cannot start the {km.kernel_name!r} kernel: {e}") from e
     finally:
         log.close()
     km._nbflow_sockets = sockets  # removed with the kernel
     return km
+
+
+class EarlyKernel:
+    """A kernel started on a thread as soon as the plan says steps will run, so it boots
+    on the other core while the run is recorded and papermill is imported (``start_run``
+    creates it, ``start_kernel`` takes it, ``discard`` stops it if the run never does).
+
+    Its log starts under a temporary name in the runs folder (the run has no id yet) and
+    is renamed to the run's ``kernel.log`` when taken.
+    """
+
+    def __init__(self, pipeline: Pipeline, runs_dir: Path) -> None:
+        self.log = runs_dir / f".kernel-{uuid.uuid4().hex}.log"
+        self._km: Any = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._start, args=(pipeline,), name="nbflow-kernel-start", daemon=True)
+        self._thread.start()
+
+    def _start(self, pipeline: Pipeline) -> None:
+        try:  # a runs folder that cannot be made is named by the store, which is opened next
+            self.log.parent.mkdir(parents=True, exist_ok=True)
+            self._km = _launch(pipeline, self.log)
+        except BaseException as e:  # noqa: BLE001 - raised where the kernel is taken
+            self._error = e
+            return
+        with contextlib.suppress(Exception):
+            import papermill  # noqa: F401 - the engine's import, done while the kernel boots
+
+    def take(self, log_path: Path) -> Any:
+        """The started kernel (raises what starting it raised), its log at ``log_path``."""
+        self._thread.join()
+        with contextlib.suppress(OSError):
+            os.replace(self.log, log_path)
+        if self._error is not None:
+            raise self._error
+        return self._km
+
+    def discard(self) -> None:
+        """Stop the kernel: the run did not need it (or could not start)."""
+        self._thread.join()
+        if self._km is not None:
+            shutdown_kernel(self._km)
+        with contextlib.suppress(OSError):
+            os.unlink(self.log)
 
 
 def shutdown_kernel(km: Any) -> None:

@@ -31,34 +31,62 @@ class Ledger:
     step makes it the holder of everything it writes (even if it failed halfway);
     restoring makes the provider the holder of the names restored. A step needs a
     restore of every name it reads whose holder is not the step that provides it.
+
+    With ``key_of`` (a step's key in this run), the key the holder had is kept too
+    (``keys``) and a name held under another key needs a restore as well: the user's
+    own kernel (``user_kernel``) keeps ``holder`` and ``keys`` from run to run, while
+    the notebook changes under it. ``holder`` and ``keys`` may be passed in to share them.
     """
 
-    def __init__(self, pipeline: Pipeline, inputs: Any = None) -> None:
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        inputs: Any = None,
+        key_of: Any = None,
+        holder: dict[str, str] | None = None,
+        keys: dict[str, str] | None = None,
+    ) -> None:
         self.pipeline = pipeline
         self.inputs = inputs or (lambda step: pipeline.steps[step].inputs)
-        self.holder: dict[str, str] = {n: SETUP for n in pipeline.setup.writes}
-        self.holder.update({n: PARAMETERS for n in pipeline.parameters})
+        self.key_of = key_of
+        self.keys: dict[str, str] = {} if keys is None else keys
+        if holder is None:
+            holder = {n: SETUP for n in pipeline.setup.writes}
+            holder.update({n: PARAMETERS for n in pipeline.parameters})
+        self.holder: dict[str, str] = holder
+
+    def holds(self, name: str, provider: str) -> bool:
+        """Whether the kernel holds ``provider``'s version of ``name`` (under its key in this run)."""
+        if self.holder.get(name) != provider:
+            return False
+        return self.key_of is None or self.keys.get(name) == self.key_of(provider)
 
     def needed(self, step: str) -> dict[str, list[str]]:
         """``{provider: [names]}`` to restore before ``step`` runs."""
         needs: dict[str, list[str]] = {}
         for name, provider in sorted(self.inputs(step).items()):
-            if self.holder.get(name) != provider:
+            if not self.holds(name, provider):
                 needs.setdefault(provider, []).append(name)
         return needs
 
     def restored(self, provider: str, names: list[str]) -> None:
         for name in names:
             self.holder[name] = provider
-
-    def forget(self, names: list[str]) -> None:
-        """The kernel's ``names`` may have been changed in place: restore them before use."""
-        for name in names:
-            self.holder.pop(name, None)
+            self._keep_key(name, provider)
 
     def ran(self, step: str, also: list[str] | None = None) -> None:
         for name in [*self.pipeline.steps[step].writes, *(also or ())]:
             self.holder[name] = step
+            self._keep_key(name, step)
+
+    def forget(self, name: str) -> None:
+        """The kernel's ``name`` was changed by code nbflow did not run: no step holds it."""
+        self.holder.pop(name, None)
+        self.keys.pop(name, None)
+
+    def _keep_key(self, name: str, step: str) -> None:
+        if self.key_of is not None:
+            self.keys[name] = self.key_of(step)
 
 
 def verify_restores(ctx: RunContext) -> None:
@@ -86,8 +114,9 @@ class Committer:
     submitted entry: a restore that needs an entry from this run calls it first.
     """
 
-    def __init__(self, ctx: RunContext) -> None:
+    def __init__(self, ctx: RunContext, executor: str = "kernel") -> None:
         self.ctx = ctx
+        self.executor = executor
         self.queue: queue.Queue[tuple | None] = queue.Queue()
         self.thread = threading.Thread(target=self._loop, name=f"nbflow-commit-{ctx.run_id}", daemon=True)
         self.thread.start()
@@ -141,7 +170,7 @@ class Committer:
             outputs=outputs,
             dumped=dumped,
             duration=duration,
-            executor="kernel",
+            executor=self.executor,
             key=key,
             out_files=out_files,
         )

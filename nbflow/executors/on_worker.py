@@ -21,11 +21,9 @@ events (the executor, on the client, does that), and must not import the client 
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import ctypes
 import io
-import json
 import os
 import shutil
 import sys
@@ -39,106 +37,15 @@ from typing import Any
 from .. import hidden_state
 from ..cache import Cache, Entry
 from ..fingerprint import StepWatch, in_namespace
+from .cell_outputs import CellOutputs as _CellOutputs
 from .in_kernel import restore_values
-from .outcome import cap_marker, dump_error, element_fingerprint, element_label, error_text
+from .outcome import dump_error, element_fingerprint, element_label, error_text
 
 #: One step at a time per worker process: streams, ``__main__`` and the cwd are global.
 _STEP_LOCK = threading.Lock()
 #: Steps running in this process, by task token (for ``interrupt_step``).
 _RUNNING: dict[str, _WorkerTask] = {}
 _SHELL: Any = None
-
-
-def _jsonable(value: Any) -> Any:
-    """Output data as Jupyter sends it: bytes as base64 text, tuples as lists."""
-    if isinstance(value, bytes | bytearray | memoryview):
-        return base64.b64encode(bytes(value)).decode("ascii")
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if value is None or isinstance(value, str | bool | int | float):
-        return value
-    return str(value)
-
-
-class _CellOutputs:
-    """The outputs of one cell, built as nbclient builds them, capped at ``limit`` bytes."""
-
-    def __init__(self, limit: int, displays: dict[str, list[dict[str, Any]]]) -> None:
-        self.outputs: list[dict[str, Any]] = []
-        self.limit = limit
-        self.used = 0
-        self.dropped = 0
-        self.clear_pending = False
-        self.displays = displays
-
-    def _add(self, output: dict[str, Any], size: int) -> bool:
-        if self.clear_pending:
-            self.outputs.clear()
-            self.clear_pending = False
-        if self.used + size > self.limit and output["output_type"] != "error":
-            self.dropped += size
-            return False
-        self.used += size
-        self.outputs.append(output)
-        return True
-
-    def stream(self, name: str, text: str) -> None:
-        if self.clear_pending:
-            self.outputs.clear()
-            self.clear_pending = False
-        last = self.outputs[-1] if self.outputs else None
-        room = max(0, self.limit - self.used)
-        if len(text) > room:  # keep what fits, as the kernel does (in_kernel.limit_outputs)
-            self.dropped += len(text) - room
-            text = text[:room]
-            if not text:
-                return
-        if last is not None and last["output_type"] == "stream" and last["name"] == name:
-            last["text"] += text
-            self.used += len(text)
-        else:
-            self._add({"output_type": "stream", "name": name, "text": text}, len(text))
-
-    def display(
-        self, data: Mapping[str, Any], metadata: Mapping[str, Any] | None, transient: Any, update: bool
-    ) -> None:
-        data, metadata = _jsonable(dict(data)), _jsonable(dict(metadata or {}))
-        display_id = (transient or {}).get("display_id")
-        if update:
-            for output in self.displays.get(display_id, []):
-                output["data"], output["metadata"] = data, metadata
-            return
-        output = {"output_type": "display_data", "data": data, "metadata": metadata}
-        size = sum(len(v) if isinstance(v, str) else len(json.dumps(v)) for v in data.values())
-        if self._add(output, size) and display_id:
-            self.displays.setdefault(display_id, []).append(output)
-
-    def execute_result(self, data: Mapping[str, Any], metadata: Mapping[str, Any] | None, count: int) -> None:
-        data = _jsonable(dict(data))
-        output = {
-            "output_type": "execute_result",
-            "data": data,
-            "metadata": _jsonable(dict(metadata or {})),
-            "execution_count": count,
-        }
-        self._add(output, sum(len(v) if isinstance(v, str) else len(json.dumps(v)) for v in data.values()))
-
-    def error(self, ename: str, evalue: str, traceback: list[str]) -> None:
-        self._add({"output_type": "error", "ename": ename, "evalue": evalue, "traceback": list(traceback)}, 0)
-
-    def clear(self, wait: bool) -> None:
-        if wait:
-            self.clear_pending = True
-        else:
-            self.outputs.clear()
-
-    def finish(self) -> list[dict[str, Any]]:
-        if self.dropped:
-            # Captured here, where the output is produced: the kernel's marker (see in_kernel.limit_outputs).
-            self.outputs.append({"output_type": "stream", "name": "stderr", "text": cap_marker(self.limit)})
-        return self.outputs
 
 
 #: The cell whose outputs are being captured (one step at a time per process).

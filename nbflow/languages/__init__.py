@@ -86,6 +86,12 @@ class Language:
         """The parameters cell's defaults; ``PipelineError`` unless they are literals."""
         raise NotImplementedError
 
+    def setup_statements(self, sources: Sequence[str]) -> tuple[Any, ...] | None:
+        """The setup's top-level statements (``analysis_setup.SetupStatement``), so a step's
+        key holds only the ones it reaches; ``None`` (the default): the whole setup is part
+        of every step's key."""
+        return None
+
     # ------------------------------------------------------- in the kernel
     def helper_code(self, cache_root: str, by_reference: list[str], output_limit: int | None) -> str:
         """Code that prepares the kernel (run once, silently, before the setup)."""

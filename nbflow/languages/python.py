@@ -46,6 +46,14 @@ class Python(Language):
             found.append(names)
         return found
 
+    def setup_statements(self, sources: Sequence[str]) -> tuple[Any, ...] | None:
+        from ..analysis_setup import setup_statements
+
+        try:
+            return setup_statements(sources)
+        except AnalysisError:
+            return None  # the setup's own analysis names the cell
+
     def parameters(
         self, source: str, notebook: str | Path | None = None, cell: int | None = None, memo: Path | None = None
     ) -> dict[str, Parameter]:

@@ -32,8 +32,10 @@ load stylesheets from a CDN, and its shadow-DOM panes break in-page links and th
 ``document.getElementById`` lookups of trusted outputs.
 
 The package, by concern: ``records.py`` (the data of a run), ``cells.py`` (cells and
-markdown as HTML, the sanitizer), ``figures.py`` (Bokeh charts), ``pages.py`` (the
-pages, from Jinja2 templates); this module writes the files and is the API.
+markdown as HTML, the sanitizer), ``figures.py`` (Bokeh charts), ``templating.py`` (the
+one Jinja2 environment and page policy of every nbflow page), ``pages.py`` (the report
+pages), ``site.py`` (the pages of a published site: index, pipeline, history); this
+module writes the files and is the API.
 
 This package reads the store, notebooks and cache manifests and writes one file; it
 never runs a step, changes the cache or loads a pickle.
@@ -47,7 +49,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import NbflowError, PipelineError
 from ..fsutil import atomic_write_text
-from .cells import TEMPLATES, CellRenderer, sanitizer, unsafe_parts
+from .cells import CellRenderer, sanitizer, unsafe_parts
 from .figures import (
     MARKERS,
     BokehParts,
@@ -58,11 +60,14 @@ from .figures import (
     sweep_figure,
     timeline_figure,
 )
-from .pages import content_policy, render_comparison, render_report, render_sweep
+from .fingerprints import report_inputs, run_fingerprint
+from .pages import render_comparison, render_report, render_sweep
 from .records import UNKNOWN, RunRecord, StepRecord, collect_run, open_store
+from .templating import TEMPLATES, content_policy
 
 if TYPE_CHECKING:
     from ..config import Config
+    from ..store import RunStore
 
 __all__ = [
     "MARKERS",
@@ -116,19 +121,29 @@ def build_report(config: Config, run_id: int, *, output: Path | None = None, tru
     """Write the self-contained HTML report of run ``run_id``; return its path.
 
     The default path is ``<runs>/<run_id>/report.html`` (recorded in the run store as
-    the run's ``report`` artifact). Outputs are sanitized unless ``trusted``.
+    the run's ``report`` artifact). Outputs are sanitized unless ``trusted``. The page
+    names the fingerprint of what it was made from (``fingerprints.py``), so ``nbflow
+    publish`` takes it as it is while the run has not changed since.
     """
     _require_extra()
     store = open_store(config)
     try:
+        made_from = _report_inputs(config, store, int(run_id), trusted)
         record = collect_run(config, int(run_id), store, config.cache())
-        html = render_report(record, trusted=trusted)
+        if made_from != _report_inputs(config, store, int(run_id), trusted):
+            made_from = ""  # the run moved on while it was read: the page is of no one state
+        html = render_report(record, trusted=trusted, made_from=made_from)
         path = Path(output) if output is not None else config.runs_dir / str(run_id) / "report.html"
         _write(path, html, private=output is None)
         store.add_artifact(int(run_id), "report", path.resolve())
     finally:
         store.close()
     return path
+
+
+def _report_inputs(config: Config, store: RunStore, run_id: int, trusted: bool) -> str:
+    run = store.run(run_id)
+    return report_inputs(run_fingerprint(config, store, run), trusted) if run is not None else ""
 
 
 def recorded_report(notebook: str | Path, run_id: int) -> Path | None:

@@ -12,12 +12,9 @@ import copy
 import re
 import threading
 from collections.abc import Iterable, Mapping
-from pathlib import Path
 from typing import Any
 
-#: The Jinja2 templates of the report pages (also nbconvert's extra template path).
-TEMPLATES = Path(__file__).resolve().parent.parent / "report_templates"
-
+from .templating import TEMPLATES
 
 _SAFE_TAGS = (
     "a abbr acronym b blockquote br caption center cite code col colgroup dd del details div dl dt em "
@@ -69,15 +66,18 @@ def sanitizer() -> Any:
         def sanitize_html_tags(self, html_str: str) -> str:
             # The same bleach call as SanitizeHTML's, plus data: among the protocols
             # (images in outputs are data URIs; _allowed_attribute limits it to <img>).
-            return bleach.clean(
-                _DROPPED_WITH_CONTENT.sub("", html_str),
-                tags=self.tags,
-                attributes=self.attributes,
-                protocols=["http", "https", "mailto", "data"],
-                strip=self.strip,
-                strip_comments=self.strip_comments,
-                css_sanitizer=CSSSanitizer(allowed_css_properties=self.styles),
-            )
+            # One Cleaner for every call: building its parser costs more than cleaning an output.
+            cleaner = self.__dict__.get("_nbflow_cleaner")
+            if cleaner is None:
+                cleaner = self.__dict__["_nbflow_cleaner"] = bleach.Cleaner(
+                    tags=self.tags,
+                    attributes=self.attributes,
+                    protocols=["http", "https", "mailto", "data"],
+                    strip=self.strip,
+                    strip_comments=self.strip_comments,
+                    css_sanitizer=CSSSanitizer(allowed_css_properties=self.styles),
+                )
+            return cleaner.clean(_DROPPED_WITH_CONTENT.sub("", html_str))
 
     return ReportSanitizer(
         tags=_SAFE_TAGS,

@@ -11,31 +11,17 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ..graph import is_check
 from ..view import LAYER_GAP_Y, NODE_WIDTH, STATES, graph_model, layered_positions
+from .templating import anchor as _anchor
+from .templating import seconds as _seconds
+from .templating import style as _style
 
 if TYPE_CHECKING:
     from .records import RunRecord
 
 #: Bokeh markers for the node shapes of ``view.STATES`` (grey-scale readable).
 MARKERS = {"round-rectangle": "square", "round-hexagon": "hex", "octagon": "circle_x", "round-diamond": "diamond"}
-
-
-def _seconds(value: float | None) -> str:
-    if value is None:
-        return ""
-    if value < 1:
-        return f"{value * 1000:.0f} ms"
-    if value < 120:
-        return f"{value:.2f} s"
-    return f"{int(value // 60)} min {value % 60:.0f} s"
-
-
-def _when(timestamp: float | None) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(timestamp)) if timestamp else ""
-
-
-def _anchor(step: str) -> str:
-    return f"nbflow-step-{step}"
 
 
 # ---------------------------------------------------------------------- the graph
@@ -48,24 +34,22 @@ def _shown_state(status: str, run_status: str) -> str:
     return status
 
 
-def _style(status: str) -> Any:
-    return STATES.get("queued" if status == "pending" else status, STATES["stale"])
-
-
 def graph_nodes_and_edges(record: RunRecord) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """The run's steps as ``view.graph_model`` nodes (state = outcome) and edges."""
     statuses = {s.name: _shown_state(s.status, record.run["status"]) for s in record.steps}
     if record.pipeline is not None and record.origin in ("output notebook", "notebook"):
-        model = graph_model(record.pipeline, None, statuses)
+        summaries = {s.name: s.summary for s in record.steps}
+        model = graph_model(record.pipeline, None, statuses, warned=record.warned_checks, summaries=summaries)
         return model["nodes"], model["edges"]
     # The notebook changed or is gone: draw the steps the run had, as it had them.
-    order = [s.name for s in record.steps]
-    deps = {s.name: list(s.deps) for s in record.steps}
+    steps = [s for s in record.steps if not is_check(s.name)]  # a check is a mark on its step
+    order = [s.name for s in steps]
+    deps = {s.name: list(s.deps) for s in steps}
     positions = layered_positions(order, deps, record.saved_layout)
-    nodes = [{"id": s.name, "label": s.name, "state": statuses[s.name], **positions[s.name]} for s in record.steps]
+    nodes = [{"id": s.name, "label": s.name, "state": statuses[s.name], **positions[s.name]} for s in steps]
     edges = [
         {"id": f"{d}->{s.name}", "source": d, "target": s.name, "names": names, "explicit": False}
-        for s in record.steps
+        for s in steps
         for d, names in s.deps.items()
         if d in positions  # a step the notebook has now but the run did not
     ]
@@ -96,9 +80,13 @@ def graph_figure(record: RunRecord) -> Any:
         data["status"].append(n["state"])
         duration = _seconds(s.duration) if s is not None and s.status in ("done", "failed") else ""
         count = f" ×{len(s.items)}" if s is not None and s.items else ""  # a fan-out: one node, its count
-        data["label"].append(f"{n['id']}{count}\n{n['state']}" + (f" · {duration}" if duration else ""))
+        name = n.get("label", n["id"]).split("\n")[0]  # the step and its check mark
+        data["label"].append(f"{name}{count}\n{n['state']}" + (f" · {duration}" if duration else ""))
         data["duration"].append(duration or "-")
-        data["why"].append("; ".join(x for x in ((s.why if s else ""), (s.item_summary if s else "")) if x) or "-")
+        data["why"].append(
+            "; ".join(x for x in ((s.why if s else ""), (s.item_summary if s else ""), n.get("summary", "")) if x)
+            or "-"
+        )
         data["anchor"].append(_anchor(n["id"]))
     source = ColumnDataSource(data)
     arrows = ColumnDataSource(
@@ -307,6 +295,15 @@ def durations_figure(a: RunRecord, b: RunRecord) -> Any:
     return p
 
 
+def warm_bokeh() -> None:
+    """Import what the figures and ``bokeh_parts`` use (a process about to fork workers does it once for them)."""
+    import bokeh.embed
+    import bokeh.models
+    import bokeh.plotting
+    import bokeh.resources
+    import bokeh.transform  # noqa: F401
+
+
 @dataclass
 class BokehParts:
     """Bokeh figures ready for a page: library code, one div per figure, the embed script."""
@@ -320,27 +317,53 @@ class BokehParts:
 def bokeh_parts(figures: list[Any]) -> BokehParts:
     """The figures' parts with Bokeh's JavaScript inline (no file, no URL)."""
     from bokeh.embed import components
-    from bokeh.embed.bundle import _all_objs, bundle_for_objs_and_resources
+    from bokeh.embed.bundle import _all_objs, _use_gl, _use_mathjax, _use_tables, _use_widgets
+
+    objs = _all_objs(figures)
+    # What Bokeh bundles depends only on these: the same for every page of a kind (a publish renders hundreds).
+    key = (
+        frozenset(type(obj) for obj in objs),
+        _use_widgets(objs),
+        _use_tables(objs),
+        _use_gl(objs),
+        _use_mathjax(objs),
+    )
+    scripts, styles = _inline_bundle(key, figures)
+    embed, divs = components(figures, wrap_script=False)
+    return BokehParts(
+        scripts=list(scripts),
+        styles=list(styles),
+        divs={f.name: d for f, d in zip(figures, divs, strict=True)},
+        embed=embed,
+    )
+
+
+_BUNDLES: dict[tuple, tuple[tuple[str, ...], tuple[str, ...]]] = {}
+
+
+def _inline_bundle(key: tuple, figures: list[Any]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Bokeh's JavaScript and CSS for figures whose models are ``key[0]`` (cached by ``key``), all inline."""
+    if key in _BUNDLES:
+        return _BUNDLES[key]
+    from bokeh.embed.bundle import bundle_for_objs_and_resources
     from bokeh.resources import INLINE
 
     bundle = bundle_for_objs_and_resources(figures, INLINE)
     # Bokeh lists the external files of every model class loaded in the process (in the
     # studio, Panel's widgets too); only those of models these figures use are needed.
     needed = set()
-    for cls in {type(obj) for obj in _all_objs(figures)}:
+    for cls in key[0]:
         for attr in ("__javascript__", "__css__"):
             files = getattr(cls, attr, None) or []
             needed |= {str(f) for f in ([files] if isinstance(files, str) else files)}
     wanted = [str(f) for f in [*bundle.js_files, *bundle.css_files] if any(str(f).endswith(n) for n in needed)]
     if wanted:
         raise RuntimeError(f"Bokeh wants to load files a report cannot hold: {wanted}")
-    embed, divs = components(figures, wrap_script=False)
-    return BokehParts(
-        scripts=[js.replace("</script", "<\\/script") for js in bundle.js_raw],
-        styles=list(bundle.css_raw),
-        divs={f.name: d for f, d in zip(figures, divs, strict=True)},
-        embed=embed,
+    found = _BUNDLES[key] = (
+        tuple(js.replace("</script", "<\\/script") for js in bundle.js_raw),
+        tuple(bundle.css_raw),
     )
+    return found
 
 
 def sweep_figure(rows: list[dict[str, Any]], output: str) -> Any:

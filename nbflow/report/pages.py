@@ -1,28 +1,20 @@
 """The report pages: the run report, the comparison of two runs and a sweep's summary, as HTML.
 
-Jinja2 templates in ``nbflow/report_templates/`` with cells from ``cells.py`` and charts
-from ``figures.py``; ``content_policy`` is the page's Content-Security-Policy. It
-renders strings; it reads no store and writes no file.
+Templates of ``nbflow/report_templates/`` rendered with ``templating.py``'s environment
+(the one the published site uses too), cells from ``cells.py`` and charts from
+``figures.py``. It renders strings; it reads no store and writes no file.
 """
 
 from __future__ import annotations
 
-import functools
-import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..jsonout import dumps
 from ..view import STATES
-from .cells import TEMPLATES, _ansi_html, shared_renderer, unsafe_parts
+from .cells import _ansi_html, shared_renderer, unsafe_parts
 from .figures import (
-    BokehParts,
-    _anchor,
-    _seconds,
     _shown_state,
-    _style,
-    _when,
     bokeh_parts,
     durations_figure,
     graph_figure,
@@ -30,74 +22,19 @@ from .figures import (
     timeline_figure,
 )
 from .records import UNKNOWN
+from .templating import TEMPLATES, page_variables, render, when
+from .templating import markup as _markup
 
 if TYPE_CHECKING:
     from ..config import Config
+    from .figures import BokehParts
     from .records import RunRecord
 
-
-def content_policy(scripts: Iterable[str]) -> str:
-    """A Content-Security-Policy that lets only ``scripts`` run and nothing be fetched.
-
-    Defence in depth for sanitized reports: even markup the sanitizer missed can
-    neither run (no inline handler, no ``javascript:`` URL, no other script) nor load
-    anything (images and fonts only from data: URIs, no connections).
-    """
-    import base64
-    import hashlib
-
-    hashes = " ".join(
-        f"'sha256-{base64.b64encode(hashlib.sha256(js.encode('utf-8')).digest()).decode()}'" for js in scripts
-    )
-    return (
-        f"default-src 'none'; script-src {hashes}; style-src 'unsafe-inline'; img-src data:; font-src data:; "
-        "base-uri 'none'; form-action 'none'; frame-src 'none'; connect-src 'none'"
-    )
+__all__ = ["render_comparison", "render_report", "render_sweep", "reproduction"]
 
 
 def _page_variables(parts: BokehParts, trusted: bool, extra_scripts: Iterable[str] = ()) -> dict[str, Any]:
-    from .. import __version__
-
-    own = [*parts.scripts, *extra_scripts]
-    scripts = [_markup(js) for js in own]
-    return {
-        "version": __version__,
-        "trusted": trusted,
-        "csp": None if trusted else content_policy([*own, parts.embed]),
-        "scripts": scripts,
-        "embed_script": _markup(parts.embed),
-        "generated": _when(time.time()),
-    }
-
-
-# -------------------------------------------------------------------------- pages
-
-
-@functools.cache
-def _environment() -> Any:
-    # One environment per process: Jinja2 compiles each template once (a publish renders hundreds of pages).
-    import jinja2
-
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(TEMPLATES)),
-        autoescape=True,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        undefined=jinja2.StrictUndefined,
-    )
-    env.filters["seconds"] = _seconds
-    env.filters["when"] = _when
-    env.filters["anchor"] = _anchor
-    env.filters["colour"] = lambda state: _style(state).colour
-    env.filters["short"] = lambda text, n=12: (text or "")[:n]
-    env.filters["pretty"] = lambda value: dumps(value, default=repr)
-    return env
-
-
-def _markup(text: str) -> Any:
-    import markupsafe
-
-    return markupsafe.Markup(text)  # noqa: S704 - rendered by nbconvert (and sanitized unless trusted)
+    return page_variables([*parts.scripts, *extra_scripts], parts.embed, trusted=trusted)
 
 
 #: The Copy button of "Reproduce this run" (the page policy allows it by its hash).
@@ -140,8 +77,8 @@ def _provenance_rows(record: RunRecord) -> list[tuple[str, str]]:
         ("user", prov.get("user", "?")),
         ("process", f"pid {run['pid']}, working folder {prov.get('cwd', '?')}"),
         ("executor", run["executor"]),
-        ("started", _when(run["started"] or run["created"])),
-        ("ended", _when(run["finished"]) or "not finished"),
+        ("started", when(run["started"] or run["created"])),
+        ("ended", when(run["finished"]) or "not finished"),
     ]
     return rows
 
@@ -162,8 +99,9 @@ def _origin_note(record: RunRecord) -> str:
     }[record.origin]
 
 
-def render_report(record: RunRecord, trusted: bool = False) -> str:
-    """The HTML page of ``record``."""
+def render_report(record: RunRecord, trusted: bool = False, made_from: str = "") -> str:
+    """The HTML page of ``record``; ``made_from``: the fingerprint of its inputs, kept in the page (see
+    ``fingerprints.py``)."""
     renderer = shared_renderer(trusted)
     metadata = {}
     if record.pipeline is not None:
@@ -183,6 +121,7 @@ def render_report(record: RunRecord, trusted: bool = False) -> str:
                 "traceback": _markup(_ansi_html(s.traceback)) if s.traceback and not has_error_output else None,
                 "passed": sorted(s.values.items()),
                 "missing": sorted(s.entry.missing.items()) if s.entry is not None else [],
+                "checks": _checks(record, s.name),
             }
         )
     parts = bokeh_parts([graph_figure(record), timeline_figure(record)])
@@ -198,31 +137,42 @@ def render_report(record: RunRecord, trusted: bool = False) -> str:
     ]
     shown = {_shown_state(s.status, record.run["status"]) for s in record.steps}
     present = [s for s in STATES if s in shown]
-    page = (
-        _environment()
-        .get_template("report.html.j2")
-        .render(
-            record=record,
-            run=record.run,
-            title=record.title,
-            description=_markup(renderer.markdown(record.description)),
-            has_heading=record.description.lstrip().startswith("#"),
-            counts=record.counts(),
-            parameters=parameters,
-            unknown=UNKNOWN,
-            provenance=_provenance_rows(record),
-            reproduce=reproduction(record),
-            packages=sorted((record.run["provenance"] or {}).get("packages", {}).items()),
-            origin_note=_origin_note(record),
-            sections=sections,
-            legend=[(s, STATES[s]) for s in present],
-            notebook_css=_markup(renderer.css + "".join(f"<style>{css}</style>" for css in parts.styles)),
-            graph=_markup(parts.divs["graph"]),
-            timeline=_markup(parts.divs["timeline"]),
-            **_page_variables(parts, trusted, [COPY_SCRIPT.read_text(encoding="utf-8")]),
-        )
+    return render(
+        "report.html.j2",
+        record=record,
+        run=record.run,
+        title=record.title,
+        description=_markup(renderer.markdown(record.description)),
+        has_heading=record.description.lstrip().startswith("#"),
+        counts=record.counts(),
+        parameters=parameters,
+        unknown=UNKNOWN,
+        provenance=_provenance_rows(record),
+        reproduce=reproduction(record),
+        packages=sorted((record.run["provenance"] or {}).get("packages", {}).items()),
+        origin_note=_origin_note(record),
+        sections=sections,
+        legend=[(s, STATES[s]) for s in present],
+        notebook_css=_markup(renderer.css + "".join(f"<style>{css}</style>" for css in parts.styles)),
+        graph=_markup(parts.divs["graph"]),
+        timeline=_markup(parts.divs["timeline"]),
+        made_from=made_from,
+        **_page_variables(parts, trusted, [COPY_SCRIPT.read_text(encoding="utf-8")]),
     )
-    return page
+
+
+def _checks(record: RunRecord, step: str) -> list[dict[str, str]]:
+    """The data checks of ``step`` as the report lists them: name, mark, outcome."""
+    from ..view import CHECK_MARKS
+
+    warned = record.warned_checks
+    rows = []
+    for check in record.checks_of(step):
+        mark = "failed" if check.status == "failed" else "warned" if check.name in warned else None
+        if mark is None and check.status in ("done", "cached"):
+            mark = "passed"
+        rows.append({"name": check.name, "mark": CHECK_MARKS.get(mark or "", "·"), "outcome": mark or check.status})
+    return rows
 
 
 def render_comparison(config: Config, a: RunRecord, b: RunRecord) -> str:
@@ -231,17 +181,14 @@ def render_comparison(config: Config, a: RunRecord, b: RunRecord) -> str:
 
     diff = compare_runs(config, a.id, b.id)
     parts = bokeh_parts([durations_figure(a, b)])
-    return (
-        _environment()
-        .get_template("comparison.html.j2")
-        .render(
-            a=a,
-            b=b,
-            diff=diff,
-            absent=ABSENT,
-            durations=_markup(parts.divs["durations"]),
-            **_page_variables(parts, trusted=False),
-        )
+    return render(
+        "comparison.html.j2",
+        a=a,
+        b=b,
+        diff=diff,
+        absent=ABSENT,
+        durations=_markup(parts.divs["durations"]),
+        **_page_variables(parts, trusted=False),
     )
 
 
@@ -259,16 +206,13 @@ def render_sweep(sweep: dict[str, Any], rows: list[dict[str, Any]]) -> str:
         except ValueError:
             continue
     parts = bokeh_parts([sweep_figure(rows, name) for name in numeric])
-    return (
-        _environment()
-        .get_template("sweep.html.j2")
-        .render(
-            sweep=sweep,
-            rows=rows,
-            params=list(sweep["grid"]),
-            outputs=outputs,
-            charts=[_markup(parts.divs[f"sweep-{name}"]) for name in numeric],
-            notebook=Path(sweep["notebook"]),
-            **_page_variables(parts, trusted=False),
-        )
+    return render(
+        "sweep.html.j2",
+        sweep=sweep,
+        rows=rows,
+        params=list(sweep["grid"]),
+        outputs=outputs,
+        charts=[_markup(parts.divs[f"sweep-{name}"]) for name in numeric],
+        notebook=Path(sweep["notebook"]),
+        **_page_variables(parts, trusted=False),
     )

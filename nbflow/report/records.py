@@ -65,6 +65,11 @@ class StepRecord:
         return f"{len(self.items)} elements: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
 
     @property
+    def summary(self) -> str:
+        """What the step's entry holds, in a few words (``cache.output_summary``)."""
+        return str(self.entry.manifest.get("summary") or "") if self.entry is not None else ""
+
+    @property
     def values(self) -> Mapping[str, Mapping[str, Any]]:
         """The cached values' descriptions (type, summary, small scalar)."""
         return self.entry.names if self.entry is not None else {}
@@ -98,6 +103,17 @@ class RunRecord:
     @property
     def id(self) -> int:
         return int(self.run["id"])
+
+    @property
+    def warned_checks(self) -> set[str]:
+        """The ``check-warn:`` checks that warned in this run."""
+        from ..graph import is_check
+
+        return {m["step"] for m in self.messages if m.get("step") and is_check(m["step"])}
+
+    def checks_of(self, step: str) -> list[StepRecord]:
+        """The recorded checks of ``step`` (``load.check1``...), in order."""
+        return [s for s in self.steps if s.name.startswith(step + ".check") and s.name[len(step) + 6 :].isdigit()]
 
     @property
     def notebook(self) -> Path:

@@ -164,7 +164,7 @@ class Studio(StudioLayout, StepEdits, RunsView):
         source = self.pipeline.source
         self.title.object = (
             f"**{html.escape(source.title)}** &nbsp; `{html.escape(str(self.pipeline.path.relative_to(self.folder)))}`"
-            f" &nbsp; {len(self.pipeline.steps)} steps"
+            f" &nbsp; {len(self.pipeline.step_names)} steps"
         )
         self.warnings.object = "\n".join(f"- warning: {html.escape(w)}" for w in self.pipeline.warnings)
         if self._editing is not None and self._editing not in self.pipeline.steps:
@@ -213,6 +213,7 @@ class Studio(StudioLayout, StepEdits, RunsView):
                 if self._graph_state is not None and self._running():
                     states.update(self._graph_state.states)
             self.canvas.states = states
+            self.canvas.labels = {n["id"]: n["label"] for n in self.model["nodes"] if n["label"] != n["id"]}
             if self._editing is not None:
                 self._show_step(self._editing)
 

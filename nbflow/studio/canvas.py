@@ -46,6 +46,7 @@ class PipelineCanvas(JSComponent):
 
     graph = param.Dict(default={"nodes": [], "edges": [], "legend": []}, doc="nodes, edges and legend to draw")
     states = param.Dict(default={}, doc="live states during a run, {step: state}")
+    labels = param.Dict(default={}, doc="node labels changed since the graph was sent (check marks, summaries)")
     selected = param.String(default="", doc="the selected step")
     selected_edge = param.String(default="", doc='the selected edge, "source->target"')
     mode = param.Selector(default="move", objects=["move", "connect"], doc="what dragging from a node does")
@@ -74,6 +75,7 @@ class PipelineCanvas(JSComponent):
                 "legend": list(model["legend"]),
             },
             states={},
+            labels={},
         )
 
     def _handle_msg(self, data: Any) -> None:

@@ -153,9 +153,11 @@ class RunsView:
                 return
             changes = state.take_changes()
             states = dict(state.states)
+            labels = state.labels()
             run_status = state.run_status
         if changes:
             self.canvas.states = states
+            self.canvas.labels = labels
         run = self.run
         if run is None:
             return

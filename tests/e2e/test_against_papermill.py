@@ -11,17 +11,15 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
-import types
 from pathlib import Path
 
 import cloudpickle
-import joblib
 import nbformat
-import numpy as np
 import pytest
 
 import nbflow
 from nbflow import load_pipeline
+from nbflow.verify import same
 
 from ..conftest import NOTEBOOKS, code, step, write_notebook
 
@@ -73,43 +71,6 @@ def papermill_snapshots(path: Path, params: dict, folder: Path) -> dict[str, dic
         with open(folder / f"{name}.pkl", "rb") as f:
             snapshots[name] = cloudpickle.load(f)
     return snapshots
-
-
-def same(a, b, depth: int = 0) -> bool:
-    """Structural equality: arrays field by field (padding bytes ignored), objects by state."""
-    if depth > 20:
-        return True
-    if type(a).__module__.startswith("matplotlib"):
-        return type(a) is type(b)
-    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
-        a, b = np.asarray(a), np.asarray(b)
-        if a.dtype.names:
-            return a.dtype == b.dtype and all(same(a[f], b[f], depth + 1) for f in a.dtype.names)
-        if a.dtype == object:
-            return a.shape == b.shape and all(same(x, y, depth + 1) for x, y in zip(a.ravel(), b.ravel(), strict=True))
-        return np.array_equal(a, b, equal_nan=a.dtype.kind in "fc")
-    if hasattr(a, "equals") and callable(a.equals):
-        return bool(a.equals(b))
-    if isinstance(a, types.FunctionType):
-        return a.__code__.co_code == b.__code__.co_code
-    if isinstance(a, type):
-        methods = [k for k, v in vars(a).items() if isinstance(v, types.FunctionType)]
-        return a.__qualname__ == b.__qualname__ and all(same(vars(a)[k], vars(b).get(k), depth + 1) for k in methods)
-    if isinstance(a, dict):
-        return a.keys() == b.keys() and all(same(a[k], b[k], depth + 1) for k in a)
-    if isinstance(a, list | tuple):
-        return len(a) == len(b) and all(same(x, y, depth + 1) for x, y in zip(a, b, strict=True))
-    if isinstance(a, int | float | str | bytes | bool | type(None)):
-        return a == b
-    if type(a).__name__ != type(b).__name__:
-        return False
-    state = getattr(a, "__getstate__", None)
-    if state is not None:
-        try:
-            return same(a.__getstate__(), b.__getstate__(), depth + 1)
-        except TypeError:
-            pass
-    return joblib.hash(a) == joblib.hash(b)
 
 
 def assert_same_values(path: Path, expected: dict[str, dict], run_id: int) -> int:

@@ -71,3 +71,43 @@ def test_wine_sweep_runs_the_data_steps_once(tmp_path):
     rows = summary_rows(pipeline.config, sweep.id, ["accuracy"])
     accuracies = {float(r["outputs"]["evaluate.accuracy"]) for r in rows}
     assert len(accuracies) > 1  # the parameters matter
+
+
+def test_pipeline_of_notebooks_example_resumes_fully_cached_without_a_kernel(tmp_path):
+    import json
+    import subprocess
+    import sys
+    import textwrap
+
+    from nbflow.project import load_project
+    from nbflow.project_run import run_project
+
+    folder = tmp_path / "diabetes_pipeline"
+    shutil.copytree(NOTEBOOKS / "diabetes_pipeline", folder)
+    first = run_project(load_project(folder))
+    assert first.status == "done", {n: r.error for n, r in first.runs.items()}
+    metrics = json.loads((folder / "data" / "metrics.json").read_text())
+    assert 0.2 < metrics["r2"] < 0.7 and metrics["alpha"] == 1.0
+
+    probe = textwrap.dedent(
+        f"""
+        import json, sys
+        from nbflow.project import load_project
+        from nbflow.project_run import run_project
+        result = run_project(load_project({str(folder)!r}))
+        print(json.dumps({{
+            "status": result.status,
+            "steps": {{n: sorted({{i["status"] for i in r.steps.values()}}) for n, r in result.runs.items()}},
+            "outputs": [r.output_notebook is not None for r in result.runs.values()],
+            "heavy": sorted(m for m in ("jupyter_client", "papermill", "nbformat", "distributed") if m in sys.modules),
+        }}))
+        """
+    )
+    again = json.loads(subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout)
+    assert again == {
+        "status": "done",
+        "steps": {"ingest.ipynb": ["cached"], "features.py": ["cached"], "model.ipynb": ["cached"]},
+        "outputs": [False, False, False],
+        "heavy": [],
+    }
+    assert json.loads((folder / "data" / "metrics.json").read_text()) == metrics

@@ -260,3 +260,51 @@ def test_a_cancelled_run_with_report_still_gets_its_report(tmp_path):
     path = recorded_report(tmp_path, 1)
     assert f"report: {path}" in err.splitlines() and path.is_file()
     assert ">cancelled<" in path.read_text()
+
+
+HEAVY = """
+import json, sys
+from nbflow.publish import publish_site
+result = publish_site([sys.argv[1]], sys.argv[2], trusted=sys.argv[3] == "trusted")
+heavy = sorted(m for m in ("bokeh", "nbconvert", "nbformat") if m in sys.modules)
+print(json.dumps({"written": result.written, "updated": result.updated, "heavy": heavy}))
+"""
+
+
+def publish_in_a_process(folder: Path, site: Path, trusted: bool = False) -> dict:
+    """``publish_site`` in a new process: what it wrote, and which heavy libraries it imported."""
+    args = [sys.executable, "-c", HEAVY, str(folder), str(site), "trusted" if trusted else "sanitized"]
+    return json.loads(subprocess.run(args, check=True, capture_output=True, text=True).stdout)
+
+
+def test_publish_takes_a_current_report_as_it_is_and_imports_only_what_stale_pages_need(tmp_path):
+    from nbflow.report import build_report
+
+    gamma = load_pipeline(write_notebook(tmp_path / "gamma.ipynb", BETA))
+    assert gamma.run({"k": 2}).status == "done"
+    report = build_report(gamma.config, 1)  # what `nbflow run --report` writes at the end of the run
+    site = tmp_path / "site"
+
+    first = publish_in_a_process(tmp_path, site)
+    assert sorted(first["written"]) == ["gamma/history.html", "gamma/index.html", "gamma/runs/1.html", "index.html"]
+    assert (site / "gamma" / "runs" / "1.html").read_bytes() == report.read_bytes()  # not rendered again
+    assert first["heavy"] == ["bokeh"]  # the history chart; no report to render, so no nbconvert
+
+    again = publish_in_a_process(tmp_path, site)
+    assert again == {"written": [], "updated": [], "heavy": []}
+
+    trusted = publish_in_a_process(tmp_path, site, trusted=True)  # the recorded report is sanitized: not that page
+    assert trusted["updated"] == ["gamma/runs/1.html"] and trusted["heavy"] == ["bokeh", "nbconvert", "nbformat"]
+    assert '<meta name="nbflow-trusted" content="yes">' in (site / "gamma" / "runs" / "1.html").read_text()
+
+    assert gamma.run({"k": 3}).status == "done"  # run 2, with its report: compared with run 1, nothing else rendered
+    second = build_report(gamma.config, 2)
+    reported = publish_in_a_process(tmp_path, site)
+    assert sorted(reported["written"]) == ["gamma/compare/1-2.html", "gamma/runs/2.html"]
+    assert (site / "gamma" / "runs" / "2.html").read_bytes() == second.read_bytes()
+    assert reported["heavy"] == ["bokeh"]  # the comparison reads the notebook snapshot without nbformat
+
+    assert gamma.run({"k": 4}).status == "done"  # run 3, no report of its own: rendered here
+    third = publish_in_a_process(tmp_path, site)
+    assert sorted(third["written"]) == ["gamma/compare/2-3.html", "gamma/runs/3.html"]
+    assert third["heavy"] == ["bokeh", "nbconvert", "nbformat"]

@@ -9,6 +9,11 @@
 //   canvas.setGraph({nodes: [{id, label, state, x, y}], edges: [{id, source, target,
 //                    names, explicit}], legend: [{state, colour, shape, label}]});
 //   canvas.setStates({step: state});   // live states during a run
+//   canvas.setLabels({step: label});   // labels that changed (a check mark, what a step produced)
+//
+// A pipeline of notebooks adds `groups: [{id, label}]` (one per notebook) and `parent` on
+// each node: a notebook is drawn as a compound node around its steps, and edges with
+// `link: true` (between notebooks) are drawn thicker.
 //
 // Callbacks: onMove({step: {x, y}}) after a node is dropped; onConnect(source, target)
 // after an edge is drawn in Connect mode (the drawn edge is removed again: the graph the
@@ -42,6 +47,22 @@ const STYLE = [
       "border-color": "#555",
     },
   },
+  // A step with a check mark's or a summary's second line (view.node_label): room for three lines.
+  { selector: "node[?tall]", style: { height: 62, "font-size": 11, "text-max-width": 146 } },
+  {
+    selector: "node.notebook",
+    style: {
+      "text-valign": "top",
+      "text-halign": "center",
+      "font-weight": "bold",
+      "font-size": 14,
+      "background-opacity": 0.6,
+      "border-style": "dashed",
+      "border-color": "#8a94a0",
+      padding: 14,
+    },
+  },
+  { selector: "edge.link", style: { width: 3, "line-color": "#6a51a3", "target-arrow-color": "#6a51a3" } },
   { selector: "node.collapsed", style: { "border-width": 3, "border-style": "double" } },
   { selector: "node.found", style: { "border-width": 4, "border-color": "#e6550d" } },
   {
@@ -118,14 +139,16 @@ function styleOf(graph) {
   return byState;
 }
 
-function nodeData(node, state, byState, hidden) {
+function nodeData(node, state, byState, hidden, label) {
   const look = byState[state] || { colour: "#ddd", shape: "round-rectangle" };
   const more = hidden ? `  (+${hidden})` : "";
+  const text = label || node.label;
   return {
     id: node.id,
-    label: node.label,
+    label: text,
     state,
-    display: `${node.label}${more}\n${state}`,
+    display: `${text}${more}\n${state}`,
+    tall: String(text).includes("\n"),
     colour: look.colour,
     shape: look.shape,
   };
@@ -142,14 +165,21 @@ function elementsOf(graph, states) {
     const b = where[edge.target];
     return a && b && Math.abs(a.x - b.x) < 20 && Math.abs(b.y - a.y) > 1.5 * gap;
   };
+  const groups = (graph.groups || []).map((g) => ({
+    group: "nodes",
+    classes: "notebook",
+    selectable: false,
+    grabbable: false,
+    data: { id: g.id, label: g.label, display: g.label, notebook: true, colour: "#f4f6f8", shape: "round-rectangle" },
+  }));
   const nodes = (graph.nodes || []).map((node) => ({
     group: "nodes",
-    data: nodeData(node, states[node.id] || node.state, byState, 0),
+    data: { ...nodeData(node, states[node.id] || node.state, byState, 0), ...(node.parent ? { parent: node.parent } : {}) },
     position: { x: node.x, y: node.y },
   }));
   const edges = (graph.edges || []).map((edge) => ({
     group: "edges",
-    classes: skips(edge) ? "skip" : "",
+    classes: [skips(edge) ? "skip" : "", edge.link ? "link" : ""].join(" ").trim(),
     data: {
       id: edge.id,
       source: edge.source,
@@ -158,7 +188,7 @@ function elementsOf(graph, states) {
       explicit: !!edge.explicit,
     },
   }));
-  return [...nodes, ...edges];
+  return [...groups, ...nodes, ...edges];
 }
 
 /** The steps only `step` feeds, directly or through each other (what Collapse hides). */
@@ -251,6 +281,7 @@ export function createCanvas(el, options = {}) {
   });
   let graph = { nodes: [], edges: [], legend: [] };
   let states = {};
+  let labels = {};
   let mode = "move";
   let fitted = false;
   const collapsed = new Set();
@@ -291,7 +322,8 @@ export function createCanvas(el, options = {}) {
       for (const node of graph.nodes || []) {
         const element = cy.getElementById(node.id);
         if (element.nonempty()) {
-          element.data(nodeData(node, states[node.id] || node.state, byState, (hiddenBy[node.id] || []).length));
+          const count = (hiddenBy[node.id] || []).length;
+          element.data(nodeData(node, states[node.id] || node.state, byState, count, labels[node.id]));
           element.toggleClass("collapsed", collapsed.has(node.id));
           element.toggleClass("hidden", hidden.has(node.id));
         }
@@ -337,6 +369,11 @@ export function createCanvas(el, options = {}) {
 
   function setStates(next) {
     states = { ...next };
+    applyNodes();
+  }
+
+  function setLabels(next) {
+    labels = { ...next };
     applyNodes();
   }
 
@@ -388,7 +425,7 @@ export function createCanvas(el, options = {}) {
     if (!wanted) {
       return [];
     }
-    const found = cy.nodes("[display]").filter((n) => n.id().toLowerCase().includes(wanted));
+    const found = cy.nodes("[display][!notebook]").filter((n) => n.id().toLowerCase().includes(wanted));
     // A step hidden in a collapsed fan-out is shown again when searched for.
     for (const step of [...collapsed]) {
       if (found.some((n) => fanOut(step, graph.edges || []).includes(n.id()))) {
@@ -435,8 +472,8 @@ export function createCanvas(el, options = {}) {
     }
   });
   cy.on("tap", "node", (event) => {
-    if (!event.target.data("display")) {
-      return;
+    if (!event.target.data("display") || event.target.data("notebook")) {
+      return; // edgehandles' ghost node, or a notebook's group
     }
     updateButtons();
     emit("onSelect", event.target.id());
@@ -486,6 +523,7 @@ export function createCanvas(el, options = {}) {
     root,
     setGraph,
     setStates,
+    setLabels,
     select,
     selectEdge,
     selectedStep,
@@ -509,7 +547,7 @@ export function createCanvas(el, options = {}) {
       return { x: box.left + pos.x, y: box.top + pos.y };
     },
     states() {
-      return Object.fromEntries(cy.nodes("[display]").map((n) => [n.id(), n.data("state")]));
+      return Object.fromEntries(cy.nodes("[display][!notebook]").map((n) => [n.id(), n.data("state")]));
     },
     destroy() {
       resize.disconnect();

@@ -5,6 +5,7 @@
 // Model properties (synced with the Python PipelineCanvas):
 //   graph          {nodes, edges, legend} from nbflow.view.graph_model
 //   states         {step: state} live states during a run (win over graph.nodes[].state)
+//   labels         {step: label} labels that changed since the graph was sent (check marks, summaries)
 //   selected       the selected step ("" for none)        written here on tap
 //   selected_edge  the selected edge id "a->b" ("" for none) written here on tap
 //   mode           "move" (drag nodes) or "connect" (drag from a node to another draws an edge)
@@ -45,11 +46,13 @@ export function render({ model, el }) {
 
   function loadGraph() {
     canvas.setGraph(model.graph || {}, model.states || {});
+    canvas.setLabels(model.labels || {});
     selectFromModel();
   }
 
   model.on("graph", loadGraph);
   model.on("states", () => canvas.setStates(model.states || {}));
+  model.on("labels", () => canvas.setLabels(model.labels || {}));
   model.on(["selected", "selected_edge"], selectFromModel);
   model.on("mode", () => canvas.setMode(model.mode));
   model.on("remove", () => {

@@ -1,0 +1,592 @@
+"""The ``live`` executor: steps run in the user's own IPython kernel, in its namespace.
+
+The kernel executor starts a kernel of its own; the Dask executor sends steps to
+workers. This one runs where the person building the pipeline works: the namespace
+they type in (``%nbflow run``, or JupyterLab executing the step cells through the
+notebook's own session). It differs from the other two only in *where* code runs:
+
+* the values a step needs come back through ``in_kernel.KernelSide.restore`` (checked
+  entries, large arrays memory-mapped, hidden state put back) -- called in process;
+* the ``Ledger`` (``kernel_state``) says whose version of each name the kernel holds,
+  here *with the key* and kept from run to run (``KernelState``): the notebook changes
+  under a kernel that lives for hours, so a name is current only under its step's
+  current key;
+* a finished step's values are dumped by ``KernelSide.dump`` from the namespace and
+  committed by ``outcome.commit_entry`` (through ``kernel_state.Committer``), exactly as
+  the kernel executor commits them, with the executor name ``live`` in the manifest;
+* its outputs are recorded as they are produced (``cell_outputs.CellOutputs``) while
+  still going to the cell that runs them.
+
+``LiveRun`` reads top to bottom in execution order: ``prelude`` (the setup and the
+parameters, only when the kernel does not hold their current version), then per step
+``restore_step`` or ``start_step`` / (cells run) / ``finish_step``, then ``close``. A run
+that executes something is a run of the run store (``run.prepare_run`` with this
+executor, ``Run.open``/``Run.close``) and publishes the same events as the kernel
+executor's, so ``nbflow runs``, the widget and the server see it; a restore alone is not
+a run. ``nbflow.live`` (the driver the JupyterLab extension calls and the ``%nbflow``
+magics) drives it.
+
+This module must not know about JupyterLab, magics or the hand-run ledger (``nbflow.live``
+does), and runs only inside an IPython shell.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from .. import hidden_state
+from ..errors import NbflowError, PipelineError
+from ..graph import PARAMETERS, SETUP
+from ..parameters import canonical
+from .base import RunContext
+from .cell_outputs import CellOutputs
+from .kernel_state import Committer, Ledger
+from .outcome import NotRestorable, error_text, restore_specs, stage_out_files, strip_ansi
+
+if TYPE_CHECKING:
+    from ..graph import Pipeline
+    from ..plan import Plan
+    from ..run import Run
+    from .in_kernel import KernelSide
+
+#: What the live run does with a step (``begin``'s answer): ``skip`` = neither.
+LiveAction = Literal["restore", "run", "skip"]
+#: How the value a name holds came to be: restored from the cache, run by nbflow, run by hand.
+How = Literal["restored", "run", "by hand"]
+
+
+@dataclass
+class Origin:
+    """Where the value of one name in the kernel came from."""
+
+    step: str
+    key: str
+    run_id: int | None
+    how: How
+
+
+@dataclass
+class KernelState:
+    """What nbflow knows about the user's kernel, kept from run to run (one per shell).
+
+    ``holder``/``keys`` are the ``Ledger``'s (shared with every ``LiveRun``);
+    ``origin`` says, per name, which step, key and run it came from; ``busy`` is set
+    while nbflow itself executes code (the hand-run hooks then look away).
+    """
+
+    shell: Any
+    baseline: hidden_state.Baseline
+    holder: dict[str, str] = field(default_factory=dict)
+    keys: dict[str, str] = field(default_factory=dict)
+    origin: dict[str, Origin] = field(default_factory=dict)
+    setup_token: str | None = None
+    busy: int = 0
+    sides: dict[str, Any] = field(default_factory=dict)
+    #: the live run under way (frontend-driven runs span several requests)
+    current: LiveRun | None = None
+    #: the parameter values of the last prelude, and the pipeline it was for
+    params: dict[str, Any] = field(default_factory=dict)
+    pipeline: Any = None
+    #: the notebook file's (mtime, size) when ``pipeline`` was read from disk (``None``: from an editor)
+    pipeline_stamp: tuple[int, int] | None = None
+    #: steps run by hand and not cached: why (``nbflow.live.ledger``)
+    by_hand: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def namespace(self) -> dict[str, Any]:
+        return self.shell.user_ns
+
+    def side(self, pipeline: Pipeline) -> KernelSide:
+        """The kernel-side helper for ``pipeline``'s cache, working on this namespace."""
+        from .in_kernel import KernelSide
+
+        root = str(pipeline.config.cache_dir)
+        side = self.sides.get(root)
+        if side is None:
+            side = KernelSide(root, namespace=self.namespace)
+            self.sides[root] = side
+        side.baseline = self.baseline
+        side.by_reference = sorted(pipeline.setup.writes)
+        return side
+
+    def forget(self, name: str) -> None:
+        """Code nbflow did not run changed ``name``: no step's version is held."""
+        self.holder.pop(name, None)
+        self.keys.pop(name, None)
+        self.origin.pop(name, None)
+
+    @contextmanager
+    def running(self) -> Iterator[None]:
+        self.busy += 1
+        try:
+            yield
+        finally:
+            self.busy -= 1
+
+
+def kernel_state(shell: Any = None) -> KernelState:
+    """The ``KernelState`` of ``shell`` (default: the running IPython), created on first use."""
+    if shell is None:
+        from IPython import get_ipython
+
+        shell = get_ipython()
+        if shell is None:
+            raise RuntimeError("nbflow's live executor needs an IPython kernel")
+    state = getattr(shell, "_nbflow_kernel_state", None)
+    if state is None:
+        state = KernelState(shell, hidden_state.Baseline.capture())
+        shell._nbflow_kernel_state = state
+    return state
+
+
+def parameter_token(value: Any) -> str:
+    """What identifies a parameter's value in the ledger's ``keys``."""
+    try:
+        text = json.dumps(canonical(value), sort_keys=True, default=repr)
+    except Exception:  # noqa: BLE001 - any value: its repr then
+        text = repr(value)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def setup_token(pipeline: Pipeline, params: Mapping[str, Any]) -> str:
+    """What identifies the setup the kernel ran: its code and the parameters it reads."""
+    data = [
+        [c.source for c in pipeline.source.setup],
+        {p: parameter_token(params.get(p)) for p in pipeline.setup_params},
+    ]
+    return hashlib.sha256(json.dumps(data).encode()).hexdigest()
+
+
+def context(pipeline: Pipeline, plan: Plan, run_id: int = 0) -> RunContext:
+    """A ``RunContext`` for work that is not a recorded run (a restore): events go nowhere."""
+    from ..events import EventBus
+
+    return RunContext(
+        run_id=run_id,
+        pipeline=pipeline,
+        plan=plan,
+        params=dict(plan.params),
+        given={},
+        config=pipeline.config,
+        cache=pipeline.config.cache(),
+        bus=EventBus(),
+        cancel=threading.Event(),
+        output_path=None,
+    )
+
+
+class Interrupted(Exception):
+    """The user interrupted the kernel (``KeyboardInterrupt``) while a step ran."""
+
+
+class LiveRun:
+    """One restore or run in the user's kernel (see module docstring)."""
+
+    def __init__(self, state: KernelState, ctx: RunContext, run: Run | None = None) -> None:
+        self.state = state
+        self.ctx = ctx
+        self.run = run
+        self.pipeline = ctx.pipeline
+        self.ledger = Ledger(ctx.pipeline, ctx.keys.inputs, ctx.key, state.holder, state.keys)
+        self.side = state.side(ctx.pipeline)
+        self.committer = Committer(ctx, "live") if run is not None else None
+        self.pending: dict[str, tuple[str, list, float, dict | None]] = {}
+        self.started: dict[str, float] = {}
+        #: what the driver decided (``begin``): mode, target step, action per step
+        self.mode = "stale"
+        self.target: str | None = None
+        self.decided: dict[str, str] = {}
+        #: the step whose cells the frontend is executing, and the cells seen meanwhile
+        self.active: str | None = None
+        self.seen: list[tuple[str | None, str]] = []
+        self.warnings: list[str] = []
+        self.watched = sorted(
+            (set(ctx.pipeline.setup.writes).union(*(s.writes for s in ctx.pipeline.steps.values())))
+            - ctx.pipeline.modules
+        )
+        self.state.baseline.cwd = str(ctx.pipeline.path.parent)
+        from ..events import RunWarning
+
+        ctx.bus.subscribe(
+            lambda e: (
+                self.warnings.append(f"{e.step}: {e.message}" if e.step else e.message)
+                if isinstance(e, RunWarning)
+                else None
+            )
+        )
+
+    @property
+    def run_id(self) -> int | None:
+        return self.run.id if self.run is not None else None
+
+    # ------------------------------------------------------------ prelude
+    def prelude(self) -> None:
+        """Run the setup cells (when the kernel does not hold their current version) and
+        set the parameters, as a plain run starts."""
+        ctx, ns = self.ctx, self.state.namespace
+        token = setup_token(self.pipeline, ctx.params)
+        if self.state.setup_token != token:
+            self.state.setup_token = None
+            for cell in self.pipeline.source.setup:
+                with self.state.running():
+                    result = self.state.shell.run_cell(cell.source, store_history=False, silent=True)
+                error = result.error_before_exec or result.error_in_exec
+                if isinstance(error, KeyboardInterrupt):
+                    raise Interrupted("interrupted during the setup")
+                if error is not None:
+                    raise PipelineError(
+                        f"the setup raised {type(error).__name__}: {error}",
+                        notebook=self.pipeline.path,
+                        cell=cell.number,
+                    )
+            self.state.setup_token = token
+            for name in self.pipeline.setup.writes:
+                self.state.holder[name], self.state.keys[name] = SETUP, token
+                self.state.origin.pop(name, None)
+        for name, value in ctx.params.items():
+            token = parameter_token(value)
+            if self.state.holder.get(name) != PARAMETERS or self.state.keys.get(name) != token or name not in ns:
+                ns[name] = value
+                self.state.holder[name], self.state.keys[name] = PARAMETERS, token
+                self.state.origin.pop(name, None)
+
+    # ----------------------------------------------------------- restores
+    def holds_current(self, step: str) -> bool:
+        """Whether the kernel holds every value ``step`` writes, under its current key."""
+        names = [n for n in self.ctx.stored_names(step) if not hidden_state.is_pseudo(n)]
+        return bool(names) and all(self.ledger.holds(n, step) and n in self.state.namespace for n in names)
+
+    def restore_step(
+        self, step: str, key: str | None = None, names: list[str] | None = None
+    ) -> tuple[dict[str, Origin], dict[str, str]]:
+        """Put the values of ``step``'s entry (its current key's, or ``key``'s) into the
+        namespace -- ``names`` of them, default all, with the hidden state it recorded.
+
+        Returns ``(restored, missing)``: ``{name: Origin}`` and ``{name: why}``.
+        """
+        ctx = self.ctx
+        self.flush()
+        key = key or ctx.key(step)
+        entry = ctx.verified_entry(step, key)
+        if entry is None:
+            return {}, {n: "its cache entry is missing or corrupt" for n in (names or ctx.stored_names(step))}
+        states = [n for n in entry.names if hidden_state.is_pseudo(n) and _restorable_state(self.pipeline, n, step)]
+        wanted = [n for n in entry.names if not hidden_state.is_pseudo(n) and (names is None or n in names)]
+        with self.state.running():
+            self.side.restore([[step, entry.key, [*states, *wanted]]])
+        if key == ctx.key(step):
+            ctx.restore_files(step)  # its out: files too, if missing or changed
+        missing = {n: why for n, why in entry.missing.items() if names is None or n in names}
+        return self._restored(step, entry, [*states, *wanted]), missing
+
+    def restore_inputs(self, step: str) -> dict[str, Origin]:
+        """Restore the values ``step`` reads that the kernel does not hold in their current
+        version (``NotRestorable`` when one is not cached)."""
+        needs = self.ledger.needed(step)
+        if not needs:
+            return {}
+        self.flush()
+        specs = restore_specs(self.ctx, step, needs)
+        restored: dict[str, Origin] = {}
+        for provider, key, names in specs:
+            entry = self.ctx.verified_entry(provider, key)
+            if entry is None:
+                raise NotRestorable(names[0], provider, step, "its cache entry is corrupt")
+            with self.state.running():
+                self.side.restore([[provider, key, names]])
+            restored.update(self._restored(provider, entry, names))
+        return restored
+
+    def _restored(self, step: str, entry: Any, names: list[str]) -> dict[str, Origin]:
+        """Record that ``names`` (values and hidden state) are ``entry``'s now."""
+        self.ledger.restored(step, names)
+        for name in names:
+            self.state.keys[name] = entry.key  # an older run's entry (--run N) keeps its own key
+        run_id = entry.manifest.get("run_id")
+        origins = {}
+        for name in names:
+            if hidden_state.is_pseudo(name):
+                continue
+            origins[name] = self.state.origin[name] = Origin(step, entry.key, run_id, "restored")
+        return origins
+
+    # -------------------------------------------------------------- steps
+    def start_step(self, step: str) -> None:
+        """Before ``step``'s cells run: its inputs restored, its start published."""
+        if self.pipeline.steps[step].map_over:
+            raise PipelineError(
+                f"map:{self.pipeline.steps[step].map_over} steps do not run in this kernel yet; "
+                f"nbflow run --only {step} runs it, then %nbflow restore",
+                notebook=self.pipeline.path,
+                cell=self.pipeline.steps[step].cell.number,
+                step=step,
+            )
+        self.restore_inputs(step)
+        self.ctx.start_step(step)
+        self.started[step] = time.monotonic()
+        reads = sorted(set(self.pipeline.steps[step].reads) | set(self.ctx.keys.inputs(step)))
+        try:
+            self.side.watch(self.watched, reads)
+        except Exception as e:  # noqa: BLE001 - only early cut-off loses
+            self.ctx.warn(f"values changed at run time will not be seen: {type(e).__name__}: {e}", step)
+
+    def finish_step(
+        self, step: str, outputs: list[list[dict[str, Any]]], error: str | None, cache: str | None = None
+    ) -> str:
+        """After ``step``'s cells ran: cache its values (dumped from the namespace) and
+        outputs, unless ``error``; ``cache`` says why it must not be cached. Returns the status."""
+        ctx = self.ctx
+        duration = time.monotonic() - self.started.pop(step, time.monotonic())
+        self.ledger.ran(step)
+        for name in self.pipeline.steps[step].writes:
+            self.state.origin[name] = Origin(step, ctx.key(step), self.run_id, "run")
+        if error:
+            ctx.finish_step(step, "failed", duration=duration, error=error, traceback=_traceback_of(outputs))
+            return "failed"
+        missing = ctx.missing_out_files(step)
+        if missing:
+            ctx.finish_step(
+                step,
+                "failed",
+                duration=duration,
+                error=f"out:{missing[0]} was not produced (no file {self.pipeline.path.parent / missing[0]})",
+            )
+            return "failed"
+        if cache is not None:
+            ctx.warn(f"not cached: {cache}", step)
+            ctx.finish_step(step, "done", duration=duration)
+            return "done"
+        staging = ctx.cache.staging_path(step)
+        with self.state.running():
+            answer = json.loads(self.side.dump(str(staging), ctx.stored_names(step), ctx.required_names(step)))
+        out_files = stage_out_files(ctx, step, staging)
+        ctx.keys.learn(step, answer.get("learnt"), {})
+        self.ledger.ran(step, ctx.keys.run_writes(step))
+        for name in self.pipeline.steps[step].writes:
+            self.state.origin[name] = Origin(step, ctx.key(step), self.run_id, "run")
+        if answer.get("pending"):
+            self.pending[str(staging)] = (step, outputs, duration, out_files)
+        elif out_files is not None and self.committer is not None:
+            self.committer.submit(step, staging, outputs, answer, duration, out_files)
+        ctx.finish_step(step, "done", duration=duration)
+        return "done"
+
+    def run_step(self, step: str) -> str:
+        """Run ``step``'s cells here (``%nbflow run``), outputs shown in the calling cell
+        and recorded; its final status. ``Interrupted`` when the user interrupts it."""
+        ctx = self.ctx
+        blocked = ctx.blocked_by(step)
+        if blocked:
+            ctx.finish_step(step, "skipped", reasons=(blocked,))
+            return "skipped"
+        try:
+            self.start_step(step)
+        except NotRestorable as e:
+            ctx.finish_step(step, "failed", error=f"could not restore its inputs: {e}")
+            return "failed"
+        except NbflowError as e:
+            ctx.finish_step(step, "failed", error=str(e))
+            return "failed"
+        outputs: list[list[dict[str, Any]]] = []
+        error = None
+        for cell in self.pipeline.steps[step].cells:
+            recorded, exc = self.execute(cell.source, cell.id)
+            outputs.append(recorded)
+            if isinstance(exc, KeyboardInterrupt):
+                self.cancel_step(step)
+                raise Interrupted(f'interrupted in step "{step}"')
+            if exc is not None:
+                error = f"cell {cell.number}: {type(exc).__name__}: {exc}"
+                break
+        return self.finish_step(step, outputs, error)
+
+    def execute(self, source: str, cell_id: str | None = None) -> tuple[list[dict[str, Any]], BaseException | None]:
+        """Run ``source`` in the user's shell, its outputs going where they normally go and
+        recorded as nbformat outputs; ``(outputs, the exception it raised or None)``."""
+        shell = self.state.shell
+        with self.state.running(), record_outputs(shell, self.ctx.config.output_limit) as recorded:
+            result = shell.run_cell(source, store_history=False, silent=False)
+        return recorded.finish(), result.error_before_exec or result.error_in_exec
+
+    def cancel_step(self, step: str) -> None:
+        """The user interrupted ``step``: nothing of it is cached."""
+        duration = time.monotonic() - self.started.pop(step, time.monotonic())
+        self.ledger.ran(step)
+        for name in self.pipeline.steps[step].writes:
+            self.state.forget(name)
+        self.ctx.cancel.set()
+        self.ctx.finish_step(step, "cancelled", duration=duration, error="interrupted (KeyboardInterrupt)")
+
+    # ------------------------------------------------------------- ending
+    def flush(self) -> None:
+        """Commit what was dumped in the background, and wait for the commits."""
+        if self.pending:
+            done = json.loads(self.side.collect(wait=True, only=list(self.pending)))
+            for staging, dumped in done.items():
+                step, outputs, duration, out_files = self.pending.pop(staging)
+                if out_files is None or self.committer is None:
+                    self.ctx.cache.discard(Path(staging))
+                    continue
+                self.committer.submit(step, Path(staging), outputs, dumped, duration, out_files)
+        if self.committer is not None:
+            self.committer.flush()
+
+    def close(self, status: str = "done", error: str = "") -> dict[str, Any]:
+        """End the run: commits finished, ``RunFinished`` published; the counts per status."""
+        ctx = self.ctx
+        try:
+            self.flush()
+        finally:
+            if self.committer is not None:
+                self.committer.close()
+        if status == "cancelled":
+            ctx.cancel.set()
+        for step, state in list(ctx.status.items()):
+            if state == "running":
+                self.cancel_step(step) if status == "cancelled" else None
+        if self.run is not None:
+            self.run.close("failed" if status == "failed" else "done", error)
+        if self.state.current is self:
+            self.state.current = None
+        counts: dict[str, int] = {}
+        for step in self.pipeline.order:
+            final = ctx.status.get(step)
+            if final is not None:
+                counts[final] = counts.get(final, 0) + 1
+        return {
+            "run_id": self.run_id,
+            "status": self.run.status if self.run is not None else status,
+            "counts": counts,
+        }
+
+
+class UserKernelExecutor:
+    """The ``live`` executor (see module docstring): ``Pipeline.run(executor="live")`` in a
+    kernel runs the steps in its namespace, in the calling thread."""
+
+    name = "live"
+
+    def execute(self, ctx: RunContext) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            raise PipelineError(
+                "the live executor runs steps in the kernel's own thread: use %nbflow run in the notebook",
+                notebook=ctx.pipeline.path,
+            )
+        live = LiveRun(kernel_state(), ctx)
+        live.committer = Committer(ctx, "live")
+        ctx.publish_cached_and_queued()
+        live.prelude()
+        try:
+            for step in ctx.pipeline.order:
+                if ctx.actions[step] == "run":
+                    live.run_step(step)
+        except Interrupted:
+            ctx.cancel.set()
+        finally:
+            live.flush()
+            live.committer.close()
+
+
+def _restorable_state(pipeline: Pipeline, name: str, step: str) -> bool:
+    from ..plan import restorable
+
+    return restorable(pipeline, name, step)
+
+
+def _traceback_of(outputs: list[list[dict[str, Any]]]) -> str:
+    for cell in outputs:
+        text = error_text(cell)
+        if text:
+            return text
+    return ""
+
+
+# ----------------------------------------------------------------- outputs
+
+
+@contextmanager
+def record_outputs(shell: Any, limit: int | None = None) -> Iterator[CellOutputs]:
+    """Record what runs inside the block prints and displays (``CellOutputs``) while it
+    still reaches the cell: the shell's streams, display publisher, display hook and
+    traceback printer are wrapped for the block, then put back."""
+    recorded = CellOutputs(limit or (1 << 62), {})
+    patched: list[tuple[Any, str, Any]] = []
+
+    def wrap(obj: Any, attr: str, make: Any) -> None:
+        original = getattr(obj, attr)
+        had = attr in getattr(obj, "__dict__", {})
+        patched.append((obj, attr, original if had else None))
+        setattr(obj, attr, make(original))
+
+    def stream(name: str) -> Any:
+        def make(original: Any) -> Any:
+            def write(text: Any, *args: Any, **kwargs: Any) -> Any:
+                recorded.stream(name, text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text))
+                return original(text, *args, **kwargs)
+
+            return write
+
+        return make
+
+    def publish(original: Any) -> Any:
+        def wrapped(data: Any, metadata: Any = None, *args: Any, **kwargs: Any) -> Any:
+            recorded.display(data, metadata, kwargs.get("transient"), bool(kwargs.get("update")))
+            return original(data, metadata, *args, **kwargs)
+
+        return wrapped
+
+    def format_data(original: Any) -> Any:
+        def wrapped(format_dict: Any, md_dict: Any = None) -> Any:
+            recorded.execute_result(format_dict, md_dict, shell.displayhook.prompt_count)
+            return original(format_dict, md_dict)
+
+        return wrapped
+
+    def showtraceback(original: Any) -> Any:
+        def wrapped(etype: Any, evalue: Any, stb: Any) -> Any:
+            recorded.error(getattr(etype, "__name__", str(etype)), str(evalue), [strip_ansi(s) for s in stb])
+            return original(etype, evalue, stb)
+
+        return wrapped
+
+    wrap(sys.stdout, "write", stream("stdout"))
+    wrap(sys.stderr, "write", stream("stderr"))
+    wrap(shell.display_pub, "publish", publish)
+    wrap(shell.displayhook, "write_format_data", format_data)
+    wrap(shell, "_showtraceback", showtraceback)
+    try:
+        yield recorded
+    finally:
+        for obj, attr, original in reversed(patched):
+            if original is None:
+                try:
+                    delattr(obj, attr)
+                except AttributeError:
+                    pass
+            else:
+                setattr(obj, attr, original)
+
+
+__all__ = [
+    "How",
+    "Interrupted",
+    "KernelState",
+    "LiveAction",
+    "LiveRun",
+    "Origin",
+    "UserKernelExecutor",
+    "context",
+    "kernel_state",
+    "parameter_token",
+    "record_outputs",
+    "setup_token",
+]

@@ -1,0 +1,337 @@
+"""The notebook's own kernel in the pipeline (issue 17), in a real JupyterLab 4 and headless Chromium.
+
+* Staleness as you type: editing a step's code turns its badge (and its dependants')
+  stale from the unsaved notebook, before any save.
+* A finished CLI run's outputs are written into the open notebook's cells through the
+  notebook model: unsaved, undoable (Ctrl-Z), a cell edited since the run skipped and named.
+* The wine example, as a new user would: after a CLI run, *Restore pipeline state into this
+  kernel*; a new cell uses the restored ``model``; an edit of ``train`` makes ``train`` and
+  ``evaluate`` stale before saving; *Run stale steps in this kernel* runs them through the
+  notebook's session (fresh outputs in their cells), the side panel ends done, and ``nbflow
+  runs`` lists the run with 3 cached and 2 done. Nothing is saved behind the user's back.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ..conftest import code, step, write_notebook
+from .conftest import screenshot
+from .jupyterlab import lab_server, wait_until  # noqa: F401 - fixture
+from .test_jupyterlab_extension import badge_states, panel_states
+
+BIN = Path(sys.executable).parent
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+
+def open_alone(lab, page, notebook: str) -> None:
+    """``lab.open`` in a workspace of the notebook's own: the lab server is shared by this
+    module's tests, and the default workspace would reopen the notebooks of earlier tests."""
+    workspace = notebook.replace(".", "-")
+    page.goto(f"{lab.url}lab/workspaces/{workspace}/tree/{notebook}?token={lab.token}")
+    page.wait_for_selector(".jp-Notebook", timeout=90_000)
+    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=90_000)
+    page.wait_for_function(
+        "() => (document.querySelector('#jp-main-statusbar') || {}).innerText?.includes('| Idle')",
+        timeout=90_000,
+    )
+
+
+def cli_run(root: Path, notebook: str) -> int:
+    """Run ``notebook`` with the CLI; the run's id (the module's notebooks share one run store)."""
+    done = subprocess.run([str(BIN / "nbflow"), "run", notebook], cwd=root, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return int(re.search(r"run (\d+) of", done.stdout + done.stderr).group(1))
+
+
+def palette(page, label: str, command: str) -> None:
+    """Run ``command`` from the command palette, as a user types ``label``."""
+    page.locator(".jp-Notebook").click(position={"x": 5, "y": 5})
+    page.keyboard.press("Escape")
+    page.keyboard.press("Control+Shift+c")
+    page.locator(".lm-CommandPalette-input").fill(label)
+    page.locator(f".lm-CommandPalette-item[data-command='{command}']").first.click()
+
+
+def editor_model(page) -> dict:
+    return page.evaluate("() => { const m = window.nbflowLab.notebook(); return {json: m.toJSON(), dirty: m.dirty}; }")
+
+
+def cell_of(page, name: str):
+    return page.locator(f".jp-Notebook .jp-Cell:has(> .nbflow-badge[data-step='{name}'])")
+
+
+def type_into(page, name: str, old: str, new: str) -> None:
+    """Replace ``old`` by ``new`` in step ``name``'s cell by typing, as a user does."""
+    editor = cell_of(page, name).locator(".cm-content")
+    editor.click()
+    text = editor.inner_text()
+    assert old in text, text
+    page.keyboard.press("Control+Home")
+    before = text[: text.index(old)]
+    for _ in before.split("\n")[:-1]:
+        page.keyboard.press("ArrowDown")
+    page.keyboard.press("Home")
+    for _ in range(len(before.split("\n")[-1])):
+        page.keyboard.press("ArrowRight")
+    for _ in range(len(old)):
+        page.keyboard.press("Delete")
+    page.keyboard.type(new)
+
+
+def outputs_text(cell: dict) -> str:
+    parts = []
+    for o in cell.get("outputs", []):
+        text = o.get("text") or o.get("data", {}).get("text/plain", "")
+        parts.append("".join(text) if isinstance(text, list) else text)
+    return "".join(parts)
+
+
+def panel_status(page) -> str:
+    return page.inner_text("#nbflow-graph-panel .nbflow-Panel-status")
+
+
+def wait_status(page, text: str, timeout: float = 120) -> str:
+    """Wait until the side panel's status line says ``text``; fail saying what it says."""
+    try:
+        wait_until(lambda: text in panel_status(page), timeout, 0.2, page=page)
+    except AssertionError:
+        toasts = page.locator(".jp-toast-container").all_inner_texts()
+        raise AssertionError(f"the panel says {panel_status(page)!r}, not {text!r}; toasts: {toasts}") from None
+    return panel_status(page)
+
+
+def step_cell(notebook: dict, name: str) -> dict:
+    return next(c for c in notebook["cells"] if f"step:{name}" in c["metadata"].get("tags", []))
+
+
+def test_badges_turn_stale_as_you_type_before_saving(lab_server, page):  # noqa: F811
+    path = write_notebook(
+        lab_server.root / "typing.ipynb",
+        [code("n = 3", "parameters"), step("a", "x = list(range(n))"), step("b", "y = [v * 2 for v in x]")],
+    )
+    cli_run(lab_server.root, "typing.ipynb")
+    saved = path.read_bytes()
+    open_alone(lab_server, page, "typing.ipynb")
+    page.wait_for_selector(".nbflow-badge[data-step='b'][data-state='fresh']", timeout=30_000)
+    assert badge_states(page) == {"a": "fresh", "b": "fresh"}
+
+    type_into(page, "a", "range(n)", "range(n + 1)")
+    # Debounced (300 ms) and planned from the unsaved notebook: a, and b that reads x, are stale.
+    wait_until(lambda: badge_states(page) == {"a": "stale", "b": "stale"}, 20, page=page)
+    assert editor_model(page)["dirty"] and path.read_bytes() == saved  # not saved
+    page.locator(".jp-SideBar [data-id='nbflow-graph-panel']").click()
+    wait_until(lambda: panel_states(page) == {"a": "stale", "b": "stale"}, 20, page=page)
+    screenshot(page, "live-stale-as-you-type")
+
+    # Typing it back makes them fresh again, still without saving.
+    type_into(page, "a", "range(n + 1)", "range(n)")
+    wait_until(lambda: badge_states(page) == {"a": "fresh", "b": "fresh"}, 20, page=page)
+    assert path.read_bytes() == saved
+    assert not [e for e in page.console_errors if "nbflow" in e.lower()], page.console_errors
+
+
+def test_write_a_cli_runs_outputs_into_the_notebook_undoably(lab_server, page):  # noqa: F811
+    path = write_notebook(
+        lab_server.root / "outs.ipynb",
+        [
+            code("import math"),
+            step("load", "data = list(range(4))\nprint('loaded', len(data))"),
+            step("square", "sq = [x * x for x in data]\nprint('squares', sq)"),
+            step("total", "print('total', sum(sq))"),
+        ],
+    )
+    run_id = cli_run(lab_server.root, "outs.ipynb")
+    saved = path.read_bytes()
+    open_alone(lab_server, page, "outs.ipynb")
+    page.wait_for_selector(".nbflow-badge[data-step='total'][data-state='fresh']", timeout=30_000)
+    type_into(page, "total", "'total'", "'sum'")  # edited since the run: must not get its outputs
+
+    palette(page, "Write a run's outputs", "nbflow:write-outputs")
+    page.locator(".jp-Dialog select").select_option(label=f"run {run_id} (done)")
+    page.locator(".jp-Dialog .jp-mod-accept").click()
+    page.wait_for_selector(".jp-Notebook .jp-OutputArea-output:has-text('squares [0, 1, 4, 9]')", timeout=30_000)
+    model = editor_model(page)["json"]
+    assert outputs_text(step_cell(model, "load")) == "loaded 4\n"
+    assert outputs_text(step_cell(model, "square")) == "squares [0, 1, 4, 9]\n"
+    assert outputs_text(step_cell(model, "total")) == "" and "'sum'" in "".join(step_cell(model, "total")["source"])
+    assert isinstance(step_cell(model, "load")["execution_count"], int)
+    message = page.inner_text("#nbflow-graph-panel .nbflow-Panel-message")
+    assert f"skipped cell 4 (step total): code changed since run {run_id}" in message, message
+    assert path.read_bytes() == saved  # the file is not touched
+    screenshot(page, "live-run-outputs-written")
+
+    # One Ctrl-Z in command mode takes the outputs back; the edit of total stays.
+    page.locator(".jp-Notebook .jp-Cell .jp-InputPrompt").first.click()
+    page.keyboard.press("Escape")
+    page.keyboard.press("Control+z")
+    wait_until(lambda: outputs_text(step_cell(editor_model(page)["json"], "square")) == "", 10, page=page)
+    model = editor_model(page)["json"]
+    assert outputs_text(step_cell(model, "load")) == ""
+    assert "'sum'" in "".join(step_cell(model, "total")["source"])
+    assert not [e for e in page.console_errors if "nbflow" in e.lower()], page.console_errors
+
+
+def run_cell_below(page, source: str) -> None:
+    """Add a code cell at the end with ``source`` and run it (Shift+Enter)."""
+    last = page.locator(".jp-Notebook .jp-Cell").last
+    last.locator(".jp-InputPrompt").click()
+    page.keyboard.press("Escape")
+    page.keyboard.press("b")
+    page.keyboard.press("Enter")
+    page.keyboard.type(source)
+    page.keyboard.press("Shift+Enter")
+
+
+def test_wine_restore_use_edit_and_run_stale_in_the_notebook_kernel(lab_server, page):  # noqa: F811
+    root = lab_server.root
+    cli_run(root, "wine_classifier.ipynb")
+    path = root / "wine_classifier.ipynb"
+    saved = path.read_bytes()
+    open_alone(lab_server, page, "wine_classifier.ipynb")
+    names = ["load", "clean", "features", "train", "evaluate"]
+    wait_until(lambda: badge_states(page) == dict.fromkeys(names, "fresh"), 60, page=page)
+
+    palette(page, "Restore pipeline state", "nbflow:restore-kernel")
+    wait_status(page, "restored load, clean, features, train, evaluate into the kernel")
+    model = editor_model(page)["json"]
+    assert "accuracy:" in outputs_text(step_cell(model, "evaluate"))  # cached outputs in the cell
+    assert "rows kept" in outputs_text(step_cell(model, "clean"))
+
+    run_cell_below(page, "print('score', model.score(X_test, y_test))")
+    page.wait_for_selector(".jp-Notebook .jp-OutputArea-output:has-text('score 0.')", timeout=60_000)
+
+    type_into(page, "train", "random_state=seed)", "random_state=seed + 1)")
+    wait_until(
+        lambda: (
+            {k: v for k, v in badge_states(page).items() if v == "stale"} == {"train": "stale", "evaluate": "stale"}
+        ),
+        30,
+        page=page,
+    )
+    assert path.read_bytes() == saved and editor_model(page)["dirty"]
+    screenshot(page, "live-wine-train-edited")
+
+    before = editor_model(page)["json"]
+    counts_before = {n: step_cell(before, n)["execution_count"] for n in ("train", "evaluate")}
+    # From the cell's context menu (the toolbar and the palette have it too).
+    cell_of(page, "evaluate").locator(".jp-InputPrompt").click(button="right")
+    page.locator(".lm-Menu-item[data-command='nbflow:run-stale-kernel']").click()
+    status = wait_status(page, "in the kernel done", 240)
+    assert page.get_attribute("#nbflow-graph-panel", "data-run-status") == "done", status
+    after = editor_model(page)["json"]
+    for name in ("train", "evaluate"):
+        count = step_cell(after, name)["execution_count"]
+        assert isinstance(count, int) and count != counts_before[name], (
+            name,
+            count,
+            panel_status(page),
+            panel_states(page),
+        )
+    assert "accuracy:" in outputs_text(step_cell(after, "evaluate"))
+    assert "random_state=seed + 1" in "".join(step_cell(after, "train")["source"])
+    assert panel_states(page) == {
+        "load": "cached",
+        "clean": "cached",
+        "features": "cached",
+        "train": "done",
+        "evaluate": "done",
+    }
+    assert "in the kernel done" in page.inner_text("#nbflow-graph-panel .nbflow-Panel-status")
+    screenshot(page, "live-wine-run-stale-in-kernel", docs="jupyterlab-live-kernel.png")
+    assert path.read_bytes() == saved  # nothing saved behind the user's back
+
+    runs = subprocess.run(
+        [str(BIN / "nbflow"), "runs", "wine_classifier.ipynb"], cwd=root, capture_output=True, text=True, check=True
+    ).stdout
+    newest = runs.splitlines()[2]
+    assert "done" in newest and "3 cached" in newest and "2 done" in newest, runs
+
+    # The fresh state is the kernel's: the new cell sees the retrained model.
+    run_cell_below(page, "print('seed used', model.random_state)")
+    page.wait_for_selector(".jp-Notebook .jp-OutputArea-output:has-text('seed used 1')", timeout=60_000)
+    assert not [e for e in page.console_errors if "nbflow" in e.lower()], page.console_errors
+    assert json.loads(path.read_text()) == json.loads(saved)
+
+
+def last_output(page) -> str:
+    """The text of the newest output (Shift+Enter leaves a new empty cell at the end)."""
+    outputs = page.locator(".jp-Notebook .jp-OutputArea-output")
+    return outputs.last.inner_text() if outputs.count() else ""
+
+
+def test_nbflow_is_loaded_silently_in_the_kernel_at_start_and_restart(lab_server, page):  # noqa: F811
+    write_notebook(lab_server.root / "autoload.ipynb", [step("a", "x = 1")])
+    open_alone(lab_server, page, "autoload.ipynb")
+    probe = "print('loaded', 'nbflow' in get_ipython().extension_manager.loaded, 'history', len(In))"
+    # The first cell the user runs finds the extension there; the load left no history entry.
+    run_cell_below(page, probe)
+    page.wait_for_selector(".jp-Notebook .jp-OutputArea-output:has-text('loaded True history 2')", timeout=60_000)
+
+    # After a restart it is loaded again.
+    page.locator(".jp-NotebookPanel-toolbar [data-command='notebook:restart-kernel']").click()
+    page.locator(".jp-Dialog .jp-mod-accept").click()
+    page.wait_for_selector(".jp-Dialog", state="detached")
+    page.wait_for_function(
+        "() => (document.querySelector('#jp-main-statusbar') || {}).innerText?.includes('| Idle')", timeout=90_000
+    )
+    page.evaluate("() => { for (const c of window.nbflowLab.notebook().sharedModel.cells) c.clearOutputs?.(); }")
+    run_cell_below(page, probe)
+    wait_until(lambda: last_output(page).strip() == "loaded True history 2", 60, page=page)
+    run_cell_below(page, "%nbflow status")
+    wait_until(lambda: last_output(page).strip() == "a  not in this kernel", 60, page=page)
+    assert not [e for e in page.console_errors if "nbflow" in e.lower()], page.console_errors
+
+
+def context_menu(page, step_name: str, command: str) -> None:
+    cell_of(page, step_name).locator(".jp-InputPrompt").click(button="right")
+    page.locator(f".lm-Menu-item[data-command='{command}']").click()
+
+
+def test_restore_up_to_a_step_run_up_to_a_step_and_a_failing_step(lab_server, page):  # noqa: F811
+    path = write_notebook(
+        lab_server.root / "upto.ipynb",
+        [
+            code("n = 3", "parameters"),
+            step("a", "x = list(range(n))\nprint('a ran')"),
+            step("b", "y = [v * 2 for v in x]\nprint('b', y)"),
+            step("c", "z = sum(y)\nprint('c', z)"),
+        ],
+    )
+    cli_run(lab_server.root, "upto.ipynb")
+    saved = path.read_bytes()
+    open_alone(lab_server, page, "upto.ipynb")
+    wait_until(lambda: badge_states(page) == {"a": "fresh", "b": "fresh", "c": "fresh"}, 30, page=page)
+
+    # Restore up to b: what b reads and b's own values; c's stay out of the kernel.
+    context_menu(page, "b", "nbflow:restore-to-kernel")
+    wait_status(page, "restored a, b into the kernel")
+    run_cell_below(page, "print('held', [k for k in ('x', 'y', 'z') if k in globals()])")
+    wait_until(lambda: last_output(page).strip() == "held ['x', 'y']", 60, page=page)
+
+    # c edited (not saved), then run up to c in the kernel: c runs, a and b are restored.
+    type_into(page, "c", "sum(y)", "sum(y) + 1")
+    wait_until(lambda: badge_states(page)["c"] == "stale", 30, page=page)
+    context_menu(page, "c", "nbflow:run-to-kernel")
+    status = wait_status(page, "in the kernel done")
+    assert "1 done" in status and "failed" not in status, status
+    assert outputs_text(step_cell(editor_model(page)["json"], "c")) == "c 7\n"
+
+    # A step that raises: the run ends failed, naming the step and the error; c does not run.
+    type_into(page, "b", "print('b', y)", "raise ValueError('boom')")
+    wait_until(lambda: badge_states(page)["b"] == "stale", 30, page=page)
+    palette(page, "Run stale steps in this kernel", "nbflow:run-stale-kernel")
+    status = wait_status(page, "in the kernel failed")
+    assert "b: ValueError: boom" in status, status
+    assert page.get_attribute("#nbflow-graph-panel", "data-run-status") == "failed"
+    assert panel_states(page)["b"] == "failed", panel_states(page)
+    assert "ValueError" in json.dumps(step_cell(editor_model(page)["json"], "b")["outputs"])
+    assert path.read_bytes() == saved
+    assert not [e for e in page.console_errors if "nbflow" in e.lower()], page.console_errors

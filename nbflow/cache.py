@@ -38,7 +38,7 @@ import sys
 import time
 import types
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -381,6 +381,7 @@ class Cache:
             "values": dict(dumped.get("values", {})),
             "missing": dict(dumped.get("missing", {})),
             "out_files": dict(dumped.get("out_files", {})),
+            "out_patterns": list(dumped.get("out_patterns", [])),
             "items": list(dumped.get("items", [])),
             "files": files,
             "summary": str(dumped.get("summary", "")),
@@ -419,12 +420,15 @@ class Cache:
         dumped = self.dump_values(staging, values, required, by_reference)
         return self.commit_staged(staging, step=step, key=key, parts=parts, dumped=dumped, meta=meta)
 
-    def stage_files(self, staging: Path, folder: Path, names: Iterable[str]) -> dict[str, dict[str, Any]]:
+    def stage_files(
+        self, staging: Path, folder: Path, names: Iterable[str], patterns: Mapping[str, str] | None = None
+    ) -> dict[str, dict[str, Any]]:
         """Copy a step's ``out:`` files (relative to ``folder``) into ``staging``.
 
         Done right after the step, before a later step can change them. Returns the
         manifest's ``out_files`` part (the copies are also listed as entry files, so
-        ``verify`` checks them).
+        ``verify`` checks them); ``patterns`` names the ``out:`` folder or glob each file
+        was found under (``outfiles.expand``), recorded as its ``pattern``.
         """
         private_dir(staging / "files")
         staged = {}
@@ -441,17 +445,22 @@ class Cache:
                 "size": stat.st_size,
                 "sha256": digest.hexdigest(),
                 "mtime_ns": stat.st_mtime_ns,
+                "pattern": (patterns or {}).get(name, name),
             }
         return staged
 
     def restore_files(self, entry: Entry, folder: Path) -> list[str]:
-        """Put a cached step's ``out:`` files back where they belong, atomically.
+        """Put a cached step's ``out:`` files back where they belong, each atomically.
 
         A file whose size and modification time are those recorded is left alone;
-        any other (missing, edited) is replaced by the cached copy. Returns the paths
-        restored. Call ``verify`` on the entry first.
+        any other (missing, edited) is replaced by the cached copy. Under an ``out:``
+        folder or glob, a file the entry does not list is removed only if nbflow wrote
+        it (another entry of the step lists it, and it is unchanged since): a file of
+        the user's is never deleted. Returns the paths restored, and those removed as
+        ``-path``. Call ``verify`` on the entry first.
         """
         restored = []
+        folders: set[Path] = set()
         for name, info in entry.out_files.items():
             target = folder / name
             try:
@@ -461,11 +470,45 @@ class Cache:
             except FileNotFoundError:
                 pass
             target.parent.mkdir(parents=True, exist_ok=True)
-            with atomic_open(target, "wb", perms=0o644) as f, open(entry.path / info["file"], "rb") as src:
+            with (
+                atomic_open(target, "wb", perms=0o644, sync_dir=False) as f,
+                open(entry.path / info["file"], "rb") as src,
+            ):
                 shutil.copyfileobj(src, f, 8 << 20)
             os.utime(target, ns=(info["mtime_ns"], info["mtime_ns"]))
+            folders.add(target.parent)
             restored.append(name)
-        return restored
+        for parent in folders:  # once per folder, not once per file (an out: folder of 1000 plots)
+            fsync_dir(parent)
+        patterns = {info.get("pattern", name) for name, info in entry.out_files.items()}
+        patterns |= set(entry.manifest.get("out_patterns", ()))
+        removed = self.remove_recorded(entry.step, folder, patterns, keep=entry.out_files)
+        return restored + [f"-{name}" for name in removed]
+
+    def remove_recorded(
+        self, step: str, folder: Path, patterns: Iterable[str], keep: Collection[str] = ()
+    ) -> list[str]:
+        """Delete the files under ``step``'s ``out:`` folders and globs ``patterns`` that an
+        entry of ``step`` lists and that are unchanged since (same size and modification
+        time): files nbflow wrote or restored, never one of the user's. ``keep`` is spared.
+        Returns the paths deleted."""
+        from .outfiles import expand, kind
+
+        found = [n for p in sorted(set(patterns)) if kind(p) != "file" for n in expand(folder, p) if n not in keep]
+        if not found:
+            return []
+        written: dict[str, set[tuple[int, int]]] = {}
+        for other in self.entries(step):
+            for name, info in other.out_files.items():
+                written.setdefault(name, set()).add((info["size"], info["mtime_ns"]))
+        removed = []
+        for name in dict.fromkeys(found):
+            with contextlib.suppress(OSError):
+                stat = (folder / name).stat()
+                if (stat.st_size, stat.st_mtime_ns) in written.get(name, ()):
+                    (folder / name).unlink()
+                    removed.append(name)
+        return removed
 
     def discard(self, staging: Path) -> None:
         """Remove an unfinished entry."""

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from . import cli_project, jsonout
+from .cli_hooks import add_hook_options, end_of_run, hooks_from_args
 from .cli_parameters import add_parameter_options as _add_parameter_options
 from .cli_parameters import parameters_from_args
 from .cli_shared import executor_from_args as _executor_from_args
@@ -93,6 +94,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     executor = _executor_from_args(args)
     pipeline = load_pipeline(args.notebook)
     _print_warnings(pipeline)
+    hooks_from_args(args, pipeline.config)  # a bad hook setting is refused before the run starts
     values, raw = parameters_from_args(args)
     run = start_run(
         pipeline,
@@ -106,6 +108,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         output=args.output,
         timeout=args.timeout,
         fail_fast=args.fail_fast,
+        retries=args.retries or 0,
         items=args.items,
         listeners=[ProgressPrinter(quiet=args.quiet)],
     )
@@ -128,19 +131,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"nbflow: error: {run.error}", file=sys.stderr)
     elif run.status == "done" and run.output_notebook is not None and not args.quiet:
         print(f"output notebook: {args.output or run.output_notebook}", file=sys.stderr)
-    if args.report or pipeline.config.report:
-        _end_of_run_report(pipeline.config, run.id)
+    end_of_run(args, pipeline, run)
     return {"done": 0, "cancelled": 130}.get(run.status, 1)
-
-
-def _end_of_run_report(config: Any, run_id: int) -> None:
-    """``run --report``: the run's report, whatever its outcome (a report failure does not change the exit status)."""
-    from .report import build_report
-
-    try:
-        print(f"report: {build_report(config, run_id)}", file=sys.stderr)
-    except NbflowError as e:
-        print(f"nbflow: no report for run {run_id}: {e}", file=sys.stderr)
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
@@ -446,7 +438,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--scheduler", metavar="ADDRESS", help="dask: run on the cluster of this scheduler (tcp://host:8786)"
     )
-    p.add_argument("--retries", type=int, metavar="N", help="dask: run a step again up to N times if its worker dies")
+    p.add_argument(
+        "--retries",
+        type=int,
+        metavar="N",
+        help="run a step that raises (or whose Dask worker dies) again, up to N times, its inputs restored "
+        "from the cache each time (a step's retry:N[:BACKOFF_S] tag wins)",
+    )
     p.add_argument(
         "--shared-cache",
         action=argparse.BooleanOptionalAction,
@@ -471,6 +469,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="write the run's HTML report when it ends, failed or not (also: report = true in [tool.nbflow])",
     )
+    add_hook_options(p)
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("sweep", help="run every combination of parameter values; cached steps are shared")

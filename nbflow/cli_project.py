@@ -146,6 +146,7 @@ def _run(project: Any, args: argparse.Namespace) -> int:
             force_all=args.force_all,
             timeout=args.timeout,
             fail_fast=args.fail_fast,
+            retries=getattr(args, "retries", None) or 0,
             listeners=lambda name: [ProgressPrinter(_Named(name) if parallel else None, quiet=args.quiet)],
             handle=handle,
         )

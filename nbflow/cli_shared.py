@@ -40,13 +40,13 @@ def graph_text(pipeline: Any) -> str:
 def executor_from_args(args: argparse.Namespace) -> Any:
     """The executor the run options ask for: a name, or a ``DaskExecutor`` with options.
 
-    ``--workers``, ``--scheduler``, ``--retries`` and ``--shared-cache`` imply
-    ``--executor dask``; the Dask executor module imports dask only when a step runs.
+    ``--workers``, ``--scheduler`` and ``--shared-cache`` imply ``--executor dask`` (and
+    are refused with ``--executor kernel``); the Dask executor module imports dask only
+    when a step runs. ``--retries`` applies to every executor (``start_run``).
     """
     dask_options = {
         "workers": args.workers,
         "scheduler": args.scheduler,
-        "retries": args.retries,
         "shared_cache": args.shared_cache,
     }
     given = {k: v for k, v in dask_options.items() if v is not None}
@@ -57,5 +57,4 @@ def executor_from_args(args: argparse.Namespace) -> Any:
         return args.executor
     from .executors.dask import DaskExecutor
 
-    given.setdefault("retries", 0)
     return DaskExecutor(**given)

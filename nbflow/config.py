@@ -14,6 +14,10 @@ setting                environment               meaning
 ``executor``           ``NBFLOW_EXECUTOR``       ``kernel`` (default) or ``dask``
 ``output_limit``       ``NBFLOW_OUTPUT_LIMIT``   bytes of outputs kept per step
 ``report``             (pyproject only)          ``nbflow run`` writes the run's report at its end
+``on_failure``         (pyproject only)          command run when ``nbflow run`` fails (``hooks.py``)
+``on_success``         (pyproject only)          command run when ``nbflow run`` succeeds
+``notify``             (pyproject only)          URL the run's outcome is POSTed to as JSON
+``hook_timeout``       (pyproject only)          seconds a hook may take (default 30)
 =====================  ========================  ==========================================
 
 Standard library only (``tomllib`` is read only when a pyproject mentions nbflow).
@@ -50,6 +54,10 @@ class Config:
     heartbeat_interval: float = 5.0
     kill_grace: float = 5.0
     report: bool = False
+    on_failure: str | None = None
+    on_success: str | None = None
+    notify: str | None = None
+    hook_timeout: float = 30.0
 
     @property
     def store_path(self) -> Path:
@@ -102,6 +110,11 @@ class Config:
             raise PipelineError(f"unknown nbflow setting(s): {', '.join(sorted(unknown))}")
         if not isinstance(settings.get("report", False), bool):
             raise PipelineError(f"[tool.nbflow] report = {settings['report']!r}: write true or false")
+        for name in ("on_failure", "on_success", "notify"):
+            if not isinstance(settings.get(name, ""), str):
+                raise PipelineError(f"[tool.nbflow] {name.replace('_', '-')} = {settings[name]!r}: write a string")
+        if not isinstance(settings.get("hook_timeout", 1.0), int | float) or settings.get("hook_timeout", 1.0) <= 0:
+            raise PipelineError(f"[tool.nbflow] hook-timeout = {settings['hook_timeout']!r}: write a positive number")
         return cls(home=home, cache_dir=cache_dir, **settings)
 
 

@@ -8,6 +8,7 @@ An executor publishes, in this order::
       StepStarted / StepFinished      as each step runs (done, failed, skipped, cancelled)
       ItemFinished                    for each element of a ``map:`` step
       RunWarning                      a problem that does not fail the run
+      StepRetried                     an attempt of a step failed; it runs again (a RunWarning)
     RunFinished
 
 The run store, the CLI progress display, the widget, the studio and the REST API are
@@ -98,6 +99,20 @@ class ItemFinished(Event):
 class RunWarning(Event):
     message: str
     step: str | None = None
+
+
+@dataclass(frozen=True)
+class StepRetried(RunWarning):
+    """An attempt of ``step`` failed and it runs again (after ``delay`` seconds).
+
+    A ``RunWarning``: every view that shows warnings (``nbflow show``, the report, the
+    progress line) shows each attempt; ``attempt`` counts from 1.
+    """
+
+    attempt: int = 1
+    attempts: int = 1
+    error: str = ""
+    delay: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -33,10 +33,11 @@ def fsync_dir(path: str | Path) -> None:
 
 
 @contextlib.contextmanager
-def atomic_open(path: str | Path, mode: str = "wb", perms: int = 0o600) -> Iterator[IO]:
+def atomic_open(path: str | Path, mode: str = "wb", perms: int = 0o600, sync_dir: bool = True) -> Iterator[IO]:
     """Open a temporary file beside ``path``; on success it replaces ``path`` atomically.
 
     On any exception the temporary file is removed and ``path`` is untouched.
+    ``sync_dir=False``: the caller fsyncs the folder once after many files.
     """
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -51,7 +52,8 @@ def atomic_open(path: str | Path, mode: str = "wb", perms: int = 0o600) -> Itera
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
-    fsync_dir(path.parent)
+    if sync_dir:
+        fsync_dir(path.parent)
 
 
 def atomic_write_bytes(path: str | Path, data: bytes, perms: int = 0o600) -> None:

@@ -50,6 +50,7 @@ from .errors import PipelineError, did_you_mean
 from .hidden_state import ambient_kinds, edge_label, hidden_only, is_pseudo
 from .languages import Language, language_of
 from .notebook import Cell, CheckCell, NotebookSource, Step
+from .outfiles import kind, same_path
 from .parameters import Parameter
 
 if TYPE_CHECKING:
@@ -383,7 +384,7 @@ def _build_pipeline(source: NotebookSource, config: Config, cls: type[Pipeline])
         for name, provider in inputs.items():
             providers.setdefault(provider, []).append(name)
         # A file an earlier step writes (out:) is that step's result, like a value.
-        file_inputs = {f: last_file_writer[f] for f in step.in_files if f in last_file_writer}
+        file_inputs = {f: w for f in step.in_files if (w := _file_writer(f, last_file_writer))}
         for name, provider in sorted(file_inputs.items()):
             providers.setdefault(provider, []).append(f"file:{name}")
         for provider, passed in providers.items():
@@ -402,7 +403,7 @@ def _build_pipeline(source: NotebookSource, config: Config, cls: type[Pipeline])
             code=found.code,
         )
         for name in step.out_files:
-            last_file_writer[name] = step.name
+            last_file_writer[same_path(name)] = step.name
         for name in writes:
             last_writer[name] = step.name
 
@@ -533,6 +534,18 @@ def _undefined(path: Path, step: Step, name: str) -> str:
 
 def _tag_cell(step: Step, tag: str) -> Cell:
     return next((c for c in step.cells if tag in c.tags), step.cell)
+
+
+def _file_writer(name: str, writers: dict[str, str]) -> str | None:
+    """The step whose ``out:`` produces ``in:name``: the same path, or a folder or glob it falls under."""
+    if name in writers:
+        return writers[name]
+    from fnmatch import fnmatchcase
+
+    for pattern, writer in reversed(list(writers.items())):
+        if name.startswith(pattern + "/") or (kind(pattern) == "glob" and fnmatchcase(name, pattern)):
+            return writer
+    return None
 
 
 def _execution_order(source: NotebookSource, deps: Mapping[str, tuple[str, ...]]) -> tuple[str, ...]:

@@ -1,7 +1,8 @@
 """The content of the files steps declare ``in:``: what part of a step key they are.
 
-A step's key includes the SHA-256 of each external ``in:`` file (a folder: of its files'
-relative names and contents). Hashing a big file on every plan is what a fully cached
+A step's key includes the SHA-256 of each external ``in:`` file (a folder, or a glob
+such as ``in:raw/*.csv``: of its files' relative names and contents, so a file added,
+removed or changed changes the key). Hashing a big file on every plan is what a fully cached
 run would spend its time on (1 GB: 0.7 s, paid again by every studio parameter change),
 so hashes are remembered in ``<home>/input-hashes.json`` by path together with the
 file's size, modification time, inode and status-change time; a file whose four
@@ -29,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import PipelineError
 from .fsutil import atomic_write_text
+from .outfiles import expand, kind
 
 if TYPE_CHECKING:
     from .graph import Pipeline
@@ -97,7 +99,10 @@ def input_file_hashes(pipeline: Pipeline) -> dict[str, str]:
                 and name not in step.file_inputs
                 and name not in pipeline.foreign_files.get(step.name, ())
             ):
-                hashes[name] = path_digest(folder / name, memo, step=step, notebook=pipeline.path)
+                if kind(name) == "glob":
+                    hashes[name] = glob_digest(folder, name, memo)
+                else:
+                    hashes[name] = path_digest(folder / name, memo, step=step, notebook=pipeline.path)
     memo.save()
     return hashes
 
@@ -129,6 +134,22 @@ def path_digest(
         raise
     except OSError:
         return "missing"
+
+
+def glob_digest(folder: Path, pattern: str, memo: HashMemo | None = None) -> str:
+    """SHA-256 of the relative names and contents of the files ``pattern`` matches (none: ``missing``)."""
+    memo = memo or HashMemo(None)
+    names = expand(folder, pattern)
+    if not names:
+        return "missing"
+    digest = hashlib.sha256()
+    for name in names:
+        try:
+            path = folder / name
+            digest.update(f"{name}\0{memo.sha256(path, path.stat())}\n".encode())
+        except OSError:
+            continue
+    return digest.hexdigest()
 
 
 def _not_a_file(path: Path, st: os.stat_result, step: Step | None, notebook: Path | None) -> PipelineError:

@@ -12,8 +12,12 @@ A pipeline is one ``.ipynb`` whose code cells carry JupyterLab's ordinary cell t
                     step ``<name>`` is the element; ``map:item=<name>`` calls it ``item``);
                     afterwards each value the step wrote is a list, one per element
 ``in:<path>``       a file the step reads (its content is part of the step key)
-``out:<path>``      a file the step must produce
+``out:<path>``      a file the step must produce; ``out:parts/`` a folder (every file
+                    under it), ``out:plots/*.png`` a glob (at least one file);
+                    ``out?:<path>`` an optional output (``outfiles.py``)
 ``timeout:<secs>``  per-step timeout
+``retry:<n>``       run the step again up to ``n`` times if it raises (``retry:3:10``:
+                    wait 10 s before the first retry, doubling each time)
 ``keep:<name>``     always cache this value of the step
 ``resources:k=v``   a resource hint for distributed executors (``resources:gpu=1``),
                     one per tag (the notebook schema forbids commas in tags)
@@ -53,7 +57,20 @@ STEP_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*\Z")
 MAX_STEP_NAME = 100
 
 # Tags with a value after the colon, and what they mean on a step.
-_VALUE_TAGS = ("step", "after", "map", "in", "out", "timeout", "keep", "resources", "check", "check-warn")
+_VALUE_TAGS = (
+    "step",
+    "after",
+    "map",
+    "in",
+    "out",
+    "out?",
+    "timeout",
+    "retry",
+    "keep",
+    "resources",
+    "check",
+    "check-warn",
+)
 _MEMO_SIZE = 256
 #: Notebooks kept as text, read through Jupytext (``sources.py``).
 TEXT_SUFFIXES = (".py", ".md", ".myst")
@@ -93,8 +110,13 @@ class Step:
     #: The name the current element has inside a ``map:`` step (``map:path=files``).
     map_as: str | None = None
     in_files: tuple[str, ...] = ()
+    #: ``out:``/``out?:`` patterns: a file, a folder (``parts/``) or a glob (``plots/*.png``).
     out_files: tuple[str, ...] = ()
+    #: The ``out_files`` declared ``out?:`` (the step may write nothing there).
+    optional_outs: tuple[str, ...] = ()
     timeout: float | None = None
+    #: ``retry:N[:BACKOFF_S]``: (retries, seconds before the first retry or ``None``: the default).
+    retry: tuple[int, float | None] | None = None
     keep: tuple[str, ...] = ()
     resources: Mapping[str, str] = field(default_factory=dict)
     # Filled in by the graph builder.
@@ -523,7 +545,7 @@ def _check_cell(
 
 
 def _reject_step_tags(cell: Cell, tags: dict[str, list[str]], path: Path) -> None:
-    for kind in ("after", "map", "in", "out", "timeout", "keep", "resources"):
+    for kind in ("after", "map", "in", "out", "out?", "timeout", "retry", "keep", "resources"):
         if kind in tags:
             raise PipelineError(
                 f"tag '{kind}:{tags[kind][0]}' is on a setup cell; it only means something on a step "
@@ -539,9 +561,11 @@ def _build_step(spec: dict[str, Any], path: Path) -> Step:
     after_notebooks: list[str] = []
     in_files: list[str] = []
     out_files: list[str] = []
+    optional_outs: list[str] = []
     keep: list[str] = []
     resources: dict[str, str] = {}
     timeout: float | None = None
+    retry: tuple[int, float | None] | None = None
     map_over: str | None = None
     map_as: str | None = None
     for cell in spec["cells"]:
@@ -553,6 +577,9 @@ def _build_step(spec: dict[str, Any], path: Path) -> Step:
                 after.append(_step_name(value, cell, path, "after"))
         in_files += [posixpath.normpath(v) for v in tags.get("in", [])]
         out_files += [_inside_folder(v, cell, path, name) for v in tags.get("out", [])]
+        optional = [_inside_folder(v, cell, path, name, "out?") for v in tags.get("out?", [])]
+        out_files += optional
+        optional_outs += optional
         keep += tags.get("keep", [])
         for value in tags.get("timeout", []):
             try:
@@ -566,6 +593,8 @@ def _build_step(spec: dict[str, Any], path: Path) -> Step:
                     cell=cell.number,
                     step=name,
                 ) from None
+        for value in tags.get("retry", []):
+            retry = _retry(value, cell, path, name)
         for value in tags.get("map", []):
             element, eq, iterable = value.partition("=")
             if not eq:
@@ -604,10 +633,30 @@ def _build_step(spec: dict[str, Any], path: Path) -> Step:
         map_as=map_as,
         in_files=tuple(dict.fromkeys(in_files)),
         out_files=tuple(dict.fromkeys(out_files)),
+        optional_outs=tuple(dict.fromkeys(optional_outs)),
         timeout=timeout,
+        retry=retry,
         keep=tuple(dict.fromkeys(keep)),
         resources=resources,
     )
+
+
+def _retry(value: str, cell: Cell, path: Path, step: str) -> tuple[int, float | None]:
+    """``retry:N`` or ``retry:N:BACKOFF_S`` as (N, backoff)."""
+    count, _, backoff = value.partition(":")
+    try:
+        retries = int(count)
+        wait = float(backoff) if backoff else None
+        if retries < 0 or (wait is not None and not 0 <= wait < float("inf")):
+            raise ValueError
+    except ValueError:
+        raise PipelineError(
+            f"tag 'retry:{value}' needs a number of retries and optionally seconds to wait (retry:3 or retry:3:10)",
+            notebook=path,
+            cell=cell.number,
+            step=step,
+        ) from None
+    return retries, wait
 
 
 def _notebook_step(value: str, cell: Cell, path: Path, step: str) -> str:
@@ -624,20 +673,20 @@ def _notebook_step(value: str, cell: Cell, path: Path, step: str) -> str:
     return f"{posixpath.normpath(notebook)}:{_step_name(target, cell, path, 'after')}"
 
 
-def _inside_folder(value: str, cell: Cell, path: Path, step: str) -> str:
-    """An ``out:`` path, refused unless it stays inside the notebook's folder: a cached
-    run restores ``out:`` files without running code, so one outside would let a cache
-    entry write anywhere."""
+def _inside_folder(value: str, cell: Cell, path: Path, step: str, tag: str = "out") -> str:
+    """An ``out:`` path (a folder keeps its trailing ``/``), refused unless it stays inside
+    the notebook's folder: a cached run restores ``out:`` files without running code, so
+    one outside would let a cache entry write anywhere."""
     normal = posixpath.normpath(value)
     if posixpath.isabs(normal) or normal == ".." or normal.startswith("../") or normal == ".":
         raise PipelineError(
-            f"tag 'out:{value}' names a path outside the notebook's folder; out: files must be inside it "
+            f"tag '{tag}:{value}' names a path outside the notebook's folder; out: files must be inside it "
             "(write elsewhere from the step's code, without an out: tag)",
             notebook=path,
             cell=cell.number,
             step=step,
         )
-    return normal
+    return normal + "/" if value.endswith("/") else normal
 
 
 def _title(description: str, path: Path) -> str:

@@ -70,6 +70,7 @@ def run_project(
     force_all: bool = False,
     timeout: float | None = None,
     fail_fast: bool = False,
+    retries: int = 0,
     listeners: Callable[[str], list[Callable[[Any], None]]] | None = None,
     on_start: Callable[[str, Run], None] | None = None,
     handle: ProjectRun | None = None,
@@ -118,6 +119,7 @@ def run_project(
                     force_all=force_all,
                     timeout=timeout,
                     fail_fast=fail_fast,
+                    retries=retries,
                     listeners=listeners(name) if listeners else (),
                 )
                 result.runs[name] = running[name] = run

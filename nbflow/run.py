@@ -307,6 +307,7 @@ def prepare_run(
     output: str | Path | None = None,
     timeout: float | None = None,
     fail_fast: bool = False,
+    retries: int = 0,
     listeners: Iterable[Callable[[Event], None]] = (),
     widget: Any = None,
     items: Iterable[int] = (),
@@ -317,7 +318,8 @@ def prepare_run(
     Parameters are checked before anything starts (``ParameterError``). ``output``
     also writes the executed notebook there; every run with executed steps keeps it
     in ``<home>/runs/<id>/output.ipynb``. ``timeout`` applies to steps without a
-    ``timeout:`` tag. ``listeners`` (and ``widget``) receive the run's events.
+    ``timeout:`` tag. ``retries``: times a step that raised runs again (its ``retry:`` tag
+    wins). ``listeners`` (and ``widget``) receive the run's events.
     ``items`` recomputes those elements of the one ``map:`` step named by ``only``.
     ``run_class``: the ``Run`` subclass to return (``api.Run`` adds ``report``).
     """
@@ -330,6 +332,8 @@ def prepare_run(
             notebook=pipeline.path,
         )
     _refuse_shared_cache(config)
+    if retries < 0:
+        raise PipelineError(f"--retries {retries}: must be 0 or more", notebook=pipeline.path)
     _refuse_output_over_source(pipeline, output)
     given = resolve_parameters(pipeline.parameters, params, raw, pipeline.path)
     given = {k: v for k, v in given.items() if k in (params or {})}
@@ -359,6 +363,7 @@ def prepare_run(
             output,
             timeout,
             fail_fast,
+            retries,
             forced_items,
             listeners,
             widget,
@@ -381,6 +386,7 @@ def _record_and_start(
     output: str | Path | None,
     timeout: float | None,
     fail_fast: bool,
+    retries: int,
     forced_items: dict[str, list[int]],
     listeners: Iterable[Callable[[Event], None]],
     widget: Any,
@@ -419,6 +425,7 @@ def _record_and_start(
         output_path=config.runs_dir / str(run_id) / "output.ipynb",
         timeout=timeout or config.timeout,
         fail_fast=fail_fast,
+        retries=retries,
         items=forced_items,
         early_kernel=early,
     )

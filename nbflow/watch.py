@@ -36,8 +36,22 @@ def watched_files(notebook: Path) -> set[Path]:
     except NbflowError:
         return paths
     for step in pipeline.steps.values():
-        paths |= {(notebook.parent / f).resolve() for f in step.in_files if f not in step.file_inputs}
+        paths |= {(notebook.parent / _fixed_part(f)).resolve() for f in step.in_files if f not in step.file_inputs}
     return paths
+
+
+def _fixed_part(name: str) -> str:
+    """An ``in:`` path up to its first glob character's folder (``raw/*.csv`` -> ``raw``): what to watch."""
+    from .outfiles import kind
+
+    if kind(name) != "glob":
+        return name
+    fixed = []
+    for part in name.split("/"):
+        if any(c in part for c in "*?["):
+            break
+        fixed.append(part)
+    return "/".join(fixed) or "."
 
 
 def run_stale(

@@ -67,9 +67,11 @@ def _args(*argv: str):
 def test_dask_flags_choose_the_dask_executor():
     assert _executor_from_args(_args()) is None
     assert _executor_from_args(_args("--executor", "kernel")) == "kernel"
-    executor = _executor_from_args(_args("--workers", "2", "--retries", "1", "--no-shared-cache"))
+    executor = _executor_from_args(_args("--workers", "2", "--no-shared-cache"))
     assert isinstance(executor, DaskExecutor)
-    assert (executor.workers, executor.retries, executor.shared_cache) == (2, 1, False)
+    assert (executor.workers, executor.shared_cache) == (2, False)
+    # --retries is every executor's (start_run's), no longer a Dask flag
+    assert _executor_from_args(_args("--executor", "kernel", "--retries", "1")) == "kernel"
     assert _executor_from_args(_args("--scheduler", "tcp://127.0.0.1:8786")).scheduler == "tcp://127.0.0.1:8786"
     with pytest.raises(PipelineError, match="--workers only apply to --executor dask"):
         _executor_from_args(_args("--executor", "kernel", "--workers", "2"))

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from ..errors import CacheCorrupt, CacheRefused
-from ..events import Event, RunWarning, StepFinished, StepQueued, StepStarted, StepStatus
+from ..events import Event, RunWarning, StepFinished, StepQueued, StepRetried, StepStarted, StepStatus
 from ..plan import Action, Reason, has_reason
 
 if TYPE_CHECKING:
@@ -33,6 +33,8 @@ FAILED: tuple[StepStatus, ...] = ("failed", "skipped", "cancelled", "interrupted
 NOT_SELECTED = Reason("not selected", "not selected (--only)")
 RUN_STOPPED = Reason("run stopped", "the run stopped before this step")
 SETUP_FAILED = Reason("setup failed", "the setup failed")
+#: Seconds before the first retry of a step when neither its tag nor the run says (doubling after).
+DEFAULT_BACKOFF = 1.0
 #: A step's status during a run: running, then its final ``StepStatus``.
 Status = StepStatus | Literal["running"]
 
@@ -53,6 +55,8 @@ class RunContext:
     output_path: Path | None = None
     timeout: float | None = None
     fail_fast: bool = False
+    #: Times a step that raised (or whose worker died) runs again, unless its ``retry:`` tag says.
+    retries: int = 0
     #: ``map:`` steps: element indexes to recompute even if cached (``--items``).
     items: dict[str, list[int]] = field(default_factory=dict)
     actions: dict[str, Action] = field(default_factory=dict)
@@ -177,6 +181,39 @@ class RunContext:
             return Reason("fail fast", "an earlier step failed (--fail-fast)")
         return None
 
+    def retry_policy(self, step: str) -> tuple[int, float]:
+        """(retries, seconds before the first retry) of ``step``: its ``retry:`` tag, else the run's."""
+        tagged = self.pipeline.steps[step].retry
+        if tagged is not None:
+            return tagged[0], DEFAULT_BACKOFF if tagged[1] is None else tagged[1]
+        return self.retries, DEFAULT_BACKOFF
+
+    def retry_delay(self, step: str, attempt: int, error: str) -> float | None:
+        """Attempt ``attempt`` (from 1) of ``step`` failed with ``error``: the seconds to wait
+        before running it again, or ``None`` when it has no attempt left (or the run was
+        cancelled). Each retry is a ``StepRetried`` event, shown wherever warnings are.
+
+        Every executor calls this, and restores the step's inputs from the cache before the
+        next attempt: what the failed attempt changed in place must not leak into it.
+        """
+        retries, backoff = self.retry_policy(step)
+        if attempt > retries or self.cancel.is_set():
+            return None
+        delay = backoff * 2 ** (attempt - 1)
+        first = (error.strip().splitlines() or ["it failed"])[0]
+        self.publish(
+            StepRetried(
+                self.run_id,
+                message=f"attempt {attempt} of {retries + 1} failed ({first}); running it again in {delay:g} s",
+                step=step,
+                attempt=attempt,
+                attempts=retries + 1,
+                error=error,
+                delay=delay,
+            )
+        )
+        return delay
+
     def timeout_for(self, step: str) -> float | None:
         return self.pipeline.steps[step].timeout or self.timeout
 
@@ -215,16 +252,14 @@ class RunContext:
                 raise CacheCorrupt(step, self.key(step), self.cache.entry_dir(step, self.key(step)), "disappeared")
             self.cache.verify(entry)
             for name in self.cache.restore_files(entry, self.pipeline.path.parent):
-                self.warn(f"out:{name} was missing or changed on disk; restored the cached version", step)
+                if name.startswith("-"):
+                    self.warn(f"{name[1:]}: removed, the cached version of the step did not write it", step)
+                else:
+                    self.warn(f"out:{name} was missing or changed on disk; restored the cached version", step)
         except (CacheCorrupt, CacheRefused) as e:
             self.warn(f"{e}; recomputing", step)
             self.actions[step] = "run"
             self.reasons[step] = (Reason("cache entry corrupt"),)
-
-    def missing_out_files(self, step: str) -> list[str]:
-        """The ``out:`` files of ``step`` that do not exist (after it ran)."""
-        folder = self.pipeline.path.parent
-        return [f for f in self.pipeline.steps[step].out_files if not (folder / f).is_file()]
 
     def publish_cached_and_queued(self) -> None:
         """Settle cached and excluded steps (events, ``out:`` files) and queue the rest.

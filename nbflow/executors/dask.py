@@ -37,8 +37,9 @@ worker and staged into the entry by the client (sent back as bytes when the work
 not share the client's disk).
 
 A task whose worker dies (killed, out of memory) fails its step with the reason the
-nanny recorded ("worker died (signal 9; possibly out of memory)"), or is retried
-``retries`` times; cancel cancels the submitted tasks, interrupts the running ones and
+nanny recorded ("worker died (signal 9; possibly out of memory)"); a task that raised,
+timed out or lost its worker runs again as a new task (inputs restored afresh) after its
+backoff, as ``RunContext.retry_delay`` decides; cancel cancels the submitted tasks, interrupts the running ones and
 restarts a worker whose step does not stop within the grace period.
 
 Beside this module: ``dask_tasks`` (a step's task, its inputs, the output notebook),
@@ -72,6 +73,7 @@ from .dask_tasks import Attempt, CannotStart, FanOut, TaskInputs, resource_amoun
 from .dask_watch import Watchdog
 from .outcome import (
     OutputNotWritten,
+    clear_old_out_files,
     commit_entry,
     stage_out_files,
 )
@@ -87,7 +89,7 @@ class DaskExecutor:
     ``scheduler_address`` (``LocalCluster``, ``SLURMCluster``, ``KubeCluster``...);
     ``scheduler``: the address of a running scheduler; neither: a ``LocalCluster`` of
     ``workers`` processes (default: one per core). ``retries``: times a step is run
-    again when its worker dies. ``shared_cache``: whether the workers see the cache
+    again when it raises or its worker dies (as ``start_run(retries=...)``, the larger wins). ``shared_cache``: whether the workers see the cache
     folder (``None``: find out). ``worker_timeout``: seconds a run waits with no worker
     in the cluster before its remaining steps fail. ``start_method``: how nbflow's own
     workers start (``forkserver``, the default where there is one, or ``spawn``).
@@ -171,6 +173,9 @@ class DaskSession(TaskInputs, FanOutSteps, Watchdog):
         self.restarting: set[str] = set()  # workers nbflow restarted to stop a step
         self.last_worker_check = 0.0
         self.setup_failed = False
+        #: Retries waiting for their backoff: (when, step, attempt number, element).
+        self.later: list[tuple[float, str, int, int | None]] = []
+        ctx.retries = max(ctx.retries, executor.retries)
 
     # --------------------------------------------------------------- main
     def run(self) -> None:
@@ -261,14 +266,20 @@ class DaskSession(TaskInputs, FanOutSteps, Watchdog):
     # --------------------------------------------------------------- loop
     def loop(self) -> None:
         ctx = self.ctx
-        while self.pending or self.running or self.unsettled():
+        while self.pending or self.running or self.unsettled() or self.later:
             if ctx.cancel.is_set():
+                self.drop_retries("cancelled")
                 self.stop_all("cancelled")
                 return
             if ctx.failure:
+                self.drop_retries("skipped")
                 self.stop_all("failed")
                 return
             self.submit_ready()
+            self.submit_retries()
+            if self.later and not self.running:
+                time.sleep(min(0.2, max(0.0, min(t for t, *_ in self.later) - time.monotonic())))
+                continue
             if not self.running:
                 if self.pending:  # nothing can start: every remaining step waits on one that will not finish
                     for step in list(self.pending):
@@ -375,6 +386,8 @@ class DaskSession(TaskInputs, FanOutSteps, Watchdog):
             return
         if self.shared and not attempt.expand:
             attempt.staging = ctx.cache.staging_path(step)
+        if item is None and not attempt.expand:
+            attempt.before = clear_old_out_files(ctx, step)
         spec = self.spec(step, attempt, restores)
         future = self.client.submit(
             run_task,
@@ -445,11 +458,7 @@ class DaskSession(TaskInputs, FanOutSteps, Watchdog):
                 else "worker died (killed, or out of memory)"
             )
             where = f" (on {attempt.worker}, pid {attempt.pid})" if attempt.pid else ""
-            if attempt.number < self.executor.retries:
-                ctx.warn(
-                    f"{death}{where}; running the step again ({attempt.number + 1} of {self.executor.retries})", step
-                )
-                self.submit(step, attempt.number + 1, attempt.item)
+            if self.retry(attempt, f"{death}{where}"):
                 return
             tried = f" after {attempt.number + 1} attempts" if attempt.number else ""
             self.fail(attempt, f"{death}{where}{tried}")
@@ -510,11 +519,35 @@ class DaskSession(TaskInputs, FanOutSteps, Watchdog):
         elif status == "interrupted" and result.get("reason") == "timeout":
             timeout = ctx.timeout_for(step) or 0
             error = f"timed out after {timeout:g} s (interrupted)"
-            self.fail(attempt, error, duration, result.get("traceback", ""), outputs)
+            if not self.retry(attempt, error):
+                self.fail(attempt, error, duration, result.get("traceback", ""), outputs)
         elif status == "interrupted":
             self.finish_once(step, "cancelled", duration=duration, error="cancelled")
-        else:
+        elif not (status == "failed" and self.retry(attempt, result["error"])):
             self.fail(attempt, result["error"], duration, result.get("traceback", ""), outputs)
+
+    def retry(self, attempt: Attempt, error: str) -> bool:
+        """Run ``attempt``'s step (or element) again after its backoff, if it has attempts
+        left (``RunContext.retry_delay``): a new task, whose inputs are restored afresh."""
+        label = f"element {attempt.item}: {error}" if attempt.item is not None else error
+        delay = self.ctx.retry_delay(attempt.step, attempt.number + 1, label)
+        if delay is None:
+            return False
+        self.later.append((time.monotonic() + delay, attempt.step, attempt.number + 1, attempt.item))
+        return True
+
+    def submit_retries(self) -> None:
+        now = time.monotonic()
+        due = [r for r in self.later if r[0] <= now]
+        self.later = [r for r in self.later if r[0] > now]
+        for _, step, number, item in due:
+            self.submit(step, number, item)
+
+    def drop_retries(self, status: StepStatus) -> None:
+        for _, step, _, item in self.later:
+            if item is None:
+                self.finish_once(step, status, error="" if status == "skipped" else "cancelled")
+        self.later.clear()
 
     def retry_after_provider(self, attempt: Attempt, result: Mapping[str, Any]) -> bool:
         """A ``NameError`` for a name a step above provides, which had not finished when
@@ -558,15 +591,25 @@ class DaskSession(TaskInputs, FanOutSteps, Watchdog):
             self.ctx.finish_step(step, status, **details)
 
     def place_out_files(self, attempt: Attempt, result: Mapping[str, Any]) -> bool:
-        """Put the ``out:`` files a worker without the notebook's folder sent back in place."""
+        """Put the ``out:`` files a worker without the notebook's folder sent back in place
+        (never over the notebook itself nor into nbflow's home)."""
         folder = self.pipeline.path.resolve().parent
+        home = self.ctx.config.home.resolve()
+        sent = result.get("out_file_bytes")
+        if sent is None:
+            return True
+        patterns = result.get("out_file_patterns") or {}
+        attempt.found = {}
         try:
-            for name, data in (result.get("out_file_bytes") or {}).items():
+            for name, data in sent.items():
                 target = (folder / name).resolve()
                 if not target.is_relative_to(folder):
                     raise OSError(f"out:{name} is outside the notebook's folder")
+                if target == self.pipeline.path.resolve() or target.is_relative_to(home):
+                    continue
                 target.parent.mkdir(parents=True, exist_ok=True)
                 atomic_write_bytes(target, data, perms=0o644)
+                attempt.found[name] = patterns.get(name, name)
         except OSError as e:
             self.discard(attempt)
             self.fail(attempt, f"could not write its out: files here: {e}")
@@ -577,7 +620,7 @@ class DaskSession(TaskInputs, FanOutSteps, Watchdog):
         """Write the step's outputs (and ``out:`` files) and make its entry visible (or warn why not)."""
         ctx, step = self.ctx, attempt.step
         staging = attempt.staging or ctx.cache.staging_path(step)
-        out_files = stage_out_files(ctx, step, staging) if attempt.item is None else {}
+        out_files = stage_out_files(ctx, step, staging, attempt.found, attempt.before) if attempt.item is None else {}
         if out_files is None:
             return
         commit_entry(

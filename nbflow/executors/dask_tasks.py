@@ -82,6 +82,10 @@ class Attempt:
         self.worker: str | None = None
         self.pid: int | None = None
         self.stopping: float | None = None  # monotonic, when nbflow asked it to stop
+        #: ``out:`` files a worker without this disk sent back: ``{file: pattern}`` (``None``: look on disk).
+        self.found: dict[str, str] | None = None
+        #: The user's files under its ``out:`` folders and globs before it ran (``clear_old_out_files``).
+        self.before: dict[str, tuple[int, int]] = {}
 
 
 class FanOut:
@@ -148,6 +152,8 @@ class TaskInputs:
             "output_limit": ctx.config.output_limit,
             "timeout": ctx.timeout_for(step),
             "out_files": [] if fan else list(info.out_files),
+            "optional_outs": list(info.optional_outs),
+            "out_before": {n: list(v) for n, v in attempt.before.items()},
             "map": fan,
             "watched": self.watched,
             "reads": sorted(set(info.reads) | set(ctx.keys.inputs(step))),

@@ -19,7 +19,9 @@ than running a small step.
    name the kernel holds); run its cells, the last one carrying a ``user_expression``
    that dumps the step's values into a staging folder (a kernel without user
    expressions, IRkernel, dumps them in a silent execution after the cells); write its
-   outputs there and commit the cache entry;
+   outputs there and commit the cache entry. A step that raised or timed out runs again
+   while ``RunContext.retry_delay`` allows (``retry:`` tags, ``--retries``), after its
+   inputs are restored from the cache (``prepare_retry``);
 4. wait for values still being written in the background and commit them.
 
 Cached steps are not run: their cells get their cached outputs (a cached plot shows
@@ -68,6 +70,8 @@ from .kernel_state import Committer, Failure, Interrupted, Ledger, Stop, verify_
 from .outcome import (
     NotRestorable,
     OutputNotWritten,
+    clear_old_out_files,
+    out_files_problem,
     restore_specs,
     stage_out_files,
 )
@@ -354,6 +358,7 @@ class Session:
             ctx.finish_step(name, "failed", error=f"could not restore its inputs: {e}", traceback=e.traceback)
             self.ledger.ran(name)
             return
+        before = clear_old_out_files(ctx, name)
         ctx.start_step(name)
         started = time.monotonic()
         timeout = ctx.timeout_for(name)
@@ -371,18 +376,23 @@ class Session:
         expressions = {"nbflow": expression} if expression is not None else {}
         found: dict[str, str] = {}
         try:
-            reads = sorted(set(step.reads) | set(ctx.keys.inputs(name)))
-            watch = self.language.watch_code(self.watched, reads)
-            try:
-                if watch is not None:
-                    await self.silent(watch)
-            except SilentError as e:
-                ctx.warn(f"values changed at run time will not be seen: {e}", name)
+            await self.watch_reads(name)
             result = await self.run_cells(cells, deadline, expressions)
             while isinstance(result, Failure) and (provider := await self.restore_found_read(name, result, found)):
                 ctx.warn(
                     f"{result.missing} is read at run time (eval/exec); restored it from {provider} and ran again", name
                 )
+                result = await self.run_cells(cells, deadline, expressions)
+            attempt = 1
+            while isinstance(result, Failure) and (delay := ctx.retry_delay(name, attempt, result.error)) is not None:
+                ctx.cache.discard(staging)
+                try:
+                    await self.prepare_retry(name, delay)
+                except SilentError as e:
+                    result = Failure(f"attempt {attempt + 1}: could not restore its inputs: {e}", e.traceback)
+                    break
+                attempt += 1
+                deadline = time.monotonic() + timeout if timeout else None
                 result = await self.run_cells(cells, deadline, expressions)
             if expression is None and not isinstance(result, Failure):
                 result = await self.dump_after(staging, stored, required)
@@ -396,17 +406,12 @@ class Session:
             ctx.cache.discard(staging)
             ctx.finish_step(name, "failed", duration=duration, error=result.error, traceback=result.traceback)
             return
-        missing = ctx.missing_out_files(name)
+        missing = out_files_problem(ctx, name)
         if missing:
             ctx.cache.discard(staging)
-            ctx.finish_step(
-                name,
-                "failed",
-                duration=duration,
-                error=f"out:{missing[0]} was not produced (no file {self.pipeline.path.parent / missing[0]})",
-            )
+            ctx.finish_step(name, "failed", duration=duration, error=missing)
             return
-        out_files = stage_out_files(ctx, name, staging)
+        out_files = stage_out_files(ctx, name, staging, before=before)
         outputs = [list(self.nb.cells[i].get("outputs", [])) for i, _ in cells]
         await asyncio.to_thread(ctx.keys.learn, name, result.get("learnt"), found)
         self.ledger.ran(name, ctx.keys.run_writes(name))
@@ -415,6 +420,33 @@ class Session:
         elif out_files is not None:  # None: not cached (warned); a full disk stops the run at the next step
             self.committer.submit(name, staging, outputs, result, duration, out_files)
         ctx.finish_step(name, "done", duration=duration)
+
+    async def prepare_retry(self, name: str, delay: float) -> None:
+        """Before attempt 2, 3...: wait ``delay`` (cancel-aware), drop what the failed
+        attempt wrote, and restore every value ``name`` reads from the cache, so an
+        in-place change the failed attempt made does not reach the next one."""
+        if await asyncio.to_thread(self.ctx.cancel.wait, delay):
+            raise Stop("cancelled", "run cancelled", step_error="cancelled")
+        inputs = self.ctx.keys.inputs(name)
+        dropped = sorted(set(self.pipeline.steps[name].writes) - set(inputs) - set(self.pipeline.setup.writes))
+        forget = self.language.forget_code(dropped) if dropped else None
+        if forget is not None:
+            await self.silent(forget)
+        for value in inputs:  # the failed attempt may have changed them in place
+            self.ledger.forget(value)
+        await self.restore_inputs(name)
+        self.ledger.ran(name)
+        await self.watch_reads(name)
+
+    async def watch_reads(self, name: str) -> None:
+        """Let the kernel note the values ``name`` reads before it runs (changed at run time?)."""
+        reads = sorted(set(self.pipeline.steps[name].reads) | set(self.ctx.keys.inputs(name)))
+        watch = self.language.watch_code(self.watched, reads)
+        try:
+            if watch is not None:
+                await self.silent(watch)
+        except SilentError as e:
+            self.ctx.warn(f"values changed at run time will not be seen: {e}", name)
 
     async def run_cells(
         self, cells: list[tuple[int, Any]], deadline: float | None, expressions: dict[str, str]

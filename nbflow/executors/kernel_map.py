@@ -66,6 +66,19 @@ async def run_items(
         }
         try:
             result = await session.run_cells(cells, deadline, expressions)
+            attempt = 1
+            while (
+                isinstance(result, Failure)
+                and (delay := ctx.retry_delay(name, attempt, f"element {i} ({label}): {result.error}")) is not None
+            ):
+                try:
+                    await session.prepare_retry(name, delay)
+                    await session.silent(f"__nbflow__.map_item({i})")
+                except SilentError as e:
+                    result = Failure(f"attempt {attempt + 1}: could not restore its inputs: {e}", e.traceback)
+                    break
+                attempt += 1
+                result = await session.run_cells(cells, deadline, expressions)
         except Stop as stop:
             ctx.cache.discard(staging)
             status = "cancelled" if stop.status == "cancelled" else "failed"

@@ -453,18 +453,25 @@ class _WorkerStep:
         return True
 
     def collect_out_files(self) -> None:
-        """Fail the step if an ``out:`` file is missing; carry the files back when the
-        client does not share this worker's disk."""
-        names = self.spec.get("out_files") or []
-        missing = [n for n in names if not os.path.isfile(n)]
-        if missing:
-            self.result.update(
-                status="failed",
-                error=f"out:{missing[0]} was not produced (no file {os.path.join(os.getcwd(), missing[0])})",
-            )
+        """Fail the step if an ``out:`` output is missing (``outfiles.problem``); carry the
+        files back when the client does not share this worker's disk."""
+        from ..outfiles import expand, problem
+
+        patterns = self.spec.get("out_files") or []
+        why = problem(os.getcwd(), patterns, self.spec.get("optional_outs") or ())
+        if why:
+            self.result.update(status="failed", error=why)
             return
-        if names and not self.spec["shared"]:
-            self.result["out_file_bytes"] = {n: Path(n).read_bytes() for n in names}
+        if patterns and not self.spec["shared"]:
+            found: dict[str, str] = {}
+            before = {n: tuple(v) for n, v in (self.spec.get("out_before") or {}).items()}
+            for pattern in patterns:
+                for name in expand(os.getcwd(), pattern):
+                    st = os.stat(name)
+                    if before.get(name) != (st.st_size, st.st_mtime_ns):  # not the user's untouched file
+                        found.setdefault(name, pattern)
+            self.result["out_file_bytes"] = {n: Path(n).read_bytes() for n in found}
+            self.result["out_file_patterns"] = found
 
     # ---------------------------------------------------------------- values
     def replay(self) -> bool:

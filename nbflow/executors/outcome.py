@@ -9,6 +9,8 @@ result becomes must not depend on which one ran it. This module is that part:
   rule: a value that cannot be cached is a warning, but a disk that cannot be written
   (``DISK_ERRNOS``: full, over quota, read-only, I/O error) stops the run naming the
   path, with either executor.
+* ``stage_out_files`` / ``out_files_problem``: a step's ``out:`` files, folders and
+  globs (``outfiles.py``) checked and copied into its entry.
 * ``restore_specs``: before a step runs, the values it needs from cached steps must
   be in entries; when one is not, ``NotRestorable`` says "value X of step P is needed
   by step Y but ...", each executor adding its own advice.
@@ -115,7 +117,7 @@ def commit_entry(
             step=step,
             key=key or ctx.key(step),
             parts=ctx.parts(step),
-            dumped={**dumped, "out_files": dict(out_files or {})},
+            dumped={**dumped, "out_files": dict(out_files or {}), "out_patterns": _patterns(ctx, step, key)},
             meta={
                 **entry_meta(ctx, duration, executor),
                 **(ctx.keys.manifest(step) if key in (None, ctx.key(step)) else {}),
@@ -127,15 +129,87 @@ def commit_entry(
     return True
 
 
-def stage_out_files(ctx: RunContext, step: str, staging: Path) -> dict[str, Any] | None:
+def out_files_found(ctx: RunContext, step: str, folder: Path | None = None) -> dict[str, str]:
+    """``{file: pattern}``: the files ``step``'s ``out:`` patterns stand for now (``outfiles.expand``),
+    never the notebook itself nor anything in nbflow's home."""
+    from ..outfiles import expand
+
+    folder = folder or ctx.pipeline.path.parent
+    own = {ctx.pipeline.path.name}
+    found: dict[str, str] = {}
+    for pattern in ctx.pipeline.steps[step].out_files:
+        for name in expand(folder, pattern):
+            if name not in own and not _under(folder / name, ctx.config.home):
+                found.setdefault(name, pattern)
+    return found
+
+
+def _under(path: Path, folder: Path) -> bool:
+    try:
+        return path.resolve().is_relative_to(folder.resolve())
+    except OSError:
+        return False
+
+
+def out_files_problem(ctx: RunContext, step: str) -> str:
+    """Why ``step``'s declared outputs are not there after it ran (``""``: they are)."""
+    from ..outfiles import problem
+
+    info = ctx.pipeline.steps[step]
+    return problem(ctx.pipeline.path.parent, info.out_files, info.optional_outs)
+
+
+def clear_old_out_files(ctx: RunContext, step: str) -> dict[str, tuple[int, int]]:
+    """Before ``step`` runs: remove the files under its ``out:`` folders and globs that an
+    earlier run of it wrote and nothing changed since (``Cache.remove_recorded``), so
+    its entry lists what this run writes, not what an older one left behind.
+
+    Returns what is left there (the user's own files): ``{file: (size, mtime_ns)}``;
+    ``stage_out_files`` leaves out those the step did not touch."""
+    from ..outfiles import kind
+
+    patterns = ctx.pipeline.steps[step].out_files
+    if not any(kind(p) != "file" for p in patterns):
+        return {}
+    folder = ctx.pipeline.path.parent
+    try:
+        ctx.cache.remove_recorded(step, folder, patterns)
+    except OSError as e:
+        ctx.warn(f"could not remove the out: files an earlier run wrote: {e}", step)
+    return {
+        name: _stamp(folder / name) for name, pattern in out_files_found(ctx, step).items() if kind(pattern) != "file"
+    }
+
+
+def _stamp(path: Path) -> tuple[int, int]:
+    try:
+        st = path.stat()
+        return st.st_size, st.st_mtime_ns
+    except OSError:
+        return -1, -1
+
+
+def stage_out_files(
+    ctx: RunContext,
+    step: str,
+    staging: Path,
+    found: Mapping[str, str] | None = None,
+    before: Mapping[str, tuple[int, int]] | None = None,
+) -> dict[str, Any] | None:
     """Copy ``step``'s ``out:`` files into its staging folder right after it ran (before
     a later step can change them); ``None`` if they could not be (warned as
-    ``commit_entry`` would; the entry is then not committed)."""
-    names = ctx.pipeline.steps[step].out_files
-    if not names:
+    ``commit_entry`` would; the entry is then not committed). ``found``: ``{file: pattern}``
+    when the files came from elsewhere (a Dask worker without this disk), else those on
+    disk, less the files ``before`` (``clear_old_out_files``) shows the step did not touch."""
+    if not ctx.pipeline.steps[step].out_files:
         return {}
+    folder = ctx.pipeline.path.parent
     try:
-        return ctx.cache.stage_files(staging, ctx.pipeline.path.parent, names)
+        if found is not None:
+            files = dict(found)
+        else:
+            files = {n: p for n, p in out_files_found(ctx, step).items() if (before or {}).get(n) != _stamp(folder / n)}
+        return ctx.cache.stage_files(staging, folder, list(files), files)
     except OSError as e:
         _not_written(ctx, step, staging, e)
         return None
@@ -147,6 +221,15 @@ def _not_written(ctx: RunContext, step: str, staging: Path, e: OSError) -> None:
     ctx.warn(message, step)
     if disk_error(e.errno):
         ctx.failure = f'step "{step}": {message}'  # the disk is full or read-only: stop saying "done"
+
+
+def _patterns(ctx: RunContext, step: str, key: str | None) -> list[str]:
+    """The step's ``out:`` folders and globs, kept in its manifest (a restore cleans under them)."""
+    from ..outfiles import kind
+
+    if key not in (None, ctx.key(step)):
+        return []  # a map: element
+    return [p for p in ctx.pipeline.steps[step].out_files if kind(p) != "file"]
 
 
 def dump_error(e: BaseException) -> dict[str, Any]:
@@ -334,6 +417,9 @@ __all__ = [
     "process_death",
     "restore_specs",
     "save_output_notebook",
+    "clear_old_out_files",
+    "out_files_found",
+    "out_files_problem",
     "stage_out_files",
     "strip_ansi",
 ]

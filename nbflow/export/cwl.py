@@ -34,6 +34,8 @@ from pathlib import Path
 from typing import Any
 
 from ..graph import Pipeline
+from ..outfiles import kind as out_kind
+from ..outfiles import same_path
 from ..parameters import Parameter
 from .script import export_script, step_functions
 
@@ -137,8 +139,16 @@ def workflow(pipeline: Pipeline, script_name: str, folder: Path) -> tuple[dict[s
             outputs[f"{_ident(name)}_{value}"] = {"type": "File", "outputSource": f"{name}/{value}"}
         for f in step.out_files:
             ident = "out_" + _ident(f)
-            tool_outputs[ident] = {"type": "File", "outputBinding": {"glob": f"work/{f}"}}
-            outputs[f"{_ident(name)}_{ident}"] = {"type": "File", "outputSource": f"{name}/{ident}", "doc": f"out: {f}"}
+            kind_of = out_kind(f)
+            cwl_type: Any = {"file": "File", "folder": "Directory"}.get(kind_of, {"type": "array", "items": "File"})
+            if f in step.optional_outs and kind_of != "glob":
+                cwl_type += "?"  # a glob's array may be empty already
+            tool_outputs[ident] = {"type": cwl_type, "outputBinding": {"glob": f"work/{same_path(f)}"}}
+            outputs[f"{_ident(name)}_{ident}"] = {
+                "type": cwl_type,
+                "outputSource": f"{name}/{ident}",
+                "doc": f"out: {f}",
+            }
         arguments: list[Any] = [
             {"position": 2, "valueFrom": fn.function},
             {"position": 2, "valueFrom": f"--returns={','.join(fn.returns)}"},

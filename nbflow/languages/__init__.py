@@ -101,6 +101,11 @@ class Language:
         """Code run before a step to notice values it changes at run time, if any."""
         return None
 
+    def forget_code(self, names: list[str]) -> str | None:
+        """Code removing ``names`` from the kernel (before a retry: what the failed attempt
+        assigned), if the language has it."""
+        return None
+
     def dump_expression(self, staging: str, names: list[str], required: list[str]) -> str | None:
         """A ``user_expression`` writing the step's values into ``staging`` and returning
         ``Cache.dump_values``' answer as JSON text; ``None`` when the kernel has none

@@ -70,6 +70,9 @@ class Python(Language):
     def watch_code(self, names: list[str], reads: list[str]) -> str | None:
         return f"__nbflow__.watch({names!r}, {reads!r})"
 
+    def forget_code(self, names: list[str]) -> str | None:
+        return f"for __nbflow_n in {names!r}:\n    globals().pop(__nbflow_n, None)\ndel __nbflow_n\n"
+
     def dump_expression(self, staging: str, names: list[str], required: list[str]) -> str | None:
         return f"__nbflow__.dump({staging!r}, {names!r}, {required!r})"
 

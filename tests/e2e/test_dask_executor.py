@@ -356,7 +356,7 @@ def test_killed_worker_is_retried(make_notebook, tmp_path, dask):
     )
     assert r.status == "done", r.error
     assert nbflow.result(path, "flaky", "v") == 7
-    assert any("worker died (signal 9" in w and "running the step again (1 of 1)" in w for w in warnings)
+    assert any("attempt 1 of 2 failed (worker died (signal 9" in w and "running it again" in w for w in warnings)
 
 
 def test_cancel_stops_the_submitted_tasks(make_notebook, dask, client):

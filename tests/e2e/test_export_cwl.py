@@ -18,6 +18,7 @@ import yaml
 from nbflow import load_pipeline
 from nbflow.cli import main as cli
 from nbflow.export import step_functions
+from nbflow.outfiles import expand
 
 from ..conftest import NOTEBOOKS, code, step, write_notebook
 from .test_against_papermill import same
@@ -68,7 +69,20 @@ def assert_cwl_matches(path: Path, job_changes: dict | None = None) -> dict:
     for name in pipeline.order:
         for out_file in pipeline.steps[name].out_files:
             key = f"{name}_out_{''.join(c if c.isalnum() else '_' for c in out_file)}"
-            assert Path(outputs[key]["path"]).read_bytes() == (path.parent / out_file).read_bytes()
+            got, files = outputs[key], expand(path.parent, out_file)
+            if got is None:  # an optional output nbflow did not see either
+                assert files == []
+            elif isinstance(got, list):  # a glob
+                assert {Path(o["path"]).name: Path(o["path"]).read_bytes() for o in got} == {
+                    Path(f).name: (path.parent / f).read_bytes() for f in files
+                }
+            elif got["class"] == "Directory":
+                folder = Path(got["path"])
+                assert {p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*") if p.is_file()} == {
+                    f[len(out_file) :]: (path.parent / f).read_bytes() for f in files
+                }
+            else:
+                assert Path(got["path"]).read_bytes() == (path.parent / out_file).read_bytes()
     return compared
 
 
@@ -121,3 +135,28 @@ def test_cwl_inputs_files_and_parameter_kinds(tmp_path):
     assert got["total"] == (3 + 4 + 5) * 2 * 3 * 0.5
     assert got["report"] == {"name": "x y", "total": 36.0, "loud": True}
     assert got["shape"] == ((1, 2), True)
+
+
+def test_cwl_types_of_folder_glob_and_optional_outputs(tmp_path):
+    path = write_notebook(
+        tmp_path / "outs.ipynb",
+        [
+            step(
+                "make",
+                "import pathlib\npathlib.Path('parts').mkdir(exist_ok=True)\npathlib.Path('parts/a.txt').write_text('a')\n"
+                "pathlib.Path('p1.png').write_text('1')\nn = 1",
+                "out:parts/",
+                "out:p*.png",
+                "out?:maybe.txt",
+            ),
+        ],
+    )
+    assert cli(["export", str(path), "--to", "cwl"]) == 0
+    workflow = yaml.safe_load((tmp_path / "outs-cwl" / "outs.cwl").read_text())
+    types = {k: v["type"] for k, v in workflow["outputs"].items() if k.startswith("make_out_")}
+    assert types == {
+        "make_out_parts_": "Directory",
+        "make_out_p__png": {"type": "array", "items": "File"},
+        "make_out_maybe_txt": "File?",
+    }
+    assert_cwl_matches(path)  # valid CWL; cwltool collects the folder, the glob and no optional file

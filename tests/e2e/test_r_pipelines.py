@@ -265,3 +265,26 @@ def test_r_example_matches_papermill(tmp_path, r_kernel):
         for value, name in written.items():
             entry = cache.lookup(name, r.steps[name]["key"])
             assert r_identical(entry.path / entry.names[value]["file"], plain, value), (params, value)
+
+
+def test_an_r_step_is_retried_with_its_input_restored(r_notebook, tmp_path):
+    """Retries go through the language interface: the R list the failed attempt changed
+    in place is read back from the cache before the second attempt."""
+    marker = r_string(str(tmp_path / "failed-once"))
+    path = r_notebook(
+        [
+            step("load", "data <- c(1, 2, 3)"),
+            step(
+                "flaky",
+                f"data <- c(data, 99)\nif (!file.exists({marker})) {{ file.create({marker}); stop('network blip') }}\n"
+                "total <- sum(data)",
+                "retry:1:0",
+            ),
+            step("check", "stopifnot(total == 105)  # 1 + 2 + 3 + 99: the first attempt's 99 did not leak"),
+        ]
+    )
+    r = run(path)
+    assert r.status == "done", r.error
+    messages = [m["text"] for m in RunStore(load_pipeline(path).config.store_path).messages(r.id)]
+    assert any("attempt 1 of 2 failed" in m and "network blip" in m for m in messages)
+    assert statuses(r) == {"load": "done", "flaky": "done", "check": "done"}

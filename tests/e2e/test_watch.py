@@ -131,3 +131,14 @@ def test_watch_reruns_what_became_stale_and_stops_on_ctrl_c(tmp_path):
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+
+
+def test_an_in_glob_is_watched_through_its_folder(tmp_path):
+    from nbflow.watch import watched_files
+
+    (tmp_path / "raw").mkdir()
+    path = write_notebook(
+        tmp_path / "globbed.ipynb",
+        [step("read", "import glob\nk = len(glob.glob('raw/*.csv'))", "in:raw/*.csv", "in:notes.txt")],
+    )
+    assert watched_files(path) == {path, (tmp_path / "raw").resolve(), (tmp_path / "notes.txt").resolve()}

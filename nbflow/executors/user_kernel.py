@@ -50,7 +50,15 @@ from ..parameters import canonical
 from .base import RunContext
 from .cell_outputs import CellOutputs
 from .kernel_state import Committer, Ledger
-from .outcome import NotRestorable, error_text, restore_specs, stage_out_files, strip_ansi
+from .outcome import (
+    NotRestorable,
+    clear_old_out_files,
+    error_text,
+    out_files_problem,
+    restore_specs,
+    stage_out_files,
+    strip_ansi,
+)
 
 if TYPE_CHECKING:
     from ..graph import Pipeline
@@ -201,6 +209,8 @@ class LiveRun:
         self.committer = Committer(ctx, "live") if run is not None else None
         self.pending: dict[str, tuple[str, list, float, dict | None]] = {}
         self.started: dict[str, float] = {}
+        #: files already under a step's out: folders and globs before it ran (``clear_old_out_files``)
+        self.before: dict[str, dict[str, tuple[int, int]]] = {}
         #: what the driver decided (``begin``): mode, target step, action per step
         self.mode = "stale"
         self.target: str | None = None
@@ -332,6 +342,7 @@ class LiveRun:
             )
         self.restore_inputs(step)
         self.ctx.start_step(step)
+        self.before[step] = clear_old_out_files(self.ctx, step)
         self.started[step] = time.monotonic()
         reads = sorted(set(self.pipeline.steps[step].reads) | set(self.ctx.keys.inputs(step)))
         try:
@@ -352,14 +363,10 @@ class LiveRun:
         if error:
             ctx.finish_step(step, "failed", duration=duration, error=error, traceback=_traceback_of(outputs))
             return "failed"
-        missing = ctx.missing_out_files(step)
+        before = self.before.pop(step, None)
+        missing = out_files_problem(ctx, step)
         if missing:
-            ctx.finish_step(
-                step,
-                "failed",
-                duration=duration,
-                error=f"out:{missing[0]} was not produced (no file {self.pipeline.path.parent / missing[0]})",
-            )
+            ctx.finish_step(step, "failed", duration=duration, error=missing)
             return "failed"
         if cache is not None:
             ctx.warn(f"not cached: {cache}", step)
@@ -368,7 +375,7 @@ class LiveRun:
         staging = ctx.cache.staging_path(step)
         with self.state.running():
             answer = json.loads(self.side.dump(str(staging), ctx.stored_names(step), ctx.required_names(step)))
-        out_files = stage_out_files(ctx, step, staging)
+        out_files = stage_out_files(ctx, step, staging, before=before)
         ctx.keys.learn(step, answer.get("learnt"), {})
         self.ledger.ran(step, ctx.keys.run_writes(step))
         for name in self.pipeline.steps[step].writes:
@@ -396,8 +403,18 @@ class LiveRun:
         except NbflowError as e:
             ctx.finish_step(step, "failed", error=str(e))
             return "failed"
+        attempt = 1
+        while True:
+            outputs, error = self.run_cells(step)
+            delay = ctx.retry_delay(step, attempt, error) if error else None
+            if delay is None:
+                return self.finish_step(step, outputs, error)
+            self.prepare_retry(step, delay)
+            attempt += 1
+
+    def run_cells(self, step: str) -> tuple[list[list[dict[str, Any]]], str | None]:
+        """Run ``step``'s cells in order: their outputs, and the error that stopped them."""
         outputs: list[list[dict[str, Any]]] = []
-        error = None
         for cell in self.pipeline.steps[step].cells:
             recorded, exc = self.execute(cell.source, cell.id)
             outputs.append(recorded)
@@ -405,9 +422,33 @@ class LiveRun:
                 self.cancel_step(step)
                 raise Interrupted(f'interrupted in step "{step}"')
             if exc is not None:
-                error = f"cell {cell.number}: {type(exc).__name__}: {exc}"
-                break
-        return self.finish_step(step, outputs, error)
+                return outputs, f"cell {cell.number}: {type(exc).__name__}: {exc}"
+        return outputs, None
+
+    def prepare_retry(self, step: str, delay: float) -> None:
+        """Before attempt 2, 3... (``retry:``, ``--retries``): wait ``delay`` (the kernel's
+        interrupt cancels), drop what the failed attempt assigned and restore what the step
+        reads from the cache, as the kernel executor does: in-place changes do not leak."""
+        try:
+            if self.ctx.cancel.wait(delay):
+                raise Interrupted(f'cancelled before retrying step "{step}"')
+        except KeyboardInterrupt:
+            self.cancel_step(step)
+            raise Interrupted(f'interrupted before retrying step "{step}"') from None
+        inputs = self.ctx.keys.inputs(step)
+        dropped = set(self.pipeline.steps[step].writes) - set(inputs) - set(self.pipeline.setup.writes)
+        for name in sorted(dropped):
+            self.state.namespace.pop(name, None)
+        for name in inputs:  # the failed attempt may have changed them in place
+            self.ledger.forget(name)
+            self.state.forget(name)
+        self.restore_inputs(step)
+        self.ledger.ran(step)
+        reads = sorted(set(self.pipeline.steps[step].reads) | set(inputs))
+        try:
+            self.side.watch(self.watched, reads)
+        except Exception as e:  # noqa: BLE001 - only early cut-off loses
+            self.ctx.warn(f"values changed at run time will not be seen: {type(e).__name__}: {e}", step)
 
     def execute(self, source: str, cell_id: str | None = None) -> tuple[list[dict[str, Any]], BaseException | None]:
         """Run ``source`` in the user's shell, its outputs going where they normally go and

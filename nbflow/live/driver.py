@@ -285,6 +285,8 @@ def step_finished(step: str, outputs: Mapping[str, Any] | None = None, error: st
     seen = getattr(live, "seen", [])
     live.active = None
     why_not = unproven_cells(cells, seen)
+    if error and live.ctx.retry_policy(step)[0] > 0:  # the frontend ran the cells: it cannot run them again here
+        live.ctx.warn("not retried: steps run from JupyterLab's commands run once (%nbflow run retries them)", step)
     result = live.finish_step(step, per_cell, error or None, cache=why_not)
     return {"status": result, "key": live.ctx.key(step)}
 

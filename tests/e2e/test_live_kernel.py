@@ -287,3 +287,42 @@ def test_hand_runs_are_cached_only_when_their_key_is_proven(tmp_path, kernel):
     kernel.text(square_cell.source.replace("** 2", "** 5"), square_cell.id)
     status = kernel.driver("status", path="p.ipynb")
     assert status["steps"]["square"] == "by-hand" and "not the notebook's" in status["why"]["square"]
+
+
+def test_run_in_the_kernel_retries_a_tagged_step_with_its_inputs_restored(tmp_path, kernel):
+    marker = tmp_path / "failed-once"
+    path = write_notebook(
+        tmp_path / "p.ipynb",
+        [
+            step("load", "data = [1, 2, 3]"),
+            step(
+                "flaky",
+                f"import pathlib\nm = pathlib.Path({str(marker)!r})\ndata.append(99)\n"
+                "if not m.exists():\n    m.touch()\n    raise ConnectionError('network blip')\n"
+                "total = sum(data)",
+                "retry:1:0",
+            ),
+        ],
+    )
+    shown = kernel.text("%nbflow run --notebook p.ipynb")
+    run_id = 1
+    assert f"run {run_id}: done" in shown, shown
+    assert kernel.value("total") == 105  # 1+2+3+99: the failed attempt's append did not leak into the retry
+    assert nbflow.result(path, "flaky", "total") == 105
+    assert nbflow.result(path, "load", "data") == [1, 2, 3]
+    record, steps = run_record(path, run_id)
+    assert steps == {"load": "done", "flaky": "done"}
+    assert "attempt 1 of 2 failed" in nbflow_runs_show(path, run_id)
+
+
+def nbflow_runs_show(path: Path, run_id: int) -> str:
+    import subprocess
+    import sys
+
+    return subprocess.run(
+        [sys.executable, "-m", "nbflow", "show", str(run_id), "-C", str(path)],
+        capture_output=True,
+        text=True,
+        cwd=path.parent,
+        check=True,
+    ).stdout

@@ -31,10 +31,8 @@ import hashlib
 import io
 import json
 import os
-import pickle
 import re
 import shutil
-import sys
 import time
 import types
 import uuid
@@ -43,8 +41,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .cache_pickle import _CodePickler, probe  # noqa: F401 - probe is part of this module's API
 from .errors import CacheCorrupt, NbflowError
 from .fsutil import atomic_open, check_private, fsync_dir, private_dir
+from .summaries import describe, output_summary  # noqa: F401 - re-exported: the manifest's summary
 
 #: Bump when the layout or the key recipe changes: every key changes with it.
 CACHE_FORMAT = 2
@@ -639,146 +639,3 @@ def _fsync_file(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-class _Null(io.RawIOBase):
-    def writable(self) -> bool:
-        return True
-
-    def write(self, data: Any) -> int:
-        return len(data)
-
-
-class _Probe(pickle.Pickler):
-    """Pickles into nothing to learn whether a value needs cloudpickle."""
-
-    def __init__(self) -> None:
-        super().__init__(_Null(), protocol=5, buffer_callback=lambda b: False)
-        self.interactive = False
-
-    def reducer_override(self, obj: Any) -> Any:
-        if isinstance(obj, types.FunctionType | type) and getattr(obj, "__module__", None) == "__main__":
-            self.interactive = True
-            # Stop early: we know the answer, and pickling __main__ code by name may fail.
-            raise _Interactive
-        return NotImplemented
-
-
-class _Interactive(Exception):
-    pass
-
-
-def probe(value: Any) -> str:
-    """``"plain"`` (joblib can store it) or ``"interactive"`` (needs cloudpickle).
-
-    Raises when the value cannot be pickled at all. Large arrays cost nothing here:
-    their buffers are passed out of band, not copied.
-    """
-    try:
-        _Probe().dump(value)
-    except _Interactive:
-        import cloudpickle
-
-        cloudpickle.dumps(value, protocol=5, buffer_callback=lambda b: False)
-        return "interactive"
-    return "plain"
-
-
-def _main_attr(name: str) -> Any:
-    """Unpickling helper: the setup's function or class ``name`` in the running kernel."""
-    return getattr(sys.modules["__main__"], name)
-
-
-def _code_pickler_base() -> type:
-    import cloudpickle
-
-    return cloudpickle.Pickler
-
-
-class _CodePickler:
-    """cloudpickle, except that the setup's own functions and classes go by name."""
-
-    def __new__(cls, f: Any, by_reference: set[str]) -> Any:
-        base = _code_pickler_base()
-
-        class Pickler(base):  # type: ignore[misc, valid-type]
-            def reducer_override(self, obj: Any) -> Any:
-                if (
-                    isinstance(obj, types.FunctionType | type)
-                    and getattr(obj, "__module__", None) == "__main__"
-                    and getattr(obj, "__qualname__", None) in by_reference
-                    and getattr(sys.modules.get("__main__"), obj.__qualname__, None) is obj
-                ):
-                    return _main_attr, (obj.__qualname__,)
-                return super().reducer_override(obj)
-
-        return Pickler(f, protocol=5)
-
-
-def describe(value: Any) -> dict[str, Any]:
-    """Type, a short summary and, for small scalars, the value itself (for diffs)."""
-    kind = type(value)
-    info: dict[str, Any] = {"type": f"{kind.__module__}.{kind.__qualname__}".removeprefix("builtins.")}
-    shape = getattr(value, "shape", None)
-    if isinstance(shape, tuple):
-        info["summary"] = f"{getattr(value, 'dtype', '')} {shape}".strip()
-        info["shape"] = [int(n) for n in shape if isinstance(n, int)]
-        info["table"] = hasattr(value, "columns") or hasattr(value, "index")
-        nbytes = getattr(value, "nbytes", None)
-        if isinstance(nbytes, int):
-            info["nbytes"] = nbytes
-        elif callable(getattr(value, "memory_usage", None)):
-            try:
-                info["nbytes"] = int(value.memory_usage(deep=False).sum())
-            except Exception:  # noqa: BLE001 - a size estimate only
-                pass
-    elif isinstance(value, list | tuple | dict | set):
-        info["summary"] = f"{len(value)} items"
-    if isinstance(value, bool | int | float | str | type(None)):
-        text = repr(value)
-        if len(text) <= 200:
-            info["scalar"] = text
-    elif kind.__module__ == "numpy" and shape == ():
-        info["scalar"] = repr(value.item())
-    return info
-
-
-def output_summary(described: Mapping[str, Mapping[str, Any]], files: Mapping[str, Mapping[str, Any]]) -> str:
-    """What a step produced, in a few words (``df: 1,000 rows × 3 columns · 24.0 kB (+1 value)``).
-
-    ``described``: ``describe`` of each value (computed where the values live); ``files``:
-    the entry's payload files (their sizes are the bytes). The main value is the largest
-    table or array, else the first value.
-    """
-    values = {n: d for n, d in described.items() if d.get("type") != "module"}
-    if not values:
-        return ""
-    main = max(values, key=lambda n: (values[n].get("nbytes", -1), "shape" in values[n]))
-    info = values[main]
-    shape = info.get("shape")
-    if shape is not None and info.get("table") and len(shape) == 2:
-        text = f"{shape[0]:,} rows × {shape[1]:,} columns"
-    elif shape is not None and info.get("table") and len(shape) == 1:
-        text = f"{shape[0]:,} rows"
-    elif shape is not None:
-        text = "array " + "×".join(str(n) for n in shape) if shape else "scalar"
-    else:
-        text = info.get("summary") or info.get("scalar") or info.get("type", "")
-    if len(text) > 40:
-        text = text[:37] + "..."
-    text = f"{main}: {text}"
-    nbytes = sum(int(f.get("size", 0)) for f in files.values())
-    if nbytes:
-        text += f" · {_bytes_text(nbytes)}"
-    if len(values) > 1:
-        text += f" (+{len(values) - 1} value{'s' if len(values) > 2 else ''})"
-    return text
-
-
-def _bytes_text(nbytes: int) -> str:
-    size = float(nbytes)
-    for unit in ("B", "kB", "MB", "GB"):
-        if size < 1000 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1000
-    return f"{nbytes} B"

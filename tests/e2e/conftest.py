@@ -143,3 +143,30 @@ def wait_for_http(url: str, process: subprocess.Popen | None = None, timeout: fl
         except OSError:
             time.sleep(0.2)
     raise TimeoutError(f"{url} did not answer within {timeout} s")
+
+
+@pytest.fixture(scope="module")
+def client(request: Any) -> Iterator[Any]:
+    """A real Dask ``LocalCluster`` (nbflow's own settings) and its client, shared by one
+    module's tests; the module's ``DASK_WORKERS`` says how many workers (default 2)."""
+    from distributed import Client
+
+    from nbflow.executors.dask_cluster import start_local_cluster
+
+    cluster = start_local_cluster(getattr(request.module, "DASK_WORKERS", 2), dashboard=False)
+    client = Client(cluster, set_as_default=False)
+    yield client
+    client.close()
+    cluster.close()
+
+
+@pytest.fixture(params=["kernel", "dask"])
+def executor(request: Any) -> Any:
+    """Each test twice: a factory of the executor under test, the kernel's name or a Dask
+    executor on the module's cluster (``client``)."""
+    if request.param == "kernel":
+        return lambda: "kernel"
+    from nbflow.executors.dask import DaskExecutor
+
+    client = request.getfixturevalue("client")
+    return lambda: DaskExecutor(client, announce=False)

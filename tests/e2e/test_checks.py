@@ -10,8 +10,6 @@ import pytest
 
 import nbflow
 from nbflow.events import RunWarning
-from nbflow.executors.dask import DaskExecutor
-from nbflow.executors.dask_cluster import start_local_cluster
 from nbflow.report import build_report
 from nbflow.view import GraphState, graph_model
 
@@ -19,25 +17,6 @@ from ..conftest import code, step
 from .test_fidelity_cases import edit
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def client():
-    from distributed import Client
-
-    cluster = start_local_cluster(2, dashboard=False)
-    client = Client(cluster, set_as_default=False)
-    yield client
-    client.close()
-    cluster.close()
-
-
-@pytest.fixture(params=["kernel", "dask"])
-def executor(request):
-    if request.param == "kernel":
-        return lambda: "kernel"
-    client = request.getfixturevalue("client")
-    return lambda: DaskExecutor(client, announce=False)
 
 
 def check(source: str, target: str, warn: bool = False):

@@ -24,7 +24,6 @@ from nbflow import load_pipeline
 from nbflow.cache import Cache
 from nbflow.events import RunWarning, StepFinished, StepStarted
 from nbflow.executors.dask import DaskExecutor
-from nbflow.executors.dask_cluster import start_local_cluster
 from nbflow.executors.on_worker import sees_cache
 from nbflow.run import Run, start_run
 from nbflow.store import RunStore
@@ -35,18 +34,6 @@ from .test_kernel_executor import CHAIN, run, statuses
 pytestmark = pytest.mark.slow
 
 NBFLOW = str(Path(sys.executable).parent / "nbflow")
-
-
-@pytest.fixture(scope="module")
-def client():
-    """One two-worker LocalCluster (nbflow's own settings) shared by the module's tests."""
-    from distributed import Client
-
-    cluster = start_local_cluster(2, dashboard=False)
-    client = Client(cluster, set_as_default=False)
-    yield client
-    client.close()
-    cluster.close()
 
 
 @pytest.fixture

@@ -29,7 +29,7 @@ from nbflow.executors.outcome import ENTRY_META, cap_marker
 from nbflow.run import start_run
 
 from ..conftest import code, step
-from .test_dask_executor import client, steps_stop_running  # noqa: F401 - the shared cluster fixture
+from .test_dask_executor import steps_stop_running
 from .test_kernel_executor import CHAIN, edit, statuses
 
 pytestmark = pytest.mark.slow

@@ -14,32 +14,11 @@ import pytest
 
 import nbflow
 from nbflow import load_pipeline
-from nbflow.executors.dask import DaskExecutor
-from nbflow.executors.dask_cluster import start_local_cluster
 
 from ..conftest import step
 from .test_against_papermill import papermill_snapshots, same
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def client():
-    from distributed import Client
-
-    cluster = start_local_cluster(2, dashboard=False)
-    client = Client(cluster, set_as_default=False)
-    yield client
-    client.close()
-    cluster.close()
-
-
-@pytest.fixture(params=["kernel", "dask"])
-def executor(request):
-    if request.param == "kernel":
-        return lambda: "kernel"
-    client = request.getfixturevalue("client")
-    return lambda: DaskExecutor(client, announce=False)
 
 
 def edit(path: Path, cell: int, source: str) -> None:

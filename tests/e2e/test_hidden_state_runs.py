@@ -19,7 +19,6 @@ from nbflow.verify import same, text_outputs
 
 from ..conftest import code, step, write_notebook
 from .test_against_papermill import papermill_snapshots
-from .test_dask_executor import client  # noqa: F401 - the module's LocalCluster fixture
 
 pytestmark = pytest.mark.slow
 

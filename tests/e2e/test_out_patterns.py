@@ -16,17 +16,7 @@ from ..conftest import code, step
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def client():
-    from distributed import Client
-
-    from nbflow.executors.dask_cluster import start_local_cluster
-
-    cluster = start_local_cluster(1, dashboard=False)
-    client = Client(cluster, set_as_default=False)
-    yield client
-    client.close()
-    cluster.close()
+DASK_WORKERS = 1
 
 
 @pytest.fixture(params=["kernel", "dask", "dask-bytes"])

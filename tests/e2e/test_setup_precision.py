@@ -7,32 +7,11 @@ from __future__ import annotations
 import pytest
 
 import nbflow
-from nbflow.executors.dask import DaskExecutor
-from nbflow.executors.dask_cluster import start_local_cluster
 
 from ..conftest import code, step
 from .test_fidelity_cases import assert_like_papermill, edit, run, statuses
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def client():
-    from distributed import Client
-
-    cluster = start_local_cluster(2, dashboard=False)
-    client = Client(cluster, set_as_default=False)
-    yield client
-    client.close()
-    cluster.close()
-
-
-@pytest.fixture(params=["kernel", "dask"])
-def executor(request):
-    if request.param == "kernel":
-        return lambda: "kernel"
-    client = request.getfixturevalue("client")
-    return lambda: DaskExecutor(client, announce=False)
 
 
 SETUP = """import random

@@ -349,8 +349,11 @@ def _state_equal(a: Any, b: Any, depth: int) -> bool:
         )
     if isinstance(a, dict):
         return isinstance(b, dict) and a.keys() == b.keys() and all(same(a[k], b[k], depth + 1) for k in a)
-    if isinstance(a, list | tuple):
-        return type(a) is type(b) and len(a) == len(b) and all(same(x, y, depth + 1) for x, y in zip(a, b, strict=True))
+    if isinstance(a, list | tuple):  # a subclass counts as its base (IPython's SList from `x = !ls` is a list)
+        kind = list if isinstance(a, list) else tuple
+        return (
+            isinstance(b, kind) and len(a) == len(b) and all(same(x, y, depth + 1) for x, y in zip(a, b, strict=True))
+        )
     if isinstance(a, float) and isinstance(b, float) and a != a and b != b:
         return True  # both NaN
     if isinstance(a, int | float | complex | str | bytes | bool | type(None)):

@@ -38,7 +38,7 @@ class Lab:
         """Open ``notebook`` and wait until its kernel is idle."""
         page.goto(f"{self.url}lab/tree/{notebook}?token={self.token}")
         page.wait_for_selector(".jp-Notebook", timeout=90_000)
-        page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=90_000)
+        page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", state="attached", timeout=90_000)
         # The indicator says idle before the kernel connects; the status bar knows better.
         page.wait_for_function(
             "() => (document.querySelector('#jp-main-statusbar') || {}).innerText?.includes('| Idle')",

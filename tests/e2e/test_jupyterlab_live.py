@@ -37,7 +37,7 @@ def open_alone(lab, page, notebook: str) -> None:
     workspace = notebook.replace(".", "-")
     page.goto(f"{lab.url}lab/workspaces/{workspace}/tree/{notebook}?token={lab.token}")
     page.wait_for_selector(".jp-Notebook", timeout=90_000)
-    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=90_000)
+    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", state="attached", timeout=90_000)
     page.wait_for_function(
         "() => (document.querySelector('#jp-main-statusbar') || {}).innerText?.includes('| Idle')",
         timeout=90_000,

@@ -359,7 +359,7 @@ def test_the_first_click_on_a_new_run_enables_open_report(page, studio):
         page.locator(".bk-tab", has_text="Pipeline").click()
         page.locator(".bk-tab", has_text="Runs").click()
         # the row a person clicks is one they see: the new run's, once the switch has listed it
-        expect(page.locator(".tabulator-row")).to_have_count(attempt + 1, timeout=20_000)
+        expect(page.locator(".tabulator-row")).to_have_count(attempt + 1, timeout=60_000)
         page.wait_for_timeout(1000)  # a person sees the row, then clicks (a click while Tabulator redraws is lost)
         page.locator(".tabulator-row").first.click()
         expect(button).to_be_enabled(timeout=20_000)

@@ -133,7 +133,7 @@ def test_widget_renders_and_answers_clicks_in_notebook_7(lab_server, page):  # n
         accept.click()
     except PlaywrightTimeout:
         pass
-    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=90_000)
+    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", state="attached", timeout=90_000)
     run_cell(page, 1)
     page.wait_for_selector(".nbflow-widget canvas", timeout=60_000)
     states = wait_until(lambda: (s := node_states(page)) and len(s) == len(STEPS) and s, page=page)

@@ -22,6 +22,7 @@ import pytest
 
 import nbflow
 from nbflow import load_pipeline
+from nbflow.cache import Cache
 from nbflow.store import RunStore
 
 from ..conftest import code, step, write_notebook
@@ -211,6 +212,10 @@ def test_nbflow_killed_mid_run_is_marked_interrupted_and_resumes(folder):
     path = notebook(folder, SLOW)
     proc = subprocess.Popen([sys.executable, "-m", "nbflow", "run", str(path)], stderr=subprocess.DEVNULL)
     _wait_for_running_step(folder, "double")
+    # load's entry is committed on a thread while double runs: kill once it is there
+    deadline = time.monotonic() + 30
+    while not list(Cache(folder / ".nbflow" / "cache").entries("load")) and time.monotonic() < deadline:
+        time.sleep(0.1)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     deadline = time.monotonic() + 20

@@ -357,6 +357,9 @@ def test_the_first_click_on_a_new_run_enables_open_report(page, studio):
         # a run the studio has not listed yet: the tab switch below replaces the table's rows
         subprocess.run([nbflow, "run", str(path), "-q", "-p", "n", str(attempt + 4)], check=True, env=env, timeout=300)
         page.locator(".bk-tab", has_text="Pipeline").click()
+        # the server must see the switch away before the switch back (two quick clicks can
+        # reach it as no change of the active tab at all, and nothing asks for a refresh)
+        page.wait_for_timeout(1000)
         page.locator(".bk-tab", has_text="Runs").click()
         # the row a person clicks is one they see: the new run's, once the switch has listed it
         expect(page.locator(".tabulator-row")).to_have_count(attempt + 1, timeout=60_000)

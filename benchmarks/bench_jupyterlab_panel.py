@@ -18,6 +18,7 @@ setting the same metadata through JupyterLab's API by hand. Medians of ``--repea
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -28,6 +29,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 from common import chain_notebook
@@ -98,19 +100,10 @@ def wait_for(url: str, timeout: float = 120.0) -> None:
     raise SystemExit(f"{url} did not answer")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=200)
-    parser.add_argument("--repeat", type=int, default=5)
-    args = parser.parse_args()
-
-    from playwright.sync_api import TimeoutError as PlaywrightTimeout
-    from playwright.sync_api import sync_playwright
-
-    base = Path(tempfile.mkdtemp(prefix="nbflow-bench-lab-"))
-    root = base / "root"
-    root.mkdir()
-    chain_notebook(root / "big.ipynb", args.steps)
+@contextlib.contextmanager
+def lab_server(base: Path, root: Path) -> Iterator[str]:
+    """A real JupyterLab serving ``root`` on a free loopback port, its settings and runtime
+    files under ``base``; yields its URL once it answers, and removes ``base`` at the end."""
     settings = base / "settings" / "@jupyterlab" / "apputils-extension"
     settings.mkdir(parents=True)
     (settings / "notification.jupyterlab-settings").write_text(json.dumps({"fetchNews": "false"}))
@@ -142,6 +135,30 @@ def main() -> None:
     url = f"http://127.0.0.1:{port}/"
     try:
         wait_for(f"{url}api/status?token={TOKEN}")
+        yield url
+    finally:
+        server.terminate()
+        try:
+            server.wait(30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=200)
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+    from playwright.sync_api import sync_playwright
+
+    base = Path(tempfile.mkdtemp(prefix="nbflow-bench-lab-"))
+    root = base / "root"
+    root.mkdir()
+    chain_notebook(root / "big.ipynb", args.steps)
+    with lab_server(base, root) as url:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
             page = browser.new_page(viewport={"width": 1400, "height": 900})
@@ -181,13 +198,6 @@ def main() -> None:
                 plains.append(page.evaluate(PLAIN))
                 page.wait_for_timeout(500)
             browser.close()
-    finally:
-        server.terminate()
-        try:
-            server.wait(30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-        shutil.rmtree(base, ignore_errors=True)
 
     paint, get = statistics.median(paints), statistics.median(gets)
     drag = statistics.median(drags) if drags else float("nan")

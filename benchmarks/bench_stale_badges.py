@@ -19,9 +19,6 @@ JSON in this process (what any tool pays just to read the notebook). Medians.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -30,7 +27,7 @@ import time
 from pathlib import Path
 
 import nbformat
-from bench_jupyterlab_panel import CHROMIUM, TOKEN, free_port, wait_for
+from bench_jupyterlab_panel import CHROMIUM, TOKEN, lab_server
 from common import chain_notebook
 
 BIN = Path(sys.executable).parent
@@ -77,38 +74,8 @@ def main() -> None:
     ran = subprocess.run([str(BIN / "nbflow"), "run", "-q", "big.ipynb"], cwd=root, capture_output=True, text=True)
     if ran.returncode != 0:
         raise SystemExit(f"nbflow run failed:\n{ran.stdout}\n{ran.stderr}")
-    settings = base / "settings" / "@jupyterlab" / "apputils-extension"
-    settings.mkdir(parents=True)
-    (settings / "notification.jupyterlab-settings").write_text(json.dumps({"fetchNews": "false"}))
-    port = free_port()
-    env = {
-        **os.environ,
-        "JUPYTERLAB_SETTINGS_DIR": str(base / "settings"),
-        "JUPYTERLAB_WORKSPACES_DIR": str(base / "workspaces"),
-        "JUPYTER_RUNTIME_DIR": str(base / "runtime"),
-        "JUPYTER_DATA_DIR": str(base / "data"),
-    }
-    server = subprocess.Popen(
-        [
-            str(BIN / "jupyter"),
-            "lab",
-            "--no-browser",
-            f"--port={port}",
-            "--ServerApp.ip=127.0.0.1",
-            f"--IdentityProvider.token={TOKEN}",
-            f"--ServerApp.root_dir={root}",
-            "--LabApp.news_url=",
-            *(["--allow-root"] if hasattr(os, "geteuid") and os.geteuid() == 0 else []),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=env,
-        cwd=root,
-    )
-    url = f"http://127.0.0.1:{port}/"
     badges, routes, content = [], [], ""
-    try:
-        wait_for(f"{url}api/status?token={TOKEN}")
+    with lab_server(base, root) as url:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
             page = browser.new_page(viewport={"width": 1400, "height": 900})
@@ -124,13 +91,6 @@ def main() -> None:
                 routes.append(result["ms"])
                 content = result["notebook"]
             browser.close()
-    finally:
-        server.terminate()
-        try:
-            server.wait(30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-        shutil.rmtree(base, ignore_errors=True)
 
     plains = []
     for _ in range(args.repeat):

@@ -16,19 +16,9 @@ import pytest
 from nbflow.api import load_pipeline
 
 from .conftest import code, md, step, write_notebook
-from .test_server import API, error_code, fetch_json
+from .test_server import API, error_code, fetch_json, jp_server_config  # noqa: F401 - the server settings fixture
 
 pytest_plugins = ["pytest_jupyter.jupyter_server"]
-
-
-@pytest.fixture
-def jp_server_config():
-    return {
-        "ServerApp": {
-            "jpserver_extensions": {"nbflow.server": True},
-            "allow_unauthenticated_access": False,
-        }
-    }
 
 
 @pytest.fixture

@@ -181,6 +181,18 @@ class RunContext:
             return Reason("fail fast", "an earlier step failed (--fail-fast)")
         return None
 
+    def watched_names(self) -> list[str]:
+        """Every value the pipeline writes (setup and steps), modules aside: where each
+        executor looks for what a step changed at run time."""
+        pipeline = self.pipeline
+        return sorted(set(pipeline.setup.writes).union(*(s.writes for s in pipeline.steps.values())) - pipeline.modules)
+
+    def retry_dropped(self, step: str) -> list[str]:
+        """What a failed attempt of ``step`` assigned that the next attempt must not find:
+        its writes, less the values it reads (restored instead) and the setup's."""
+        info = self.pipeline.steps[step]
+        return sorted(set(info.writes) - set(self.keys.inputs(step)) - set(self.pipeline.setup.writes))
+
     def retry_policy(self, step: str) -> tuple[int, float]:
         """(retries, seconds before the first retry) of ``step``: its ``retry:`` tag, else the run's."""
         tagged = self.pipeline.steps[step].retry

@@ -159,10 +159,7 @@ class DaskSession(TaskInputs, FanOutSteps, Watchdog):
         self.events: queue.Queue[tuple[str, Any]] = queue.Queue()
         self.pending = list(ctx.steps_to_run())
         self.waiting_for: dict[str, str] = {}  # step -> the step above it it waits for (a name found at run time)
-        self.watched = sorted(
-            set(ctx.pipeline.setup.writes).union(*(s.writes for s in ctx.pipeline.steps.values()))
-            - ctx.pipeline.modules
-        )
+        self.watched = ctx.watched_names()
         self.running: dict[str, Attempt] = {}  # by token: a map: step has one per element
         self.fans: dict[str, FanOut] = {}
         self.results: dict[str, dict[str, Any]] = {}

@@ -163,10 +163,7 @@ class Session:
         self.client: Any = None
         self.language = ctx.pipeline.language
         self.ledger = Ledger(ctx.pipeline, ctx.keys.inputs)
-        self.watched = sorted(
-            (set(ctx.pipeline.setup.writes).union(*(s.writes for s in ctx.pipeline.steps.values())))
-            - ctx.pipeline.modules
-        )
+        self.watched = ctx.watched_names()
         self.committer = Committer(ctx)
         # background dumps still running in the kernel: staging -> (step, outputs, duration, out files)
         self.pending: dict[str, tuple[str, list, float, dict]] = {}
@@ -428,7 +425,7 @@ class Session:
         if await asyncio.to_thread(self.ctx.cancel.wait, delay):
             raise Stop("cancelled", "run cancelled", step_error="cancelled")
         inputs = self.ctx.keys.inputs(name)
-        dropped = sorted(set(self.pipeline.steps[name].writes) - set(inputs) - set(self.pipeline.setup.writes))
+        dropped = self.ctx.retry_dropped(name)
         forget = self.language.forget_code(dropped) if dropped else None
         if forget is not None:
             await self.silent(forget)

@@ -219,10 +219,7 @@ class LiveRun:
         self.active: str | None = None
         self.seen: list[tuple[str | None, str]] = []
         self.warnings: list[str] = []
-        self.watched = sorted(
-            (set(ctx.pipeline.setup.writes).union(*(s.writes for s in ctx.pipeline.steps.values())))
-            - ctx.pipeline.modules
-        )
+        self.watched = ctx.watched_names()
         self.state.baseline.cwd = str(ctx.pipeline.path.parent)
         from ..events import RunWarning
 
@@ -436,8 +433,7 @@ class LiveRun:
             self.cancel_step(step)
             raise Interrupted(f'interrupted before retrying step "{step}"') from None
         inputs = self.ctx.keys.inputs(step)
-        dropped = set(self.pipeline.steps[step].writes) - set(inputs) - set(self.pipeline.setup.writes)
-        for name in sorted(dropped):
+        for name in self.ctx.retry_dropped(step):
             self.state.namespace.pop(name, None)
         for name in inputs:  # the failed attempt may have changed them in place
             self.ledger.forget(name)

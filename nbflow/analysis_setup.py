@@ -31,6 +31,10 @@ Worked example::
 ``statement 1`` and ``import np`` (the seed call uses ``np``), not ``helper other()``:
 editing ``other`` leaves ``a`` fresh; editing ``SCALE`` or the seed makes it stale.
 
+``constant_names(statements)``: the setup names bound only to immutable literals
+(``ROUNDS = 40``), which no step can change in place (an executor running steps at the
+same time need not order two steps that both read one).
+
 Pure: takes source text and names, returns values. No notebook, graph or cache
 knowledge (``graph.py`` attaches the result to the pipeline, ``plan.py`` keys on it).
 """
@@ -64,6 +68,9 @@ class SetupStatement:
     code_value: bool = False
     #: Where it starts: (index of the setup cell, line in that cell).
     where: tuple[int, int] = (0, 0)
+    #: Binds names to immutable literals only (``N = 3``, ``SHAPE = (2, 3)``): values no
+    #: code can change in place (``constant_names``).
+    constant: bool = False
 
 
 def setup_statements(sources: Sequence[str], modules: Mapping[str, str] | None = None) -> tuple[SetupStatement, ...]:
@@ -115,6 +122,7 @@ def _statements(trees: list[ast.Module], modules: Mapping[str, str]) -> tuple[Se
                     ambient=ambient,
                     code_value=isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef),
                     where=(cell, node.lineno),
+                    constant=not ambient and _immutable_literal(node),
                 )
             )
     return tuple(found)
@@ -129,6 +137,40 @@ def _label(node: ast.stmt, binds: set[str]) -> str:
     if isinstance(node, ast.Import | ast.ImportFrom):
         return f"import {names}"
     return f"constant {names}"
+
+
+def _immutable_literal(node: ast.stmt) -> bool:
+    """``node`` assigns one immutable literal (numbers, text, bytes, ``None``, tuples and
+    frozensets of them) to plain names."""
+    if isinstance(node, ast.Assign):
+        targets, value = node.targets, node.value
+    elif isinstance(node, ast.AnnAssign) and node.value is not None:
+        targets, value = [node.target], node.value
+    else:
+        return False
+    if not all(isinstance(t, ast.Name) for t in targets):
+        return False
+    try:
+        literal = ast.literal_eval(value)
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return False
+    return _immutable(literal)
+
+
+def _immutable(value: object) -> bool:
+    if isinstance(value, tuple | frozenset):
+        return all(_immutable(v) for v in value)
+    return value is None or isinstance(value, bool | int | float | complex | str | bytes)
+
+
+def constant_names(statements: Sequence[SetupStatement]) -> frozenset[str]:
+    """Names every setup statement binding them binds to an immutable literal: no step
+    can change such a value in place (rebinding it is a write the analysis sees)."""
+    constant: set[str] = set()
+    other: set[str] = set()
+    for statement in statements:
+        (constant if statement.constant else other).update(statement.defines)
+    return frozenset(constant - other)
 
 
 def setup_reach(

@@ -268,3 +268,15 @@ def test_setup_statements_labels_and_ambient_statements():
     assert reached == ambient | {"class Model", "helper helper()", "constant SCALE", "constant SCALE #2"}
     assert {statements[i].label for i in setup_reach(statements, {"rng"})} == ambient | {"constant rng"}
     assert len(setup_reach(statements, {"eval"})) == len(statements)  # dynamic lookups reach everything
+
+
+def test_constant_names_are_setup_names_bound_only_to_immutable_literals():
+    from nbflow.analysis_setup import constant_names, setup_statements
+
+    statements = setup_statements(
+        [
+            "ROUNDS = 2_000\nNAME: str = 'x'\nSHAPE = (2, -3)\nLIMIT = None\nITEMS = [1, 2]\nKEYS = {1, 2}",
+            "import numpy as np\nSCALE = 3\nSCALE = [3]\nFROZEN = frozenset()\nA = B = 1.5\nC, D = 1, 2\nE = 2 * 3",
+        ]
+    )
+    assert constant_names(statements) == {"ROUNDS", "NAME", "SHAPE", "LIMIT", "A", "B"}

@@ -63,6 +63,7 @@ import uuid
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from ..analysis_setup import DYNAMIC_NAMES, constant_names
 from ..errors import NbflowError, PipelineError
 from ..fsutil import atomic_write_bytes, private_dir
 from ..hidden_state import is_pseudo
@@ -160,6 +161,7 @@ class DaskSession(TaskInputs, FanOutSteps, Watchdog):
         self.pending = list(ctx.steps_to_run())
         self.waiting_for: dict[str, str] = {}  # step -> the step above it it waits for (a name found at run time)
         self.watched = ctx.watched_names()
+        self.changeable = changeable_names(ctx.pipeline, self.watched)
         self.running: dict[str, Attempt] = {}  # by token: a map: step has one per element
         self.fans: dict[str, FanOut] = {}
         self.results: dict[str, dict[str, Any]] = {}
@@ -330,11 +332,20 @@ class DaskSession(TaskInputs, FanOutSteps, Watchdog):
         # Modules and hidden state are not values a step changes unseen: waiting on their
         # readers would serialise every pair of steps that call into one module.
         reads = {name for name in reads - self.pipeline.modules if not is_pseudo(name)}
+        # Nor are builtins (``range``), names no cell defines, and the setup's immutable
+        # constants (``ROUNDS = 40``): no step changes them in place. A step reaching for
+        # names dynamically (``exec``, ``globals()``) may rebind any, so it is waited for on all.
+        changeable = reads & self.changeable
         waited = self.waiting_for.get(step)
         for earlier in self.pipeline.order[: self.pipeline.order.index(step)]:
             if ctx.status.get(earlier) in ("done", "cached", "failed", "skipped", "cancelled", "interrupted"):
                 continue
-            if earlier == waited or (ctx.actions[earlier] == "run" and reads & set(self.pipeline.steps[earlier].reads)):
+            if earlier == waited:
+                return True
+            if ctx.actions[earlier] != "run":
+                continue
+            earlier_reads = set(self.pipeline.steps[earlier].reads)
+            if (changeable if earlier_reads.isdisjoint(DYNAMIC_NAMES) else reads) & earlier_reads:
                 return True
         return False
 
@@ -638,4 +649,12 @@ class DaskSession(TaskInputs, FanOutSteps, Watchdog):
             self.ctx.cache.discard(attempt.staging)
 
 
-__all__ = ["DaskExecutor", "DaskSession", "resource_amounts", "write_output_notebook"]
+def changeable_names(pipeline: Any, watched: list[str]) -> frozenset[str]:
+    """The values a running step may change in place unseen, which a later step reading
+    them must wait for: every value the pipeline writes (``watched``: its changes are
+    found at run time and passed on) but the setup's immutable constants no step rebinds."""
+    written = set().union(*(s.writes for s in pipeline.steps.values()))
+    return frozenset(set(watched) - (constant_names(pipeline.setup_statements) - written))
+
+
+__all__ = ["DaskExecutor", "DaskSession", "changeable_names", "resource_amounts", "write_output_notebook"]

@@ -208,6 +208,49 @@ def test_independent_steps_run_at_the_same_time(make_notebook, dask):
     assert nbflow.result(path, "c", "z") == 3
 
 
+def step_intervals(path: Path, run_id: int) -> dict[str, tuple[float, float]]:
+    """Each step's (started, finished) wall-clock times, as the run store recorded them."""
+    store = RunStore(load_pipeline(path).config.store_path)
+    return {s["step"]: (s["started"], s["finished"]) for s in store.steps(run_id)}
+
+
+def test_steps_reading_builtins_and_setup_constants_run_at_the_same_time(make_notebook, dask):
+    # Every branch of benchmarks/bench_dask.py reads a setup constant and builtins: the
+    # branches ran one after the other, as if each could change them for the next.
+    path = make_notebook(
+        [
+            code("import time\nPAUSE = 1.5\nLABELS = ('a', 'b')"),
+            step("a", "time.sleep(PAUSE)\nx = float(len(LABELS))"),
+            step("b", "time.sleep(PAUSE)\ny = int(len(LABELS))"),
+            step("c", "z = x + y"),
+        ]
+    )
+    r = load_pipeline(path).run(executor=dask())
+    assert r.status == "done"
+    spans = step_intervals(path, r.id)
+    (a0, a1), (b0, b1), (c0, _) = spans["a"], spans["b"], spans["c"]
+    assert a0 < b1 and b0 < a1  # the two overlap
+    assert c0 >= max(a1, b1)
+    assert nbflow.result(path, "c", "z") == 4.0
+
+
+def test_a_step_waits_for_one_above_that_may_change_what_it_reads(make_notebook, dask):
+    # ``grow(data)`` changes ``data`` unseen by the analysis: ``b`` must see it, as in a
+    # plain run, so it starts only once ``a`` has finished (and takes ``data`` from it).
+    path = make_notebook(
+        [
+            code("import time\ndata = [1, 2]\ndef grow(v):\n    v.append(3)"),
+            step("a", "time.sleep(1.0)\ngrow(data)\nn = len(data)"),
+            step("b", "m = len(data)"),
+        ]
+    )
+    r = load_pipeline(path).run(executor=dask())
+    assert r.status == "done"
+    spans = step_intervals(path, r.id)
+    assert spans["b"][0] >= spans["a"][1]
+    assert nbflow.result(path, "b", "m") == 3
+
+
 def test_failure_skips_dependants_runs_the_rest_and_resumes(make_notebook, dask):
     path = make_notebook(
         [

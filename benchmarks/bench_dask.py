@@ -14,7 +14,11 @@ peers on a 2-core machine in brackets:
 ``LocalCluster``, worker processes with and without Dask's ``MALLOC_TRIM_THRESHOLD_``,
 worker start methods, and Dask's threads.
 
-    python benchmarks/bench_dask.py [--settings]
+``--breakdown`` also runs one dask run with timers around the executor's parts
+(``dask_breakdown.py``): process start and imports, cluster start, each task's set-up,
+cells and value dump on its worker, the client's commits, the end of the run.
+
+    python benchmarks/bench_dask.py [--repeat 3] [--breakdown] [--settings]
 """
 
 from __future__ import annotations
@@ -207,6 +211,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeat", type=int, default=3, help="kernel/dask pairs, alternated (default 3)")
     parser.add_argument("--settings", action="store_true", help="also measure LocalCluster settings")
+    parser.add_argument(
+        "--breakdown", action="store_true", help="also show where one dask run's time goes (dask_breakdown.py)"
+    )
     args = parser.parse_args()
     load = os.getloadavg()[0]
     rounds = calibrate()
@@ -264,6 +271,12 @@ def main() -> None:
         print(f"dashboard printed at start: {links[0] if links else 'NOT PRINTED'}")
         print(f"load average (other work on this machine): {load:.1f} at start, {os.getloadavg()[0]:.1f} at end")
         report(rows)
+        if args.breakdown:
+            from dask_breakdown import breakdown
+
+            rows, _ = breakdown(nb)
+            print(f"\nWhere one dask run's time goes (load average {os.getloadavg()[0]:.1f}):")
+            report(rows)
         if args.settings:
             print("\nLocalCluster settings, the 16 branches as plain Dask tasks (2 workers):")
             report(settings_rows(rounds))

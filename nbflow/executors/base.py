@@ -72,7 +72,8 @@ class RunContext:
     keys: Any = None
     #: Seconds the run's end waited for cache entries still being written (reported apart).
     cache_wait: float = 0.0
-    #: A kernel already starting (``kernel_client.EarlyKernel``), for executors that use one.
+    #: What the executor's ``prestart`` began: a kernel already starting
+    #: (``kernel_client.EarlyKernel``), a Dask cluster (``dask_cluster.EarlyCluster``).
     early_kernel: Any = None
 
     def __post_init__(self) -> None:

@@ -12,8 +12,9 @@ executor followed by the other is fully cached.
 
 ``DaskSession`` reads top to bottom in the order of a run:
 
-1. connect (on a thread, while the cached entries the run will load are verified);
-   print the dashboard link;
+1. connect (on a thread started by ``DaskExecutor.prestart`` while the run is recorded,
+   or now; meanwhile the cached entries the run will load are verified); print the
+   dashboard link;
 2. decide how values travel: through the cache folder when every worker sees it (a
    probe file written by the client, read by every worker), else through Dask (the
    entry's files as bytes, worker to worker; the client writes the cache);
@@ -57,7 +58,6 @@ import contextlib
 import queue
 import re
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Mapping
@@ -68,7 +68,7 @@ from ..errors import NbflowError, PipelineError
 from ..fsutil import atomic_write_bytes, private_dir
 from ..hidden_state import is_pseudo
 from .base import RUN_STOPPED, SETUP_FAILED, RunContext
-from .dask_cluster import Cluster
+from .dask_cluster import Cluster, EarlyCluster, connect_in_background
 from .dask_fanout import FanOutSteps
 from .dask_tasks import Attempt, CannotStart, FanOut, TaskInputs, resource_amounts, run_task, write_output_notebook
 from .dask_watch import Watchdog
@@ -129,6 +129,13 @@ class DaskExecutor:
         self.announce = announce
         self.start_method = start_method
 
+    def prestart(self, pipeline: Any, config: Any) -> EarlyCluster | None:
+        """Start nbflow's own cluster now, while the run is recorded (``run.prepare_run``;
+        a given cluster or scheduler is connected to when the run starts)."""
+        if self.cluster is not None or self.scheduler is not None or not pipeline.language.distributed:
+            return None
+        return EarlyCluster(self)
+
     def execute(self, ctx: RunContext) -> None:
         language = ctx.pipeline.language
         if not language.distributed:
@@ -179,9 +186,11 @@ class DaskSession(TaskInputs, FanOutSteps, Watchdog):
     # --------------------------------------------------------------- main
     def run(self) -> None:
         ctx = self.ctx
-        connected: dict[str, Any] = {}
-        connector = threading.Thread(target=self._connect, args=(connected,), name="nbflow-dask-connect", daemon=True)
-        connector.start()
+        if isinstance(ctx.early_kernel, EarlyCluster):  # started by ``prestart``
+            connector, connected = ctx.early_kernel.thread, ctx.early_kernel.outcome
+            ctx.early_kernel = None
+        else:
+            connector, connected = connect_in_background(self.executor, ctx)
         self.verify_restores()
         ctx.publish_cached_and_queued()
         connector.join()
@@ -206,12 +215,6 @@ class DaskSession(TaskInputs, FanOutSteps, Watchdog):
                 except Exception as e:  # noqa: BLE001 - the run's results are in the cache either way
                     ctx.warn(f"output notebook not written: {type(e).__name__}: {e}")
             self.cluster.close()
-
-    def _connect(self, out: dict[str, Any]) -> None:
-        try:
-            out["cluster"] = Cluster(self.executor, self.ctx)
-        except Exception as e:  # noqa: BLE001 - reported by the run thread
-            out["error"] = f"{type(e).__name__}: {e}"
 
     def announce(self) -> None:
         link = self.client.dashboard_link

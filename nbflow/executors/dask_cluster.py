@@ -12,9 +12,15 @@ share them), listening on 127.0.0.1 only, and **without** Dask's
 ``MALLOC_TRIM_THRESHOLD_`` (it makes numpy code that allocates large temporaries about
 twice as slow in a worker as in a plain process); BLAS/OpenMP pools are set to one
 thread so two workers do not fight for two cores. Workers are forked from a forkserver
-started first thing, which imports Dask, IPython and numpy once while this process
-imports Dask and starts the scheduler (spawned workers each import them, on cores that
-are busy starting the scheduler).
+started first thing, which imports Dask, IPython, joblib and numpy once while this
+process imports Dask and starts the scheduler (spawned workers each import them, on
+cores that are busy starting the scheduler).
+
+Start-up is kept off the run's path (``benchmarks/bench_dask.py --breakdown``):
+``EarlyCluster`` starts nbflow's own cluster from the executor's ``prestart``, while the
+run is recorded and opened; the scheduler starts without the dashboard's pages (Bokeh's
+import is 0.7 s of CPU) and ``add_dashboard`` adds them from a background thread once
+the client is connected, at the link printed at the start.
 
 This module must not run steps, touch the cache or publish events (beyond a warning
 about an unencrypted connection); ``dask.distributed`` is imported only when called.
@@ -27,6 +33,7 @@ import logging
 import os
 import re
 import socket
+import threading
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -41,7 +48,7 @@ _MEMORY = re.compile(r"Worker .*\(pid=(\d+)\) exceeded (\d+)% memory budget")
 
 
 #: What nbflow's worker processes import once, in the forkserver they are forked from.
-FORKSERVER_PRELOAD = ["distributed", "nbflow.executors.on_worker", "IPython.core.interactiveshell"]
+FORKSERVER_PRELOAD = ["distributed", "nbflow.executors.on_worker", "IPython.core.interactiveshell", "joblib"]
 _THREAD_POOLS = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
 
 
@@ -86,7 +93,9 @@ def start_local_cluster(workers: int | None = None, dashboard: bool = True, star
     one thread each, on 127.0.0.1 only, with the settings of ``local_cluster_config``;
     each worker offers the resource ``memory`` (its memory limit, in bytes).
 
-    Workers are forked from a forkserver that imported Dask and IPython once (two
+    ``dashboard``: listen on 127.0.0.1:8787 when it is free (else any free port); the
+    dashboard's pages come with ``add_dashboard``. Workers are forked from a forkserver
+    that imported Dask, IPython and joblib once (two
     spawned workers would each import them, on a machine whose cores are busy starting
     the scheduler); ``start_method="spawn"`` is Dask's default.
     """
@@ -113,9 +122,35 @@ def start_local_cluster(workers: int | None = None, dashboard: bool = True, star
             memory_limit=memory,
             resources={"memory": memory},
             silence_logs=logging.ERROR,
-            # Without a dashboard the scheduler still serves /health there, on a free port.
-            scheduler_kwargs=None if dashboard else {"dashboard": False},
+            # The scheduler serves /health (and the link) there at once; the dashboard's
+            # pages are added by ``add_dashboard`` once the run is going: importing Bokeh
+            # costs 0.7 s of CPU, which would delay the first step.
+            scheduler_kwargs={"dashboard": False},
         )
+
+
+def add_dashboard(cluster: Any) -> threading.Thread:
+    """Add Dask's dashboard pages to the running scheduler of ``cluster`` (nbflow's own
+    ``LocalCluster``) from a background thread: Bokeh is imported there, then the pages
+    are connected on the scheduler's event loop. Nothing happens without Bokeh."""
+
+    def connect() -> None:
+        try:
+            import distributed.dashboard.scheduler as pages
+        except ImportError:
+            return
+        scheduler = cluster.scheduler
+
+        def on_loop() -> None:
+            with contextlib.suppress(Exception):  # the cluster closed meanwhile
+                pages.connect(scheduler.http_application, scheduler.http_server, scheduler, prefix="/")
+
+        with contextlib.suppress(Exception):
+            cluster.loop.add_callback(on_loop)
+
+    thread = threading.Thread(target=connect, name="nbflow-dask-dashboard", daemon=True)
+    thread.start()
+    return thread
 
 
 def _free_port(port: int) -> bool:
@@ -166,11 +201,43 @@ def death_text(exitcode: int) -> str:
     return process_death("worker", exitcode)
 
 
+def connect_in_background(executor: Any, ctx: RunContext | None) -> tuple[threading.Thread, dict[str, Any]]:
+    """Start connecting ``executor``'s ``Cluster`` on a thread; the dict gets ``cluster``
+    (or ``error``, one line) when the thread ends."""
+    outcome: dict[str, Any] = {}
+
+    def connect() -> None:
+        try:
+            outcome["cluster"] = Cluster(executor, ctx)
+        except Exception as e:  # noqa: BLE001 - reported by the run's thread
+            outcome["error"] = f"{type(e).__name__}: {e}"
+
+    thread = threading.Thread(target=connect, name="nbflow-dask-connect", daemon=True)
+    thread.start()
+    return thread, outcome
+
+
+class EarlyCluster:
+    """nbflow's own ``LocalCluster``, starting while the run is recorded and opened (the
+    Dask executor's ``prestart``, as the kernel executor starts its kernel early)."""
+
+    def __init__(self, executor: Any) -> None:
+        self.thread, self.outcome = connect_in_background(executor, None)
+
+    def discard(self) -> None:
+        """The run ended before its executor took the cluster: close it once it is up."""
+        self.thread.join()
+        cluster = self.outcome.get("cluster")
+        if cluster is not None:
+            cluster.close()
+
+
 class Cluster:
     """A connected ``Client``, and what to close at the end."""
 
-    def __init__(self, executor: Any, ctx: RunContext) -> None:
-        """``executor``: the ``DaskExecutor`` whose cluster settings to use."""
+    def __init__(self, executor: Any, ctx: RunContext | None) -> None:
+        """``executor``: the ``DaskExecutor`` whose cluster settings to use; ``ctx``: the
+        run (``None`` only for nbflow's own ``LocalCluster``, started before the run)."""
         own = executor.cluster is None and executor.scheduler is None
         start_method = executor.start_method
         if own and start_method in (None, "forkserver"):
@@ -187,6 +254,7 @@ class Cluster:
         elif given is not None:
             self.client = Client(given, set_as_default=False)
         elif executor.scheduler is not None:
+            assert ctx is not None
             address = executor.scheduler
             kwargs = {"security": executor.security} if executor.security is not None else {}
             self.client = Client(address, set_as_default=False, timeout=ctx.config.kernel_start_timeout, **kwargs)
@@ -198,6 +266,7 @@ class Cluster:
         else:
             self.owned = start_local_cluster(executor.workers, start_method=start_method)
             self.client = Client(self.owned, set_as_default=False)
+            add_dashboard(self.owned)
         # Nannies of a LocalCluster run in this process: their log says how a worker died.
         nanny = logging.getLogger("distributed.nanny")
         self.deaths = _NannyDeaths(nanny.getEffectiveLevel())
@@ -246,4 +315,13 @@ def _loopback(address: str) -> bool:
     return host in ("localhost", "::1") or host.startswith("127.")
 
 
-__all__ = ["Cluster", "death_text", "local_cluster_config", "start_forkserver", "start_local_cluster"]
+__all__ = [
+    "Cluster",
+    "EarlyCluster",
+    "add_dashboard",
+    "connect_in_background",
+    "death_text",
+    "local_cluster_config",
+    "start_forkserver",
+    "start_local_cluster",
+]

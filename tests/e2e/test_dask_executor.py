@@ -541,6 +541,62 @@ def processes_marked(mark: str) -> list[psutil.Process]:
     return found
 
 
+def test_own_cluster_starts_while_the_run_is_recorded_and_is_closed_when_not_taken(make_notebook):
+    from nbflow.executors.dask_cluster import EarlyCluster
+    from nbflow.run import prepare_run
+
+    path = make_notebook(CHAIN)
+    pipeline = load_pipeline(path)
+    executor = DaskExecutor(workers=1, announce=False)
+    run = prepare_run(pipeline, executor=executor)
+    early = run._ctx.early_kernel
+    assert isinstance(early, EarlyCluster)  # starting before the run does
+    early.thread.join(timeout=120)
+    cluster = early.outcome["cluster"]
+    workers = [psutil.Process(w.process.pid) for w in cluster.owned.workers.values()]
+    assert workers and all(w.is_running() for w in workers)
+    run._ctx.early_kernel = None
+    early.discard()  # what the run's end does when the executor never took it
+    assert cluster.owned.status.name == "closed"
+    psutil.wait_procs(workers, timeout=30)
+    assert not any(w.is_running() for w in workers)
+    # A run started from prepare_run takes the cluster that is already starting.
+    r = start_run(pipeline, executor=DaskExecutor(workers=1, announce=False))
+    assert r.wait(300) == "done" and r._ctx.early_kernel is None
+    assert nbflow.result(path, "total", "total") == 60.0
+
+
+def test_own_cluster_answers_at_once_and_shows_the_dashboard_once_added():
+    import urllib.error
+    import urllib.request
+
+    from distributed import Client
+
+    from nbflow.executors.dask_cluster import add_dashboard, start_local_cluster
+
+    cluster = start_local_cluster(1)
+    client = Client(cluster, set_as_default=False)
+    try:
+        link = client.dashboard_link
+        assert link.startswith("http://127.0.0.1:") and link.endswith("/status")
+        assert urllib.request.urlopen(link.replace("/status", "/health"), timeout=10).read() == b"ok"
+        with pytest.raises(urllib.error.HTTPError):  # Bokeh not imported while the cluster starts
+            urllib.request.urlopen(link, timeout=10)
+        add_dashboard(cluster).join(timeout=60)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                page = urllib.request.urlopen(link, timeout=10)
+                break
+            except urllib.error.HTTPError:
+                assert time.monotonic() < deadline, "the dashboard's pages were never added"
+                time.sleep(0.1)
+        assert page.status == 200 and b"Dask" in page.read()
+    finally:
+        client.close()
+        cluster.close()
+
+
 def test_cli_runs_with_its_own_local_cluster_and_a_given_scheduler(make_notebook, client):
     path = make_notebook(CHAIN)
     mark = uuid.uuid4().hex

@@ -12,7 +12,7 @@ share them), listening on 127.0.0.1 only, and **without** Dask's
 ``MALLOC_TRIM_THRESHOLD_`` (it makes numpy code that allocates large temporaries about
 twice as slow in a worker as in a plain process); BLAS/OpenMP pools are set to one
 thread so two workers do not fight for two cores. Workers are forked from a forkserver
-started first thing, which imports Dask, IPython, joblib and numpy once while this
+started first thing, which imports Dask, IPython and numpy once while this
 process imports Dask and starts the scheduler (spawned workers each import them, on
 cores that are busy starting the scheduler).
 
@@ -48,7 +48,9 @@ _MEMORY = re.compile(r"Worker .*\(pid=(\d+)\) exceeded (\d+)% memory budget")
 
 
 #: What nbflow's worker processes import once, in the forkserver they are forked from.
-FORKSERVER_PRELOAD = ["distributed", "nbflow.executors.on_worker", "IPython.core.interactiveshell", "joblib"]
+#: Not joblib: with it imported there, a worker restarted by its nanny (to stop a step)
+#: never came back and the nanny closed (tests/e2e/test_dask_executor.py, cancel tests).
+FORKSERVER_PRELOAD = ["distributed", "nbflow.executors.on_worker", "IPython.core.interactiveshell"]
 _THREAD_POOLS = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
 
 
@@ -95,7 +97,7 @@ def start_local_cluster(workers: int | None = None, dashboard: bool = True, star
 
     ``dashboard``: listen on 127.0.0.1:8787 when it is free (else any free port); the
     dashboard's pages come with ``add_dashboard``. Workers are forked from a forkserver
-    that imported Dask, IPython and joblib once (two
+    that imported Dask and IPython once (two
     spawned workers would each import them, on a machine whose cores are busy starting
     the scheduler); ``start_method="spawn"`` is Dask's default.
     """

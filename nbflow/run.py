@@ -31,7 +31,7 @@ from .clean import clean, register_store  # noqa: F401 - nbflow.run.clean is pub
 from .compare import save_snapshot
 from .cutoff import Knowledge
 from .errors import NbflowError, PipelineError
-from .events import Event, EventBus, RunFinished, RunStarted, StepFinished, StepStarted
+from .events import CheckFailed, Event, EventBus, RunFinished, RunStarted, StepFinished, StepStarted
 from .inputs import input_file_hashes
 from .parameters import resolve_parameters
 from .plan import Plan, compute_plan
@@ -164,6 +164,8 @@ class Run:
             )
             if event.key:
                 self.steps[event.step]["key"] = event.key
+        elif isinstance(event, CheckFailed):
+            self.steps[event.step].update(status="failed", error=event.error)
         elif isinstance(event, RunStarted):
             self.status = "running"
 

@@ -138,6 +138,13 @@ class Run:
         self._ctx = ctx
         self._executor = executor
         self._copy_to = copy_to
+        #: The end of the run (``run_end``): the hooks and report maker its starter gave
+        #: (``None`` hooks: ``[tool.nbflow]``'s), set when that end is over, and its problems.
+        self.end_hooks: Any = None
+        self.end_report: Any = None
+        self.ended = threading.Event()
+        self.end_problems: list[str] = []
+        self.report_path: Path | None = None
         self._done = threading.Event()
         self._thread: threading.Thread | None = None
         self.bus.subscribe(self._track)
@@ -179,6 +186,12 @@ class Run:
         """Block until the run ends (or ``timeout`` passes); return its status."""
         self._done.wait(timeout)
         return self.status
+
+    def wait_end(self, timeout: float | None = None) -> list[str]:
+        """Block until the run's end (``run_end``: report, hooks) is over, or ``timeout``
+        passes; return its problems (a hook that failed or hung), one line each."""
+        self.ended.wait(timeout)
+        return list(self.end_problems)
 
     def cancel(self) -> None:
         """Stop the run: the running step is interrupted, the rest is not started."""
@@ -268,6 +281,11 @@ class Run:
             ACTIVE_RUNS.pop(self.id, None)
             self.store.close()
             self._done.set()
+        if not self.ended.is_set() and not getattr(self, "_ending", False):
+            self._ending = True
+            from . import run_end
+
+            run_end.start(self, self.end_hooks, self.end_report)  # the hooks fire for every run, once
 
     def _report_unexpected(self, what: str, error: str) -> None:
         """One line for the person; the traceback goes to the run's record (``nbflow show``)."""
@@ -314,6 +332,8 @@ def prepare_run(
     widget: Any = None,
     items: Iterable[int] = (),
     run_class: type[Run] | None = None,
+    hooks: Any = None,
+    report: Callable[[int], Path | None] | None = None,
 ) -> Run:
     """Plan ``pipeline`` and record a new run; ``Run.start`` runs it in a background thread.
 
@@ -324,6 +344,9 @@ def prepare_run(
     wins). ``listeners`` (and ``widget``) receive the run's events.
     ``items`` recomputes those elements of the one ``map:`` step named by ``only``.
     ``run_class``: the ``Run`` subclass to return (``api.Run`` adds ``report``).
+    ``hooks`` (``hooks.Hooks``): what runs once the run has ended, instead of the
+    ``[tool.nbflow]`` hooks (``run_end``); ``report(run_id)`` makes the run's report
+    before them (its path goes to the hooks).
     """
     from .executors import get_executor
 
@@ -355,7 +378,7 @@ def prepare_run(
     prestart = getattr(chosen, "prestart", None)
     early = prestart(pipeline, config) if plan.to_run and prestart is not None else None
     try:
-        return _record_and_start(
+        run = _record_and_start(
             pipeline,
             plan,
             chosen,
@@ -376,6 +399,8 @@ def prepare_run(
         if early is not None:
             early.discard()
         raise
+    run.end_hooks, run.end_report = hooks, report
+    return run
 
 
 def _record_and_start(

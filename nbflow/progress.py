@@ -71,6 +71,8 @@ class ProgressPrinter:
             was = self.last.get(event.step)
             if was in self.counts:
                 self.counts[was] -= 1
+                if not self.counts[was]:
+                    del self.counts[was]
             self.counts["failed"] = self.counts.get("failed", 0) + 1
             self.last[event.step] = "failed"
             text = (

@@ -145,6 +145,7 @@ class Run:
         self.ended = threading.Event()
         self.end_problems: list[str] = []
         self.report_path: Path | None = None
+        self._ending = False
         self._done = threading.Event()
         self._thread: threading.Thread | None = None
         self.bus.subscribe(self._track)
@@ -281,7 +282,7 @@ class Run:
             ACTIVE_RUNS.pop(self.id, None)
             self.store.close()
             self._done.set()
-        if not self.ended.is_set() and not getattr(self, "_ending", False):
+        if not self._ending:
             self._ending = True
             from . import run_end
 

@@ -9,7 +9,8 @@ the person restores later, so ``start`` imports them meanwhile, in a daemon thre
 * the notebook's (the kernel's session's, ``JPY_SESSION_NAME``, set by Jupyter) setup-cell
   imports, found by parsing its code, and the modules each step's newest cache entry
   records as needed to load its values (``manifest["modules"]``, written by
-  ``Cache.dump_values``) -- read from the manifests, never by unpickling.
+  ``Cache.dump_values``) -- read from the manifests, never by unpickling, and only from
+  entries a restore would trust (``fsutil.check_private``: folders no one else can write).
 
 Only installed libraries are imported (the standard library and site-packages, never a
 module of the notebook's folder: importing one runs the user's code), and never a module
@@ -233,6 +234,8 @@ def wanted_modules(notebook: Path, failed: dict[str, str]) -> set[str]:
     without running or unpickling anything (see module docstring)."""
     from ..api import load_pipeline
     from ..config import Config
+    from ..errors import NbflowError
+    from ..fsutil import check_private
 
     pipeline = load_pipeline(notebook, Config.for_notebook(notebook))
     names: set[str] = set()
@@ -245,8 +248,15 @@ def wanted_modules(notebook: Path, failed: dict[str, str]) -> set[str]:
         except Exception as e:  # noqa: BLE001 - an unreadable cache folder: its modules are not warmed
             failed[f"cache of step {step}"] = f"{type(e).__name__}: {e}"
             continue
-        if entry is not None:
-            names |= {m for m in entry.manifest.get("modules", []) if isinstance(m, str)}
+        if entry is None:
+            continue
+        try:  # a manifest names modules to import: trusted only where a restore would trust it
+            for folder in (cache.root, entry.path.parent, entry.path):
+                check_private(folder)
+        except (OSError, NbflowError) as e:
+            failed[f"cache of step {step}"] = f"{type(e).__name__}: {e}"
+            continue
+        names |= {m for m in entry.manifest.get("modules", []) if isinstance(m, str)}
     return {n for n in names if not main_thread_only(n) and installed(n)}
 
 

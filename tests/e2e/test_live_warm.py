@@ -157,6 +157,20 @@ def test_a_broken_cache_entry_breaks_neither_the_warm_up_nor_the_kernel(tmp_path
     assert kernel.value("1 + 1") == 2
 
 
+def test_modules_named_by_an_entry_others_can_write_to_are_not_imported(tmp_path, session_kernel):
+    path = wine_like(tmp_path)
+    fit = load_pipeline(path).config.cache().latest("fit")
+    fit.path.chmod(0o770)  # group-writable: its manifest could name any module
+
+    kernel = session_kernel()
+    assert kernel.text("%load_ext nbflow") == ""
+    warmed = report(kernel)
+    assert list(warmed["failed"]) == ["cache of step fit"], warmed["failed"]
+    assert "writable by other users" in warmed["failed"]["cache of step fit"]
+    assert not warmed["modules"]["sklearn.tree._classes"] and warmed["modules"]["pandas"]
+    assert "writable by other users" in kernel.text("%nbflow restore")  # the restore refuses it too
+
+
 def test_what_the_warm_up_may_import():
     assert warm.main_thread_only("matplotlib.pyplot") and warm.main_thread_only("PyQt5.QtCore")
     assert warm.main_thread_only("matplotlib.backends.backend_qtagg")

@@ -141,14 +141,14 @@ def _install_guard() -> None:
 class Warmup:
     """One warm-up of one kernel (``start``); ``done`` is set when it ended, however."""
 
+    #: the session's notebook (``None``: only nbflow's own modules are warmed)
     notebook: Path | None
-    folder: Path
     done: threading.Event = field(default_factory=threading.Event)
     #: modules the warm-up imported, in order
     imported: list[str] = field(default_factory=list)
     #: modules it left to the main thread: ``{module: the MAIN_THREAD_ONLY one it pulled in}``
     left: dict[str, str] = field(default_factory=dict)
-    #: what failed: ``{module or "notebook": "ErrorType: message"}``
+    #: what failed: ``{module, "cache of step S" or "warm-up": "ErrorType: message"}``
     failed: dict[str, str] = field(default_factory=dict)
     #: wall time the warm-up took (``None`` until done)
     seconds: float | None = None
@@ -165,7 +165,7 @@ class Warmup:
             self._import(OWN_MODULES)
             if self.notebook is not None:
                 self._import(sorted(wanted_modules(self.notebook, self.failed)))
-        except (Exception, Refused) as e:  # noqa: BLE001 - logged and kept: the restore imports what it needs
+        except BaseException as e:  # noqa: BLE001 - logged and kept: the restore imports what it needs
             self._failed("warm-up", e)
         finally:
             _GUARD.thread_id = None
@@ -192,7 +192,7 @@ class Warmup:
                 log.debug(
                     "nbflow warm-up: %s imports %s: left to the main thread (%s forgotten)", name, refused, forgotten
                 )
-            except Exception as e:  # noqa: BLE001 - e.g. a module an old entry recorded is gone
+            except BaseException as e:  # noqa: BLE001 - e.g. a module an old entry recorded is gone, a sys.exit
                 self._failed(name, e)
             else:
                 self.imported.append(name)
@@ -335,7 +335,7 @@ def start(ip: Any) -> Warmup | None:
         return None
     if not enabled:
         return None
-    warmup = Warmup(notebook, folder)
+    warmup = Warmup(notebook)
     _install_guard()
     ip._nbflow_warmup = warmup
     ip.events.register("pre_run_cell", _wait_before_cell)

@@ -195,12 +195,11 @@ def test_a_module_of_the_notebooks_folder_is_never_warmed(tmp_path, monkeypatch)
 
 ABANDONED = """
 import sys, threading
-from pathlib import Path
 from nbflow.live import warm
 
 warm.MAIN_THREAD_ONLY = (*warm.MAIN_THREAD_ONLY, "matplotlib.backends")  # inside matplotlib's own __init__
 warm._install_guard()
-w = warm.Warmup(None, Path("."))
+w = warm.Warmup(None)
 
 def go():
     warm._GUARD.thread_id = threading.get_ident()

@@ -69,6 +69,17 @@ def test_restore_command_and_magics_in_notebook_7(lab_server, page):  # noqa: F8
     again = run_and_read(page, "del model\n%nbflow restore", "restored from")
     assert again.strip() == f"restored from train (run {run_id}): model", again
     run_and_read(page, "%nbflow run --stale", "nothing to run: the steps asked for are fresh")
+    # The other live commands are in Notebook 7's palette too.
+    page.locator(".jp-Notebook").click(position={"x": 5, "y": 5})
+    page.keyboard.press("Escape")
+    page.keyboard.press("Control+Shift+c")
+    page.locator(".lm-CommandPalette-input").fill("this")
+    listed = {
+        c: page.locator(f".lm-CommandPalette-item[data-command='nbflow:{c}']").count()
+        for c in ("restore-kernel", "restore-to-kernel", "run-stale-kernel", "run-to-kernel")
+    }
+    assert all(listed.values()), listed
+    page.keyboard.press("Escape")
     screenshot(page, "live-notebook7-restore")
     assert page.outside == []
     assert not [e for e in page.console_errors if "nbflow" in e.lower()], page.console_errors

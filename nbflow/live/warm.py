@@ -27,7 +27,8 @@ and kept in ``Warmup.failed``; the restore then imports what it needs itself.
 
 Two threads importing at once can deadlock or see half-initialised modules, so nothing of
 the user's races the warm-up: every ``%nbflow`` magic, every driver call and every cell
-the person runs (IPython's ``pre_run_cell``) first waits for it (``wait``, interruptible).
+the person runs (IPython's ``pre_run_cell``) first waits for it (``wait``, interruptible;
+past ``WAIT_LIMIT`` seconds one line says so and nothing waits any more).
 ``[tool.nbflow] warm_kernel = false`` turns it off: no thread, nothing imported.
 
 Must not: unpickle, write files, import outside the allow rules above, or import anything
@@ -87,6 +88,10 @@ MAIN_THREAD_ONLY = (
 #: Name prefixes of the same: matplotlib's backends (``matplotlib.backends`` itself is
 #: only their registry, which ``matplotlib`` imports).
 MAIN_THREAD_ONLY_PREFIXES = ("matplotlib.backends.backend_",)
+
+#: Seconds after its start past which nothing waits for the warm-up any more (an import
+#: that hangs -- a stalled network folder -- must not hang every cell).
+WAIT_LIMIT = 60.0
 
 #: nbflow's side of a restore: imported first.
 OWN_MODULES = (
@@ -153,10 +158,26 @@ class Warmup:
     #: wall time the warm-up took (``None`` until done)
     seconds: float | None = None
 
+    #: the module being imported now (``None`` between imports)
+    importing: str | None = None
+    #: when the warm-up started (``time.monotonic``)
+    started: float = field(default_factory=time.monotonic)
+    #: set when a wait gave up (``WAIT_LIMIT``): nothing waits for this warm-up any more
+    abandoned: bool = False
+
     def wait(self) -> None:
-        """Block until the warm-up ended (the kernel's interrupt still works)."""
-        while not self.done.wait(0.05):
-            pass
+        """Block until the warm-up ended (the kernel's interrupt still works); past
+        ``WAIT_LIMIT`` seconds after its start, say so in one line and stop waiting."""
+        while not self.abandoned and not self.done.wait(0.05):
+            if time.monotonic() - self.started > WAIT_LIMIT:
+                self.abandoned = True
+                message = (
+                    f"nbflow: the kernel's warm-up has been importing {self.importing or 'modules'} for over "
+                    f"{WAIT_LIMIT:.0f} s; going on without waiting for it ([tool.nbflow] warm_kernel = false "
+                    "turns it off)"
+                )
+                log.debug(message)
+                print(message, file=sys.stderr)
 
     def run(self) -> None:
         start = time.perf_counter()
@@ -184,6 +205,7 @@ class Warmup:
             if name in sys.modules:
                 continue
             before = set(sys.modules)
+            self.importing = name
             try:
                 importlib.import_module(name)
             except Refused as refused:
@@ -196,6 +218,8 @@ class Warmup:
                 self._failed(name, e)
             else:
                 self.imported.append(name)
+            finally:
+                self.importing = None
 
     def _failed(self, what: str, e: BaseException) -> None:
         self.failed[what] = f"{type(e).__name__}: {e}"

@@ -230,3 +230,32 @@ def test_an_import_abandoned_inside_a_packages_own_init_leaves_nothing_half_made
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == "True Figure\n"
+
+
+HANGING = """
+import sys, threading
+from nbflow.live import warm
+
+warm.WAIT_LIMIT = 2.0
+sys.path.insert(0, sys.argv[1])
+w = warm.Warmup(None)
+threading.Thread(target=w._import, args=(["stalled"],), daemon=True).start()
+w.wait()
+w.wait()  # once given up, at once
+print(w.abandoned, w.importing, w.done.is_set())
+"""
+
+
+def test_a_warm_up_stuck_in_an_import_does_not_hang_the_kernel(tmp_path):
+    import os
+    import subprocess
+
+    (tmp_path / "stalled.py").write_text("import time\ntime.sleep(600)\n")  # a stalled network folder
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    proc = subprocess.run(
+        [sys.executable, "-c", HANGING, str(tmp_path)], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "True stalled False\n"
+    assert proc.stderr.count("\n") == 1, proc.stderr
+    assert proc.stderr.startswith("nbflow: the kernel's warm-up has been importing stalled for over 2 s; going on")

@@ -262,6 +262,8 @@ def wanted_modules(notebook: Path, failed: dict[str, str]) -> set[str]:
     from ..fsutil import check_private
 
     pipeline = load_pipeline(notebook, Config.for_notebook(notebook))
+    if not pipeline.order:  # not a pipeline: nothing to restore (and every cell would count as its setup)
+        return set()
     names: set[str] = set()
     for cell in pipeline.source.setup:
         names |= imported_by(cell.source)

@@ -186,6 +186,16 @@ def test_what_the_warm_up_may_import():
     }
 
 
+def test_the_modules_wanted_come_from_a_pipelines_setup_only(tmp_path):
+    pipeline = write_notebook(tmp_path / "p.ipynb", [code("import csv\nimport mine"), step("a", "import wave")])
+    plain = write_notebook(tmp_path / "plain.ipynb", [code("import csv"), code("import wave")])
+    (tmp_path / "mine.py").write_text("")
+    failed: dict[str, str] = {}
+    assert warm.wanted_modules(pipeline, failed) == {"csv"}  # never run: no entry names modules
+    assert warm.wanted_modules(plain, failed) == set()  # no steps: nothing to restore
+    assert failed == {}
+
+
 def test_a_module_of_the_notebooks_folder_is_never_warmed(tmp_path, monkeypatch):
     (tmp_path / "mine.py").write_text("raise SystemExit('imported')\n")
     monkeypatch.syspath_prepend(str(tmp_path))

@@ -29,8 +29,9 @@ step's key, re-computed now that the steps above it ran (early cut-off), has an 
 its values were restored, its cells must not run; ``restore`` of a step the plan deferred
 (it reads what a running step may change) runs it here when its inputs did change,
 answering like ``run_step``. A step's ``timeout:`` is applied in the kernel: its cell is
-interrupted, and ``step_finished`` answers ``{"status": "failed", "error": "timed out
-after N s (interrupted)"}``.
+interrupted, and ``step_finished`` answers ``{"status": "failed", "step_error": "timed out
+after N s (interrupted)"}`` (a step's failure is ``step_error``: ``error`` is kept for the
+call's own failure).
 
 ``status({path, notebook})`` says, per step, whether the kernel holds its current values.
 Every function returns a JSON-able dict; a problem comes back as ``{"error": "<one
@@ -331,7 +332,7 @@ def _run_here(live: LiveRun, step: str) -> dict[str, Any]:
     except Interrupted:
         status = "cancelled"
     error = live.run.steps[step].get("error", "") if live.run is not None and step in live.run.steps else ""
-    return {"status": status, "error": error or "", "outputs": per_cell(live, step, live.outputs.pop(step, []))}
+    return {"status": status, "step_error": error or "", "outputs": per_cell(live, step, live.outputs.pop(step, []))}
 
 
 @_answer
@@ -349,7 +350,7 @@ def step_finished(step: str, outputs: Mapping[str, Any] | None = None, error: st
     result = live.finish_step(step, by_cell, error or None, cache=why_not)
     answer = {"status": result, "key": live.ctx.key(step)}
     if result == "failed" and live.run is not None and step in live.run.steps:
-        answer["error"] = live.run.steps[step].get("error", "")
+        answer["step_error"] = live.run.steps[step].get("error", "")
     return answer
 
 

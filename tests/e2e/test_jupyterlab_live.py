@@ -310,11 +310,17 @@ def test_restore_up_to_a_step_run_up_to_a_step_and_a_failing_step(lab_server, pa
     open_alone(lab_server, page, "upto.ipynb")
     wait_until(lambda: badge_states(page) == {"a": "fresh", "b": "fresh", "c": "fresh"}, 30, page=page)
 
-    # Restore up to b: what b reads and b's own values; c's stay out of the kernel.
+    # Restore up to b (the driver's restore-to mode): what a run up to b leaves -- a's and b's
+    # values, their cells showing their cached outputs; c's values and outputs stay out.
     context_menu(page, "b", "nbflow:restore-to-kernel")
-    wait_status(page, "restored a, b into the kernel")
-    run_cell_below(page, "print('held', [k for k in ('x', 'y', 'z') if k in globals()])")
-    wait_until(lambda: last_output(page).strip() == "held ['x', 'y']", 60, page=page)
+    status = wait_status(page, "restored a, b into the kernel")
+    assert "not restored" not in status and "restored a, b, c" not in status, status
+    run_cell_below(page, "print('held', [k for k in ('x', 'y', 'z') if k in globals()], x, y)")
+    wait_until(lambda: last_output(page).strip() == "held ['x', 'y'] [0, 1, 2] [0, 2, 4]", 60, page=page)
+    restored = editor_model(page)["json"]
+    assert outputs_text(step_cell(restored, "a")) == "a ran\n"
+    assert outputs_text(step_cell(restored, "b")) == "b [0, 2, 4]\n"
+    assert step_cell(restored, "c")["outputs"] == []
 
     # c edited (not saved), then run up to c in the kernel: c runs, a and b are restored.
     type_into(page, "c", "sum(y)", "sum(y) + 1")

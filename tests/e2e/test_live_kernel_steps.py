@@ -133,7 +133,7 @@ def test_the_driver_runs_a_map_step_in_the_kernel_and_returns_its_outputs(live_d
     outputs = kernel.run(load_cell.source, load_cell.id)
     assert kernel.driver("step_finished", step="load", outputs={load_cell.id: outputs}, error=None)["status"] == "done"
     ran = kernel.driver("run_step", step="measure")
-    assert ran["status"] == "done" and ran["error"] == ""
+    assert ran["status"] == "done" and ran["step_error"] == ""
     assert [o["text"] for o in ran["outputs"][measure_cell.id]][:2] == ["[nbflow] element 0: 'A'\n", "measured A 10\n"]
     assert kernel.value("size") == [10, 20, 30]
     assert kernel.driver("finish", status="done")["counts"] == {"done": 2, "skipped": 1}
@@ -173,7 +173,7 @@ def test_a_timeout_interrupts_the_step_in_the_kernel_with_the_kernel_executors_e
     outputs = kernel.run(cell.source, cell.id)
     assert [o["ename"] for o in outputs if o["output_type"] == "error"] == ["KeyboardInterrupt"]
     finished = kernel.driver("step_finished", step="slow", outputs={cell.id: outputs}, error="KeyboardInterrupt: ")
-    assert finished["status"] == "failed" and finished["error"] == error
+    assert finished["status"] == "failed" and finished["step_error"] == error
     assert kernel.driver("finish", status="failed")["status"] == "failed"
     assert step_runs(path, 2)[1]["slow"]["error"] == error
 

@@ -154,6 +154,25 @@ function cellsById(nb: NotebookPanel): Map<string, CodeCell> {
 }
 
 /**
+ * Consecutive outputs of one stream as one output, as they end up when a cell runs (given
+ * at once, JupyterLab's output model would append each to the one before it *and* keep it:
+ * a `map:` step's element lines would show twice).
+ */
+export function coalesceStreams(list: any[]): any[] {
+  const text = (t: string | string[]) => (Array.isArray(t) ? t.join('') : t ?? '');
+  const merged: any[] = [];
+  for (const output of list) {
+    const last = merged[merged.length - 1];
+    if (output.output_type === 'stream' && last?.output_type === 'stream' && last.name === output.name) {
+      merged[merged.length - 1] = { ...last, text: text(last.text) + text(output.text) };
+    } else {
+      merged.push(output);
+    }
+  }
+  return merged;
+}
+
+/**
  * Put `outputs` (cell id -> nbformat outputs) into the notebook's cells through the shared
  * model, all in one transaction of the notebook's undo history (Ctrl-Z in command mode
  * takes them all back). `counts` sets execution counts too (null clears). Returns the ids
@@ -173,7 +192,7 @@ export function putOutputs(
       if (!cell || cell.cell_type !== 'code') {
         continue;
       }
-      cell.setOutputs(list);
+      cell.setOutputs(coalesceStreams(list));
       if (id in counts) {
         cell.execution_count = counts[id];
       }

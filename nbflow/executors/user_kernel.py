@@ -14,12 +14,18 @@ notebook's own session). It differs from the other two only in *where* code runs
 * a finished step's values are dumped by ``KernelSide.dump`` from the namespace and
   committed by ``outcome.commit_entry`` (through ``kernel_state.Committer``), exactly as
   the kernel executor commits them, with the executor name ``live`` in the manifest;
-* its outputs are recorded as they are produced (``cell_outputs.CellOutputs``) while
-  still going to the cell that runs them.
+* its outputs are recorded as they are produced (``live_outputs.record_outputs``) while
+  still going to the cell that runs them;
+* a ``map:`` step runs once per element (``live_map``, as ``kernel_map``); a step's
+  ``timeout:`` interrupts its cell from inside the kernel (``live_watchdog``); ``retry:``
+  runs it again with its inputs restored; early cut-off (``cut_off``, ``settle_deferred``)
+  settles a step through ``RunContext.settle_cached``/``settle_deferred`` -- the shared
+  code the kernel and Dask executors use -- and restores its values instead of running it.
 
 ``LiveRun`` reads top to bottom in execution order: ``prelude`` (the setup and the
 parameters, only when the kernel does not hold their current version), then per step
-``restore_step`` or ``start_step`` / (cells run) / ``finish_step``, then ``close``. A run
+``restore_step`` or ``start_step`` / (cells run) / ``finish_step`` (``run_step`` does the
+three for ``%nbflow run``), then ``close``. A run
 that executes something is a run of the run store (``run.prepare_run`` with this
 executor, ``Run.open``/``Run.close``) and publishes the same events as the kernel
 executor's, so ``nbflow runs``, the widget and the server see it; a restore alone is not

@@ -115,6 +115,11 @@ def test_a_map_step_runs_element_by_element_in_the_kernel_as_the_kernel_executor
         "total": "done",
     }
 
+    # a map: step's values come back from its entry like any other step's
+    kernel.text("del size")
+    assert kernel.text("%nbflow restore total") == "restored from measure (run 1): size\n"
+    assert kernel.value("size") == [10, 20, 30]
+
     # one more element: the three cached elements are restored, only the new one runs
     shown = kernel.text("%nbflow run -p words \"['a', 'bb', 'ccc', 'dddd']\"")
     assert [line for line in shown.splitlines() if line.startswith("measured")] == ["measured DDDD 40"], shown

@@ -252,6 +252,24 @@ def test_a_cached_step_whose_input_a_running_step_changed_runs_after_all(tmp_pat
     assert steps["read"]["status"] == "done"
     assert kernel.value("total") == nbflow.result(other, "read", "total") == 66 + 99
 
+    # through the driver: read is to be restored, but at its turn it runs, in the kernel
+    third = live_dir / "three" / "d.ipynb"
+    third.parent.mkdir()
+    write_notebook(third, cells)
+    assert load_pipeline(third).run().status == "done"
+    edit(third, 1, "x2_sub = x2[:2, :2]\nx2_sub[0, 0] = 99")
+    kernel.text("del total")
+    begun = kernel.driver("begin", path="three/d.ipynb", mode="stale")
+    assert [s["action"] for s in begun["steps"]] == ["restore", "run", "restore"]
+    nb = nbformat.read(third, 4)
+    assert kernel.driver("restore", step="make")["missing"] == {}
+    assert kernel.driver("step_started", step="alias") == {}
+    outputs = kernel.run(nb.cells[1].source, nb.cells[1].id)
+    assert kernel.driver("step_finished", step="alias", outputs={nb.cells[1].id: outputs})["status"] == "done"
+    ran = kernel.driver("restore", step="read")
+    assert ran["status"] == "done" and ran["restored"] == {} and kernel.value("total") == 66 + 99
+    assert kernel.driver("finish", status="done")["counts"] == {"cached": 1, "done": 2}
+
 
 # ---------------------------------------------------------------- restore --to
 

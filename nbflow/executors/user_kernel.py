@@ -433,8 +433,9 @@ class LiveRun:
     def cut_off(self, step: str) -> bool:
         """Early cut-off (``cutoff.py``): ``step``'s key, re-computed now that the steps
         above it ran, has an entry -- they left the values its previous run read. Then it is
-        cached (``RunContext.settle_cached``) and its values are restored, not run."""
-        if self.run is None or not self.ctx.settle_cached(step, self.ctx.keys.recheck(step)):
+        cached (``RunContext.settle_cached``) and its values are restored, not run. Only in a
+        run that caches (a restore runs nothing)."""
+        if self.committer is None or not self.ctx.settle_cached(step, self.ctx.keys.recheck(step)):
             return False
         self.restore_step(step)
         self.outputs[step] = self.cached_outputs(step)
@@ -445,7 +446,7 @@ class LiveRun:
         ran (``PlanEntry.recheck``), at its turn: ``True`` when it must run after all
         (``RunContext.settle_deferred``), ``False`` when it is cached (or not deferred)."""
         ctx = self.ctx
-        if self.run is None or ctx.actions[step] != "cached" or step in ctx.status or not ctx.plan[step].recheck:
+        if self.committer is None or ctx.actions[step] != "cached" or step in ctx.status or not ctx.plan[step].recheck:
             return False
         return ctx.settle_deferred(step) is None
 

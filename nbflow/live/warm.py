@@ -18,7 +18,7 @@ that selects a GUI or plotting backend, talks to the kernel or needs the main th
 (``MAIN_THREAD_ONLY``: ``matplotlib.pyplot`` and the like). An import guard on
 ``sys.meta_path`` (the documented hook) stops such an import even when a library pulls it
 in: that library's import is abandoned and left to the main thread (Python removes the
-modules whose import failed; ``forget_partial`` the submodules of a package whose own
+modules whose import failed, ``forget_partial`` the submodules of a package whose own
 import failed, which would otherwise point at the half-made package). A package whose
 ``__init__`` itself pulls in such a module (seaborn) is listed, so its import is never
 started. The warm-up writes nothing and keeps nothing (no pipeline, no

@@ -193,6 +193,32 @@ def is_project(path: str | Path) -> bool:
     return path.suffix.lower() == ".toml" or path.is_dir()
 
 
+def project_of(notebook: str | Path) -> Path | None:
+    """The pipeline of notebooks ``notebook`` belongs to: the ``nbflow.toml`` of its folder
+    when that file lists it (a bad file raises ``PipelineError`` naming it); else its folder,
+    when a link joins it to another pipeline notebook there (a file edge or ``after:NB:STEP``,
+    either way); else ``None``. A folder whose notebooks do not load together (one of them
+    is broken) is no pipeline of notebooks for its other notebooks: ``None``."""
+    notebook = Path(notebook).resolve()
+    folder = notebook.parent
+    toml = folder / PROJECT_FILE
+    if toml.is_file():
+        paths, _ = read_project_file(toml)
+        if any(Path(p).resolve() == notebook for p in paths):
+            return toml
+    pipeline_notebooks = [p.resolve() for p in find_notebooks(folder)]
+    if notebook not in pipeline_notebooks or len(pipeline_notebooks) < 2:
+        return None
+    try:
+        project = load_project(folder)
+    except PipelineError:
+        return None
+    name = notebook.relative_to(folder).as_posix()
+    if any(name in (split(k.producer)[0], split(k.consumer)[0]) for k in project.links):
+        return folder
+    return None
+
+
 def find_notebooks(folder: Path) -> list[Path]:
     """The pipeline notebooks of ``folder`` (not its subfolders): those with a ``step:`` tag,
     a text notebook paired with an ``.ipynb`` of the folder counted once (as the ``.ipynb``)."""

@@ -6,7 +6,8 @@
                                        it belongs to, ``project.project_of``): groups,
                                        nodes, edges and states
                                        (``project_view.project_graph_model``), the
-                                       cytoscape style, the live run; ``{"project":
+                                       cytoscape style, the newest run started here
+                                       (its steps' states while it goes on); ``{"project":
                                        null}`` for a notebook of no such pipeline
 ``POST   project/runs``                run it (``project_run.run_project``, body
                                        ``{path, params, force_all}``): its id
@@ -191,6 +192,7 @@ class ProjectHandler(ProjectHandlerBase):
             return {"project": None, "current": self.relative(path)}
         project = self.load(source)
         live = self.project_runs.live(source)
+        last = next(iter(self.project_runs.of(source)), None)
         statuses: dict[str, str] = {}
         if live is not None:
             for name, run in list(live.handle.runs.items()):
@@ -205,12 +207,9 @@ class ProjectHandler(ProjectHandlerBase):
             project=self.relative(source),
             current=self.relative(current) if current else None,
             style=cytoscape_style() + group_style(),
-            run=self.run_summary_of(live) if live is not None else None,
+            run=project_run_summary(self, last) if last is not None else None,
         )
         return model
-
-    def run_summary_of(self, record: ProjectRunRecord) -> dict[str, Any]:
-        return project_run_summary(self, record)
 
 
 def project_run_summary(handler: NbflowHandler, record: ProjectRunRecord) -> dict[str, Any]:

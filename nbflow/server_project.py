@@ -148,19 +148,18 @@ class ProjectHandlerBase(NbflowHandler):
             raise web.HTTPError(400, "missing path")
         return self.confine_any(raw)
 
-    def source_of(self, path: Path) -> Path | None:
-        """The folder or ``nbflow.toml`` of the pipeline at ``path`` (``None``: a notebook of none)."""
+    def project_at(self, path: Path) -> Project | None:
+        """The pipeline at ``path`` (a folder, an ``nbflow.toml``, or a notebook: the pipeline it
+        belongs to, ``None`` for none), its notebooks confined to the root (``PipelineError`` else)."""
+        from .project import find_notebooks, find_project, load_project, read_project_file
+
         if path.is_dir() or path.suffix.lower() == ".toml":
-            return path
-        from .project import project_of
+            self.confined(path, read_project_file(path)[0] if path.is_file() else find_notebooks(path))
+            return load_project(path)
+        return find_project(path, check=lambda listed: self.confined(path.parent / "nbflow.toml", listed))
 
-        return project_of(path)
-
-    def load(self, source: Path) -> Project:
-        """The pipeline read from ``source``, its notebooks confined to the root (``PipelineError`` else)."""
-        from .project import find_notebooks, load_project, read_project_file
-
-        listed = read_project_file(source)[0] if source.is_file() else find_notebooks(source)
+    def confined(self, source: Path, listed: list[Path]) -> None:
+        """Refuse a pipeline listing a notebook outside the root, before that notebook is read."""
         for notebook in listed:
             if not Path(notebook).resolve().is_relative_to(self.root):
                 raise PipelineError(
@@ -168,7 +167,6 @@ class ProjectHandlerBase(NbflowHandler):
                     "are run from here",
                     notebook=self.relative(source) or source.name,
                 )
-        return load_project(source)
 
 
 class ProjectHandler(ProjectHandlerBase):
@@ -187,10 +185,10 @@ class ProjectHandler(ProjectHandlerBase):
         from .project_view import group_style, project_graph_model
         from .view import cytoscape_style
 
-        source = self.source_of(path)
-        if source is None:
+        project = self.project_at(path)
+        if project is None:
             return {"project": None, "current": self.relative(path)}
-        project = self.load(source)
+        source = project.source
         live = self.project_runs.live(source)
         last = next(iter(self.project_runs.of(source)), None)
         statuses: dict[str, str] = {}
@@ -241,10 +239,10 @@ class ProjectRunsHandler(ProjectHandlerBase):
         self.finish(_json(answer))
 
     def _runs(self, path: Path, limit: int) -> dict[str, Any]:
-        source = self.source_of(path)
-        if source is None:
+        project = self.project_at(path)
+        if project is None:
             raise web.HTTPError(404, "this notebook belongs to no pipeline of notebooks")
-        project = self.load(source)
+        source = project.source
         stored: list[dict[str, Any]] = []
         if project.config.store_path.exists():
             store = project.config.open_store()
@@ -287,10 +285,10 @@ class ProjectRunsHandler(ProjectHandlerBase):
         """The source and project, planned once so bad parameters are refused before anything starts."""
         from .project import plan_project
 
-        source = self.source_of(path)
-        if source is None:
+        project = self.project_at(path)
+        if project is None:
             return None, None
-        project = self.load(source)
+        source = project.source
         plan_project(project, params, force_all=force_all)
         return source, project
 

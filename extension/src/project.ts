@@ -69,26 +69,46 @@ export class ProjectSection extends Panel {
       'title="Run every notebook of this pipeline, each in its own kernel (cached steps are restored)">' +
       'Run pipeline of notebooks</button></div>';
     this.addWidget(this.header);
-    this.addWidget(this.view);
     this.header.node.addEventListener('click', event => {
       const button = (event.target as HTMLElement).closest('button');
       if (button?.dataset.action === 'run-project') {
         void this.run().catch(e => this.say((e as Error).message, true));
       }
     });
-    this.view.nodeClicked.connect((_, id) => {
-      const node = this.graph?.nodes.find(n => n.id === id);
-      const group = node && this.graph?.groups.find(g => g.id === node.parent);
-      if (node && group) {
-        this._openStep.emit({ path: group.notebook, step: node.step });
-      }
-    });
     this.hide();
   }
 
   readonly header = new Widget();
-  readonly view = new GraphView();
   graph: IProjectGraph | null = null;
+
+  /**
+   * The canvas, made only while a pipeline of notebooks is shown: most notebooks belong to
+   * none, and their panel then holds one canvas, not two.
+   */
+  get view(): GraphView | null {
+    return this._view;
+  }
+
+  private ensureView(): GraphView {
+    if (!this._view) {
+      const view = new GraphView();
+      view.nodeClicked.connect((_, id) => {
+        const node = this.graph?.nodes.find(n => n.id === id);
+        const group = node && this.graph?.groups.find(g => g.id === node.parent);
+        if (node && group) {
+          this._openStep.emit({ path: group.notebook, step: node.step });
+        }
+      });
+      this.addWidget(view);
+      this._view = view;
+    }
+    return this._view;
+  }
+
+  private dropView(): void {
+    this._view?.dispose();
+    this._view = null;
+  }
 
   /** A step was clicked: the notebook it is in (relative to the server's root) and its name. */
   get openStep(): ISignal<this, { path: string; step: string }> {
@@ -172,18 +192,18 @@ export class ProjectSection extends Panel {
         this.show();
         this.header.node.querySelector('.nbflow-Project-title')!.textContent = 'Pipeline of notebooks';
         this.say(error, true);
-        this.view.hide();
       } else {
         this.hide();
       }
+      this.dropView();
       return;
     }
     this.show();
-    this.view.show();
+    const view = this.ensureView();
     this.header.node.querySelector('.nbflow-Project-title')!.textContent =
       `Pipeline of notebooks: ${graph.project} (${graph.groups.length} notebooks)`;
     const states = Object.fromEntries(graph.nodes.map(n => [n.id, n.state]));
-    this.view.draw({ ...graph, readonly: true } as any, states);
+    view.draw({ ...graph, readonly: true } as any, states);
     const button = this.header.node.querySelector('button[data-action="run-project"]') as HTMLButtonElement;
     button.disabled = this.running;
     this.node.dataset.runStatus = graph.run?.status ?? '';
@@ -200,6 +220,7 @@ export class ProjectSection extends Panel {
     return `${graph.nodes.length} steps, ${stale} to run`;
   }
 
+  private _view: GraphView | null = null;
   private _notebook: string | null = null;
   private _asked = 0;
   private _poll: any = undefined;

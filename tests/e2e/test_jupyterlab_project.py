@@ -125,3 +125,4 @@ def test_a_notebook_of_no_pipeline_of_notebooks_shows_no_section(lab_server, pag
     page.wait_for_timeout(2000)  # the section's answer is in by now; it must stay hidden
     assert page.locator(".nbflow-ProjectSection").is_hidden()
     assert page.evaluate("() => window.nbflowLab.project.hasProject") is False
+    assert page.locator("#nbflow-graph-panel .nbflow-canvas").count() == 1  # no second canvas made for nothing

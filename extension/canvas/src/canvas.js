@@ -291,6 +291,7 @@ export function createCanvas(el, options = {}) {
   let labels = {};
   let mode = "move";
   let fitted = false;
+  let wasReadonly = false;
   const collapsed = new Set();
 
   function fit() {
@@ -369,10 +370,14 @@ export function createCanvas(el, options = {}) {
     applyNodes();
     drawLegend();
     const readonly = !!graph.readonly;
-    cy.autoungrabify(readonly);
-    moveButton.hidden = connectButton.hidden = readonly;
-    if (readonly && mode === "connect") {
-      setMode("move");
+    if (readonly !== wasReadonly) {
+      // Only on a change: edgehandles' Connect mode holds the nodes still the same way.
+      wasReadonly = readonly;
+      if (readonly) {
+        setMode("move");
+      }
+      cy.autoungrabify(readonly);
+      moveButton.hidden = connectButton.hidden = readonly;
     }
     updateButtons();
     if (!fitted) {

@@ -275,7 +275,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
     };
 
     /** Run in the notebook's own kernel (LIVE-PROTOCOL.md); the panel follows it. */
-    const inKernel = async (mode: Mode, step: string | null, restoreOnly: Set<string> | null = null) => {
+    const inKernel = async (mode: Mode, step: string | null) => {
       const nb = current();
       const model = modelOf(nb);
       const notebook = nb ? notebookJSON(nb) : null;
@@ -292,7 +292,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
         outcome = await runInKernel(nb, notebook, mode, step, {
           begun: (runId, steps) => model.liveBegin(runId, steps),
           step: (name, state) => model.liveStep(name, state)
-        }, restoreOnly);
+        });
       } catch (e) {
         await model.liveEnd('failed', (e as Error).message);
         report(e);
@@ -320,22 +320,6 @@ const plugin: JupyterFrontEndPlugin<void> = {
       Notification.emit(message, outcome.status === 'done' && !missing.length ? 'success' : 'warning', {
         autoClose: 8000
       });
-    };
-
-    /** `step` and the steps it depends on, from the graph's edges. */
-    const upstreamOf = (model: PipelineModel, step: string): Set<string> => {
-      const wanted = new Set([step]);
-      const todo = [step];
-      while (todo.length) {
-        const node = todo.pop()!;
-        for (const edge of model.graph?.edges ?? []) {
-          if (edge.target === node && !wanted.has(edge.source)) {
-            wanted.add(edge.source);
-            todo.push(edge.source);
-          }
-        }
-      }
-      return wanted;
     };
 
     /** Copy run `id`'s outputs into the open notebook's cells (not saved; Ctrl-Z undoes it). */
@@ -370,15 +354,10 @@ const plugin: JupyterFrontEndPlugin<void> = {
     });
     commands.addCommand('nbflow:restore-to-kernel', {
       label: 'Restore up to this step',
-      caption: "nbflow: put the values this step reads (and its own, if fresh) into this notebook's kernel",
+      caption:
+        "nbflow: put into this notebook's kernel what a run up to this step leaves: its values and its ancestors', and its hidden state",
       isEnabled: () => selectedStep() !== null,
-      execute: () => {
-        const model = modelOf(current());
-        const step = selectedStep();
-        if (model && step) {
-          return inKernel('restore', null, upstreamOf(model, step));
-        }
-      }
+      execute: () => inKernel('restore-to', selectedStep())
     });
     commands.addCommand('nbflow:run-stale-kernel', {
       label: args => (args.toolbar ? '' : 'Run stale steps in this kernel'),

@@ -54,6 +54,7 @@ from typing import Any
 
 from ..errors import NbflowError, PipelineError
 from ..executors.user_kernel import KernelState, LiveRun, context, kernel_state
+from . import warm
 
 Modes = ("restore", "restore-to", "stale", "to", "only")
 #: Modes that restore and run nothing.
@@ -82,6 +83,7 @@ def _answer(fn: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, Any]]:
 
 def call(name: str, json_args: str = "{}") -> str:
     """Call driver function ``name`` with the JSON object ``json_args``; its answer as JSON text."""
+    warm.wait()  # the extension's warm-up thread imports what this will: never alongside it
     functions = {
         "begin": begin,
         "restore": restore,

@@ -38,7 +38,7 @@ from IPython.core.magic import Magics, line_magic, magics_class
 
 from ..errors import NbflowError
 from ..executors.user_kernel import Interrupted, KernelState, LiveRun, Origin, kernel_state
-from . import driver
+from . import driver, warm
 
 USAGE = (
     "usage: %nbflow restore [STEP | --to STEP] [--run N] | %nbflow run [--to STEP | --only STEP | --stale] "
@@ -85,6 +85,7 @@ class NbflowMagics(Magics):
 
     @line_magic
     def nbflow(self, line: str) -> None:
+        warm.wait(self.shell)  # never import alongside the warm-up thread
         words = shlex.split(line)
         if not words or words[0] not in ("restore", "run", "status"):
             raise UsageError(USAGE)

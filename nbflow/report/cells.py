@@ -191,10 +191,12 @@ class CellRenderer:
     """Cells and markdown to HTML with nbconvert's JupyterLab template."""
 
     def __init__(self, trusted: bool) -> None:
+        from nbconvert import HTMLExporter
+
         self.trusted = trusted
         self.clean = None if trusted else sanitizer()
         # cells.html.j2 extends lab/base.html.j2, which renders cells only: the page is ours.
-        self.exporter = _exporter_class()(
+        self.exporter = HTMLExporter(
             template_name="lab",
             template_file="cells.html.j2",
             extra_template_paths=[str(TEMPLATES)],
@@ -267,64 +269,6 @@ class CellRenderer:
         return isolated(html) if self.clean is None else isolated(self.clean.sanitize_html_tags(html))
 
 
-def _exporter_class() -> Any:
-    """nbconvert's ``HTMLExporter`` with its last pass done by tree walks instead of CSS selectors.
-
-    ``HTMLExporter.from_notebook_node`` renders the template, then parses the HTML with
-    BeautifulSoup to give images without ``alt`` a default text and make cells focusable,
-    finding them with ``soup.select``: the first ``select`` in a process compiles
-    soupsieve's CSS grammar, about a tenth of a second, paid by every process that renders
-    one report (``nbflow publish`` after one new run, ``nbflow run --report``). The same
-    three searches written as ``find_all`` give the same elements and the same page.
-    """
-    global _EXPORTER
-    if _EXPORTER is not None:
-        return _EXPORTER
-    from bs4 import BeautifulSoup
-    from nbconvert import HTMLExporter
-    from nbconvert.exporters.templateexporter import TemplateExporter
-
-    def in_notebook(elem: Any) -> bool:
-        return any("jp-Notebook" in (parent.get("class") or ()) for parent in elem.parents if parent.name)
-
-    def divs(soup: Any, cls: str) -> list[Any]:
-        # `.jp-Notebook div.<cls>`: a div of that class inside an element of class jp-Notebook
-        return [d for d in soup.find_all("div", class_=cls) if in_notebook(d)]
-
-    class CellsExporter(HTMLExporter):
-        def from_notebook_node(self, nb: Any, resources: Any = None, **kw: Any) -> tuple[str, dict[str, Any]]:
-            # HTMLExporter.from_notebook_node, its soup.select calls written as find_all
-            from nbconvert.filters.highlight import Highlight2HTML
-            from nbconvert.filters.widgetsdatatypefilter import WidgetsDataTypeFilter
-
-            langinfo = nb.metadata.get("language_info", {})
-            lexer = langinfo.get("pygments_lexer", langinfo.get("name", None))
-            highlight_code = self.filters.get("highlight_code", Highlight2HTML(pygments_lexer=lexer, parent=self))
-            resources = self._init_resources(resources)
-            filter_data_type = WidgetsDataTypeFilter(
-                notebook_metadata=self._nb_metadata, parent=self, resources=resources
-            )
-            self.register_filter("highlight_code", highlight_code)
-            self.register_filter("filter_data_type", filter_data_type)
-            html, resources = TemplateExporter.from_notebook_node(self, nb, resources, **kw)
-            soup = BeautifulSoup(html, features="html.parser")
-            missing_alt = 0
-            for elem in soup.find_all("img", alt=False):  # img:not([alt])
-                elem.attrs["alt"] = "No description has been provided for this image"
-                missing_alt += 1
-            if missing_alt:
-                self.log.warning("Alternative text is missing on %s image(s).", missing_alt)
-            for elem in divs(soup, "jp-Cell-inputWrapper"):
-                elem.attrs["tabindex"] = "0"
-            for elem in divs(soup, "jp-OutputArea-output"):
-                elem.attrs["tabindex"] = "0"
-            return str(soup), resources
-
-    _EXPORTER = CellsExporter
-    return _EXPORTER
-
-
-_EXPORTER: Any = None
 _RENDERERS = threading.local()
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from ..errors import CacheCorrupt, CacheRefused
-from ..events import Event, RunWarning, StepFinished, StepQueued, StepRetried, StepStarted, StepStatus
+from ..events import CheckFailed, Event, RunWarning, StepFinished, StepQueued, StepRetried, StepStarted, StepStatus
 from ..plan import Action, Reason, has_reason
 
 if TYPE_CHECKING:
@@ -75,6 +75,9 @@ class RunContext:
     #: What the executor's ``prestart`` began: a kernel already starting
     #: (``kernel_client.EarlyKernel``), a Dask cluster (``dask_cluster.EarlyCluster``).
     early_kernel: Any = None
+    #: Steps a ``check:`` failed on, with the check's one-line error (``CheckFailed``). Their
+    #: ``status`` stays what the executor saw (the scheduling needs it); ``final_status`` says failed.
+    failed_by_check: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for entry in self.plan:
@@ -140,6 +143,21 @@ class RunContext:
                 key=self.key(step) if self.key(step) != self.plan[step].key else "",
             )
         )
+        if (
+            check is not None
+            and status == "failed"
+            and error
+            and self.status.get(check.step) in ("done", "cached")
+            and check.step not in self.failed_by_check  # its first failed check says why
+        ):
+            # a failed check fails the step it checks (its record; the scheduling already
+            # skips the dependants, which wait for the check)
+            self.failed_by_check[check.step] = error
+            self.publish(CheckFailed(self.run_id, step=check.step, check=step, error=error))
+
+    def final_status(self, step: str) -> Status | None:
+        """``step``'s status as the run store records it: ``failed`` once a check of it failed."""
+        return "failed" if step in self.failed_by_check else self.status.get(step)
 
     def check_failure(self, check: str, error: str) -> str:
         """A failed data check in one line: notebook, cell, step and the assertion."""
@@ -293,6 +311,40 @@ class RunContext:
             if step not in self.queued:
                 self.queued.add(step)
                 self.queue(step)
+
+    # ------------------------------------------------------ early cut-off
+    def settle_cached(self, step: str, entry: Any) -> bool:
+        """Early cut-off: ``step``'s key, re-computed now that its upstream steps ran
+        (``cutoff.RunKeys.recheck``), has the verified ``entry``: the step is cached, its
+        ``out:`` files put back, and not run. ``False`` when there is no entry or it turned
+        out corrupt (the step runs). Every executor settles such a step here, then shows its
+        cached outputs (and the live executor restores its values) its own way."""
+        if entry is None:
+            return False
+        self.actions[step] = "cached"
+        self.restore_files(step)
+        if self.actions[step] != "cached":
+            return False  # its entry turned out corrupt: it runs
+        self.finish_step(step, "cached", reasons=())
+        return True
+
+    def settle_deferred(self, step: str) -> Any:
+        """A cached step whose plan waited on running steps that read what it reads
+        (``PlanEntry.recheck``), once they ran: its entry if it is still cached (settled by
+        ``settle_cached``), else ``None`` -- it is then set to run, with the reason, and queued."""
+        planned = self.key(step)
+        entry = self.keys.recheck(step, deferred=True)
+        if self.settle_cached(step, entry):
+            return entry
+        changed = sorted(set(self.keys.inputs(step).values()) - set(self.pipeline.deps[step]))
+        self.actions[step] = "run"
+        self.reasons[step] = (
+            f"upstream {', '.join(changed)} changed its inputs at run time"
+            if changed and self.key(step) != planned
+            else "its inputs changed at run time",
+        )
+        self.queue(step)
+        return None
 
     # ------------------------------------------------------------ entries
     def verified_entry(self, step: str, key: str) -> Any:

@@ -75,6 +75,7 @@ class Hooks:
         self.cell = (getattr(info, "cell_id", None), getattr(info, "raw_cell", "") or "")
         live = self.state.current
         if live is not None and live.active:
+            live.watchdog.arm()  # the step's timeout: applies while JupyterLab executes its cells
             return
         try:
             match = self.match(*self.cell)
@@ -94,6 +95,7 @@ class Hooks:
         outputs = self.stop_recording()
         live = self.state.current
         if live is not None and live.active:
+            live.watchdog.disarm()
             live.seen.append((cell_id, code))
             return
         try:
@@ -257,7 +259,10 @@ class Hooks:
 
         pipeline = self.pipeline()
         params = {k: v for k, v in self.state.params.items() if k in pipeline.parameters}
-        run = prepare_run(pipeline, params, only=[step], force=[step], executor=UserKernelExecutor())
+        from ..hooks import Hooks
+
+        # a cell run by hand is the user's own editing, not a pipeline run: no hooks fire for it
+        run = prepare_run(pipeline, params, only=[step], force=[step], executor=UserKernelExecutor(), hooks=Hooks())
         ctx = run._ctx
         ctx.output_path = None
         if ctx.steps_to_run() != [step]:

@@ -165,6 +165,8 @@ class Session:
         self.ledger = Ledger(ctx.pipeline, ctx.keys.inputs)
         self.watched = ctx.watched_names()
         self.committer = Committer(ctx)
+        self.watch_by_request = False  # set by connect: the kernel watches from request metadata
+        self.armed: dict[str, Any] | None = None  # that metadata, for the step's first cell
         # background dumps still running in the kernel: staging -> (step, outputs, duration, out files)
         self.pending: dict[str, tuple[str, list, float, dict]] = {}
         self.pending_keys: dict[str, str] = {}  # staging -> element key, for map: elements
@@ -232,12 +234,14 @@ class Session:
         self.nb.metadata["language_info"] = info["content"].get("language_info", {})
         by_reference = sorted(self.pipeline.setup.writes)
         helper = self.language.helper_code(str(self.ctx.cache.root), by_reference, self.ctx.config.output_limit)
+        setup = self.language.watch_setup(self.watched)
         try:
-            await self.silent(helper)
+            answers = await self.silent(helper, {"watch": setup} if setup else None)
         except SilentError as e:
             raise Stop(
                 "failed", f"the kernel cannot use nbflow ({e}); install nbflow in the kernel's environment"
             ) from None
+        self.watch_by_request = expression_results({"content": {"user_expressions": answers}}).get("watch") is True
 
     async def alive(self) -> bool:
         return bool(await asyncio.to_thread(self.km.is_alive))
@@ -273,8 +277,10 @@ class Session:
         return json.loads(ast.literal_eval(result["data"]["text/plain"]))
 
     async def execute(self, cell: Any, index: int, deadline: float | None, expressions: dict[str, str] | None) -> None:
-        """Run one cell under the watchdog: timeout and cancel interrupt, then kill."""
-        task = asyncio.ensure_future(self.client.execute_cell_with(cell, index, expressions))
+        """Run one cell under the watchdog: timeout and cancel interrupt, then kill. A
+        watch armed by ``watch_reads`` rides on the first cell's request."""
+        metadata, self.armed = (self.armed, None) if cell.source.strip() else (None, self.armed)
+        task = asyncio.ensure_future(self.client.execute_cell_with(cell, index, expressions, metadata))
         stopping: Literal["cancelled", "timeout"] | None = None
         while not task.done():
             wait = 0.2 if deadline is None else max(0.0, min(0.2, deadline - time.monotonic()))
@@ -438,6 +444,9 @@ class Session:
     async def watch_reads(self, name: str) -> None:
         """Let the kernel note the values ``name`` reads before it runs (changed at run time?)."""
         reads = sorted(set(self.pipeline.steps[name].reads) | set(self.ctx.keys.inputs(name)))
+        if self.watch_by_request:  # rides on the step's first cell (in_kernel.watch_on_request)
+            self.armed = self.language.watch_metadata(reads)
+            return
         watch = self.language.watch_code(self.watched, reads)
         try:
             if watch is not None:
@@ -490,6 +499,11 @@ class Session:
             if index == last:
                 replies = expression_results(self.client.last_reply)
                 result = replies.get("nbflow", {})
+                if result.get("watch_error"):
+                    self.ctx.warn(
+                        f"values changed at run time will not be seen: {result['watch_error']}",
+                        self._step_of(source_cell),
+                    )
         return result
 
     async def dump_after(self, staging: Path, stored: list[str], required: list[str]) -> dict[str, Any]:

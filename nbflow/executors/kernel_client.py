@@ -231,22 +231,40 @@ def client_class() -> type:
         def _remember_reply(self, cell: Any, cell_index: int, execute_reply: dict[str, Any]) -> None:
             self.last_reply = execute_reply
 
-        async def execute_cell_with(self, cell: Any, index: int, expressions: dict[str, str] | None) -> Any:
+        async def execute_cell_with(
+            self,
+            cell: Any,
+            index: int,
+            expressions: dict[str, str] | None,
+            metadata: dict[str, Any] | None = None,
+        ) -> Any:
+            """Run ``cell``, its execute request carrying ``expressions`` (``user_expressions``)
+            and ``metadata`` (the request's, which ipykernel hands to the cell's hooks)."""
             self.output_bytes[index] = 0
             self.dropped[index] = 0
             self.last_reply = None
-            if expressions:
-                original = self.kc.execute
+            kc = self.kc
+            if expressions or metadata:
 
                 def execute(code: str, **kw: Any) -> str:
-                    return original(code, user_expressions=expressions, **kw)
+                    content = {
+                        "code": code,
+                        "silent": kw.get("silent", False),
+                        "store_history": kw.get("store_history", True),
+                        "user_expressions": expressions or {},
+                        "allow_stdin": kc.allow_stdin if kw.get("allow_stdin") is None else kw["allow_stdin"],
+                        "stop_on_error": kw.get("stop_on_error", True),
+                    }
+                    msg = kc.session.msg("execute_request", content, metadata=metadata or {})
+                    kc.shell_channel.send(msg)
+                    return msg["header"]["msg_id"]
 
-                self.kc.execute = execute
+                kc.execute = execute
             try:
                 return await self.async_execute_cell(cell, index)
             finally:
-                if expressions:
-                    del self.kc.execute
+                if expressions or metadata:
+                    del kc.execute
                 if self.dropped.get(index):
                     from nbformat.v4 import new_output
 

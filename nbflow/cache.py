@@ -262,11 +262,17 @@ class Cache:
                     code = cloudpickle.load(f)
                 values.update({n: code[n] for n in by_file["code.pkl"]})
             if "values.pkl" in by_file:
-                import joblib
-
                 path = entry.path / "values.pkl"
-                mode = "c" if mmap and path.stat().st_size > MMAP_THRESHOLD else None
-                plain = joblib.load(path, mmap_mode=mode)
+                if entry.manifest.get("files", {}).get("values.pkl", {}).get("format") == "pickle":
+                    import pickle  # written without NumPy loaded (``_dump_plain``): no array in it
+
+                    with open(path, "rb") as f:
+                        plain = pickle.load(f)
+                else:
+                    import joblib
+
+                    mode = "c" if mmap and path.stat().st_size > MMAP_THRESHOLD else None
+                    plain = joblib.load(path, mmap_mode=mode)
                 values.update({n: plain[n] for n in by_file["values.pkl"]})
         except Exception as e:  # noqa: BLE001 - any failure to unpickle makes the entry unusable
             raise CacheCorrupt(entry.step, entry.key, entry.path, f"cannot load: {type(e).__name__}: {e}") from None
@@ -341,7 +347,9 @@ class Cache:
             (interactive if kind == "interactive" else plain)[name] = value
             described[name] = {"file": "code.pkl" if kind == "interactive" else "values.pkl", **describe(value)}
         if plain:
-            files["values.pkl"] = _write_hashed(staging / "values.pkl", lambda f: _dump_plain(plain, f))
+            written: dict[str, str] = {}
+            files["values.pkl"] = _write_hashed(staging / "values.pkl", lambda f: written.update(_dump_plain(plain, f)))
+            files["values.pkl"].update(written)
         if interactive:
             files["code.pkl"] = _write_hashed(
                 staging / "code.pkl", lambda f: _CodePickler(f, set(by_reference)).dump(interactive)
@@ -632,19 +640,21 @@ def _write_hashed(path: Path, dump: Any) -> dict[str, Any]:
     return {"size": writer.size, "sha256": writer.sha.hexdigest()}
 
 
-def _dump_plain(values: Mapping[str, Any], f: Any) -> None:
+def _dump_plain(values: Mapping[str, Any], f: Any) -> dict[str, str]:
     """joblib's pickle of ``values`` (arrays as raw buffers, memory-mapped when loaded).
     With NumPy not imported no value holds an array, and joblib writes pickle's bytes
     exactly: pickle writes them, without importing joblib and NumPy (a kernel pays
-    ~0.2 s for that on its first step)."""
+    ~0.2 s for that on its first step), and the manifest says so (``"format": "pickle"``)
+    so that loading them does not import joblib either."""
     if "numpy" in sys.modules:
         import joblib
 
         joblib.dump(values, f)
-    else:
-        import pickle
+        return {}
+    import pickle
 
-        pickle.Pickler(f, protocol=pickle.DEFAULT_PROTOCOL).dump(values)
+    pickle.Pickler(f, protocol=pickle.DEFAULT_PROTOCOL).dump(values)
+    return {"format": "pickle"}
 
 
 def _fsync_file(path: Path) -> None:

@@ -249,10 +249,11 @@ def test_values_without_numpy_are_written_as_joblib_would_without_importing_it(t
         f"cache = Cache({str(tmp_path / 'cache')!r})\n"
         "staging = cache.stage('a')\n"
         "cache.commit(staging, step='a', key='k', parts={}, values={'x': 1, 'd': {'a': [1, 2.5, 'z']}})\n"
-        "print(sorted(m for m in ('numpy', 'joblib') if m in sys.modules))\n"
+        "loaded = cache.load_values(cache.lookup('a', 'k'))\n"
+        "print(loaded['x'], sorted(m for m in ('numpy', 'joblib') if m in sys.modules))\n"
     )
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "[]"
+    assert out.strip() == "1 []"  # written and loaded back without joblib or NumPy
     import io
 
     import joblib
@@ -263,8 +264,14 @@ def test_values_without_numpy_are_written_as_joblib_would_without_importing_it(t
     entry = cache.lookup("a", "k")
     assert entry is not None
     assert (entry.path / "values.pkl").read_bytes() == expected.getvalue()
+    assert entry.manifest["files"]["values.pkl"]["format"] == "pickle"
     cache.verify(entry)
     assert cache.load_values(entry) == {"x": 1, "d": {"a": [1, 2.5, "z"]}}
+    assert joblib.load(entry.path / "values.pkl") == {"x": 1, "d": {"a": [1, 2.5, "z"]}}
+    # with NumPy loaded (this process), values go through joblib as before
+    arrays = commit(cache, step="b", values={"a": np.arange(3), "x": 1})
+    assert "format" not in arrays.manifest["files"]["values.pkl"]
+    assert cache.load_values(arrays)["a"].tolist() == [0, 1, 2]
 
 
 def test_private_dir_makes_new_folders_with_their_parents_and_keeps_existing_ones(tmp_path):

@@ -126,6 +126,15 @@ class EarlyKernel:
         with contextlib.suppress(Exception):
             import papermill  # noqa: F401 - the engine's import, done while the kernel boots
 
+            # papermill validates the notebook as it reads and writes it: nbformat compiles
+            # its schema validator on first use (~50 ms), here rather than on the run's path
+            from nbformat import current_nbformat_minor
+            from nbformat.validator import get_validator
+
+            for minor in {pipeline.source.data.get("nbformat_minor"), current_nbformat_minor}:
+                if isinstance(minor, int):
+                    get_validator(version=4, version_minor=minor)
+
     def take(self, log_path: Path) -> Any:
         """The started kernel (raises what starting it raised), its log at ``log_path``."""
         self._thread.join()

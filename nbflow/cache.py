@@ -297,6 +297,13 @@ class Cache:
         """
         return self.root / step / f".staging-{uuid.uuid4().hex}"
 
+    def prepare(self, steps: Iterable[str]) -> None:
+        """Make the folders that entries of ``steps`` will be staged in, ahead of the
+        writer (a kernel then makes one folder per step on its path, not two)."""
+        for step in steps:
+            with contextlib.suppress(OSError):  # the writer makes it, or says why it cannot
+                private_dir(self.root / step)
+
     def stage(self, step: str) -> Path:
         """A new private staging folder for an entry of ``step`` (created)."""
         path = self.staging_path(step)

@@ -90,7 +90,10 @@ class Ledger:
 
 
 def verify_restores(ctx: RunContext) -> None:
-    """Verify every cached entry the run will load; repeat if a corrupt one must run."""
+    """While the kernel starts: make the cache folders of the steps that will run
+    (``Cache.prepare``) and verify every cached entry the run will load; repeat if a
+    corrupt one must run."""
+    ctx.cache.prepare(ctx.steps_to_run())
     while True:
         ledger = Ledger(ctx.pipeline)
         needed = set()

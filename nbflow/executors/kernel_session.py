@@ -420,6 +420,7 @@ class Session:
                         f"values changed at run time will not be seen: {result['watch_error']}",
                         self._step_of(source_cell),
                     )
+        self.armed = None  # a step without code: its watch must not ride on another's cell
         return result
 
     async def dump_after(self, staging: Path, stored: list[str], required: list[str]) -> dict[str, Any]:

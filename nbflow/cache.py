@@ -8,7 +8,8 @@ Layout (one folder per step and key, under the configured cache folder)::
                                        classes defined in the notebook itself
     cache/<step>/<key>/outputs.json    the step's captured outputs, per cell (nbformat)
     cache/<step>/<key>/manifest.json   written last: key parts, value names and types,
-                                       size and SHA-256 of every file above
+                                       size and SHA-256 of every file above, the
+                                       modules loading the values imports
 
 The key is computed by ``plan.py`` from code, parameters and upstream keys, never from
 data, and freshness is "an entry exists for the key". ``joblib.Memory.cache`` is not
@@ -339,6 +340,7 @@ class Cache:
         missing: dict[str, str] = {}
         plain: dict[str, Any] = {}
         interactive: dict[str, Any] = {}
+        modules: set[str] = set()
         for name, value in values.items():
             if name in IGNORED_NAMES or (name.startswith("_") and name not in required):
                 continue
@@ -346,12 +348,14 @@ class Cache:
                 described[name] = {"file": "module", "module": value.__name__, "type": "module"}
                 continue
             try:
-                kind = probe(value)
+                found: set[str] = set()
+                kind = probe(value, found)
             except Exception as e:  # noqa: BLE001 - anything unpicklable is reported, not fatal
                 if name in required:
                     missing[name] = f"cannot be pickled ({type(e).__name__}: {e})"[:300]
                 continue
             (interactive if kind == "interactive" else plain)[name] = value
+            modules |= found
             described[name] = {"file": "code.pkl" if kind == "interactive" else "values.pkl", **describe(value)}
         if plain:
             written: dict[str, str] = {}
@@ -361,7 +365,13 @@ class Cache:
             files["code.pkl"] = _write_hashed(
                 staging / "code.pkl", lambda f: _CodePickler(f, set(by_reference)).dump(interactive)
             )
-        return {"values": described, "missing": missing, "files": files, "summary": output_summary(described, files)}
+        return {
+            "values": described,
+            "missing": missing,
+            "files": files,
+            "summary": output_summary(described, files),
+            "modules": sorted(modules),
+        }
 
     def commit_staged(
         self,
@@ -399,6 +409,7 @@ class Cache:
             "items": list(dumped.get("items", [])),
             "files": files,
             "summary": str(dumped.get("summary", "")),
+            "modules": [str(m) for m in dumped.get("modules", [])],
             **(meta or {}),
         }
         with open(staging / MANIFEST, "wb") as f:

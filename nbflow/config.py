@@ -18,6 +18,9 @@ setting                environment               meaning
 ``on_success``         (pyproject only)          command run when ``nbflow run`` succeeds
 ``notify``             (pyproject only)          URL the run's outcome is POSTed to as JSON
 ``hook_timeout``       (pyproject only)          seconds a hook may take (default 30)
+``warm_kernel``        (pyproject only)          ``%load_ext nbflow`` imports, in a daemon
+                                                 thread, what restoring the notebook's cached
+                                                 values needs (default true; ``live/warm.py``)
 =====================  ========================  ==========================================
 
 Standard library only (``tomllib`` is read only when a pyproject mentions nbflow).
@@ -58,6 +61,7 @@ class Config:
     on_success: str | None = None
     notify: str | None = None
     hook_timeout: float = 30.0
+    warm_kernel: bool = True
 
     @property
     def store_path(self) -> Path:
@@ -108,8 +112,9 @@ class Config:
         unknown = set(settings) - {f.name for f in dataclasses.fields(cls)}
         if unknown:
             raise PipelineError(f"unknown nbflow setting(s): {', '.join(sorted(unknown))}")
-        if not isinstance(settings.get("report", False), bool):
-            raise PipelineError(f"[tool.nbflow] report = {settings['report']!r}: write true or false")
+        for name in ("report", "warm_kernel"):
+            if not isinstance(settings.get(name, False), bool):
+                raise PipelineError(f"[tool.nbflow] {name.replace('_', '-')} = {settings[name]!r}: write true or false")
         for name in ("on_failure", "on_success", "notify"):
             if not isinstance(settings.get(name, ""), str):
                 raise PipelineError(f"[tool.nbflow] {name.replace('_', '-')} = {settings[name]!r}: write a string")

@@ -38,7 +38,7 @@ import dataclasses
 import heapq
 import posixpath
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -191,6 +191,46 @@ def is_project(path: str | Path) -> bool:
     """Whether ``path`` names a pipeline of notebooks (a folder or a ``.toml`` file)."""
     path = Path(path)
     return path.suffix.lower() == ".toml" or path.is_dir()
+
+
+def project_of(notebook: str | Path) -> Path | None:
+    """The folder or ``nbflow.toml`` of the pipeline of notebooks ``notebook`` belongs to
+    (``find_project``), or ``None``."""
+    project = find_project(notebook)
+    return project.source if project is not None else None
+
+
+def find_project(notebook: str | Path, check: Callable[[list[Path]], None] | None = None) -> Project | None:
+    """The pipeline of notebooks ``notebook`` belongs to: the ``nbflow.toml`` of its folder
+    when that file lists it (a bad file raises ``PipelineError`` naming it); else its folder,
+    when a link joins it to another pipeline notebook there (a file edge or ``after:NB:STEP``,
+    either way); else ``None``. A folder whose notebooks do not load together (one of them
+    is broken) is no pipeline of notebooks for its other notebooks: ``None``.
+
+    ``check(paths)`` is called with the notebooks a pipeline lists before any is read (the
+    REST API refuses one outside its root there)."""
+    notebook = Path(notebook).resolve()
+    folder = notebook.parent
+    toml = folder / PROJECT_FILE
+    if toml.is_file():
+        paths, _ = read_project_file(toml)
+        if any(Path(p).resolve() == notebook for p in paths):
+            if check is not None:
+                check(paths)
+            return load_project(toml)
+    pipeline_notebooks = [p.resolve() for p in find_notebooks(folder)]
+    if notebook not in pipeline_notebooks or len(pipeline_notebooks) < 2:
+        return None
+    if check is not None:
+        check(pipeline_notebooks)
+    try:
+        project = load_project(folder)
+    except PipelineError:
+        return None
+    name = notebook.relative_to(folder).as_posix()
+    if any(name in (split(k.producer)[0], split(k.consumer)[0]) for k in project.links):
+        return project
+    return None
 
 
 def find_notebooks(folder: Path) -> list[Path]:

@@ -23,7 +23,8 @@ JupyterLab extension (``extension/``) is one client; ``docs/rest-api.yaml`` docu
 =====================================  =============================================
 
 ``path`` is a notebook path relative to the server's root directory. It is resolved
-(symlinks included) and must stay inside the root and name an existing ``.ipynb``;
+(symlinks included) and must stay inside the root and name an existing notebook
+(``.ipynb``, or a percent ``.py`` / MyST ``.md`` kept as text);
 anything else is a plain 404. Run ids are the run store's ids; ``path`` says which
 notebook's store. A run started through this API executes in this server's process
 (a background thread, ``run.start_run``) and is followed through its event bus; a run
@@ -58,6 +59,7 @@ from tornado.iostream import StreamClosedError
 
 from .errors import NbflowError
 from .jsonout import dumps
+from .notebook import TEXT_SUFFIXES
 
 if TYPE_CHECKING:
     from .run import Run
@@ -68,13 +70,15 @@ KEEP_RUNS = 100
 #: JSON (the body, ``params``) nested deeper than this is refused: nothing nbflow takes needs it,
 #: and deeper values end in a ``RecursionError`` somewhere down the line.
 MAX_NESTING = 64
+#: What ``path`` may name: a notebook, ``.ipynb`` or kept as text (``sources.py``).
+NOTEBOOK_SUFFIXES = (".ipynb", *TEXT_SUFFIXES)
 #: The largest run id a run store holds (SQLite's INTEGER).
 MAX_RUN_ID = 2**63 - 1
 
 
 def _jupyter_server_extension_points() -> list[dict[str, str]]:
-    # server_lab.py adds its own routes (it builds on this module's handler base).
-    return [{"module": "nbflow.server"}, {"module": "nbflow.server_lab"}]
+    # server_lab.py and server_project.py add their own routes (they build on this module's handler base).
+    return [{"module": "nbflow.server"}, {"module": "nbflow.server_lab"}, {"module": "nbflow.server_project"}]
 
 
 def _load_jupyter_server_extension(serverapp: Any) -> None:
@@ -194,7 +198,7 @@ class NbflowHandler(APIHandler):
         try:
             # An absolute ``raw`` replaces root here and is then refused below.
             path = (root / raw).resolve()
-            inside = path.is_relative_to(root) and path.suffix == ".ipynb" and path.is_file()
+            inside = path.is_relative_to(root) and path.suffix.lower() in NOTEBOOK_SUFFIXES and path.is_file()
         except OSError as e:
             if e.errno == errno.ENAMETOOLONG:
                 raise web.HTTPError(400, "path has a name longer than this file system allows") from None

@@ -71,6 +71,19 @@ def test_modules_are_stored_by_name(tmp_path):
     assert cache.load_values(entry)["m"] is math
 
 
+def test_the_manifest_records_the_modules_loading_the_values_imports(tmp_path):
+    import fractions
+    from collections import OrderedDict
+
+    cache = Cache(tmp_path / "cache")
+    values = {"half": fractions.Fraction(1, 2), "od": OrderedDict(a=np.arange(3)), "lock": threading.Lock()}
+    entry = commit(cache, values=values)
+    modules = set(entry.manifest["modules"])
+    assert {"fractions", "collections", "numpy"} <= modules  # what unpickling them imports
+    assert not modules & {"builtins", "__main__", "copyreg", "_thread"}  # nothing to import; the lock is not stored
+    assert cache.lookup("a", "k1").manifest["modules"] == entry.manifest["modules"]
+
+
 def test_notebook_defined_functions_survive_a_new_process(tmp_path):
     # A function defined in __main__ (as in a kernel) is stored by value with cloudpickle.
     script = (

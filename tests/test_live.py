@@ -18,7 +18,7 @@ from .conftest import code, step
 
 def test_call_answers_json_and_one_line_errors():
     assert json.loads(driver.call("nope", "{}")) == {
-        "error": "no driver function 'nope' (choose from begin, restore, step_started, step_finished, finish, status)"
+        "error": "no driver function 'nope' (choose from begin, restore, step_started, step_finished, run_step, finish, status)"
     }
     assert json.loads(driver.call("finish", "[1]")) == {
         "error": "finish: bad arguments: the arguments must be a JSON object"
@@ -43,6 +43,11 @@ def test_plan_options_per_mode(make_notebook):
     assert driver.plan_options(pipeline, "restore", None) == {}
     assert driver.plan_options(pipeline, "to", "b") == {"only": ["b"], "force": []}
     assert driver.plan_options(pipeline, "only", "b") == {"only": ["b"], "force": ["b"]}
+    assert driver.plan_options(pipeline, "restore-to", "a") == {}  # restores only: every key as planned
+    with pytest.raises(PipelineError, match="mode 'restore-to' needs a step"):
+        driver.plan_options(pipeline, "restore-to", None)
+    with pytest.raises(PipelineError, match="--restore-to c: no such step"):
+        driver.plan_options(pipeline, "restore-to", "c")
     with pytest.raises(PipelineError, match="unknown mode 'up'"):
         driver.plan_options(pipeline, "up", None)
     with pytest.raises(PipelineError, match="mode 'to' needs a step"):
@@ -80,3 +85,28 @@ def test_record_outputs_keeps_what_a_cell_shows_and_still_shows_it(capsys):
     # everything put back afterwards
     assert "publish" not in vars(shell.display_pub) and "_showtraceback" not in vars(shell)
     assert "write_format_data" not in vars(shell.displayhook)
+
+
+def test_the_timeout_watchdog_interrupts_only_an_armed_cell_past_its_deadline():
+    import time
+
+    from nbflow.executors.live_watchdog import Watchdog
+
+    dog = Watchdog(grace=60)
+    try:
+        dog.start(0.1)
+        ended = time.monotonic() + 1.0
+        while time.monotonic() < ended:  # past the deadline, but no cell of the step runs
+            time.sleep(0.05)
+        assert not dog.fired
+        with pytest.raises(KeyboardInterrupt):
+            with dog.cell():
+                for _ in range(600):
+                    time.sleep(0.05)
+        assert dog.fired and dog.message() == "timed out after 0.1 s (interrupted)"
+        dog.start(None)  # the next step has no timeout
+        with dog.cell():
+            time.sleep(0.5)
+        assert not dog.fired
+    finally:
+        dog.close()

@@ -9,7 +9,7 @@ import pytest
 
 from nbflow.cli import main
 from nbflow.errors import ParameterError, PipelineError
-from nbflow.project import Link, load_project, plan_project
+from nbflow.project import Link, load_project, plan_project, project_of
 
 from .conftest import code, step, write_notebook
 
@@ -178,3 +178,26 @@ def test_graph_and_plan_commands_print_one_section_per_notebook(tmp_path, capsys
     assert main(["run", str(tmp_path), "--only", "fit"]) == 2
     assert "--only select within one notebook" in capsys.readouterr().err
     assert main(["plan", str(tmp_path), "-p", "bogus", "1"]) == 2
+
+
+def test_the_pipeline_of_notebooks_a_notebook_belongs_to(tmp_path):
+    write_notebook(tmp_path / "ingest.ipynb", [step("export", "x = 1", "out:r.txt")])
+    write_notebook(tmp_path / "model.ipynb", [step("read", "y = 2", "in:r.txt")])
+    write_notebook(tmp_path / "alone.ipynb", [step("solo", "z = 3")])
+    (tmp_path / "notes.ipynb").write_text("{}")  # no steps: not a pipeline notebook
+    # a folder: when a link joins the notebook to another pipeline notebook there
+    assert project_of(tmp_path / "model.ipynb") == tmp_path
+    assert project_of(tmp_path / "ingest.ipynb") == tmp_path
+    assert project_of(tmp_path / "alone.ipynb") is None
+    assert project_of(tmp_path / "notes.ipynb") is None
+    # the folder's nbflow.toml wins when it lists the notebook
+    (tmp_path / "nbflow.toml").write_text('notebooks = ["alone.ipynb"]\n')
+    assert project_of(tmp_path / "alone.ipynb") == tmp_path / "nbflow.toml"
+    assert project_of(tmp_path / "model.ipynb") == tmp_path  # not listed there: the folder's links
+    (tmp_path / "nbflow.toml").write_text('notebooks = ["alone.ipynb"\n')
+    with pytest.raises(PipelineError, match=r"^nbflow.toml: invalid TOML"):
+        project_of(tmp_path / "alone.ipynb")
+    # a folder whose notebooks do not load together is no pipeline of notebooks for the others
+    (tmp_path / "nbflow.toml").unlink()
+    write_notebook(tmp_path / "broken.ipynb", [step("b", "w = 1", "after:nowhere")])
+    assert project_of(tmp_path / "model.ipynb") is None

@@ -536,15 +536,18 @@ def test_the_openapi_document_lists_every_route_and_method():
     import yaml
 
     import nbflow.server as server
+    import nbflow.server_lab as server_lab
+    import nbflow.server_project as server_project
 
     spec = yaml.safe_load((Path(__file__).resolve().parents[1] / "docs" / "rest-api.yaml").read_text())
-    source = Path(server.__file__).read_text()
-    routes = re.findall(r'url_path_join\(base, r?"([^"]+)"\), (\w+)\)', source)
-    assert routes
     documented = {p.strip("/"): set(ops) - {"parameters"} for p, ops in spec["paths"].items()}
-    for route, handler in routes:
-        methods = {m for m in ("get", "post", "delete") if f"def {m}(" in _class_source(source, handler)}
-        assert documented[re.sub(r"\(\\d\+\)", "{id}", route)] == methods, route
+    for module in (server, server_lab, server_project):
+        source = Path(module.__file__).read_text()
+        routes = re.findall(r'url_path_join\(base, r?"([^"]+)"\), (\w+)\)', source)
+        assert routes, module
+        for route, handler in routes:
+            methods = {m for m in ("get", "post", "delete") if f"def {m}(" in _class_source(source, handler)}
+            assert documented[re.sub(r"\(\\d\+\)", "{id}", route)] == methods, route
 
 
 def _class_source(source: str, name: str) -> str:

@@ -15,6 +15,8 @@ export interface ICanvasNode {
 export interface ICanvasGroup {
   id: string;
   label: string;
+  /** The notebook being looked at: drawn highlighted. */
+  current?: boolean;
 }
 
 export interface ICanvasEdge {
@@ -31,6 +33,8 @@ export interface ICanvasGraph {
   nodes: ICanvasNode[];
   edges: ICanvasEdge[];
   groups?: ICanvasGroup[];
+  /** Nodes cannot be moved nor edges drawn (Move and Connect are hidden). */
+  readonly?: boolean;
   legend: { state: string; colour: string; shape: string; label: string }[];
 }
 

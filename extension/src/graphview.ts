@@ -54,7 +54,9 @@ export class GraphView extends Widget {
     this._pending = null;
     const shape = JSON.stringify([
       graph.nodes.map(n => [n.id, n.label, n.state, n.x, n.y]),
-      graph.edges.map(e => [e.id, e.names, e.explicit])
+      graph.edges.map(e => [e.id, e.names, e.explicit]),
+      ((graph as any).groups ?? []).map((g: any) => [g.id, g.current]),
+      !!(graph as any).readonly
     ]);
     if (shape !== this._shape) {
       this._shape = shape;

@@ -13,6 +13,9 @@
  * step cells executing through the notebook's session; a finished run's outputs (CLI,
  * server, studio) can be written into the open notebook's cells, undoably.
  *
+ * When the notebook belongs to a pipeline of notebooks (project.ts), the panel shows the
+ * whole pipeline under its own graph, and "Run pipeline of notebooks" runs it on the server.
+ *
  * The nbflow studio is reachable through the Jupyter server at <base url>/nbflow/studio/
  * (nbflow/studio/proxy.py): a launcher tile and "Open in nbflow studio" on a notebook in
  * the file browser open it in a new browser tab.
@@ -113,6 +116,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
 
     tracker.currentChanged.connect((_, nb) => {
       panel.model = modelOf(nb);
+      panel.project.notebook = nb?.context.path ?? null;
     });
     tracker.widgetAdded.connect((_, nb) => {
       void nb.context.ready.then(() => {
@@ -120,6 +124,9 @@ const plugin: JupyterFrontEndPlugin<void> = {
         nb.context.saveState.connect((_, state) => {
           if (state === 'completed' && !model?.running) {
             void model?.refresh();
+          }
+          if (state === 'completed' && !panel.project.running) {
+            void panel.project.refresh(); // a saved edit may change the pipeline of notebooks
           }
         });
         nb.content.modelContentChanged.connect(() => model && renderBadges(nb, model));
@@ -134,6 +141,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
       });
     });
     panel.model = modelOf(current());
+    panel.project.notebook = current()?.context.path ?? null;
 
     /** Apply one gesture of the panel to the current notebook's model; say what happened. */
     const edit = (gesture: (nb: NotebookPanel, model: PipelineModel) => string | void) => {
@@ -222,17 +230,39 @@ const plugin: JupyterFrontEndPlugin<void> = {
       }
     });
 
-    panel.stepClicked.connect((_, step) => {
-      const nb = current();
-      if (!nb) {
-        return;
-      }
+    /** Make the cell of `step` the active one in `nb`. */
+    const goToStep = (nb: NotebookPanel, step: string) => {
       const index = nb.content.widgets.findIndex(cell => stepOf(cell.model) === step);
       if (index >= 0) {
         nb.content.activeCellIndex = index;
         nb.content.deselectAll();
         void nb.content.scrollToItem(index, 'center');
         nb.content.activate();
+      }
+    };
+    panel.stepClicked.connect((_, step) => {
+      const nb = current();
+      if (nb) {
+        goToStep(nb, step);
+      }
+    });
+    // A step of the pipeline of notebooks: its notebook is opened (if it is not the one in
+    // front) and its cell made active; a text notebook opens in the editor JupyterLab picks.
+    panel.project.openStep.connect(async (_, { path, step }) => {
+      const nb = current();
+      if (nb && nb.context.path === path) {
+        goToStep(nb, step);
+        return;
+      }
+      try {
+        const widget = await app.commands.execute('docmanager:open', { path });
+        if (widget instanceof NotebookPanel) {
+          await widget.context.ready;
+          await widget.revealed;
+          goToStep(widget, step);
+        }
+      } catch (e) {
+        report(e);
       }
     });
 
@@ -275,7 +305,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
     };
 
     /** Run in the notebook's own kernel (LIVE-PROTOCOL.md); the panel follows it. */
-    const inKernel = async (mode: Mode, step: string | null, restoreOnly: Set<string> | null = null) => {
+    const inKernel = async (mode: Mode, step: string | null) => {
       const nb = current();
       const model = modelOf(nb);
       const notebook = nb ? notebookJSON(nb) : null;
@@ -292,7 +322,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
         outcome = await runInKernel(nb, notebook, mode, step, {
           begun: (runId, steps) => model.liveBegin(runId, steps),
           step: (name, state) => model.liveStep(name, state)
-        }, restoreOnly);
+        });
       } catch (e) {
         await model.liveEnd('failed', (e as Error).message);
         report(e);
@@ -320,22 +350,6 @@ const plugin: JupyterFrontEndPlugin<void> = {
       Notification.emit(message, outcome.status === 'done' && !missing.length ? 'success' : 'warning', {
         autoClose: 8000
       });
-    };
-
-    /** `step` and the steps it depends on, from the graph's edges. */
-    const upstreamOf = (model: PipelineModel, step: string): Set<string> => {
-      const wanted = new Set([step]);
-      const todo = [step];
-      while (todo.length) {
-        const node = todo.pop()!;
-        for (const edge of model.graph?.edges ?? []) {
-          if (edge.target === node && !wanted.has(edge.source)) {
-            wanted.add(edge.source);
-            todo.push(edge.source);
-          }
-        }
-      }
-      return wanted;
     };
 
     /** Copy run `id`'s outputs into the open notebook's cells (not saved; Ctrl-Z undoes it). */
@@ -370,15 +384,10 @@ const plugin: JupyterFrontEndPlugin<void> = {
     });
     commands.addCommand('nbflow:restore-to-kernel', {
       label: 'Restore up to this step',
-      caption: "nbflow: put the values this step reads (and its own, if fresh) into this notebook's kernel",
+      caption:
+        "nbflow: put into this notebook's kernel what a run up to this step leaves: its values and its ancestors', and its hidden state",
       isEnabled: () => selectedStep() !== null,
-      execute: () => {
-        const model = modelOf(current());
-        const step = selectedStep();
-        if (model && step) {
-          return inKernel('restore', null, upstreamOf(model, step));
-        }
-      }
+      execute: () => inKernel('restore-to', selectedStep())
     });
     commands.addCommand('nbflow:run-stale-kernel', {
       label: args => (args.toolbar ? '' : 'Run stale steps in this kernel'),
@@ -499,6 +508,23 @@ const plugin: JupyterFrontEndPlugin<void> = {
       isEnabled: () => selectedStep() !== null,
       execute: () => run(() => ({ only: [selectedStep()!] }))
     });
+    commands.addCommand('nbflow:run-project', {
+      label: 'Run pipeline of notebooks',
+      caption: 'nbflow: run every notebook of the pipeline of notebooks this notebook belongs to',
+      isEnabled: () => panel.project.hasProject && !panel.project.running,
+      execute: async () => {
+        const nb = current();
+        try {
+          if (nb?.context.model.dirty) {
+            await nb.context.save();
+          }
+          app.shell.activateById(panel.id);
+          await panel.project.run();
+        } catch (e) {
+          report(e);
+        }
+      }
+    });
     commands.addCommand('nbflow:run-stale', {
       label: 'Run stale steps',
       caption: 'nbflow: run only the stale steps',
@@ -562,6 +588,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
       'nbflow:run',
       'nbflow:run-to-selected',
       'nbflow:run-stale',
+      'nbflow:run-project',
       'nbflow:cancel',
       'nbflow:restore-kernel',
       'nbflow:restore-to-kernel',
@@ -583,6 +610,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
     (window as any).nbflowLab = {
       canvas: panel.view.canvas,
       panel,
+      project: panel.project,
       notebook: () => current()?.context.model ?? null
     };
   }

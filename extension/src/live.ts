@@ -4,11 +4,15 @@
  * - `loadInKernel`: a silent `%load_ext nbflow` (no output, no history) in a Python kernel.
  * - `KernelDriver`: calls the kernel-side driver (`nbflow.live.driver.call`) through silent
  *   execute requests whose `user_expressions` return JSON text.
- * - `runInKernel`: restore / run stale / run up to a step in the kernel. `begin` gets the
- *   notebook as it is in the editor (unsaved edits included); restored steps get their
- *   cached outputs in their cells; steps to run execute through the notebook's own session
- *   (`CodeCell.execute`, so outputs appear as if run by hand), bracketed by `step_started`
- *   and `step_finished` (which gets the cells' outputs from the model); then `finish`.
+ * - `runInKernel`: restore / restore up to a step / run stale / run up to a step in the
+ *   kernel. `begin` gets the notebook as it is in the editor (unsaved edits included);
+ *   restored steps get their cached outputs in their cells; steps to run execute through
+ *   the notebook's own session (`CodeCell.execute`, so outputs appear as if run by hand),
+ *   bracketed by `step_started` and `step_finished` (which gets the cells' outputs from the
+ *   model); then `finish`. A step the driver runs in the kernel itself (`in_kernel`: a
+ *   `map:` step, once per element; or a deferred step whose inputs changed) comes back
+ *   with its outputs, which go into its cells; a step whose re-computed key is cached
+ *   (early cut-off) comes back from `step_started` as cached, with its cached outputs.
  * - `putOutputs`: outputs into cells through the shared model, in one undoable transaction.
  *
  * Nothing here saves the notebook or talks to nbflow's REST API (index.ts does).
@@ -24,10 +28,20 @@ export interface IStepDecision {
   reason: string;
   cell_ids: string[];
   cell_indexes: number[];
+  /** Run by the driver in the kernel (`run_step`), not cell by cell through the session. */
+  in_kernel?: boolean;
   outputs: Record<string, any[]>;
 }
 
-export type Mode = 'restore' | 'stale' | 'to' | 'only';
+export type Mode = 'restore' | 'restore-to' | 'stale' | 'to' | 'only';
+
+/** What the driver answers for a step it ran in the kernel itself, or settled as cached. */
+interface IRanHere {
+  status: string;
+  /** the step's error (`error` would be the call's own failure) */
+  step_error?: string;
+  outputs?: Record<string, any[]>;
+}
 
 /** What the frontend tells the panel while it drives a run. */
 export interface IProgress {
@@ -140,6 +154,25 @@ function cellsById(nb: NotebookPanel): Map<string, CodeCell> {
 }
 
 /**
+ * Consecutive outputs of one stream as one output, as they end up when a cell runs (given
+ * at once, JupyterLab's output model would append each to the one before it *and* keep it:
+ * a `map:` step's element lines would show twice).
+ */
+export function coalesceStreams(list: any[]): any[] {
+  const text = (t: string | string[]) => (Array.isArray(t) ? t.join('') : t ?? '');
+  const merged: any[] = [];
+  for (const output of list) {
+    const last = merged[merged.length - 1];
+    if (output.output_type === 'stream' && last?.output_type === 'stream' && last.name === output.name) {
+      merged[merged.length - 1] = { ...last, text: text(last.text) + text(output.text) };
+    } else {
+      merged.push(output);
+    }
+  }
+  return merged;
+}
+
+/**
  * Put `outputs` (cell id -> nbformat outputs) into the notebook's cells through the shared
  * model, all in one transaction of the notebook's undo history (Ctrl-Z in command mode
  * takes them all back). `counts` sets execution counts too (null clears). Returns the ids
@@ -159,7 +192,7 @@ export function putOutputs(
       if (!cell || cell.cell_type !== 'code') {
         continue;
       }
-      cell.setOutputs(list);
+      cell.setOutputs(coalesceStreams(list));
       if (id in counts) {
         cell.execution_count = counts[id];
       }
@@ -178,16 +211,15 @@ function errorOf(reply: any): string {
 }
 
 /**
- * Drive a run in the notebook's own kernel (`mode`, `step` as LIVE-PROTOCOL.md's `begin`).
- * `only` restricts the steps restored in restore mode (Restore up to this step).
+ * Drive a run in the notebook's own kernel (`mode`, `step` as LIVE-PROTOCOL.md's `begin`;
+ * `restore-to` restores what a run up to and including `step` leaves).
  */
 export async function runInKernel(
   nb: NotebookPanel,
   notebook: Record<string, any>,
   mode: Mode,
   step: string | null,
-  progress: IProgress,
-  only: Set<string> | null = null
+  progress: IProgress
 ): Promise<IOutcome> {
   const session = nb.sessionContext;
   await session.ready;
@@ -206,7 +238,7 @@ export async function runInKernel(
     step,
     params: {}
   });
-  const steps = begun.steps.filter(s => s.action !== 'skip' && (only === null || only.has(s.name)));
+  const steps = begun.steps.filter(s => s.action !== 'skip');
   progress.begun(begun.run_id, steps);
   const outcome: IOutcome = {
     runId: begun.run_id,
@@ -218,17 +250,52 @@ export async function runInKernel(
     counts: {}
   };
   const cells = cellsById(nb);
+  /** A step the driver ran in the kernel: its outputs into its cells; false when the run stops. */
+  const ranHere = (name: string, answer: IRanHere): boolean => {
+    putOutputs(nb, answer.outputs ?? {});
+    progress.step(name, answer.status);
+    outcome.ran.push(name);
+    if (answer.status === 'failed' || answer.status === 'cancelled') {
+      outcome.status = answer.status;
+      outcome.error = `${name}: ${answer.step_error || answer.status}`;
+      return false;
+    }
+    return true;
+  };
   try {
     for (const s of steps) {
       if (s.action === 'restore') {
-        const restored = await driver.call<{ missing: Record<string, string> }>('restore', { step: s.name });
+        const restored = await driver.call<{ missing: Record<string, string> } & Partial<IRanHere>>('restore', {
+          step: s.name
+        });
+        if (restored.status !== undefined) {
+          // deferred by the plan, and a step that ran changed what it reads: it ran in the kernel
+          if (!ranHere(s.name, restored as IRanHere)) {
+            break;
+          }
+          continue;
+        }
         Object.assign(outcome.missing, restored.missing);
         putOutputs(nb, s.outputs);
         outcome.restored.push(s.name);
         progress.step(s.name, Object.keys(restored.missing).length ? 'failed' : 'cached');
         continue;
       }
-      await driver.call('step_started', { step: s.name });
+      if (s.in_kernel) {
+        progress.step(s.name, 'running');
+        if (!ranHere(s.name, await driver.call<IRanHere>('run_step', { step: s.name }))) {
+          break;
+        }
+        continue;
+      }
+      const started = await driver.call<Partial<IRanHere>>('step_started', { step: s.name });
+      if (started.status === 'cached') {
+        // early cut-off: the steps above it left the values it read before; restored, not run
+        putOutputs(nb, started.outputs ?? {});
+        outcome.restored.push(s.name);
+        progress.step(s.name, 'cached');
+        continue;
+      }
       progress.step(s.name, 'running');
       let error = '';
       let interrupted = false;
@@ -259,11 +326,16 @@ export async function runInKernel(
           outputs[id] = cell.model.outputs.toJSON();
         }
       }
-      const finished = await driver.call<{ status: string }>('step_finished', {
+      const finished = await driver.call<{ status: string; step_error?: string }>('step_finished', {
         step: s.name,
         outputs,
         error: error || null
       });
+      if (finished.status === 'failed' && finished.step_error) {
+        // the kernel's word: a timeout: interrupts the cell, and the step failed (not cancelled)
+        error = finished.step_error;
+        interrupted = false;
+      }
       progress.step(s.name, interrupted ? 'cancelled' : finished.status);
       outcome.ran.push(s.name);
       if (error) {

@@ -3,13 +3,15 @@
  * Clicking a node (or a step in the list under it) jumps to its cell; dragging a node,
  * drawing an edge (Connect), Add step, Rename and Delete are reported as signals, which
  * index.ts turns into edits of the notebook model (editing.ts). The canvas's own toolbar
- * (Move, Connect, Fit, Collapse, Find a step) comes with the shared canvas.
+ * (Move, Connect, Fit, Collapse, Find a step) comes with the shared canvas. Under them,
+ * the pipeline of notebooks the notebook belongs to, if any (project.ts).
  */
 import { ISignal, Signal } from '@lumino/signaling';
 import { Panel, Widget } from '@lumino/widgets';
 
 import { GraphView } from './graphview';
 import { PipelineModel } from './model';
+import { ProjectSection } from './project';
 
 export type Action = 'add' | 'rename' | 'delete';
 
@@ -31,6 +33,7 @@ export class PipelinePanel extends Panel {
     this.addWidget(this.header);
     this.addWidget(this.view);
     this.addWidget(this.list);
+    this.addWidget(this.project);
     this.view.nodeClicked.connect((_, id) => {
       this._selected = id;
       this.updateActions();
@@ -59,6 +62,8 @@ export class PipelinePanel extends Panel {
   readonly header = new Widget();
   readonly view = new GraphView();
   readonly list = new Widget({ node: document.createElement('ul') });
+  /** The pipeline of notebooks the notebook belongs to (hidden when none): project.ts. */
+  readonly project = new ProjectSection();
 
   get stepClicked(): ISignal<this, string> {
     return this._stepClicked;

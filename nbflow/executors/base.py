@@ -293,6 +293,40 @@ class RunContext:
                 self.queued.add(step)
                 self.queue(step)
 
+    # ------------------------------------------------------ early cut-off
+    def settle_cached(self, step: str, entry: Any) -> bool:
+        """Early cut-off: ``step``'s key, re-computed now that its upstream steps ran
+        (``cutoff.RunKeys.recheck``), has the verified ``entry``: the step is cached, its
+        ``out:`` files put back, and not run. ``False`` when there is no entry or it turned
+        out corrupt (the step runs). Every executor settles such a step here, then shows its
+        cached outputs (and the live executor restores its values) its own way."""
+        if entry is None:
+            return False
+        self.actions[step] = "cached"
+        self.restore_files(step)
+        if self.actions[step] != "cached":
+            return False  # its entry turned out corrupt: it runs
+        self.finish_step(step, "cached", reasons=())
+        return True
+
+    def settle_deferred(self, step: str) -> Any:
+        """A cached step whose plan waited on running steps that read what it reads
+        (``PlanEntry.recheck``), once they ran: its entry if it is still cached (settled by
+        ``settle_cached``), else ``None`` -- it is then set to run, with the reason, and queued."""
+        planned = self.key(step)
+        entry = self.keys.recheck(step, deferred=True)
+        if self.settle_cached(step, entry):
+            return entry
+        changed = sorted(set(self.keys.inputs(step).values()) - set(self.pipeline.deps[step]))
+        self.actions[step] = "run"
+        self.reasons[step] = (
+            f"upstream {', '.join(changed)} changed its inputs at run time"
+            if changed and self.key(step) != planned
+            else "its inputs changed at run time",
+        )
+        self.queue(step)
+        return None
+
     # ------------------------------------------------------------ entries
     def verified_entry(self, step: str, key: str) -> Any:
         """The entry of ``key`` (a ``map:`` element's) if it exists and passes its

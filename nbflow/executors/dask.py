@@ -346,16 +346,11 @@ class DaskSession(TaskInputs, FanOutSteps, Watchdog):
         )
 
     def settle_if_cached(self, step: str, entry: Any) -> bool:
-        """``step``'s key, re-computed now that its upstream steps ran, has an entry: restored, not run."""
-        if entry is None:
+        """``step``'s key, re-computed now that its upstream steps ran, has an entry:
+        restored, not run (``RunContext.settle_cached``)."""
+        if not self.ctx.settle_cached(step, entry):
             return False
-        ctx = self.ctx
-        ctx.actions[step] = "cached"
-        ctx.restore_files(step)
-        if ctx.actions[step] != "cached":
-            return False
-        self.results[step] = {"outputs": ctx.cache.load_outputs(entry), "cached": True}
-        ctx.finish_step(step, "cached", reasons=())
+        self.results[step] = {"outputs": self.ctx.cache.load_outputs(entry), "cached": True}
         return True
 
     def recheck_deferred(self, step: str) -> None:
@@ -363,11 +358,10 @@ class DaskSession(TaskInputs, FanOutSteps, Watchdog):
         ctx = self.ctx
         if not ctx.plan[step].recheck:
             return
-        if self.settle_if_cached(step, ctx.keys.recheck(step, deferred=True)):
+        entry = ctx.settle_deferred(step)
+        if entry is not None:
+            self.results[step] = {"outputs": ctx.cache.load_outputs(entry), "cached": True}
             return
-        ctx.actions[step] = "run"
-        ctx.reasons[step] = ("its inputs changed at run time",)
-        ctx.queue(step)
         self.pending.append(step)
 
     def submit(self, step: str, number: int, item: int | None = None) -> None:

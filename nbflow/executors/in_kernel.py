@@ -226,6 +226,13 @@ class KernelSide:
         self._map = {}
         return json.dumps(count)
 
+    def map_abort(self) -> None:
+        """The step stopped mid-way (interrupted): the iterable as it was, the fan-out forgotten."""
+        state = getattr(self, "_map", None) or {}
+        if state and state["element"] == state["iterable"]:
+            self.namespace[state["iterable"]] = state["saved"]
+        self._map = {}
+
     def collect(self, wait: bool = False, only: list[str] | None = None) -> str:
         """Finished background dumps as ``{staging: result}`` (waiting for them if asked)."""
         return json.dumps(self.writes.collect(wait, only))

@@ -455,39 +455,28 @@ class Session:
 
     # ------------------------------------------------------ early cut-off
     def settle_if_cached(self, name: str, entry: Any) -> bool:
-        """Restore nothing, run nothing: ``name``'s re-computed key has an entry."""
-        if entry is None:
+        """Restore nothing, run nothing: ``name``'s re-computed key has an entry
+        (``RunContext.settle_cached``); its cells get the entry's outputs."""
+        if not self.ctx.settle_cached(name, entry):
             return False
-        ctx = self.ctx
-        ctx.actions[name] = "cached"
-        outputs = ctx.cache.load_outputs(entry)
-        step = self.pipeline.steps[name]
+        self.show_cached(name, entry)
+        return True
+
+    def show_cached(self, name: str, entry: Any) -> None:
         import nbformat
 
-        for i, c in enumerate(step.cells):
+        outputs = self.ctx.cache.load_outputs(entry)
+        for i, c in enumerate(self.pipeline.steps[name].cells):
             cell = self.nb.cells[self.position[c.index]]
             cell.metadata["nbflow"] = {"step": name, "cached": True}
             cell.outputs = [nbformat.from_dict(o) for o in outputs[i]] if i < len(outputs) else []
-        ctx.restore_files(name)
-        if ctx.actions[name] != "cached":
-            return False  # its entry turned out corrupt: it runs
-        ctx.finish_step(name, "cached", reasons=())
-        return True
 
     def recheck_cached(self, name: str) -> None:
-        """A cached step deferred until the steps that may change its inputs ran: still cached?"""
-        ctx = self.ctx
-        planned = ctx.key(name)
-        entry = ctx.keys.recheck(name, deferred=True)
-        if not self.settle_if_cached(name, entry):
-            changed = sorted({p for p in ctx.keys.inputs(name).values()} - set(ctx.pipeline.deps[name]))
-            ctx.actions[name] = "run"
-            ctx.reasons[name] = (
-                f"upstream {', '.join(changed)} changed its inputs at run time"
-                if changed and ctx.key(name) != planned
-                else "its inputs changed at run time",
-            )
-            ctx.queue(name)
+        """A cached step deferred until the steps that may change its inputs ran: still
+        cached (``RunContext.settle_deferred``), or it runs."""
+        entry = self.ctx.settle_deferred(name)
+        if entry is not None:
+            self.show_cached(name, entry)
 
     async def restore_found_read(self, name: str, failure: Failure, found: dict[str, str]) -> str | None:
         """After a ``NameError``: restore the missing value from the step that provides it.

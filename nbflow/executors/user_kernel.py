@@ -14,12 +14,18 @@ notebook's own session). It differs from the other two only in *where* code runs
 * a finished step's values are dumped by ``KernelSide.dump`` from the namespace and
   committed by ``outcome.commit_entry`` (through ``kernel_state.Committer``), exactly as
   the kernel executor commits them, with the executor name ``live`` in the manifest;
-* its outputs are recorded as they are produced (``cell_outputs.CellOutputs``) while
-  still going to the cell that runs them.
+* its outputs are recorded as they are produced (``live_outputs.record_outputs``) while
+  still going to the cell that runs them;
+* a ``map:`` step runs once per element (``live_map``, as ``kernel_map``); a step's
+  ``timeout:`` interrupts its cell from inside the kernel (``live_watchdog``); ``retry:``
+  runs it again with its inputs restored; early cut-off (``cut_off``, ``settle_deferred``)
+  settles a step through ``RunContext.settle_cached``/``settle_deferred`` -- the shared
+  code the kernel and Dask executors use -- and restores its values instead of running it.
 
 ``LiveRun`` reads top to bottom in execution order: ``prelude`` (the setup and the
 parameters, only when the kernel does not hold their current version), then per step
-``restore_step`` or ``start_step`` / (cells run) / ``finish_step``, then ``close``. A run
+``restore_step`` or ``start_step`` / (cells run) / ``finish_step`` (``run_step`` does the
+three for ``%nbflow run``), then ``close``. A run
 that executes something is a run of the run store (``run.prepare_run`` with this
 executor, ``Run.open``/``Run.close``) and publishes the same events as the kernel
 executor's, so ``nbflow runs``, the widget and the server see it; a restore alone is not
@@ -34,7 +40,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sys
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -48,8 +53,9 @@ from ..errors import NbflowError, PipelineError
 from ..graph import PARAMETERS, SETUP
 from ..parameters import canonical
 from .base import RunContext
-from .cell_outputs import CellOutputs
 from .kernel_state import Committer, Ledger
+from .live_outputs import record_outputs
+from .live_watchdog import Watchdog
 from .outcome import (
     NotRestorable,
     clear_old_out_files,
@@ -57,7 +63,6 @@ from .outcome import (
     out_files_problem,
     restore_specs,
     stage_out_files,
-    strip_ansi,
 )
 
 if TYPE_CHECKING:
@@ -207,7 +212,12 @@ class LiveRun:
         self.ledger = Ledger(ctx.pipeline, ctx.keys.inputs, ctx.key, state.holder, state.keys)
         self.side = state.side(ctx.pipeline)
         self.committer = Committer(ctx, "live") if run is not None else None
-        self.pending: dict[str, tuple[str, list, float, dict | None]] = {}
+        #: background dumps: staging -> (step, outputs, duration, out files, element key or None)
+        self.pending: dict[str, tuple[str, list, float, dict | None, str | None]] = {}
+        #: what each step's cells showed, for steps run here on the frontend's behalf (``driver.run_step``)
+        self.outputs: dict[str, list[list[dict[str, Any]]]] = {}
+        #: interrupts a step's cell when its ``timeout:`` passes (``live_watchdog``)
+        self.watchdog = Watchdog(ctx.config.kill_grace)
         self.started: dict[str, float] = {}
         #: files already under a step's out: folders and globs before it ran (``clear_old_out_files``)
         self.before: dict[str, dict[str, tuple[int, int]]] = {}
@@ -328,19 +338,15 @@ class LiveRun:
 
     # -------------------------------------------------------------- steps
     def start_step(self, step: str) -> None:
-        """Before ``step``'s cells run: its inputs restored, its start published."""
-        if self.pipeline.steps[step].map_over:
-            raise PipelineError(
-                f"map:{self.pipeline.steps[step].map_over} steps do not run in this kernel yet; "
-                f"nbflow run --only {step} runs it, then %nbflow restore",
-                notebook=self.pipeline.path,
-                cell=self.pipeline.steps[step].cell.number,
-                step=step,
-            )
+        """Before ``step``'s cells run: its inputs restored, its start published, its
+        ``timeout:`` watched."""
         self.restore_inputs(step)
         self.ctx.start_step(step)
         self.before[step] = clear_old_out_files(self.ctx, step)
         self.started[step] = time.monotonic()
+        self.watchdog.start(self.ctx.timeout_for(step))
+        if self.pipeline.steps[step].map_over:
+            return  # per element, as the kernel executor's (``live_map``): no run-time watch
         reads = sorted(set(self.pipeline.steps[step].reads) | set(self.ctx.keys.inputs(step)))
         try:
             self.side.watch(self.watched, reads)
@@ -354,9 +360,10 @@ class LiveRun:
         outputs, unless ``error``; ``cache`` says why it must not be cached. Returns the status."""
         ctx = self.ctx
         duration = time.monotonic() - self.started.pop(step, time.monotonic())
-        self.ledger.ran(step)
-        for name in self.pipeline.steps[step].writes:
-            self.state.origin[name] = Origin(step, ctx.key(step), self.run_id, "run")
+        self.watchdog.stop()
+        if error and self.watchdog.fired:  # the frontend saw a KeyboardInterrupt: it was the timeout
+            error = self.watchdog.message()
+        self.ran(step)
         if error:
             ctx.finish_step(step, "failed", duration=duration, error=error, traceback=_traceback_of(outputs))
             return "failed"
@@ -374,24 +381,32 @@ class LiveRun:
             answer = json.loads(self.side.dump(str(staging), ctx.stored_names(step), ctx.required_names(step)))
         out_files = stage_out_files(ctx, step, staging, before=before)
         ctx.keys.learn(step, answer.get("learnt"), {})
-        self.ledger.ran(step, ctx.keys.run_writes(step))
-        for name in self.pipeline.steps[step].writes:
-            self.state.origin[name] = Origin(step, ctx.key(step), self.run_id, "run")
+        self.ran(step, ctx.keys.run_writes(step))
         if answer.get("pending"):
-            self.pending[str(staging)] = (step, outputs, duration, out_files)
+            self.pending[str(staging)] = (step, outputs, duration, out_files, None)
         elif out_files is not None and self.committer is not None:
             self.committer.submit(step, staging, outputs, answer, duration, out_files)
         ctx.finish_step(step, "done", duration=duration)
         return "done"
 
+    def ran(self, step: str, run_writes: list[str] | None = None) -> None:
+        """``step`` ran here: the names it writes are its version now (``Ledger.ran``)."""
+        self.ledger.ran(step, run_writes)
+        for name in self.pipeline.steps[step].writes:
+            self.state.origin[name] = Origin(step, self.ctx.key(step), self.run_id, "run")
+
     def run_step(self, step: str) -> str:
-        """Run ``step``'s cells here (``%nbflow run``), outputs shown in the calling cell
-        and recorded; its final status. ``Interrupted`` when the user interrupts it."""
+        """Run ``step``'s cells here (``%nbflow run``, or ``driver.run_step``), outputs shown
+        in the calling cell and recorded; its final status. A ``map:`` step runs element by
+        element (``live_map``); a step whose re-computed key has an entry is restored instead
+        (``cut_off``). ``Interrupted`` when the user interrupts it."""
         ctx = self.ctx
         blocked = ctx.blocked_by(step)
         if blocked:
             ctx.finish_step(step, "skipped", reasons=(blocked,))
             return "skipped"
+        if self.cut_off(step):
+            return "cached"
         try:
             self.start_step(step)
         except NotRestorable as e:
@@ -400,14 +415,45 @@ class LiveRun:
         except NbflowError as e:
             ctx.finish_step(step, "failed", error=str(e))
             return "failed"
+        if self.pipeline.steps[step].map_over:
+            from .live_map import run_items
+
+            return run_items(self, step)
         attempt = 1
         while True:
             outputs, error = self.run_cells(step)
             delay = ctx.retry_delay(step, attempt, error) if error else None
             if delay is None:
+                self.outputs[step] = outputs
                 return self.finish_step(step, outputs, error)
             self.prepare_retry(step, delay)
+            self.watchdog.start(ctx.timeout_for(step))  # each attempt has its full time, as in the kernel executor
             attempt += 1
+
+    def cut_off(self, step: str) -> bool:
+        """Early cut-off (``cutoff.py``): ``step``'s key, re-computed now that the steps
+        above it ran, has an entry -- they left the values its previous run read. Then it is
+        cached (``RunContext.settle_cached``) and its values are restored, not run. Only in a
+        run that caches (a restore runs nothing)."""
+        if self.committer is None or not self.ctx.settle_cached(step, self.ctx.keys.recheck(step)):
+            return False
+        self.restore_step(step)
+        self.outputs[step] = self.cached_outputs(step)
+        return True
+
+    def settle_deferred(self, step: str) -> bool:
+        """A cached step the plan deferred until the running steps that read what it reads
+        ran (``PlanEntry.recheck``), at its turn: ``True`` when it must run after all
+        (``RunContext.settle_deferred``), ``False`` when it is cached (or not deferred)."""
+        ctx = self.ctx
+        if self.committer is None or ctx.actions[step] != "cached" or step in ctx.status or not ctx.plan[step].recheck:
+            return False
+        return ctx.settle_deferred(step) is None
+
+    def cached_outputs(self, step: str) -> list[list[dict[str, Any]]]:
+        """The outputs of ``step``'s entry under its current key (``[]`` if none)."""
+        entry = self.ctx.cache.lookup(step, self.ctx.key(step))
+        return self.ctx.cache.load_outputs(entry) if entry is not None else []
 
     def run_cells(self, step: str) -> tuple[list[list[dict[str, Any]]], str | None]:
         """Run ``step``'s cells in order: their outputs, and the error that stopped them."""
@@ -415,6 +461,8 @@ class LiveRun:
         for cell in self.pipeline.steps[step].cells:
             recorded, exc = self.execute(cell.source, cell.id)
             outputs.append(recorded)
+            if isinstance(exc, KeyboardInterrupt) and self.watchdog.fired:
+                return outputs, self.watchdog.message()
             if isinstance(exc, KeyboardInterrupt):
                 self.cancel_step(step)
                 raise Interrupted(f'interrupted in step "{step}"')
@@ -440,6 +488,8 @@ class LiveRun:
             self.state.forget(name)
         self.restore_inputs(step)
         self.ledger.ran(step)
+        if self.pipeline.steps[step].map_over:
+            return
         reads = sorted(set(self.pipeline.steps[step].reads) | set(inputs))
         try:
             self.side.watch(self.watched, reads)
@@ -451,12 +501,14 @@ class LiveRun:
         recorded as nbformat outputs; ``(outputs, the exception it raised or None)``."""
         shell = self.state.shell
         with self.state.running(), record_outputs(shell, self.ctx.config.output_limit) as recorded:
-            result = shell.run_cell(source, store_history=False, silent=False)
+            with self.watchdog.cell():
+                result = shell.run_cell(source, store_history=False, silent=False)
         return recorded.finish(), result.error_before_exec or result.error_in_exec
 
     def cancel_step(self, step: str) -> None:
         """The user interrupted ``step``: nothing of it is cached."""
         duration = time.monotonic() - self.started.pop(step, time.monotonic())
+        self.watchdog.stop()
         self.ledger.ran(step)
         for name in self.pipeline.steps[step].writes:
             self.state.forget(name)
@@ -469,17 +521,18 @@ class LiveRun:
         if self.pending:
             done = json.loads(self.side.collect(wait=True, only=list(self.pending)))
             for staging, dumped in done.items():
-                step, outputs, duration, out_files = self.pending.pop(staging)
+                step, outputs, duration, out_files, key = self.pending.pop(staging)
                 if out_files is None or self.committer is None:
                     self.ctx.cache.discard(Path(staging))
                     continue
-                self.committer.submit(step, Path(staging), outputs, dumped, duration, out_files)
+                self.committer.submit(step, Path(staging), outputs, dumped, duration, out_files, key=key)
         if self.committer is not None:
             self.committer.flush()
 
     def close(self, status: str = "done", error: str = "") -> dict[str, Any]:
         """End the run: commits finished, ``RunFinished`` published; the counts per status."""
         ctx = self.ctx
+        self.watchdog.close()
         try:
             self.flush()
         finally:
@@ -524,11 +577,12 @@ class UserKernelExecutor:
         live.prelude()
         try:
             for step in ctx.pipeline.order:
-                if ctx.actions[step] == "run":
+                if ctx.actions[step] == "run" or live.settle_deferred(step):
                     live.run_step(step)
         except Interrupted:
             ctx.cancel.set()
         finally:
+            live.watchdog.close()
             live.flush()
             live.committer.close()
 
@@ -545,72 +599,6 @@ def _traceback_of(outputs: list[list[dict[str, Any]]]) -> str:
         if text:
             return text
     return ""
-
-
-# ----------------------------------------------------------------- outputs
-
-
-@contextmanager
-def record_outputs(shell: Any, limit: int | None = None) -> Iterator[CellOutputs]:
-    """Record what runs inside the block prints and displays (``CellOutputs``) while it
-    still reaches the cell: the shell's streams, display publisher, display hook and
-    traceback printer are wrapped for the block, then put back."""
-    recorded = CellOutputs(limit or (1 << 62), {})
-    patched: list[tuple[Any, str, Any]] = []
-
-    def wrap(obj: Any, attr: str, make: Any) -> None:
-        original = getattr(obj, attr)
-        had = attr in getattr(obj, "__dict__", {})
-        patched.append((obj, attr, original if had else None))
-        setattr(obj, attr, make(original))
-
-    def stream(name: str) -> Any:
-        def make(original: Any) -> Any:
-            def write(text: Any, *args: Any, **kwargs: Any) -> Any:
-                recorded.stream(name, text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text))
-                return original(text, *args, **kwargs)
-
-            return write
-
-        return make
-
-    def publish(original: Any) -> Any:
-        def wrapped(data: Any, metadata: Any = None, *args: Any, **kwargs: Any) -> Any:
-            recorded.display(data, metadata, kwargs.get("transient"), bool(kwargs.get("update")))
-            return original(data, metadata, *args, **kwargs)
-
-        return wrapped
-
-    def format_data(original: Any) -> Any:
-        def wrapped(format_dict: Any, md_dict: Any = None) -> Any:
-            recorded.execute_result(format_dict, md_dict, shell.displayhook.prompt_count)
-            return original(format_dict, md_dict)
-
-        return wrapped
-
-    def showtraceback(original: Any) -> Any:
-        def wrapped(etype: Any, evalue: Any, stb: Any) -> Any:
-            recorded.error(getattr(etype, "__name__", str(etype)), str(evalue), [strip_ansi(s) for s in stb])
-            return original(etype, evalue, stb)
-
-        return wrapped
-
-    wrap(sys.stdout, "write", stream("stdout"))
-    wrap(sys.stderr, "write", stream("stderr"))
-    wrap(shell.display_pub, "publish", publish)
-    wrap(shell.displayhook, "write_format_data", format_data)
-    wrap(shell, "_showtraceback", showtraceback)
-    try:
-        yield recorded
-    finally:
-        for obj, attr, original in reversed(patched):
-            if original is None:
-                try:
-                    delattr(obj, attr)
-                except AttributeError:
-                    pass
-            else:
-                setattr(obj, attr, original)
 
 
 __all__ = [

@@ -5,7 +5,9 @@ driver the JupyterLab extension calls (LIVE-PROTOCOL.md).
   JSON in and out (``driver.call``), for silent execute requests from the frontend;
 * ``magics``: ``%nbflow restore``, ``%nbflow run``, ``%nbflow status`` on the same code;
 * ``ledger``: IPython's ``pre_run_cell``/``post_run_cell`` hooks that follow what the
-  person runs by hand, so a hand-run step is cached only when its key is proven.
+  person runs by hand, so a hand-run step is cached only when its key is proven;
+* ``warm``: the daemon thread loading the extension starts, importing what a restore of
+  the session's notebook will import (``warm_kernel = false`` turns it off).
 
 The work itself (restores, running steps, committing entries) is the ``live`` executor's
 (``executors.user_kernel``). Imported only inside an IPython kernel; ``import nbflow``
@@ -19,31 +21,20 @@ from typing import Any
 
 def load_ipython_extension(ip: Any) -> None:
     """``%load_ext nbflow``: register the ``%nbflow`` magic and the run-cell hooks (once)."""
-    from . import ledger, magics
+    from . import ledger, magics, warm
 
     if getattr(ip, "_nbflow_live_loaded", False):
         return
     ip._nbflow_live_loaded = True
     ledger.install(ip)
     ip.register_magics(magics.NbflowMagics)
-    _warm_up()
-
-
-def _warm_up() -> None:
-    """Import now what a restore needs (the extension loads when the kernel starts, the
-    person restores later): planning, the run store's module, joblib's loader."""
-    import importlib
-
-    for module in ("nbflow.api", "nbflow.run", "joblib"):
-        try:
-            importlib.import_module(module)
-        except ImportError:  # joblib missing: the restore will say so
-            pass
+    warm.start(ip)  # last: the main thread imports nothing more here while it runs
 
 
 def unload_ipython_extension(ip: Any) -> None:
-    from . import ledger
+    from . import ledger, warm
 
+    warm.stop(ip)
     ledger.uninstall(ip)
     ip._nbflow_live_loaded = False
 

@@ -9,7 +9,29 @@ JupyterLab, goes::
     step_started({step})                         -> inputs restored, StepStarted published
         (the frontend executes the step's cells through the notebook session)
     step_finished({step, outputs, error})        -> values dumped and cached, StepFinished
+    run_step({step})                             -> a step run here, in the kernel, its
+                                                    outputs returned for the cells
     finish({status})                             -> RunFinished, counts
+
+Modes of ``begin``: ``restore`` (every fresh step's values, nothing runs), ``restore-to``
+with ``step`` (the namespace a run up to and including STEP would leave: STEP and its
+ancestors restored in order, STEP always -- its hidden state last -- nothing runs),
+``stale`` (run the stale steps, restore the fresh ones they need), ``to`` (run up to and
+including ``step``), ``only`` (run ``step``).
+
+A step to run whose ``in_kernel`` is true (a ``map:`` step: its cells run once per
+element) is not executed through the notebook session: the frontend calls
+``run_step({step})``, which runs it here, and puts the ``outputs`` it returns
+(``{cell_id: [outputs]}``, as the kernel executor's output notebook shows them) into the
+cells. Decisions are made again at each step's turn, as the kernel executor makes them:
+``step_started`` and ``run_step`` answer ``{"status": "cached", "outputs": ...}`` when the
+step's key, re-computed now that the steps above it ran (early cut-off), has an entry --
+its values were restored, its cells must not run; ``restore`` of a step the plan deferred
+(it reads what a running step may change) runs it here when its inputs did change,
+answering like ``run_step``. A step's ``timeout:`` is applied in the kernel: its cell is
+interrupted, and ``step_finished`` answers ``{"status": "failed", "step_error": "timed out
+after N s (interrupted)"}`` (a step's failure is ``step_error``: ``error`` is kept for the
+call's own failure).
 
 ``status({path, notebook})`` says, per step, whether the kernel holds its current values.
 Every function returns a JSON-able dict; a problem comes back as ``{"error": "<one
@@ -32,8 +54,11 @@ from typing import Any
 
 from ..errors import NbflowError, PipelineError
 from ..executors.user_kernel import KernelState, LiveRun, context, kernel_state
+from . import warm
 
-Modes = ("restore", "stale", "to", "only")
+Modes = ("restore", "restore-to", "stale", "to", "only")
+#: Modes that restore and run nothing.
+RESTORE_MODES = ("restore", "restore-to")
 
 
 # ------------------------------------------------------------------ plumbing
@@ -58,11 +83,13 @@ def _answer(fn: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, Any]]:
 
 def call(name: str, json_args: str = "{}") -> str:
     """Call driver function ``name`` with the JSON object ``json_args``; its answer as JSON text."""
+    warm.wait()  # the extension's warm-up thread imports what this will: never alongside it
     functions = {
         "begin": begin,
         "restore": restore,
         "step_started": step_started,
         "step_finished": step_finished,
+        "run_step": run_step,
         "finish": finish,
         "status": status,
     }
@@ -113,10 +140,11 @@ def plan_options(pipeline: Any, mode: str, step: str | None) -> dict[str, Any]:
     """``plan_pipeline``'s options for a live run in ``mode``."""
     if mode not in Modes:
         raise PipelineError(f"unknown mode {mode!r} (choose from {', '.join(Modes)})", notebook=pipeline.path)
-    if mode in ("to", "only"):
+    if mode in ("to", "only", "restore-to"):
         if not step:
             raise PipelineError(f"mode {mode!r} needs a step", notebook=pipeline.path)
         pipeline.check_steps([step], f"--{mode}")
+    if mode in ("to", "only"):
         return {"only": [step], "force": [step] if mode == "only" else []}
     return {}
 
@@ -139,7 +167,7 @@ def open_run(
         state.current.close("cancelled", "a new run started in this kernel")
     options = plan_options(pipeline, mode, step)
     plan = plan_pipeline(pipeline, params, raw=raw, **options)
-    if mode == "restore" or not plan.to_run:
+    if mode in RESTORE_MODES or not plan.to_run:
         live = LiveRun(state, context(pipeline, plan))
     else:
         run = prepare_run(pipeline, params, raw=raw, executor=UserKernelExecutor(), **options)
@@ -177,13 +205,14 @@ def decisions(live: LiveRun) -> list[dict[str, Any]]:
     """What the live run does with each step, in execution order (``begin``'s ``steps``)."""
     ctx, pipeline = live.ctx, live.pipeline
     mode, target = live.mode, live.target
-    running = [s for s in pipeline.order if ctx.actions[s] == "run" and mode != "restore"]
+    running = [s for s in pipeline.order if ctx.actions[s] == "run" and mode not in RESTORE_MODES]
     if mode in ("restore", "stale"):
         wanted = set(pipeline.order)
-    elif mode == "to":
+    elif mode in ("to", "restore-to"):
         wanted = pipeline.ancestors([target]) | {target}
     else:
         wanted = {p for s in running for p in ctx.keys.inputs(s).values()}
+    needed = {p for s in running for p in ctx.keys.inputs(s).values()}
     steps = []
     for name in pipeline.order:
         reason = ""
@@ -193,7 +222,9 @@ def decisions(live: LiveRun) -> list[dict[str, Any]]:
         elif ctx.plan[name].state == "fresh" and name in wanted:
             action = "restore"
             reason = "fresh"
-            if live.holds_current(name) and name not in {p for s in running for p in ctx.keys.inputs(s).values()}:
+            deferred = live.run is not None and bool(ctx.plan[name].recheck)  # decided at its turn
+            last = mode == "restore-to" and name == target  # its hidden state is the one a run leaves
+            if live.holds_current(name) and name not in needed and not deferred and not last:
                 action, reason = "skip", "this kernel holds its current values"
         else:
             action = "skip"
@@ -205,6 +236,7 @@ def decisions(live: LiveRun) -> list[dict[str, Any]]:
                 "reason": reason,
                 "cell_ids": [c.id for c in pipeline.steps[name].cells],
                 "cell_indexes": [c.index for c in pipeline.steps[name].cells],
+                "in_kernel": action == "run" and bool(pipeline.steps[name].map_over),
                 "outputs": _cached_outputs(live, name) if action == "restore" else {},
             }
         )
@@ -216,10 +248,14 @@ def _cached_outputs(live: LiveRun, step: str) -> dict[str, list[dict[str, Any]]]
     from ..errors import CacheCorrupt
 
     try:
-        entry = live.ctx.cache.lookup(step, live.ctx.key(step))
-        outputs = live.ctx.cache.load_outputs(entry) if entry is not None else []
+        outputs = live.cached_outputs(step)
     except CacheCorrupt:
         return {}
+    return per_cell(live, step, outputs)
+
+
+def per_cell(live: LiveRun, step: str, outputs: list[list[dict[str, Any]]]) -> dict[str, list[dict[str, Any]]]:
+    """A step's outputs (one list per cell) by cell id, as the frontend puts them in."""
     cells = live.pipeline.steps[step].cells
     return {c.id or str(c.index): outputs[i] for i, c in enumerate(cells) if i < len(outputs)}
 
@@ -256,6 +292,8 @@ def restore(step: str) -> dict[str, Any]:
     """Put the values ``step`` produces (and its hidden state) into the namespace, verified."""
     live = _current(kernel_state())
     live.pipeline.check_steps([step], "restore")
+    if live.settle_deferred(step):  # a running step changed what it reads: it runs after all
+        return {"restored": {}, "missing": {}, **_run_here(live, step)}
     if live.ctx.plan[step].state != "fresh":
         why = "; ".join(live.ctx.plan[step].reasons) or "stale"
         return {"restored": {}, "missing": {n: f"step {step} is stale ({why})" for n in live.ctx.stored_names(step)}}
@@ -269,10 +307,34 @@ def step_started(step: str) -> dict[str, Any]:
     state = kernel_state()
     live = _current(state)
     live.pipeline.check_steps([step], "step_started")
+    if live.cut_off(step):
+        return {"status": "cached", "outputs": per_cell(live, step, live.outputs.pop(step, []))}
     live.start_step(step)
     live.active = step
     live.seen = []
     return {}
+
+
+@_answer
+def run_step(step: str) -> dict[str, Any]:
+    """Run ``step`` here, in the kernel (a ``map:`` step: once per element); its status,
+    error and outputs by cell id (see module docstring)."""
+    live = _current(kernel_state())
+    live.pipeline.check_steps([step], "run_step")
+    if live.run is None:
+        raise PipelineError("this live run restores only: begin a run first", notebook=live.pipeline.path)
+    return _run_here(live, step)
+
+
+def _run_here(live: LiveRun, step: str) -> dict[str, Any]:
+    from ..executors.user_kernel import Interrupted
+
+    try:
+        status = live.run_step(step)
+    except Interrupted:
+        status = "cancelled"
+    error = live.run.steps[step].get("error", "") if live.run is not None and step in live.run.steps else ""
+    return {"status": status, "step_error": error or "", "outputs": per_cell(live, step, live.outputs.pop(step, []))}
 
 
 @_answer
@@ -281,14 +343,17 @@ def step_finished(step: str, outputs: Mapping[str, Any] | None = None, error: st
     state = kernel_state()
     live = _current(state)
     cells = live.pipeline.steps[step].cells
-    per_cell = [list((outputs or {}).get(c.id or str(c.index), [])) for c in cells]
+    by_cell = [list((outputs or {}).get(c.id or str(c.index), [])) for c in cells]
     seen = getattr(live, "seen", [])
     live.active = None
     why_not = unproven_cells(cells, seen)
     if error and live.ctx.retry_policy(step)[0] > 0:  # the frontend ran the cells: it cannot run them again here
         live.ctx.warn("not retried: steps run from JupyterLab's commands run once (%nbflow run retries them)", step)
-    result = live.finish_step(step, per_cell, error or None, cache=why_not)
-    return {"status": result, "key": live.ctx.key(step)}
+    result = live.finish_step(step, by_cell, error or None, cache=why_not)
+    answer = {"status": result, "key": live.ctx.key(step)}
+    if result == "failed" and live.run is not None and step in live.run.steps:
+        answer["step_error"] = live.run.steps[step].get("error", "")
+    return answer
 
 
 def unproven_cells(cells: Iterable[Any], seen: list[tuple[str | None, str]]) -> str | None:
@@ -359,6 +424,7 @@ __all__ = [
     "open_run",
     "resolve_notebook",
     "restore",
+    "run_step",
     "status",
     "step_finished",
     "step_started",

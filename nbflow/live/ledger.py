@@ -75,6 +75,7 @@ class Hooks:
         self.cell = (getattr(info, "cell_id", None), getattr(info, "raw_cell", "") or "")
         live = self.state.current
         if live is not None and live.active:
+            live.watchdog.arm()  # the step's timeout: applies while JupyterLab executes its cells
             return
         try:
             match = self.match(*self.cell)
@@ -94,6 +95,7 @@ class Hooks:
         outputs = self.stop_recording()
         live = self.state.current
         if live is not None and live.active:
+            live.watchdog.disarm()
             live.seen.append((cell_id, code))
             return
         try:

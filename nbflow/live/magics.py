@@ -4,6 +4,9 @@
 
     %nbflow restore [STEP] [--run N]        values STEP reads (without STEP: every value
                                             the fresh steps produce), from the cache
+    %nbflow restore --to STEP [--run N]     the namespace a run up to and including STEP
+                                            leaves: STEP's and its ancestors' values, and
+                                            STEP's hidden state
     %nbflow run [--to STEP | --only STEP | --stale] [-p NAME VALUE]...
                                             run the plan here: stale steps execute in this
                                             namespace (outputs in this cell), fresh ones
@@ -35,10 +38,10 @@ from IPython.core.magic import Magics, line_magic, magics_class
 
 from ..errors import NbflowError
 from ..executors.user_kernel import Interrupted, KernelState, LiveRun, Origin, kernel_state
-from . import driver
+from . import driver, warm
 
 USAGE = (
-    "usage: %nbflow restore [STEP] [--run N] | %nbflow run [--to STEP | --only STEP | --stale] "
+    "usage: %nbflow restore [STEP | --to STEP] [--run N] | %nbflow run [--to STEP | --only STEP | --stale] "
     "[-p NAME VALUE]... | %nbflow status  (each: [--notebook PATH])"
 )
 
@@ -53,6 +56,7 @@ def _parser(command: str) -> argparse.ArgumentParser:
     parser.add_argument("--notebook")
     if command == "restore":
         parser.add_argument("step", nargs="?")
+        parser.add_argument("--to")
         parser.add_argument("--run", type=int)
     elif command == "run":
         group = parser.add_mutually_exclusive_group()
@@ -81,6 +85,7 @@ class NbflowMagics(Magics):
 
     @line_magic
     def nbflow(self, line: str) -> None:
+        warm.wait(self.shell)  # never import alongside the warm-up thread
         words = shlex.split(line)
         if not words or words[0] not in ("restore", "run", "status"):
             raise UsageError(USAGE)
@@ -91,7 +96,9 @@ class NbflowMagics(Magics):
             if state.current is None:
                 driver.follow(state, pipeline)  # the notebook later magics and the hand-run hooks use
             if words[0] == "restore":
-                print_lines(restore_magic(state, pipeline, args.step, args.run))
+                if args.step and args.to:
+                    raise UsageError("%nbflow restore: give STEP (what it reads) or --to STEP, not both")
+                print_lines(restore_magic(state, pipeline, args.step, args.run, to=args.to))
             elif words[0] == "run":
                 print_lines(run_magic(state, pipeline, args))
             else:
@@ -108,16 +115,18 @@ def print_lines(lines: list[str]) -> None:
 # ------------------------------------------------------------------- restore
 
 
-def restore_magic(state: KernelState, pipeline: Any, step: str | None, run_id: int | None) -> list[str]:
+def restore_magic(
+    state: KernelState, pipeline: Any, step: str | None, run_id: int | None, to: str | None = None
+) -> list[str]:
     """``%nbflow restore``: the lines it prints."""
     if step is not None:
         pipeline.check_steps([step], "restore")
-    live = driver.open_run(state, pipeline, "restore")
+    live = driver.open_run(state, pipeline, "restore-to" if to else "restore", to)
     restored: dict[str, Origin] = {}
     missing: dict[str, str] = {}
     try:
         keys = run_keys(pipeline, run_id) if run_id is not None else {}
-        for name, provider_names in wanted(live, step).items():
+        for name, provider_names in wanted(live, step, to).items():
             key = keys.get(name)
             if run_id is not None and key is None:
                 for n in provider_names:
@@ -125,7 +134,7 @@ def restore_magic(state: KernelState, pipeline: Any, step: str | None, run_id: i
                 continue
             if key is None and live.ctx.plan[name].state != "fresh":
                 why = "; ".join(live.ctx.plan[name].reasons) or "stale"
-                fix = f"%nbflow run --to {step or name}"
+                fix = f"%nbflow run --to {to or step or name}"
                 for n in provider_names:
                     missing[n] = f"step {name} is stale ({why}); {fix}"
                 continue
@@ -141,11 +150,18 @@ def restore_magic(state: KernelState, pipeline: Any, step: str | None, run_id: i
     return restored_lines(restored, missing, live.warnings)
 
 
-def wanted(live: LiveRun, step: str | None) -> dict[str, list[str]]:
-    """``{provider: names}``: what ``%nbflow restore [STEP]`` restores."""
+def wanted(live: LiveRun, step: str | None, to: str | None = None) -> dict[str, list[str]]:
+    """``{provider: names}``: what ``%nbflow restore [STEP | --to STEP]`` restores, in order."""
     from ..hidden_state import is_pseudo
 
     pipeline = live.pipeline
+    if to is not None:  # as the driver's restore-to mode: STEP always, so its hidden state is the last put back
+        upto = pipeline.ancestors([to]) | {to}
+        return {
+            s: [n for n in live.ctx.stored_names(s) if not is_pseudo(n)]
+            for s in pipeline.order
+            if s in upto and (s == to or not live.holds_current(s) or live.ctx.plan[s].state != "fresh")
+        }
     if step is None:
         return {
             s: [n for n in live.ctx.stored_names(s) if not is_pseudo(n)]
@@ -201,11 +217,16 @@ def run_magic(state: KernelState, pipeline: Any, args: argparse.Namespace) -> li
     restored: dict[str, Origin] = {}
     try:
         for decision in driver.decisions(live):
-            name = decision["name"]
-            if decision["action"] == "restore":
+            name, action, reason = decision["name"], decision["action"], decision["reason"]
+            if action == "restore" and live.settle_deferred(name):  # a running step changed what it reads
+                action, reason = "run", "; ".join(live.ctx.reasons[name])
+            if action == "restore":
                 restored.update(live.restore_step(name)[0])
-            elif decision["action"] == "run":
-                print(f"[nbflow] {name}: running ({decision['reason']})")
+            elif action == "run":
+                if not live.ctx.blocked_by(name) and live.cut_off(name):
+                    print(f"[nbflow] {name}: cached (the steps above it left the values it read before)")
+                    continue
+                print(f"[nbflow] {name}: running ({reason})")
                 final = live.run_step(name)
                 if final != "done":
                     print(f"[nbflow] {name}: {final}")

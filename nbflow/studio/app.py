@@ -26,9 +26,13 @@ to the canvas.
 Runs and reports are looked up by run id in the store of the notebook's nbflow home,
 never by a path from the browser; notebooks are chosen from the folder's listing.
 
-The session is one ``Studio``, assembled from its concerns: ``layout.StudioLayout`` (the
-widgets), ``edits.StepEdits`` (editing steps and edges), ``runs.RunsView`` (runs, history,
-reports); this module opens notebooks, builds and plans the pipeline and keeps the
+The notebook list also offers the folder's pipelines of notebooks (a folder or an
+``nbflow.toml``) and notebooks kept as text (percent ``.py``, MyST ``.md``): those open
+read-only, drawn as groups, run and listed by ``projects.ProjectView``.
+
+The session is one ``Studio``, assembled from its concerns: ``projects.ProjectView`` (the
+read-only views), ``layout.StudioLayout`` (the widgets), ``edits.StepEdits`` (editing steps
+and edges), ``runs.RunsView`` (runs, history, reports); this module opens notebooks, builds and plans the pipeline and keeps the
 parameters. It must not edit notebook JSON itself (``editing.py``) nor draw the graph
 (``canvas.py``), and it never imports ``serve`` (which imports it).
 """
@@ -50,14 +54,15 @@ from ..view import GraphState, graph_model
 from .background import in_background
 from .editing import NotebookEditor
 from .edits import StepEdits
-from .folder import find_notebooks, notebook_label
+from .folder import find_notebooks, find_sources, is_source_entry, notebook_label
 from .layout import StudioLayout, parameter_value, parameter_widget
+from .projects import ProjectView
 from .runs import RunsView
 
 __all__ = ["Studio", "find_notebooks", "notebook_label", "parameter_value", "parameter_widget", "studio_app"]
 
 
-class Studio(StudioLayout, StepEdits, RunsView):
+class Studio(ProjectView, StudioLayout, StepEdits, RunsView):
     """The studio of one browser session over the notebooks of ``folder``."""
 
     def __init__(self, folder: Path, first: str | None = None) -> None:
@@ -109,8 +114,11 @@ class Studio(StudioLayout, StepEdits, RunsView):
     # ------------------------------------------------------------ notebooks
     def _refresh_notebook_list(self) -> None:
         notebooks = find_notebooks(self.folder)
-        self.notebook_select.options = {notebook_label(rel, n): rel for rel, n in notebooks}
-        if not notebooks:
+        options = {notebook_label(rel, n): rel for rel, n in notebooks}
+        # pipelines of notebooks and text notebooks, opened read-only (projects.py)
+        options.update({label: rel for rel, label in find_sources(self.folder)})
+        self.notebook_select.options = options
+        if not options:
             self._say(f"no notebooks in {self.folder}", "warning")
 
     def _path(self, rel: str) -> Path:
@@ -120,6 +128,11 @@ class Studio(StudioLayout, StepEdits, RunsView):
         return path
 
     def _open(self, rel: str | None) -> None:
+        self.project = None
+        self.add_card.visible = not (rel and is_source_entry(rel))
+        if rel and is_source_entry(rel):
+            self._open_project(rel)  # a pipeline of notebooks or a text notebook: read-only (projects.py)
+            return
         self._stop_following()
         self._plan_token += 1
         self._clicked_run = None
@@ -248,6 +261,9 @@ class Studio(StudioLayout, StepEdits, RunsView):
             self.canvas.states = live
 
     def _update_toolbar(self) -> None:
+        if self.project is not None:
+            self._update_project_toolbar()
+            return
         dirty = self.editor is not None and self.editor.dirty
         self.save_button.label = "Save *" if dirty else "Save"
         self.save_button.disabled = self.editor is None

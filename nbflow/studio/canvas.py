@@ -67,12 +67,16 @@ class PipelineCanvas(JSComponent):
         self._connect_handlers.append(handler)
 
     def show_graph(self, model: Mapping[str, Any]) -> None:
-        """Draw ``model`` (from ``view.graph_model``); the run states are reset."""
+        """Draw ``model`` (from ``view.graph_model``, or ``project_view.project_graph_model``:
+        its groups are drawn around their steps; ``readonly`` freezes the nodes); the run
+        states are reset."""
         self.param.update(
             graph={
                 "nodes": [_node(n) for n in model["nodes"]],
                 "edges": [dict(e) for e in model["edges"]],
                 "legend": list(model["legend"]),
+                "groups": [{k: g[k] for k in ("id", "label") if k in g} for g in model.get("groups", [])],
+                "readonly": bool(model.get("readonly", False)),
             },
             states={},
             labels={},
@@ -98,4 +102,4 @@ class PipelineCanvas(JSComponent):
 
 def _node(node: Mapping[str, Any]) -> dict[str, Any]:
     # Only what the browser draws: keys and parameters stay on the server.
-    return {k: node[k] for k in ("id", "label", "state", "x", "y")}
+    return {k: node[k] for k in ("id", "label", "state", "x", "y", "parent") if k in node}

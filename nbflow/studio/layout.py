@@ -99,7 +99,7 @@ class StudioLayout:
         )
         self.add_button = w.Button(label="Add step", button_type="primary")
         self.add_button.on_click(lambda e: self._add_step())
-        add_card = pn.Card(
+        self.add_card = add_card = pn.Card(
             self.new_name,
             self.new_docs,
             pn.pane.Markdown("Code", margin=(0, 10)),

@@ -10,11 +10,15 @@ downloaded.
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 from urllib.parse import urlparse
 
@@ -170,3 +174,40 @@ def executor(request: Any) -> Any:
 
     client = request.getfixturevalue("client")
     return lambda: DaskExecutor(client, announce=False)
+
+
+@contextmanager
+def studio_server(folder: Path) -> Iterator[SimpleNamespace]:
+    """``nbflow studio FOLDER`` on a free port of 127.0.0.1 (its log in ``folder/server.log``),
+    stopped with Ctrl-C (so it cancels its runs and stops their kernels) when done."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NBFLOW_")}
+    log = (folder / "server.log").open("w")
+    exe = Path(sys.executable).parent / "nbflow"
+    proc = subprocess.Popen(
+        [str(exe), "studio", str(folder), "--port", str(port)],
+        cwd=folder,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        wait_for_http(url, proc, timeout=120)
+        yield SimpleNamespace(url=url, folder=folder, proc=proc, log=folder / "server.log")
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+def assert_no_server_errors(text: str) -> None:
+    """An exception in a studio's server-side callback shows nowhere in the page: fail on it
+    here. Tornado reports a message to a browser that just closed its page; nothing else may fail."""
+    assert "ERROR" not in text, text
+    for trace in text.split("Traceback (most recent call last):")[1:]:
+        assert "WebSocketClosedError" in trace or "StreamClosedError" in trace, text

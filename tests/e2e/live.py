@@ -13,13 +13,16 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 class Kernel:
-    """A python3 kernel started in ``folder`` with this worktree's nbflow importable."""
+    """A python3 kernel started in ``folder`` with this worktree's nbflow importable; with
+    ``session``, a notebook's kernel as Jupyter starts one (``JPY_SESSION_NAME`` names it)."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, session: str | None = None) -> None:
         from jupyter_client.manager import start_new_kernel
 
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
         env.pop("JPY_SESSION_NAME", None)
+        if session is not None:
+            env["JPY_SESSION_NAME"] = session
         self.km, self.kc = start_new_kernel(kernel_name="python3", cwd=str(folder), env=env, startup_timeout=120)
 
     def close(self) -> None:

@@ -310,11 +310,17 @@ def test_restore_up_to_a_step_run_up_to_a_step_and_a_failing_step(lab_server, pa
     open_alone(lab_server, page, "upto.ipynb")
     wait_until(lambda: badge_states(page) == {"a": "fresh", "b": "fresh", "c": "fresh"}, 30, page=page)
 
-    # Restore up to b: what b reads and b's own values; c's stay out of the kernel.
+    # Restore up to b (the driver's restore-to mode): what a run up to b leaves -- a's and b's
+    # values, their cells showing their cached outputs; c's values and outputs stay out.
     context_menu(page, "b", "nbflow:restore-to-kernel")
-    wait_status(page, "restored a, b into the kernel")
-    run_cell_below(page, "print('held', [k for k in ('x', 'y', 'z') if k in globals()])")
-    wait_until(lambda: last_output(page).strip() == "held ['x', 'y']", 60, page=page)
+    status = wait_status(page, "restored a, b into the kernel")
+    assert "not restored" not in status and "restored a, b, c" not in status, status
+    run_cell_below(page, "print('held', [k for k in ('x', 'y', 'z') if k in globals()], x, y)")
+    wait_until(lambda: last_output(page).strip() == "held ['x', 'y'] [0, 1, 2] [0, 2, 4]", 60, page=page)
+    restored = editor_model(page)["json"]
+    assert outputs_text(step_cell(restored, "a")) == "a ran\n"
+    assert outputs_text(step_cell(restored, "b")) == "b [0, 2, 4]\n"
+    assert step_cell(restored, "c")["outputs"] == []
 
     # c edited (not saved), then run up to c in the kernel: c runs, a and b are restored.
     type_into(page, "c", "sum(y)", "sum(y) + 1")
@@ -333,5 +339,37 @@ def test_restore_up_to_a_step_run_up_to_a_step_and_a_failing_step(lab_server, pa
     assert page.get_attribute("#nbflow-graph-panel", "data-run-status") == "failed"
     assert panel_states(page)["b"] == "failed", panel_states(page)
     assert "ValueError" in json.dumps(step_cell(editor_model(page)["json"], "b")["outputs"])
+    assert path.read_bytes() == saved
+    assert not [e for e in page.console_errors if "nbflow" in e.lower()], page.console_errors
+
+
+def test_a_map_step_and_a_timeout_run_in_the_notebook_kernel(lab_server, page):  # noqa: F811
+    path = write_notebook(
+        lab_server.root / "fanout.ipynb",
+        [
+            code("words = ['a', 'bb']", "parameters"),
+            step("load", "upper = [w.upper() for w in words]"),
+            step("measure", "size = len(word) * 10\nprint('measured', word, size)", "map:word=upper"),
+            step("total", "t = sum(size)\nprint('total', t)"),
+            step("slow", "import time\nfor _ in range(600):\n    time.sleep(0.1)\nlate = t", "timeout:2"),
+        ],
+    )
+    saved = path.read_bytes()
+    open_alone(lab_server, page, "fanout.ipynb")
+
+    # measure runs in the kernel, element by element, and its cell gets its outputs; slow's
+    # timeout interrupts it in the kernel and the run ends failed, saying so.
+    palette(page, "Run stale steps in this kernel", "nbflow:run-stale-kernel")
+    status = wait_status(page, "in the kernel failed")
+    assert "(3 done, 1 failed)" in status and status.endswith("slow: timed out after 2 s (interrupted)"), status
+    assert panel_states(page) == {"load": "done", "measure": "done", "total": "done", "slow": "failed"}
+    notebook = editor_model(page)["json"]
+    assert outputs_text(step_cell(notebook, "measure")) == (
+        "[nbflow] element 0: 'A'\nmeasured A 10\n[nbflow] element 1: 'BB'\nmeasured BB 20\n"
+    )
+    assert outputs_text(step_cell(notebook, "total")) == "total 30\n"
+    assert "KeyboardInterrupt" in json.dumps(step_cell(notebook, "slow")["outputs"])
+    run_cell_below(page, "print('held', size, t, 'word' in globals())")
+    wait_until(lambda: last_output(page).strip() == "held [10, 20] 30 False", 60, page=page)
     assert path.read_bytes() == saved
     assert not [e for e in page.console_errors if "nbflow" in e.lower()], page.console_errors

@@ -326,3 +326,39 @@ def nbflow_runs_show(path: Path, run_id: int) -> str:
         cwd=path.parent,
         check=True,
     ).stdout
+
+
+def test_restore_an_older_run_and_run_to_only_and_with_parameters(tmp_path, kernel):
+    path = pipeline_notebook(tmp_path)
+    first = load_pipeline(path).run()
+    edit(path, 3, "sq = data ** 3\nnoise = np.random.rand(2)")
+    second = load_pipeline(path).run()
+    assert second.status == "done", second.error
+
+    # --run N: an older run's values, named as such; status says they are not current
+    shown = kernel.text(f"%nbflow restore --run {first.id} --notebook p.ipynb")
+    assert f"restored from square (run {first.id}): noise, sq" in shown, shown
+    assert kernel.value("sq.tolist()") == ((np.arange(4) * 1.5) ** 2).tolist()
+    assert kernel.text("%nbflow status").splitlines()[1].startswith("square  older values (stale")
+
+    # --to STEP: nothing is stale up to square: its current values are restored, nothing runs
+    shown = kernel.text("%nbflow run --to square")
+    assert shown.splitlines()[0] == "nothing to run: the steps asked for are fresh", shown
+    assert f"restored from square (run {second.id}): noise, sq" in shown
+    assert kernel.value("sq.tolist()") == ((np.arange(4) * 1.5) ** 3).tolist()
+
+    # --only STEP: that step runs again (forced), what it reads comes from the cache
+    shown = kernel.text("%nbflow run --only report")
+    assert "[nbflow] report: running" in shown and "[nbflow] square: running" not in shown, shown
+    assert f"run {second.id + 1}: done (2 cached, 1 done)" in shown, shown
+    assert run_record(path, second.id + 1)[1]["report"] == "done"
+
+    # -p NAME VALUE: parameters as the CLI's -p; every step reading n is stale under them
+    shown = kernel.text("%nbflow run --to square -p n 5")
+    assert "[nbflow] load: running" in shown and "[nbflow] square: running" in shown, shown
+    assert "[nbflow] report: running" not in shown
+    assert kernel.value("n") == 5 and kernel.value("data.tolist()") == (np.arange(5) * 1.5).tolist()
+    assert kernel.value("sq.tolist()") == ((np.arange(5) * 1.5) ** 3).tolist()
+    record, steps = run_record(path, second.id + 2)
+    assert record["executor"] == "live" and steps["load"] == "done" and steps["square"] == "done", steps
+    assert nbflow.result(path, "square", "sq", run=second.id + 2).tolist() == ((np.arange(5) * 1.5) ** 3).tolist()

@@ -13,7 +13,6 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
-from types import SimpleNamespace
 
 import nbformat
 import pytest
@@ -22,7 +21,7 @@ from playwright.sync_api import expect
 import nbflow
 
 from ..conftest import NOTEBOOKS, code, md, step, write_notebook
-from .conftest import ARTIFACTS, free_port, screenshot, wait_for_http
+from .conftest import ARTIFACTS, assert_no_server_errors, free_port, screenshot, studio_server, wait_for_http
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -55,38 +54,13 @@ def studio(tmp_path_factory):
     chain(folder / "cancel.ipynb", extra=[step("slow", "time.sleep(120)\nw = total")])
     (folder / "wine").mkdir()
     (folder / "wine" / "wine_classifier.ipynb").write_bytes((NOTEBOOKS / "wine_classifier.ipynb").read_bytes())
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NBFLOW_")}
-    log = (folder / "server.log").open("w")
-    exe = Path(sys.executable).parent / "nbflow"
-    proc = subprocess.Popen(
-        [str(exe), "studio", str(folder), "--port", str(port)],
-        cwd=folder,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        wait_for_http(url, proc, timeout=120)
-        yield SimpleNamespace(url=url, folder=folder, proc=proc, log=folder / "server.log")
-    finally:
-        proc.send_signal(signal.SIGINT)  # lets the studio cancel its runs and stop their kernels
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
-    # An exception in a server-side callback shows nowhere in the page: fail on it here.
+    with studio_server(folder) as server:
+        yield server
     lines = (folder / "server.log").read_text().splitlines()
     text = "\n".join(
         line for line in lines if "Refusing websocket connection from Origin 'http://evil.example'" not in line
     )
-    assert "ERROR" not in text, text
-    # Tornado reports a message to a browser that just closed its page; nothing else may fail.
-    for trace in text.split("Traceback (most recent call last):")[1:]:
-        assert "WebSocketClosedError" in trace or "StreamClosedError" in trace, text
+    assert_no_server_errors(text)
 
 
 def open_notebook(page, studio, name: str, nodes: int = 4) -> None:

@@ -11,9 +11,12 @@
 //   canvas.setStates({step: state});   // live states during a run
 //   canvas.setLabels({step: label});   // labels that changed (a check mark, what a step produced)
 //
-// A pipeline of notebooks adds `groups: [{id, label}]` (one per notebook) and `parent` on
-// each node: a notebook is drawn as a compound node around its steps, and edges with
-// `link: true` (between notebooks) are drawn thicker.
+// A pipeline of notebooks adds `groups: [{id, label, current}]` (one per notebook) and `parent`
+// on each node: a notebook is drawn as a compound node around its steps (the `current` one,
+// the notebook being looked at, with a solid blue border), and edges with `link: true`
+// (between notebooks) are drawn thicker. A graph with `readonly: true` cannot be edited:
+// nodes do not move and Move/Connect are hidden (a pipeline of notebooks is edited one
+// notebook at a time).
 //
 // Callbacks: onMove({step: {x, y}}) after a node is dropped; onConnect(source, target)
 // after an edge is drawn in Connect mode (the drawn edge is removed again: the graph the
@@ -61,6 +64,10 @@ const STYLE = [
       "border-color": "#8a94a0",
       padding: 14,
     },
+  },
+  {
+    selector: "node.notebook.current",
+    style: { "border-style": "solid", "border-width": 3, "border-color": "#3182bd", "background-color": "#e8f1fa" },
   },
   { selector: "edge.link", style: { width: 3, "line-color": "#6a51a3", "target-arrow-color": "#6a51a3" } },
   { selector: "node.collapsed", style: { "border-width": 3, "border-style": "double" } },
@@ -167,7 +174,7 @@ function elementsOf(graph, states) {
   };
   const groups = (graph.groups || []).map((g) => ({
     group: "nodes",
-    classes: "notebook",
+    classes: g.current ? "notebook current" : "notebook",
     selectable: false,
     grabbable: false,
     data: { id: g.id, label: g.label, display: g.label, notebook: true, colour: "#f4f6f8", shape: "round-rectangle" },
@@ -284,6 +291,7 @@ export function createCanvas(el, options = {}) {
   let labels = {};
   let mode = "move";
   let fitted = false;
+  let wasReadonly = false;
   const collapsed = new Set();
 
   function fit() {
@@ -361,6 +369,16 @@ export function createCanvas(el, options = {}) {
     });
     applyNodes();
     drawLegend();
+    const readonly = !!graph.readonly;
+    if (readonly !== wasReadonly) {
+      // Only on a change: edgehandles' Connect mode holds the nodes still the same way.
+      wasReadonly = readonly;
+      if (readonly) {
+        setMode("move");
+      }
+      cy.autoungrabify(readonly);
+      moveButton.hidden = connectButton.hidden = readonly;
+    }
     updateButtons();
     if (!fitted) {
       fit();

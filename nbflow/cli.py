@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from . import cli_project, jsonout
-from .cli_hooks import add_hook_options, end_of_run, hooks_from_args
+from .cli_hooks import add_hook_options, end_of_run, hooks_from_args, report_maker
 from .cli_parameters import add_parameter_options as _add_parameter_options
 from .cli_parameters import parameters_from_args
 from .cli_shared import executor_from_args as _executor_from_args
@@ -94,7 +94,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     executor = _executor_from_args(args)
     pipeline = load_pipeline(args.notebook)
     _print_warnings(pipeline)
-    hooks_from_args(args, pipeline.config)  # a bad hook setting is refused before the run starts
+    hooks = hooks_from_args(args, pipeline.config)  # a bad hook setting is refused before the run starts
     values, raw = parameters_from_args(args)
     run = start_run(
         pipeline,
@@ -111,6 +111,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         retries=args.retries or 0,
         items=args.items,
         listeners=[ProgressPrinter(quiet=args.quiet)],
+        hooks=hooks,
+        report=report_maker(args, pipeline.config),
     )
 
     def terminate(signum: int, frame: Any) -> None:
@@ -131,7 +133,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"nbflow: error: {run.error}", file=sys.stderr)
     elif run.status == "done" and run.output_notebook is not None and not args.quiet:
         print(f"output notebook: {args.output or run.output_notebook}", file=sys.stderr)
-    end_of_run(args, pipeline, run)
+    end_of_run(run)
     return {"done": 0, "cancelled": 130}.get(run.status, 1)
 
 
@@ -175,6 +177,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     sweep = run_sweep(
         pipeline, grid, raw=raw, zip_=args.zip, executor=args.executor, on_run=on_run, timeout=args.timeout
     )
+    for run in sweep.runs:  # each run of the sweep fired its own hooks as it ended
+        end_of_run(run)
     rows = summary_rows(pipeline.config, sweep.id, args.collect or None)
     outputs = sorted({k for r in rows for k in r["outputs"]})
     table = [["run", *grid, "status", *outputs]]

@@ -1,16 +1,18 @@
 """The command line's end of a run: ``--report``, ``--on-failure``, ``--on-success``, ``--notify``.
 
-``nbflow run`` calls ``end_of_run`` once its run has finished: the report (when asked
-for, by ``--report`` or ``report = true``), then the hooks (``nbflow.hooks``) with the
-report's path. The options win over ``[tool.nbflow]``'s ``on-failure``, ``on-success``
-and ``notify``. A hook's problem is printed and recorded on the run (``nbflow show``
-lists it); neither a report nor a hook changes the exit status.
+Every run fires its hooks where it ends (``run_end``, from ``Run.close``); ``nbflow run``
+only gives them: ``hooks_from_args`` (the options win over ``[tool.nbflow]``'s
+``on-failure``, ``on-success`` and ``notify``) and ``report_maker`` (``--report`` or
+``report = true``: the report is made before the hooks, which get its path), then waits
+for that end (``end_of_run``) and prints its problems. A hook's problem is recorded on
+the run (``nbflow show`` lists it); neither a report nor a hook changes the exit status.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -46,29 +48,16 @@ def hooks_from_args(args: argparse.Namespace, config: Any) -> Any:
     )
 
 
-def end_of_run(args: argparse.Namespace, pipeline: Any, run: Any) -> None:
-    """The report (if asked for), then the hooks; problems are printed, never raised."""
-    report = None
-    if args.report or pipeline.config.report:
-        report = end_of_run_report(pipeline.config, run.id)
-    hooks = hooks_from_args(args, pipeline.config)
-    if not hooks:
-        return
-    from .hooks import outcome_of, run_hooks
+def report_maker(args: argparse.Namespace, config: Any) -> Callable[[int], Path | None] | None:
+    """What makes the run's report at its end, when ``--report`` or ``report = true`` asks for one."""
+    if not (args.report or config.report):
+        return None
+    return lambda run_id: end_of_run_report(config, run_id)
 
-    problems = run_hooks(hooks, outcome_of(run, report), cwd=pipeline.path.parent)
-    if not problems:
-        return
-    try:
-        store = pipeline.config.open_store(reconcile=False)
-        try:
-            for problem in problems:
-                store.add_message(run.id, problem)
-        finally:
-            store.close()
-    except Exception as e:  # noqa: BLE001 - the run is over; a hook's note is not worth a traceback
-        print(f"nbflow: could not record the hook problem on run {run.id}: {e}", file=sys.stderr)
-    for problem in problems:
+
+def end_of_run(run: Any) -> None:
+    """Wait for the run's end (its report, its hooks: ``run_end``); print its problems, never raise."""
+    for problem in run.wait_end():
         print(f"nbflow: warning: {problem} (the run's status is unchanged)", file=sys.stderr)
 
 

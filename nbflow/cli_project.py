@@ -123,12 +123,15 @@ def _plan(project: Any, args: argparse.Namespace) -> int:
 def _run(project: Any, args: argparse.Namespace) -> int:
     import signal
 
+    from .cli_hooks import end_of_run, hooks_from_args
     from .cli_shared import executor_from_args
     from .progress import ProgressPrinter
     from .project_run import ProjectRun, run_project
 
     _refuse_selection(args)
     executor = executor_from_args(args)
+    for pipeline in project.pipelines.values():
+        hooks_from_args(args, pipeline.config)  # a bad hook setting is refused before any notebook runs
     values, raw = parameters_from_args(args)
     handle = ProjectRun(project)
     parallel = getattr(executor, "name", executor) == "dask"  # notebooks' lines interleave: name them
@@ -149,6 +152,7 @@ def _run(project: Any, args: argparse.Namespace) -> int:
             retries=getattr(args, "retries", None) or 0,
             listeners=lambda name: [ProgressPrinter(_Named(name) if parallel else None, quiet=args.quiet)],
             handle=handle,
+            hooks=lambda config: hooks_from_args(args, config),
         )
     except KeyboardInterrupt:
         print("nbflow: cancelling the runs", file=sys.stderr)
@@ -159,6 +163,7 @@ def _run(project: Any, args: argparse.Namespace) -> int:
     for name, run in result.runs.items():
         if run.exception is not None:
             print(f"nbflow: error: {name}: {run.error}", file=sys.stderr)
+        end_of_run(run)  # each notebook's run fired its hooks as it ended: their problems
     if args.report or any(p.config.report for p in project.pipelines.values()):
         _pipeline_report(result)
     for name, why in result.skipped.items():

@@ -14,8 +14,8 @@ setting                environment               meaning
 ``executor``           ``NBFLOW_EXECUTOR``       ``kernel`` (default) or ``dask``
 ``output_limit``       ``NBFLOW_OUTPUT_LIMIT``   bytes of outputs kept per step
 ``report``             (pyproject only)          ``nbflow run`` writes the run's report at its end
-``on_failure``         (pyproject only)          command run when ``nbflow run`` fails (``hooks.py``)
-``on_success``         (pyproject only)          command run when ``nbflow run`` succeeds
+``on_failure``         (pyproject only)          command run when any run fails (``hooks.py``, ``run_end.py``)
+``on_success``         (pyproject only)          command run when any run succeeds
 ``notify``             (pyproject only)          URL the run's outcome is POSTed to as JSON
 ``hook_timeout``       (pyproject only)          seconds a hook may take (default 30)
 ``warm_kernel``        (pyproject only)          ``%load_ext nbflow`` imports, in a daemon

@@ -9,6 +9,7 @@ An executor publishes, in this order::
       ItemFinished                    for each element of a ``map:`` step
       RunWarning                      a problem that does not fail the run
       StepRetried                     an attempt of a step failed; it runs again (a RunWarning)
+      CheckFailed                     a ``check:`` of a finished step failed: that step is failed
     RunFinished
 
 The run store, the CLI progress display, the widget, the studio and the REST API are
@@ -113,6 +114,21 @@ class StepRetried(RunWarning):
     attempts: int = 1
     error: str = ""
     delay: float = 0.0
+
+
+@dataclass(frozen=True)
+class CheckFailed(Event):
+    """The data check ``check`` (a ``check:STEP`` cell, itself a step) failed on the values
+    of ``step``, which had finished ``done`` or ``cached``: ``step`` is now ``failed``.
+
+    The one event that moves a finished step back (the run store allows ``done``/``cached``
+    -> ``failed`` for it alone); ``error`` names the notebook, the check's cell and the step.
+    A ``check-warn:`` never publishes it (it warns, the step stays done).
+    """
+
+    step: str
+    check: str
+    error: str = ""
 
 
 @dataclass(frozen=True)

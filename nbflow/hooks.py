@@ -1,6 +1,7 @@
 """What happens after a run: the ``on-failure`` / ``on-success`` commands and the ``notify`` webhook.
 
-A nightly run that fails must tell someone. After a run ends, ``run_hooks`` runs the
+A nightly run that fails must tell someone. After a run ends (``run_end.py`` calls it
+for every run, whoever started it), ``run_hooks`` runs the
 command the run's outcome asks for (``on_failure`` when it failed, was cancelled or
 interrupted; ``on_success`` when it is done) with the run described in its environment,
 and POSTs the same description as JSON to the ``notify`` URL::

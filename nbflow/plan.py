@@ -5,14 +5,17 @@ normalised code (AST dump: whitespace and comments do not matter), the setup
 statements it reaches (``analysis_setup``: the helpers, classes, imports and constants
 it uses, transitively, and every statement that defines nothing visible, such as
 ``np.random.seed(0)``), the values of the parameters it (or the setup) reads, the keys of
-the steps it depends on, the content hashes of its ``in:`` files and the cache format.
+the steps it depends on, the content hashes of its ``in:`` files, its file declarations
+(``in:``, ``out:``, ``out?:`` tags, in any order: editing ``out:a.txt`` to ``out:b.txt``
+or ``out:parts/`` to ``out:plots/*.png`` re-runs it, "outputs changed") and the cache format.
 Keys are Merkle-style: deciding freshness hashes code and parameters, never data.
 
 **Plan.** A step is *fresh* when the cache holds an entry for its key, else *stale*,
 with reasons found by comparing its parts with those of its latest entry::
 
     never run | code changed | setup: helper clean() changed | parameter lr changed |
-    upstream load changed | input file data.csv changed | forced | invalidated |
+    upstream load changed | input file data.csv changed | outputs changed: out:a.txt -> out:b.txt |
+    inputs changed: in:a.txt -> in:b.txt | forced | invalidated |
     cache entry corrupt | value X needed by Y was not cached
 
 Worked example, chain ``load -> clean -> train`` after editing ``clean``:
@@ -58,6 +61,8 @@ ReasonKind = Literal[
     "parameter changed",
     "upstream changed",
     "input file changed",
+    "outputs changed",
+    "inputs changed",
     "cache entry missing",
     "cache entry corrupt",
     "forced",
@@ -117,6 +122,9 @@ class KeyParts:
     upstream: Mapping[str, str]
     files: Mapping[str, str] = field(default_factory=dict)
     format: int = CACHE_FORMAT
+    #: The step's file tags, sorted: ``{"in": ["in:a.csv"], "out": ["out:parts/", "out?:x.png"]}``
+    #: (only the kinds it has; a step without any keeps the key it had before this part existed).
+    declared: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     @cached_property
     def key(self) -> str:
@@ -132,6 +140,7 @@ class KeyParts:
             "upstream": dict(self.upstream),
             "files": dict(self.files),
             "format": self.format,
+            **({"declared": {k: list(v) for k, v in self.declared.items()}} if self.declared else {}),
         }
 
 
@@ -256,6 +265,7 @@ def step_keys(
                 files={
                     f: files.get(f, "missing") for f in step.in_files if f not in step.file_inputs and f not in made
                 },
+                declared=declared_part(step),
             )
 
         if fixed is not None and name in fixed:
@@ -310,7 +320,7 @@ def item_key(pipeline: Pipeline, step: str, parts: KeyParts, fingerprint: str) -
         upstream.pop(producer, None)
     if info.map_over in params and info.map_over not in pipeline.setup_params:
         params.pop(info.map_over)
-    recipe = {
+    recipe: dict[str, Any] = {
         "item": fingerprint,
         "code": parts.code,
         "setup": dict(parts.setup),
@@ -319,7 +329,32 @@ def item_key(pipeline: Pipeline, step: str, parts: KeyParts, fingerprint: str) -
         "files": dict(parts.files),
         "format": parts.format,
     }
+    if parts.declared:
+        recipe["declared"] = {k: list(v) for k, v in parts.declared.items()}
     return sha256_text(json.dumps(recipe, sort_keys=True, separators=(",", ":")))
+
+
+def declared_part(step: Any) -> dict[str, tuple[str, ...]]:
+    """The ``declared`` part of ``step``'s key: its ``in:`` and ``out:``/``out?:`` tags, sorted."""
+    optional = set(step.optional_outs)
+    part = {
+        "in": tuple(sorted(f"in:{f}" for f in step.in_files)),
+        "out": tuple(sorted(f"out?:{f}" if f in optional else f"out:{f}" for f in step.out_files)),
+    }
+    return {k: v for k, v in part.items() if v}
+
+
+def declared_reasons(mine: Mapping[str, Iterable[str]], theirs: Any) -> list[Reason]:
+    """``outputs changed: out:a.txt -> out:b.txt`` (and ``inputs changed``) between two ``declared`` parts."""
+    theirs = theirs if isinstance(theirs, Mapping) else {}
+    reasons = []
+    for kind, label in (("out", "outputs"), ("in", "inputs")):
+        now, before = set(mine.get(kind, ())), set(theirs.get(kind, ()))
+        if now != before:
+            was = ", ".join(sorted(before - now)) or "none"
+            becomes = ", ".join(sorted(now - before)) or "none"
+            reasons.append(Reason(f"{label} changed", f"{label} changed: {was} -> {becomes}"))  # type: ignore[arg-type]
+    return reasons
 
 
 def setup_part_of(pipeline: Pipeline, step: str) -> dict[str, str]:
@@ -383,6 +418,7 @@ def explain(
     if previous.get("code") != parts.code:
         reasons.append(Reason("code changed"))
     reasons += setup_reasons(parts.setup, previous.get("setup"))
+    reasons += declared_reasons(parts.declared, previous.get("declared"))
     kinds: tuple[tuple[str, str, ReasonKind, Mapping[str, Any]], ...] = (
         ("params", "parameter", "parameter changed", parts.params),
         ("upstream", "upstream", "upstream changed", parts.upstream),

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from typing import Any, TextIO
 
-from .events import Event, RunFinished, RunStarted, RunWarning, StepFinished, StepStarted
+from .events import CheckFailed, Event, RunFinished, RunStarted, RunWarning, StepFinished, StepStarted
 
 SYMBOLS = {
     "done": "✓",
@@ -42,6 +42,8 @@ class ProgressPrinter:
         self.status: Any = None
         self.total = 0
         self.finished = 0
+        #: each step's last status (a failed check moves its step's count to failed)
+        self.last: dict[str, str] = {}
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, RunStarted):
@@ -54,6 +56,7 @@ class ProgressPrinter:
         elif isinstance(event, StepFinished):
             self.finished += 1
             self.counts[event.status] = self.counts.get(event.status, 0) + 1
+            self.last[event.step] = event.status
             if self.quiet and event.status in ("cached", "done"):
                 return
             timing = f"{event.duration:6.2f} s" if event.status in ("done", "failed") else " " * 8
@@ -64,6 +67,18 @@ class ProgressPrinter:
             self.line(text, COLOURS[event.status])
             if event.error:
                 self.line(f"      {event.error}", "red")
+        elif isinstance(event, CheckFailed):
+            was = self.last.get(event.step)
+            if was in self.counts:
+                self.counts[was] -= 1
+                if not self.counts[was]:
+                    del self.counts[was]
+            self.counts["failed"] = self.counts.get("failed", 0) + 1
+            self.last[event.step] = "failed"
+            text = (
+                f"  {SYMBOLS['failed']} {event.step.ljust(self.width)}  {'failed':<9} {' ' * 8}  (check {event.check})"
+            )
+            self.line(text, COLOURS["failed"])
         elif isinstance(event, RunWarning):
             where = f"step {event.step}: " if event.step else ""
             self.line(f"  warning: {where}{event.message}", "yellow")

@@ -74,6 +74,7 @@ def run_project(
     listeners: Callable[[str], list[Callable[[Any], None]]] | None = None,
     on_start: Callable[[str, Run], None] | None = None,
     handle: ProjectRun | None = None,
+    hooks: Callable[[Any], Any] | None = None,
 ) -> ProjectRun:
     """Run the notebooks of ``project`` and wait for them (see module docstring).
 
@@ -81,6 +82,8 @@ def run_project(
     links between them run at the same time when it is ``dask``. ``listeners(notebook)``
     gives the event listeners of that notebook's run; ``on_start`` is told of each run
     started; ``handle`` is filled in as runs start (so another thread can cancel).
+    ``hooks(config)``: the hooks of a notebook's run (``run_end``; by default its
+    ``[tool.nbflow]``'s): each notebook's run fires its own when it ends.
     """
     started = time.time()
     params = project.parameters_for(values, raw)
@@ -121,6 +124,7 @@ def run_project(
                     fail_fast=fail_fast,
                     retries=retries,
                     listeners=listeners(name) if listeners else (),
+                    hooks=hooks(project.pipelines[name].config) if hooks is not None else None,
                 )
                 result.runs[name] = running[name] = run
                 pending.remove(name)

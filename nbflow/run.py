@@ -32,7 +32,7 @@ from .clean import clean, register_store  # noqa: F401 - nbflow.run.clean is pub
 from .compare import save_snapshot
 from .cutoff import Knowledge
 from .errors import NbflowError, PipelineError
-from .events import Event, EventBus, RunFinished, RunStarted, StepFinished, StepStarted
+from .events import CheckFailed, Event, EventBus, RunFinished, RunStarted, StepFinished, StepStarted
 from .inputs import input_file_hashes
 from .parameters import resolve_parameters
 from .plan import Plan, compute_plan
@@ -141,6 +141,14 @@ class Run:
         self._ctx = ctx
         self._executor = executor
         self._copy_to = copy_to
+        #: The end of the run (``run_end``): the hooks and report maker its starter gave
+        #: (``None`` hooks: ``[tool.nbflow]``'s), set when that end is over, and its problems.
+        self.end_hooks: Any = None
+        self.end_report: Any = None
+        self.ended = threading.Event()
+        self.end_problems: list[str] = []
+        self.report_path: Path | None = None
+        self._ending = False
         self._done = threading.Event()
         self._thread: threading.Thread | None = None
         self.bus.subscribe(self._track)
@@ -167,6 +175,8 @@ class Run:
             )
             if event.key:
                 self.steps[event.step]["key"] = event.key
+        elif isinstance(event, CheckFailed):
+            self.steps[event.step].update(status="failed", error=event.error)
         elif isinstance(event, RunStarted):
             self.status = "running"
 
@@ -180,6 +190,12 @@ class Run:
         """Block until the run ends (or ``timeout`` passes); return its status."""
         self._done.wait(timeout)
         return self.status
+
+    def wait_end(self, timeout: float | None = None) -> list[str]:
+        """Block until the run's end (``run_end``: report, hooks) is over, or ``timeout``
+        passes; return its problems (a hook that failed or hung), one line each."""
+        self.ended.wait(timeout)
+        return list(self.end_problems)
 
     def cancel(self) -> None:
         """Stop the run: the running step is interrupted, the rest is not started."""
@@ -269,6 +285,11 @@ class Run:
             ACTIVE_RUNS.pop(self.id, None)
             self.store.close()
             self._done.set()
+        if not self._ending:
+            self._ending = True
+            from . import run_end
+
+            run_end.start(self, self.end_hooks, self.end_report)  # the hooks fire for every run, once
 
     def _report_unexpected(self, what: str, error: str) -> None:
         """One line for the person; the traceback goes to the run's record (``nbflow show``)."""
@@ -315,6 +336,8 @@ def prepare_run(
     widget: Any = None,
     items: Iterable[int] = (),
     run_class: type[Run] | None = None,
+    hooks: Any = None,
+    report: Callable[[int], Path | None] | None = None,
 ) -> Run:
     """Plan ``pipeline`` and record a new run; ``Run.start`` runs it in a background thread.
 
@@ -325,6 +348,9 @@ def prepare_run(
     wins). ``listeners`` (and ``widget``) receive the run's events.
     ``items`` recomputes those elements of the one ``map:`` step named by ``only``.
     ``run_class``: the ``Run`` subclass to return (``api.Run`` adds ``report``).
+    ``hooks`` (``hooks.Hooks``): what runs once the run has ended, instead of the
+    ``[tool.nbflow]`` hooks (``run_end``); ``report(run_id)`` makes the run's report
+    before them (its path goes to the hooks).
     """
     from .executors import get_executor
 
@@ -356,7 +382,7 @@ def prepare_run(
     prestart = getattr(chosen, "prestart", None)
     early = prestart(pipeline, config) if plan.to_run and prestart is not None else None
     try:
-        return _record_and_start(
+        run = _record_and_start(
             pipeline,
             plan,
             chosen,
@@ -377,6 +403,8 @@ def prepare_run(
         if early is not None:
             early.discard()
         raise
+    run.end_hooks, run.end_report = hooks, report
+    return run
 
 
 def _record_and_start(

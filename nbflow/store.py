@@ -17,6 +17,7 @@ from events, never from an executor's internals. Statuses only move forward::
     run:  pending -> running -> done | failed | cancelled | interrupted
     step: pending -> running -> done | failed | cancelled | interrupted
           pending -> cached | skipped | cancelled | interrupted
+          done | cached -> failed      only by a ``CheckFailed`` event (a failed data check)
 
 A run whose owner died leaves ``running`` rows behind; ``reconcile`` (run on every
 open) marks them ``interrupted`` when the owner's pid is gone on this host or its
@@ -41,6 +42,7 @@ from typing import Any
 
 from .errors import NbflowError
 from .events import (
+    CheckFailed,
     Event,
     ItemFinished,
     RunFinished,
@@ -138,6 +140,8 @@ STEP_TRANSITIONS = {
     "cancelled": ("pending", "running"),
     "interrupted": ("pending", "running"),
 }
+#: The one move back: a step a data check failed on (``CheckFailed``), and only from these.
+CHECK_FAILED_FROM = ("done", "cached")
 ACTIVE = ("pending", "running")
 
 
@@ -397,6 +401,24 @@ class RunStore:
                     f"{current['status'] if current else 'nothing'} to {status}"
                 )
 
+    def fail_checked_step(self, run_id: int, step: str, error: str) -> None:
+        """A data check failed on ``step``'s values: ``done``/``cached`` -> ``failed`` with
+        the check's line as its error (the step's timing is kept)."""
+        with self._write() as db:
+            cursor = db.execute(
+                "UPDATE step_runs SET status = 'failed', error = ? WHERE run_id = ? AND step = ? "
+                f"AND status IN ({','.join('?' * len(CHECK_FAILED_FROM))})",
+                (error, run_id, step, *CHECK_FAILED_FROM),
+            )
+            if cursor.rowcount == 0:
+                current = db.execute(
+                    "SELECT status FROM step_runs WHERE run_id = ? AND step = ?", (run_id, step)
+                ).fetchone()
+                raise StoreError(
+                    f"run {run_id}, step {step}: a failed check cannot fail it from "
+                    f"{current['status'] if current else 'nothing'}"
+                )
+
     def add_message(self, run_id: int, text: str, step: str | None = None) -> None:
         with self._write() as db:
             db.execute(
@@ -426,6 +448,8 @@ class RunStore:
                 reasons=event.reasons or None,
                 key=event.key,
             )
+        elif isinstance(event, CheckFailed):
+            self.fail_checked_step(event.run_id, event.step, event.error)
         elif isinstance(event, ItemFinished):
             with self._write() as db:
                 db.execute(

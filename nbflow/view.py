@@ -29,7 +29,17 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .events import Event, ItemFinished, RunFinished, RunStarted, RunWarning, StepFinished, StepQueued, StepStarted
+from .events import (
+    CheckFailed,
+    Event,
+    ItemFinished,
+    RunFinished,
+    RunStarted,
+    RunWarning,
+    StepFinished,
+    StepQueued,
+    StepStarted,
+)
 from .hidden_state import edge_label, hidden_only
 
 if TYPE_CHECKING:
@@ -314,6 +324,9 @@ class GraphState:
                 "traceback": event.traceback,
                 "items": self.item_summary(event.step),
             }
+        elif isinstance(event, CheckFailed):  # a check failed on the step's values: the step failed
+            self._set(event.step, "failed")
+            self.details.setdefault(event.step, {}).update(status="failed", error=event.error)
         elif isinstance(event, ItemFinished):
             items = self.items.setdefault(event.step, {})
             items[event.item] = event.status

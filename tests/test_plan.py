@@ -497,3 +497,67 @@ def test_a_name_error_names_its_name():
     assert missing_name("NameError", "name 'secret' is not defined") == "secret"
     assert missing_name("KeyError", "name 'secret' is not defined") is None
     assert missing_name(None, None) is None
+
+
+def retag(path: Path, cell: int, *tags: str) -> None:
+    nb = nbformat.read(path, 4)
+    nb.cells[cell].metadata["tags"] = list(tags)
+    nbformat.write(nb, path)
+
+
+def test_file_declarations_are_part_of_the_key(make_notebook):
+    path = make_notebook(
+        [
+            step("make", "import pathlib\npathlib.Path('a.txt').write_text('x')\nn = 1", "out:a.txt"),
+            step("use", "m = n + 1"),
+            step("read", "k = len(open('a.txt').read())", "in:a.txt"),
+        ]
+    )
+    pipeline = load_pipeline(path)
+    assert pipeline.plan()["make"].parts.declared == {"out": ("out:a.txt",)}
+    assert pipeline.plan()["read"].parts.declared == {"in": ("in:a.txt",)}
+    # a step without file tags has no such part: its key is what it was before the part existed
+    assert "declared" not in pipeline.plan()["use"].parts.to_dict()
+    record(pipeline)
+    assert load_pipeline(path).plan().stale == []
+
+    retag(path, 0, "step:make", "out:b.txt")
+    plan = load_pipeline(path).plan()
+    assert plan["make"].reasons == ("outputs changed: out:a.txt -> out:b.txt",)
+    assert plan["make"].reasons[0].kind == "outputs changed"
+    assert plan.stale == ["make", "use", "read"]  # its dependants follow its key
+    record(load_pipeline(path))
+
+    retag(path, 0, "step:make", "out:parts/")
+    assert load_pipeline(path).plan()["make"].reasons == ("outputs changed: out:b.txt -> out:parts/",)
+    retag(path, 0, "step:make", "out:plots/*.png")
+    assert load_pipeline(path).plan()["make"].reasons == ("outputs changed: out:b.txt -> out:plots/*.png",)
+    retag(path, 0, "step:make", "out?:b.txt")  # the same file, now optional
+    assert load_pipeline(path).plan()["make"].reasons == ("outputs changed: out:b.txt -> out?:b.txt",)
+    retag(path, 0, "step:make", "out:b.txt", "out?:c.txt")
+    assert load_pipeline(path).plan()["make"].reasons == ("outputs changed: none -> out?:c.txt",)
+    retag(path, 0, "step:make", "out:b.txt")
+    assert load_pipeline(path).plan().stale == []  # back as recorded: cached again
+
+
+def test_the_name_of_an_input_file_a_step_makes_is_part_of_the_key(make_notebook):
+    # in: of a file an earlier step makes is keyed by its maker's key, and by its name
+    path = make_notebook(
+        [
+            step("make", "open('a.txt', 'w').write('a')\nopen('b.txt', 'w').write('b')", "out:a.txt", "out:b.txt"),
+            step("read", "k = len(open('a.txt').read())", "in:a.txt"),
+        ]
+    )
+    record(load_pipeline(path))
+    retag(path, 1, "step:read", "in:b.txt")
+    plan = load_pipeline(path).plan()
+    assert plan["read"].parts.files == {} and plan["read"].parts.upstream == {"make": plan["make"].key}
+    assert plan["read"].reasons == ("inputs changed: in:a.txt -> in:b.txt",)
+    assert plan.stale == ["read"]
+
+
+def test_the_order_of_file_tags_is_not_part_of_the_key(make_notebook):
+    path = make_notebook([step("make", "x = 1", "out:a.txt", "out?:b/", "in:c.csv")])
+    before = load_pipeline(path).plan()["make"].key
+    retag(path, 0, "in:c.csv", "out?:b/", "step:make", "out:a.txt")
+    assert load_pipeline(path).plan()["make"].key == before

@@ -353,6 +353,36 @@ async def test_run_lifecycle_events_in_order_and_store_fallback(jp_fetch, jp_ser
 
 
 @pytest.mark.slow
+async def test_a_run_started_through_the_api_fires_the_pyproject_hooks_off_the_loop(
+    jp_fetch, jp_serverapp, jp_root_dir
+):
+    from .test_hooks import serve_webhook
+
+    folder = jp_root_dir / "hooked"
+    folder.mkdir()
+    write_notebook(folder / "pipe.ipynb", [step("load", "x = 1"), step("boom", "raise ValueError('no')")])
+    with serve_webhook() as webhook:
+        webhook.delay = 120.0  # the webhook hangs until released
+        (folder / "pyproject.toml").write_text(f'[tool.nbflow]\nnotify = "{webhook.url}"\nhook-timeout = 120\n')
+        _, started = await fetch_json(jp_fetch, "runs", method="POST", body=json.dumps({"path": "hooked/pipe.ipynb"}))
+        run_id = started["id"]
+        await jp_fetch(API, "runs", str(run_id), "events", request_timeout=180)  # ends at RunFinished
+
+        async def posted():
+            return webhook.received
+
+        ((_, body),) = await wait_for(posted)
+        # the hook waits on its own thread: the server answers meanwhile
+        run = jp_serverapp.web_app.settings["nbflow_runs"].find(run_id, None)
+        _, record = await fetch_json(jp_fetch, "runs", str(run_id))
+        assert record["status"] == "failed" and not run.ended.is_set()
+        webhook.release.set()
+        assert await asyncio.to_thread(run.wait_end, 60) == []
+    assert body["run_id"] == run_id and body["status"] == "failed" and body["failed_step"] == "boom"
+    assert body["notebook"] == str((folder / "pipe.ipynb").resolve())
+
+
+@pytest.mark.slow
 async def test_cancel_stops_a_running_step(jp_fetch, jp_root_dir):
     write_notebook(
         jp_root_dir / "slow.ipynb",

@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from nbflow.events import RunFinished, RunStarted, RunWarning, StepFinished, StepStarted
+from nbflow.events import CheckFailed, RunFinished, RunStarted, RunWarning, StepFinished, StepStarted
 from nbflow.store import RunStore, StoreError
 
 STEPS = (
@@ -63,6 +63,31 @@ def test_illegal_transitions_are_refused(tmp_path):
     store.set_run_status(run_id, "failed")
     with pytest.raises(StoreError):
         store.set_run_status(run_id, "done")
+
+
+def test_only_a_failed_check_moves_a_finished_step_back_to_failed(tmp_path):
+    store = RunStore(tmp_path / "runs.db")
+    run_id = store.create_run(tmp_path / "nb.ipynb")
+    store.listener(RunStarted(run_id, notebook="nb", params={}, steps=STEPS, executor="kernel"))
+    with pytest.raises(StoreError, match="a failed check cannot fail it from pending"):
+        store.listener(CheckFailed(run_id, step="a", check="a.check1", error="check failed"))
+    store.listener(StepStarted(run_id, step="a"))
+    store.listener(StepFinished(run_id, step="a", status="done", duration=1.5))
+    with pytest.raises(StoreError, match="cannot go from done to failed"):  # not by an ordinary finish
+        store.set_step_status(run_id, "a", "failed")
+    store.listener(CheckFailed(run_id, step="a", check="a.check1", error="nb.ipynb, cell 4: check failed"))
+    store.listener(StepFinished(run_id, step="b", status="cached"))
+    store.listener(CheckFailed(run_id, step="b", check="b.check1", error="b's check failed"))
+    steps = {s["step"]: s for s in store.steps(run_id)}
+    assert (steps["a"]["status"], steps["a"]["error"], steps["a"]["duration"]) == (
+        "failed",
+        "nb.ipynb, cell 4: check failed",
+        1.5,
+    )
+    assert (steps["b"]["status"], steps["b"]["error"]) == ("failed", "b's check failed")
+    with pytest.raises(StoreError, match="a failed check cannot fail it from failed"):
+        store.listener(CheckFailed(run_id, step="a", check="a.check2", error="again"))
+    assert store.latest_step_key(tmp_path / "nb.ipynb", "a") is None  # never handed on as a good result
 
 
 def test_run_finished_closes_open_steps(tmp_path):

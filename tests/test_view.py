@@ -92,3 +92,22 @@ def test_check_marks_and_node_labels():
     assert node_label("load", "passed", "df: 3 rows × 2 columns") == "load ✓\ndf: 3 rows × 2 columns"
     assert node_label("load", "failed") == "load ✗"
     assert node_label("load", "pending") == "load"
+
+
+def test_the_progress_line_counts_a_step_a_check_failed_on_as_failed():
+    import io
+
+    from nbflow.events import CheckFailed, RunFinished, RunStarted, StepFinished
+    from nbflow.progress import ProgressPrinter
+
+    out = io.StringIO()
+    printer = ProgressPrinter(out)
+    steps = ({"step": "a", "action": "run"}, {"step": "a.check1", "action": "run"})
+    printer(RunStarted(1, notebook="/x/nb.ipynb", params={}, steps=steps, executor="kernel"))
+    printer(StepFinished(1, step="a", status="done", duration=0.5))
+    printer(StepFinished(1, step="a.check1", status="failed", duration=0.1, error="check failed: rows"))
+    printer(CheckFailed(1, step="a", check="a.check1", error="check failed: rows"))
+    printer(RunFinished(1, status="failed", duration=1.0))
+    lines = out.getvalue().splitlines()
+    assert lines[-2].split() == ["✗", "a", "failed", "(check", "a.check1)"]
+    assert lines[-1] == "run 1 failed in 1.00 s (2 failed)"

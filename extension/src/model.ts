@@ -159,6 +159,9 @@ export class PipelineModel {
       case 'StepFinished':
         this.states[step!] = event.status!;
         break;
+      case 'CheckFailed': // a check failed on the step's values: the step failed (view.GraphState)
+        this.states[step!] = 'failed';
+        break;
       case 'RunFinished':
         this.runStatus = event.status!;
         this.runMessage =

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from ..errors import CacheCorrupt, CacheRefused
-from ..events import Event, RunWarning, StepFinished, StepQueued, StepRetried, StepStarted, StepStatus
+from ..events import CheckFailed, Event, RunWarning, StepFinished, StepQueued, StepRetried, StepStarted, StepStatus
 from ..plan import Action, Reason, has_reason
 
 if TYPE_CHECKING:
@@ -74,6 +74,9 @@ class RunContext:
     cache_wait: float = 0.0
     #: A kernel already starting (``kernel_client.EarlyKernel``), for executors that use one.
     early_kernel: Any = None
+    #: Steps a ``check:`` failed on, with the check's one-line error (``CheckFailed``). Their
+    #: ``status`` stays what the executor saw (the scheduling needs it); ``final_status`` says failed.
+    failed_by_check: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for entry in self.plan:
@@ -139,6 +142,21 @@ class RunContext:
                 key=self.key(step) if self.key(step) != self.plan[step].key else "",
             )
         )
+        if (
+            check is not None
+            and status == "failed"
+            and error
+            and self.status.get(check.step) in ("done", "cached")
+            and check.step not in self.failed_by_check  # its first failed check says why
+        ):
+            # a failed check fails the step it checks (its record; the scheduling already
+            # skips the dependants, which wait for the check)
+            self.failed_by_check[check.step] = error
+            self.publish(CheckFailed(self.run_id, step=check.step, check=step, error=error))
+
+    def final_status(self, step: str) -> Status | None:
+        """``step``'s status as the run store records it: ``failed`` once a check of it failed."""
+        return "failed" if step in self.failed_by_check else self.status.get(step)
 
     def check_failure(self, check: str, error: str) -> str:
         """A failed data check in one line: notebook, cell, step and the assertion."""

@@ -549,7 +549,7 @@ class LiveRun:
             self.state.current = None
         counts: dict[str, int] = {}
         for step in self.pipeline.order:
-            final = ctx.status.get(step)
+            final = ctx.final_status(step)
             if final is not None:
                 counts[final] = counts.get(final, 0) + 1
         return {

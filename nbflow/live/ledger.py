@@ -259,7 +259,10 @@ class Hooks:
 
         pipeline = self.pipeline()
         params = {k: v for k, v in self.state.params.items() if k in pipeline.parameters}
-        run = prepare_run(pipeline, params, only=[step], force=[step], executor=UserKernelExecutor())
+        from ..hooks import Hooks
+
+        # a cell run by hand is the user's own editing, not a pipeline run: no hooks fire for it
+        run = prepare_run(pipeline, params, only=[step], force=[step], executor=UserKernelExecutor(), hooks=Hooks())
         ctx = run._ctx
         ctx.output_path = None
         if ctx.steps_to_run() != [step]:

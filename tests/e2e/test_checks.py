@@ -9,11 +9,11 @@ import nbformat
 import pytest
 
 import nbflow
-from nbflow.events import RunWarning
+from nbflow.events import CheckFailed, RunWarning
 from nbflow.report import build_report
 from nbflow.view import GraphState, graph_model
 
-from ..conftest import code, step
+from ..conftest import code, step, write_notebook
 from .test_fidelity_cases import edit
 
 pytestmark = pytest.mark.slow
@@ -84,20 +84,73 @@ def test_a_passing_check_runs_after_its_step_and_is_cached(make_notebook, execut
     }
 
 
-def test_a_failed_check_fails_the_run_with_one_line(make_notebook, executor):
+FAILED_LOAD = {
+    "load": "failed",
+    "load.check1": "failed",
+    "clean": "skipped",
+    "clean.check1": "skipped",
+    "total": "skipped",
+}
+CHECK_LINE = 'pipeline.ipynb, cell 4 (step "load"): check failed: AssertionError: rows dropped: 10'
+
+
+def stored(path, run_id: int) -> dict[str, dict]:
+    store = nbflow.load_pipeline(path).config.open_store()
+    try:
+        return {s["step"]: s for s in store.steps(run_id)}
+    finally:
+        store.close()
+
+
+def test_a_failed_check_fails_the_step_and_the_run_with_one_line(make_notebook, executor):
     path = make_notebook(cells("assert len(rows) == 11, f'rows dropped: {len(rows)}'"))
     r = run(path, executor)
     assert r.status == "failed"
-    assert statuses(r) == {
-        "load": "done",
-        "load.check1": "failed",
-        "clean": "skipped",
-        "clean.check1": "skipped",
-        "total": "skipped",
-    }
-    assert r.steps["load.check1"]["error"] == (
-        'pipeline.ipynb, cell 4 (step "load"): check failed: AssertionError: rows dropped: 10'
-    )
+    assert statuses(r) == FAILED_LOAD
+    assert r.steps["load.check1"]["error"] == CHECK_LINE
+    assert r.steps["load"]["error"] == CHECK_LINE  # the step's error names the check's cell
+    # the event of its own, after the check's StepFinished
+    failed = [e for e in r.bus.history if isinstance(e, CheckFailed)]
+    assert [(e.step, e.check, e.error) for e in failed] == [("load", "load.check1", CHECK_LINE)]
+    # the run store: what nbflow show, nbflow runs and the report read
+    record = stored(path, r.id)
+    assert {name: s["status"] for name, s in record.items()} == FAILED_LOAD
+    assert record["load"]["error"] == CHECK_LINE and record["load"]["duration"] > 0  # its timing is kept
+    # the widget and the studio (GraphState), fed the run's events
+    pipeline = nbflow.load_pipeline(path)
+    state = GraphState(graph_model(pipeline, pipeline.plan()))
+    r.bus.subscribe(state.apply)
+    assert state.states["load"] == "failed"
+    assert state.marks["load"] == "failed"
+    assert state.details["load"]["error"] == CHECK_LINE
+    html = build_report(pipeline.config, r.id).read_text(encoding="utf-8")
+    assert 'data-step="load" data-status="failed"' in html
+    assert "check failed: AssertionError: rows dropped: 10" in html
+    # nothing changed: the step's values are kept (cached), its check runs again on them and
+    # fails again, failing the step again -- never a silent pass
+    plan = nbflow.load_pipeline(path).plan()
+    assert plan["load"].action == "cached" and plan["load.check1"].action == "run"
+    again = run(path, executor)
+    assert again.status == "failed"
+    assert {name: s["status"] for name, s in stored(path, again.id).items()} == FAILED_LOAD
+    assert stored(path, again.id)["load"]["error"] == CHECK_LINE
+
+
+def test_a_failed_check_fails_its_step_in_the_users_kernel(tmp_path):
+    """The live executor (``%nbflow run``) gives the same record as the other two."""
+    from .live import Kernel
+
+    path = write_notebook(tmp_path / "pipeline.ipynb", cells("assert len(rows) == 11, f'rows dropped: {len(rows)}'"))
+    kernel = Kernel(tmp_path)
+    try:
+        assert kernel.text("%load_ext nbflow") == ""
+        shown = kernel.text("%nbflow run --notebook pipeline.ipynb")
+    finally:
+        kernel.close()
+    assert "run 1: failed" in shown, shown
+    record = stored(path, 1)
+    assert {name: s["status"] for name, s in record.items()} == FAILED_LOAD
+    assert record["load"]["error"] == CHECK_LINE
 
 
 def test_editing_only_a_check_reruns_the_check_on_the_cached_values(make_notebook, executor):

@@ -75,3 +75,68 @@ def test_editing_a_bare_setup_call_reruns_every_step(make_notebook, executor, tm
     r = run(path, executor)
     assert set(statuses(r).values()) == {"done"}
     assert_like_papermill(path, r, tmp_path / "pm")
+
+
+WRITES = (
+    "import pathlib\n"
+    "for folder in ('parts', 'plots'):\n"
+    "    pathlib.Path(folder).mkdir(exist_ok=True)\n"
+    "    for i in range(2):\n"
+    "        pathlib.Path(f'{folder}/{i}.png').write_text(f'{folder} {i}')\n"
+    "pathlib.Path('a.txt').write_text('a')\n"
+    "pathlib.Path('b.txt').write_text('b')\n"
+    "made = 2"
+)
+
+
+def retag(path, cell: int, *tags: str) -> None:
+    import nbformat
+
+    nb = nbformat.read(path, 4)
+    nb.cells[cell].metadata["tags"] = list(tags)
+    nbformat.write(nb, path)
+
+
+def test_editing_a_steps_file_tags_reruns_it_with_the_new_manifest(make_notebook, executor):
+    """``out:``/``in:`` tags are part of the key: an edit re-runs the step, and its
+    entry's file manifest is the new declaration's."""
+    path = make_notebook(
+        [
+            step("make", WRITES, "out:a.txt"),
+            step("use", "total = made + 1"),
+            step("read", "text = open('a.txt').read()", "in:a.txt"),
+        ]
+    )
+    config = nbflow.load_pipeline(path).config
+
+    def out_files(r) -> list[str]:
+        return sorted(config.cache().lookup("make", r.steps["make"]["key"]).out_files)
+
+    first = run(path, executor)
+    assert out_files(first) == ["a.txt"]
+    assert set(run(path, executor).steps[s]["status"] for s in ("make", "use", "read")) == {"cached"}
+    cases = [
+        (("out:b.txt",), "outputs changed: out:a.txt -> out:b.txt", ["b.txt"]),
+        (("out:parts/",), "outputs changed: out:b.txt -> out:parts/", ["parts/0.png", "parts/1.png"]),
+        (("out:plots/*.png",), "outputs changed: out:parts/ -> out:plots/*.png", ["plots/0.png", "plots/1.png"]),
+        (("out:plots/*.png", "out?:c.txt"), "outputs changed: none -> out?:c.txt", ["plots/0.png", "plots/1.png"]),
+    ]
+    for tags, reason, manifest in cases:
+        retag(path, 0, "step:make", *tags)
+        plan = nbflow.load_pipeline(path).plan()
+        assert plan["make"].reasons == (reason,)
+        r = run(path, executor)
+        assert statuses(r)["make"] == "done"
+        assert statuses(r)["use"] == "cached"  # early cut-off: make handed on the same value
+        assert out_files(r) == manifest
+        assert run(path, executor).steps["make"]["status"] == "cached"  # and it stays cached
+    # the in: side: read now names a file make does not declare (an outside file)
+    retag(path, 2, "step:read", "in:b.txt")
+    plan = nbflow.load_pipeline(path).plan()
+    assert plan["read"].reasons == (
+        "inputs changed: in:a.txt -> in:b.txt",
+        "input file a.txt changed",
+        "input file b.txt changed",
+    )
+    assert plan.to_run == ["read"]
+    assert run(path, executor).steps["read"]["status"] == "done"

@@ -11,7 +11,7 @@
   ``user_expressions`` on a cell's request; ``expression_results`` reads their replies;
 * ``SilentError``: a silent execution that raised, its traceback as plain text.
 
-This module must not decide what runs or publish events: ``kernel.Session`` does.
+This module must not decide what runs or publish events: ``kernel_session.Session`` does.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ run in the kernel ends: ``Stop`` (the kernel cannot go on), ``Failure`` (the ste
 the kernel is usable), ``Interrupted`` (the watchdog stopped a cell), ``missing_name``
 (the name a ``NameError`` reports).
 
-This module must not talk to the kernel: ``kernel.Session`` does.
+This module must not talk to the kernel: ``kernel_session.Session`` does.
 """
 
 from __future__ import annotations

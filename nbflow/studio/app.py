@@ -9,7 +9,8 @@ What a session shows, top to bottom:
   add a step, the canvas (``canvas.py``), and the editor of the selected step (code in
   Panel's CodeEditor, markdown docs, tags; rename, delete) or of the selected edge;
 * the **Runs** tab: the run history of the notebook (Panel's Tabulator over the SQLite
-  run store), with the selected run's report opened in the app or downloaded;
+  run store, kept current while shown), with the selected run's report opened in the
+  app or downloaded;
 * the **Report** tab: that report, in a sandboxed iframe loaded over HTTP from the
   studio's report handler (``serve.py``), not through the websocket.
 
@@ -89,6 +90,7 @@ class Studio(ProjectView, StudioLayout, StepEdits, RunsView):
         #: Bumped by every plan and every notebook opened: a late result of an older one is dropped.
         self._plan_token = 0
         self._clicked_run: int | None = None
+        self._runs_seen: tuple | None = None  # the run store's files at the last refresh of the Runs tab
 
         self._build_widgets()
         self._refresh_notebook_list()
@@ -108,6 +110,7 @@ class Studio(ProjectView, StudioLayout, StepEdits, RunsView):
         if self.notebook_select.value:
             self._open(self.notebook_select.value)
         self.notebook_select.param.watch(lambda e: self._open(e.new), "value")
+        self._watch_runs()
         if self.doc is not None and self.doc.session_context is not None:
             self.doc.on_session_destroyed(lambda context: self._stop_following())
 

@@ -29,6 +29,8 @@ from .folder import report_url
 LIVE_REPORT = 2.0
 #: Where the Publish button writes the site, inside the studio's folder.
 SITE_FOLDER = "nbflow-site"
+#: Milliseconds between two looks at the run store's files while the Runs tab is shown.
+RUNS_CHECK_MS = 1000
 
 
 def _when(timestamp: float | None) -> str:
@@ -188,6 +190,41 @@ class RunsView:
             self._say(f"cancelling run {self.run.id}", "warning")
 
     # --------------------------------------------------------------- history
+    def _watch_runs(self) -> None:
+        """Keep the Runs tab's table current while it is shown, whatever the browser reported.
+
+        Showing the tab asks for a refresh (``layout.py``), but two quick clicks (leave the
+        tab, come straight back) can reach the server as no change of the active tab, and
+        a run another process finished meanwhile was never listed. So the session also
+        looks every ``RUNS_CHECK_MS`` at the run store's files (two ``stat`` calls) and
+        refreshes when they changed since the last refresh -- only while the tab is shown
+        as the server sees it, where Tabulator lays its rows out. The callback is the
+        session's (Panel stops it when the session ends).
+        """
+        if self.doc is not None and self.doc.session_context is not None:
+            import panel as pn
+
+            pn.state.add_periodic_callback(self._check_runs, period=RUNS_CHECK_MS)
+
+    def _runs_signature(self) -> tuple | None:
+        """What changes when a run is written: the notebook, and the store's file and WAL (time, size)."""
+        if self.config is None or self.editor is None:
+            return None
+        path = self.config.store_path
+        seen: list[Any] = [str(self.editor.path)]
+        for file in (path, path.with_name(path.name + "-wal")):
+            try:
+                st = file.stat()
+            except OSError:
+                seen.append(None)
+            else:
+                seen.append((st.st_mtime_ns, st.st_size))
+        return tuple(seen)
+
+    def _check_runs(self) -> None:
+        if self.tabs.active == 1 and self._runs_signature() != self._runs_seen:
+            self._refresh_runs()
+
     def _store(self) -> Any:
 
         if self.config is None or not self.config.store_path.exists():
@@ -207,6 +244,8 @@ class RunsView:
         if self.tabs.active != 1:
             self._runs_hidden_change = True
             return
+        # taken before reading: a run written while the table is made is seen by the next check
+        self._runs_seen = self._runs_signature()
         store = self._store()
         if store is None or self.editor is None:
             self.runs_table.value = pd.DataFrame(

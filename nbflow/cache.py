@@ -34,6 +34,7 @@ import json
 import os
 import re
 import shutil
+import sys
 import time
 import types
 import uuid
@@ -262,11 +263,17 @@ class Cache:
                     code = cloudpickle.load(f)
                 values.update({n: code[n] for n in by_file["code.pkl"]})
             if "values.pkl" in by_file:
-                import joblib
-
                 path = entry.path / "values.pkl"
-                mode = "c" if mmap and path.stat().st_size > MMAP_THRESHOLD else None
-                plain = joblib.load(path, mmap_mode=mode)
+                if entry.manifest.get("files", {}).get("values.pkl", {}).get("format") == "pickle":
+                    import pickle  # written without NumPy loaded (``_dump_plain``): no array in it
+
+                    with open(path, "rb") as f:
+                        plain = pickle.load(f)
+                else:
+                    import joblib
+
+                    mode = "c" if mmap and path.stat().st_size > MMAP_THRESHOLD else None
+                    plain = joblib.load(path, mmap_mode=mode)
                 values.update({n: plain[n] for n in by_file["values.pkl"]})
         except Exception as e:  # noqa: BLE001 - any failure to unpickle makes the entry unusable
             raise CacheCorrupt(entry.step, entry.key, entry.path, f"cannot load: {type(e).__name__}: {e}") from None
@@ -290,6 +297,13 @@ class Cache:
         renames it into place.
         """
         return self.root / step / f".staging-{uuid.uuid4().hex}"
+
+    def prepare(self, steps: Iterable[str]) -> None:
+        """Make the folders that entries of ``steps`` will be staged in, ahead of the
+        writer (a kernel then makes one folder per step on its path, not two)."""
+        for step in steps:
+            with contextlib.suppress(OSError):  # the writer makes it, or says why it cannot
+                private_dir(self.root / step)
 
     def stage(self, step: str) -> Path:
         """A new private staging folder for an entry of ``step`` (created)."""
@@ -344,9 +358,9 @@ class Cache:
             modules |= found
             described[name] = {"file": "code.pkl" if kind == "interactive" else "values.pkl", **describe(value)}
         if plain:
-            import joblib
-
-            files["values.pkl"] = _write_hashed(staging / "values.pkl", lambda f: joblib.dump(plain, f))
+            written: dict[str, str] = {}
+            files["values.pkl"] = _write_hashed(staging / "values.pkl", lambda f: written.update(_dump_plain(plain, f)))
+            files["values.pkl"].update(written)
         if interactive:
             files["code.pkl"] = _write_hashed(
                 staging / "code.pkl", lambda f: _CodePickler(f, set(by_reference)).dump(interactive)
@@ -642,6 +656,23 @@ def _write_hashed(path: Path, dump: Any) -> dict[str, Any]:
         writer = _HashingWriter(f)
         dump(writer)
     return {"size": writer.size, "sha256": writer.sha.hexdigest()}
+
+
+def _dump_plain(values: Mapping[str, Any], f: Any) -> dict[str, str]:
+    """joblib's pickle of ``values`` (arrays as raw buffers, memory-mapped when loaded).
+    With NumPy not imported no value holds an array, and joblib writes pickle's bytes
+    exactly: pickle writes them, without importing joblib and NumPy (a kernel pays
+    ~0.2 s for that on its first step), and the manifest says so (``"format": "pickle"``)
+    so that loading them does not import joblib either."""
+    if "numpy" in sys.modules:
+        import joblib
+
+        joblib.dump(values, f)
+        return {}
+    import pickle
+
+    pickle.Pickler(f, protocol=pickle.DEFAULT_PROTOCOL).dump(values)
+    return {"format": "pickle"}
 
 
 def _fsync_file(path: Path) -> None:

@@ -131,7 +131,9 @@ class RunKeys:
 
     def __init__(self, ctx: Any) -> None:
         self.ctx = ctx
-        self.knowledge = Knowledge(ctx.pipeline, ctx.cache)
+        planned_with = getattr(ctx.plan, "knowledge", None)  # the plan's lookups (run.plan_pipeline)
+        same = isinstance(planned_with, Knowledge) and planned_with.cache is ctx.cache and not planned_with.ran
+        self.knowledge = planned_with if same else Knowledge(ctx.pipeline, ctx.cache)
         self._parts: dict[str, KeyParts | None] = {e.step: e.parts for e in ctx.plan}
         self._inputs: dict[str, dict[str, str]] = {}
         self._files: dict[str, str] = {}

@@ -318,7 +318,10 @@ class StepWatch:
             shared: set[int] = set()
             for n in read:
                 shared.update(_safe_parts(values[n]))
-            values = {n: v for n, v in values.items() if n in read or shared.intersection(_safe_parts(v))}
+            if shared:
+                values = {n: v for n, v in values.items() if n in read or shared.intersection(_safe_parts(v))}
+            else:  # the reads share nothing (no array, no frame): no other value can alias them
+                values = {n: values[n] for n in read}
         self.prints = fingerprints(values)
 
     def run_writes(self, ns: Mapping[str, Any], written: Iterable[str]) -> list[str]:

@@ -70,10 +70,18 @@ def atomic_write_text(path: str | Path, text: str, perms: int = 0o600) -> None:
 def private_dir(path: str | Path) -> Path:
     """Create ``path`` as a folder only its owner can use (parents too); return it."""
     path = Path(path)
-    if not path.is_dir():
-        if not path.parent.is_dir():
-            private_dir(path.parent)
-        path.mkdir(mode=0o700, exist_ok=True)
+    try:  # one system call for a new folder whose parent exists (a staging folder)
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        if not path.is_dir():
+            raise
+    except FileNotFoundError:
+        private_dir(path.parent)
+        try:
+            os.mkdir(path, 0o700)
+        except FileExistsError:  # made meanwhile by another process
+            if not path.is_dir():
+                raise
     return path
 
 

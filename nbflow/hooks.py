@@ -27,8 +27,6 @@ import json
 import os
 import signal
 import subprocess
-import urllib.error
-import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -162,6 +160,9 @@ def post_json(url: str, data: Mapping[str, Any], timeout: float) -> str:
     """POST ``data`` as JSON to ``url``; ``""`` if the server answered 2xx, else what went wrong."""
     if not url.startswith(("http://", "https://")):
         return "is not an http:// or https:// URL"
+    import urllib.error  # here: urllib.request imports http.client, email and ssl (~20 ms on every run)
+    import urllib.request
+
     body = json.dumps(dict(data)).encode("utf-8")
     request = urllib.request.Request(
         url, data=body, method="POST", headers={"Content-Type": "application/json", "User-Agent": "nbflow"}

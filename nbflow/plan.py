@@ -494,6 +494,8 @@ class Plan:
     notebook: str
     params: Mapping[str, Any]
     entries: Mapping[str, PlanEntry]
+    #: the ``cutoff.Knowledge`` the plan read the cache with (memoised entries), reused by the run
+    knowledge: Any = field(default=None, repr=False, compare=False)
 
     def __iter__(self):
         return iter(self.entries.values())

@@ -18,6 +18,7 @@ Worked example (``nbflow run nb.ipynb -p lr 0.5``)::
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import threading
 import time
@@ -73,7 +74,7 @@ def plan_pipeline(
     cache = cache or pipeline_cache(pipeline)
     knowledge = Knowledge(pipeline, cache)
     parts = knowledge.keys(values, input_file_hashes(pipeline))
-    return compute_plan(
+    plan = compute_plan(
         pipeline,
         values,
         parts,
@@ -85,6 +86,8 @@ def plan_pipeline(
         from_=from_,
         invalidated=cache.was_invalidated,
     )
+    # the run's keys (cutoff.RunKeys) start from what this plan read: no entry is read twice
+    return dataclasses.replace(plan, knowledge=knowledge)
 
 
 def invalidate(pipeline: Pipeline, steps: Iterable[str], params: Mapping[str, Any] | None = None) -> list[str]:

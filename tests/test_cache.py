@@ -252,3 +252,51 @@ def test_output_summary_names_rows_columns_shape_and_bytes(tmp_path):
     cache = Cache(tmp_path / "cache")
     entry = cache.commit(cache.stage("s"), step="s", key="k" * 64, parts=PARTS, values={"df": frame})
     assert entry.manifest["summary"].startswith("df: 1,000 rows × 3 columns · ")
+
+
+def test_values_without_numpy_are_written_as_joblib_would_without_importing_it(tmp_path):
+    """A kernel that never imported NumPy does not import joblib (and NumPy) to cache its
+    values: the file is the bytes joblib writes, and joblib loads it."""
+    script = (
+        "import sys\nfrom pathlib import Path\nfrom nbflow.cache import Cache\n"
+        f"cache = Cache({str(tmp_path / 'cache')!r})\n"
+        "staging = cache.stage('a')\n"
+        "cache.commit(staging, step='a', key='k', parts={}, values={'x': 1, 'd': {'a': [1, 2.5, 'z']}})\n"
+        "loaded = cache.load_values(cache.lookup('a', 'k'))\n"
+        "print(loaded['x'], sorted(m for m in ('numpy', 'joblib') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "1 []"  # written and loaded back without joblib or NumPy
+    import io
+
+    import joblib
+
+    expected = io.BytesIO()
+    joblib.dump({"x": 1, "d": {"a": [1, 2.5, "z"]}}, expected)
+    cache = Cache(tmp_path / "cache")
+    entry = cache.lookup("a", "k")
+    assert entry is not None
+    assert (entry.path / "values.pkl").read_bytes() == expected.getvalue()
+    assert entry.manifest["files"]["values.pkl"]["format"] == "pickle"
+    cache.verify(entry)
+    assert cache.load_values(entry) == {"x": 1, "d": {"a": [1, 2.5, "z"]}}
+    assert joblib.load(entry.path / "values.pkl") == {"x": 1, "d": {"a": [1, 2.5, "z"]}}
+    # with NumPy loaded (this process), values go through joblib as before
+    arrays = commit(cache, step="b", values={"a": np.arange(3), "x": 1})
+    assert "format" not in arrays.manifest["files"]["values.pkl"]
+    assert cache.load_values(arrays)["a"].tolist() == [0, 1, 2]
+
+
+def test_private_dir_makes_new_folders_with_their_parents_and_keeps_existing_ones(tmp_path):
+    from nbflow.fsutil import private_dir
+
+    deep = private_dir(tmp_path / "a" / "b" / "c")
+    assert deep.is_dir() and (deep.stat().st_mode & 0o077) == 0
+    assert (tmp_path / "a").stat().st_mode & 0o077 == 0
+    (deep / "kept").write_text("x")
+    assert private_dir(deep) == deep and (deep / "kept").read_text() == "x"
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(FileExistsError):
+        private_dir(tmp_path / "file")
+    with pytest.raises((FileExistsError, NotADirectoryError)):
+        private_dir(tmp_path / "file" / "sub")

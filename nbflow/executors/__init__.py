@@ -13,9 +13,10 @@ executor object can also be passed directly (``Pipeline.run(executor=...)``).
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .base import Executor, RunContext
+if TYPE_CHECKING:
+    from .base import Executor, RunContext
 
 EXECUTORS = {
     "kernel": "nbflow.executors.kernel:KernelExecutor",
@@ -24,6 +25,16 @@ EXECUTORS = {
 }
 
 __all__ = ["EXECUTORS", "Executor", "RunContext", "get_executor"]
+
+
+def __getattr__(name: str) -> Any:
+    # ``Executor`` and ``RunContext`` on first use: the kernel and Dask workers import this
+    # package for ``in_kernel``/``on_worker`` and must not pay for ``base`` (plan, events).
+    if name in ("Executor", "RunContext"):
+        from . import base
+
+        return getattr(base, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def get_executor(executor: str | Executor | None = None, **options: Any) -> Executor:

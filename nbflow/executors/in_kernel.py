@@ -6,6 +6,11 @@ The kernel executor creates one ``KernelSide`` in the user's namespace as
 * ``restore(specs)`` loads cached values into the namespace before a step that needs
   them runs (``specs``: ``[[step, key, [names]], ...]``; the entries were verified by
   the executor while the kernel started).
+* ``watch_on_request(names)`` (once) hooks IPython's ``pre_run_cell``: a step's first
+  cell whose execute request carries ``nbflow_watch`` metadata (the names the step
+  reads) fingerprints them just before its code runs (``watch``), with no round trip of
+  its own; a kernel that does not pass request metadata to its cells answers false and
+  the executor sends ``watch`` in a silent execution instead.
 * ``dump(staging, names, required)`` runs as a ``user_expression`` of a step's last
   cell, so storing costs no extra round trip. Small values are written at once; large
   ones (``async_bytes`` and up) are written while the next steps run, as they were when
@@ -107,6 +112,38 @@ class KernelSide:
         self._watch.before(self.namespace, names, reads)
         return "{}"
 
+    def watch_on_request(self, names: list[str]) -> str:
+        """Watch before each cell whose request asks for it (see module docstring);
+        JSON true when this kernel passes request metadata to its cells."""
+        import inspect
+
+        from IPython import get_ipython
+
+        self.watched = list(names)
+        shell = get_ipython()
+        kernel = getattr(shell, "kernel", None)
+        runner = getattr(shell, "run_cell_async", None)
+        passes = (
+            shell is not None
+            and bool(getattr(kernel, "_do_exec_accepted_params", {}).get("cell_meta"))
+            and runner is not None
+            and "cell_meta" in inspect.signature(runner).parameters
+        )
+        if passes and not getattr(self, "_hooked", False):
+            shell.events.register("pre_run_cell", self._watch_from_request)
+            self._hooked = True
+        return json.dumps(passes)
+
+    def _watch_from_request(self, info: Any) -> None:
+        reads = (getattr(info, "cell_meta", None) or {}).get("nbflow_watch")
+        if reads is None:
+            return
+        try:
+            self.watch(self.watched, reads)
+        except Exception as e:  # noqa: BLE001 - reported by the dump (run-time writes not seen)
+            self._watch = None
+            self._watch_error = f"{type(e).__name__}: {e}"
+
     def dump(self, staging: str, names: list[str], required: list[str]) -> str:
         """Write the step's values into ``staging`` (see module docstring), with what the
         step left for early cut-off (``learnt``: digests, run-time writes, aliases)."""
@@ -119,6 +156,8 @@ class KernelSide:
         names = [*names, *extra]
         answer = json.loads(self._dump_values(staging, names, required))
         answer["learnt"] = StepWatch.learnt(ns, names, extra)
+        if getattr(self, "_watch_error", None):
+            answer["watch_error"], self._watch_error = self._watch_error, None
         return json.dumps(answer)
 
     def _dump_values(self, staging: str, names: list[str], required: list[str]) -> str:

@@ -11,7 +11,7 @@
   ``user_expressions`` on a cell's request; ``expression_results`` reads their replies;
 * ``SilentError``: a silent execution that raised, its traceback as plain text.
 
-This module must not decide what runs or publish events: ``kernel.Session`` does.
+This module must not decide what runs or publish events: ``kernel_session.Session`` does.
 """
 
 from __future__ import annotations
@@ -126,6 +126,15 @@ class EarlyKernel:
         with contextlib.suppress(Exception):
             import papermill  # noqa: F401 - the engine's import, done while the kernel boots
 
+            # papermill validates the notebook as it reads and writes it: nbformat compiles
+            # its schema validator on first use (~50 ms), here rather than on the run's path
+            from nbformat import current_nbformat_minor
+            from nbformat.validator import get_validator
+
+            for minor in {pipeline.source.data.get("nbformat_minor"), current_nbformat_minor}:
+                if isinstance(minor, int):
+                    get_validator(version=4, version_minor=minor)
+
     def take(self, log_path: Path) -> Any:
         """The started kernel (raises what starting it raised), its log at ``log_path``."""
         self._thread.join()
@@ -231,22 +240,40 @@ def client_class() -> type:
         def _remember_reply(self, cell: Any, cell_index: int, execute_reply: dict[str, Any]) -> None:
             self.last_reply = execute_reply
 
-        async def execute_cell_with(self, cell: Any, index: int, expressions: dict[str, str] | None) -> Any:
+        async def execute_cell_with(
+            self,
+            cell: Any,
+            index: int,
+            expressions: dict[str, str] | None,
+            metadata: dict[str, Any] | None = None,
+        ) -> Any:
+            """Run ``cell``, its execute request carrying ``expressions`` (``user_expressions``)
+            and ``metadata`` (the request's, which ipykernel hands to the cell's hooks)."""
             self.output_bytes[index] = 0
             self.dropped[index] = 0
             self.last_reply = None
-            if expressions:
-                original = self.kc.execute
+            kc = self.kc
+            if expressions or metadata:
 
                 def execute(code: str, **kw: Any) -> str:
-                    return original(code, user_expressions=expressions, **kw)
+                    content = {
+                        "code": code,
+                        "silent": kw.get("silent", False),
+                        "store_history": kw.get("store_history", True),
+                        "user_expressions": expressions or {},
+                        "allow_stdin": kc.allow_stdin if kw.get("allow_stdin") is None else kw["allow_stdin"],
+                        "stop_on_error": kw.get("stop_on_error", True),
+                    }
+                    msg = kc.session.msg("execute_request", content, metadata=metadata or {})
+                    kc.shell_channel.send(msg)
+                    return msg["header"]["msg_id"]
 
-                self.kc.execute = execute
+                kc.execute = execute
             try:
                 return await self.async_execute_cell(cell, index)
             finally:
-                if expressions:
-                    del self.kc.execute
+                if expressions or metadata:
+                    del kc.execute
                 if self.dropped.get(index):
                     from nbformat.v4 import new_output
 

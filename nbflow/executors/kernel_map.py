@@ -5,8 +5,8 @@ committed under its element key (``plan.item_key``), and the step's own entry li
 elements' keys, its outputs being theirs in order (``outcome.element_outputs``). The
 kernel side of it is ``in_kernel.KernelSide.map_*``.
 
-This module drives a ``kernel.Session`` (its kernel calls, cells, pending dumps and
-committer); it must not start, stop or connect to a kernel: ``kernel.Session`` does.
+This module drives a ``kernel_session.Session`` (its kernel calls, cells, pending dumps and
+committer); it must not start, stop or connect to a kernel: ``kernel_session.Session`` does.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from .kernel_state import Failure, Stop
 from .outcome import element_outputs, elements_failed, map_values
 
 if TYPE_CHECKING:
-    from .kernel import Session
+    from .kernel_session import Session
 
 
 async def run_items(

@@ -5,7 +5,7 @@ run in the kernel ends: ``Stop`` (the kernel cannot go on), ``Failure`` (the ste
 the kernel is usable), ``Interrupted`` (the watchdog stopped a cell), ``missing_name``
 (the name a ``NameError`` reports).
 
-This module must not talk to the kernel: ``kernel.Session`` does.
+This module must not talk to the kernel: ``kernel_session.Session`` does.
 """
 
 from __future__ import annotations
@@ -90,7 +90,10 @@ class Ledger:
 
 
 def verify_restores(ctx: RunContext) -> None:
-    """Verify every cached entry the run will load; repeat if a corrupt one must run."""
+    """While the kernel starts: make the cache folders of the steps that will run
+    (``Cache.prepare``) and verify every cached entry the run will load; repeat if a
+    corrupt one must run."""
+    ctx.cache.prepare(ctx.steps_to_run())
     while True:
         ledger = Ledger(ctx.pipeline)
         needed = set()

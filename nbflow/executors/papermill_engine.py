@@ -42,7 +42,7 @@ class NbflowEngine(Engine):
         ctx = kwargs.get("nbflow_context")
         if ctx is None:
             return run_for_papermill(nb_man, **kwargs)
-        from .kernel import Session
+        from .kernel_session import Session
 
         session = Session(nb_man, ctx, kwargs.get("nbflow_kernel"), kwargs.get("nbflow_verifier"))
         asyncio.run(session.run())

@@ -13,7 +13,9 @@ A ``Language`` owns, for its kernels:
   parameters cell's defaults, as ``parameters.Parameter``; ``kernel_names`` -- names
   defined before any code runs (never reported as undefined);
 * **values in the kernel**: the code the kernel executor runs there -- ``helper_code``
-  (once, after the kernel starts), ``watch_code`` (before a step; may be ``None``),
+  (once, after the kernel starts), ``watch_code`` (before a step; may be ``None``) or,
+  with no round trip of its own, ``watch_setup`` + ``watch_metadata`` (the watch rides
+  on the step's first execute request and runs in the kernel just before its code),
   ``dump_expression`` (a ``user_expression`` riding on a step's last cell) or, for a
   kernel without user expressions, ``dump_code`` run after it with ``read_dump``
   reading its answer, and ``restore_code`` (before a step, the cached values it needs);
@@ -100,6 +102,17 @@ class Language:
     def watch_code(self, names: list[str], reads: list[str]) -> str | None:
         """Code run before a step to notice values it changes at run time, if any."""
         return None
+
+    def watch_setup(self, names: list[str]) -> str | None:
+        """An expression (JSON text: true or false) telling the kernel the pipeline's
+        ``names`` and whether it can watch a step from its execute request's metadata
+        (``watch_metadata``) instead of a separate ``watch_code`` round trip; ``None``: it cannot."""
+        return None
+
+    def watch_metadata(self, reads: list[str]) -> dict[str, Any]:
+        """The execute request metadata asking the kernel to watch ``reads`` just before
+        the cell runs (only after ``watch_setup`` answered true)."""
+        raise NotImplementedError
 
     def forget_code(self, names: list[str]) -> str | None:
         """Code removing ``names`` from the kernel (before a retry: what the failed attempt

@@ -70,6 +70,12 @@ class Python(Language):
     def watch_code(self, names: list[str], reads: list[str]) -> str | None:
         return f"__nbflow__.watch({names!r}, {reads!r})"
 
+    def watch_setup(self, names: list[str]) -> str | None:
+        return f"__nbflow__.watch_on_request({names!r})"
+
+    def watch_metadata(self, reads: list[str]) -> dict[str, Any]:
+        return {"nbflow_watch": reads}
+
     def forget_code(self, names: list[str]) -> str | None:
         return f"for __nbflow_n in {names!r}:\n    globals().pop(__nbflow_n, None)\ndel __nbflow_n\n"
 

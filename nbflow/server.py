@@ -48,6 +48,7 @@ import errno
 import json
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
@@ -171,6 +172,11 @@ def parse_json(text: str | bytes, what: str) -> Any:
     return value
 
 
+def is_notebook_file(path: Path) -> bool:
+    """A notebook file nbflow reads (``.ipynb`` or a text notebook)."""
+    return path.suffix.lower() in NOTEBOOK_SUFFIXES and path.is_file()
+
+
 class NbflowHandler(APIHandler):
     """Path confinement and error mapping shared by every route."""
 
@@ -191,14 +197,16 @@ class NbflowHandler(APIHandler):
             return None
         return self.confine(raw)
 
-    def confine(self, raw: str) -> Path:
+    def confine(self, raw: str, accept: Callable[[Path], bool] | None = None) -> Path:
+        """``raw`` resolved strictly inside the root and accepted by ``accept`` (default: an
+        existing notebook file); else a 404 that says nothing more (a 400 for a name too long)."""
         root = self.root
         if len(raw.encode("utf-8", "surrogatepass")) > 4096:
             raise web.HTTPError(400, "path is longer than any path this file system allows")
         try:
             # An absolute ``raw`` replaces root here and is then refused below.
             path = (root / raw).resolve()
-            inside = path.is_relative_to(root) and path.suffix.lower() in NOTEBOOK_SUFFIXES and path.is_file()
+            inside = path.is_relative_to(root) and (accept or is_notebook_file)(path)
         except OSError as e:
             if e.errno == errno.ENAMETOOLONG:
                 raise web.HTTPError(400, "path has a name longer than this file system allows") from None

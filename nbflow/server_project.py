@@ -36,7 +36,6 @@ This module owns HTTP for these routes; linking, planning and running are ``proj
 from __future__ import annotations
 
 import asyncio
-import errno
 import itertools
 import threading
 from dataclasses import dataclass, field
@@ -47,7 +46,7 @@ from jupyter_server.utils import url_path_join
 from tornado import web
 
 from .errors import NbflowError, PipelineError
-from .server import API, NOTEBOOK_SUFFIXES, NbflowHandler, _json, run_id
+from .server import API, NbflowHandler, _json, is_notebook_file, run_id
 
 if TYPE_CHECKING:
     from .project import Project
@@ -125,23 +124,10 @@ class ProjectHandlerBase(NbflowHandler):
 
     def confine_any(self, raw: str) -> Path:
         """``raw`` resolved inside the root: a folder, an ``nbflow.toml`` or a notebook; else a 404."""
-        root = self.root
-        if len(raw.encode("utf-8", "surrogatepass")) > 4096:
-            raise web.HTTPError(400, "path is longer than any path this file system allows")
-        try:
-            path = (root / raw).resolve()
-            inside = path.is_relative_to(root) and (
-                path.is_dir() or (path.is_file() and path.suffix.lower() in (".toml", *NOTEBOOK_SUFFIXES))
-            )
-        except OSError as e:
-            if e.errno == errno.ENAMETOOLONG:
-                raise web.HTTPError(400, "path has a name longer than this file system allows") from None
-            raise web.HTTPError(404) from None
-        except (RuntimeError, ValueError):
-            raise web.HTTPError(404) from None
-        if not inside:
-            raise web.HTTPError(404)
-        return path
+        return self.confine(
+            raw,
+            lambda path: path.is_dir() or is_notebook_file(path) or (path.suffix.lower() == ".toml" and path.is_file()),
+        )
 
     def path_argument(self, raw: str | None) -> Path:
         if not raw:

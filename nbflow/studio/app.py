@@ -130,12 +130,8 @@ class Studio(ProjectView, StudioLayout, StepEdits, RunsView):
             raise PipelineError(f"{rel}: not a notebook of {self.folder}")
         return path
 
-    def _open(self, rel: str | None) -> None:
-        self.project = None
-        self.add_card.visible = not (rel and is_source_entry(rel))
-        if rel and is_source_entry(rel):
-            self._open_project(rel)  # a pipeline of notebooks or a text notebook: read-only (projects.py)
-            return
+    def _forget_open_notebook(self) -> None:
+        """Before another notebook or pipeline opens: nothing followed, planned or shown stays."""
         self._stop_following()
         self._plan_token += 1
         self._clicked_run = None
@@ -145,6 +141,14 @@ class Studio(ProjectView, StudioLayout, StepEdits, RunsView):
         self.values = {}
         self._param_signature = ()
         self._say("")
+
+    def _open(self, rel: str | None) -> None:
+        self.project = None
+        self.add_card.visible = not (rel and is_source_entry(rel))
+        if rel and is_source_entry(rel):
+            self._open_project(rel)  # a pipeline of notebooks or a text notebook: read-only (projects.py)
+            return
+        self._forget_open_notebook()
         if not rel:
             return
         try:

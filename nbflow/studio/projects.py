@@ -66,15 +66,7 @@ class ProjectView:
 
     # ------------------------------------------------------------ opening
     def _open_project(self, rel: str) -> None:
-        self._stop_following()
-        self._plan_token += 1
-        self._clicked_run = None
-        self._wait_note("")
-        self.editor = self.pipeline = self.model = None
-        self._editing = None
-        self.values = {}
-        self._param_signature = ()
-        self._say("")
+        self._forget_open_notebook()
         self.step_form.visible = False
         try:
             self.project = load_entry(self.folder, rel)

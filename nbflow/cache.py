@@ -45,7 +45,7 @@ from typing import Any
 
 from .cache_pickle import _CodePickler, probe  # noqa: F401 - probe is part of this module's API
 from .errors import CacheCorrupt, NbflowError
-from .fsutil import atomic_open, check_private, fsync_dir, private_dir
+from .fsutil import atomic_open, check_private, fsync_dir, fsync_path, private_dir
 from .summaries import describe, output_summary  # noqa: F401 - re-exported: the manifest's summary
 
 #: Bump when the layout or the key recipe changes: every key changes with it.
@@ -394,7 +394,7 @@ class Cache:
         if (staging / OUTPUTS).exists():
             files[OUTPUTS] = {"size": (staging / OUTPUTS).stat().st_size, "sha256": file_sha256(staging / OUTPUTS)}
         for name in files:
-            _fsync_file(staging / name)
+            fsync_path(staging / name)
             files[name] = {**files[name], "stamp": _stamp(staging / name)}
         manifest = {
             "format": CACHE_FORMAT,
@@ -673,11 +673,3 @@ def _dump_plain(values: Mapping[str, Any], f: Any) -> dict[str, str]:
 
     pickle.Pickler(f, protocol=pickle.DEFAULT_PROTOCOL).dump(values)
     return {"format": "pickle"}
-
-
-def _fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -23,13 +23,18 @@ from typing import IO
 from .errors import CacheRefused
 
 
-def fsync_dir(path: str | Path) -> None:
-    """Make a rename or a new file in ``path`` durable."""
+def fsync_path(path: str | Path) -> None:
+    """Make a written file's content durable, or for a folder, a rename or a new file in it."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def fsync_dir(path: str | Path) -> None:
+    """Make a rename or a new file in ``path`` durable."""
+    fsync_path(path)
 
 
 @contextlib.contextmanager

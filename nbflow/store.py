@@ -393,13 +393,8 @@ class RunStore:
                 (*values, run_id, step, *allowed),
             )
             if cursor.rowcount == 0:
-                current = db.execute(
-                    "SELECT status FROM step_runs WHERE run_id = ? AND step = ?", (run_id, step)
-                ).fetchone()
-                raise StoreError(
-                    f"run {run_id}, step {step}: cannot go from "
-                    f"{current['status'] if current else 'nothing'} to {status}"
-                )
+                current = _step_status(db, run_id, step)
+                raise StoreError(f"run {run_id}, step {step}: cannot go from {current} to {status}")
 
     def fail_checked_step(self, run_id: int, step: str, error: str) -> None:
         """A data check failed on ``step``'s values: ``done``/``cached`` -> ``failed`` with
@@ -411,13 +406,8 @@ class RunStore:
                 (error, run_id, step, *CHECK_FAILED_FROM),
             )
             if cursor.rowcount == 0:
-                current = db.execute(
-                    "SELECT status FROM step_runs WHERE run_id = ? AND step = ?", (run_id, step)
-                ).fetchone()
-                raise StoreError(
-                    f"run {run_id}, step {step}: a failed check cannot fail it from "
-                    f"{current['status'] if current else 'nothing'}"
-                )
+                current = _step_status(db, run_id, step)
+                raise StoreError(f"run {run_id}, step {step}: a failed check cannot fail it from {current}")
 
     def add_message(self, run_id: int, text: str, step: str | None = None) -> None:
         with self._write() as db:
@@ -678,3 +668,9 @@ def _run_dict(row: sqlite3.Row) -> dict[str, Any]:
     data["params"] = json.loads(data["params"])
     data["provenance"] = json.loads(data["provenance"])
     return data
+
+
+def _step_status(db: sqlite3.Connection, run_id: int, step: str) -> str:
+    """``step``'s status in run ``run_id`` as an error names it (``nothing`` when there is no row)."""
+    row = db.execute("SELECT status FROM step_runs WHERE run_id = ? AND step = ?", (run_id, step)).fetchone()
+    return row["status"] if row else "nothing"

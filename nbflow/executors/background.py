@@ -38,6 +38,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ..fsutil import fsync_path
 from .outcome import dump_error
 
 #: ``dump(staging, values, required) -> result``: ``Cache.dump_values`` behind ``KernelSide._dump``.
@@ -119,7 +120,7 @@ class BackgroundWrites:
                 result = self.dump(staging, values, required)
                 if "error" not in result:
                     for name in result.get("files", {}):
-                        _fsync(Path(staging) / name)
+                        fsync_path(Path(staging) / name)
                 _write_all(write_end, json.dumps(result).encode())
                 status = 0
             finally:
@@ -188,11 +189,3 @@ def _write_all(fd: int, data: bytes) -> None:
     while view:
         view = view[os.write(fd, view) :]
     os.close(fd)
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -4,19 +4,13 @@ driven by headless Chromium, after a real run with a failing check."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-from pathlib import Path
-
 import nbformat
 import pytest
 
 import nbflow
 
 from ..conftest import step, write_notebook
-from .conftest import free_port, screenshot, wait_for_http
+from .conftest import screenshot, studio_server
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -38,36 +32,17 @@ def test_the_canvas_marks_checks_and_shows_summaries(page, tmp_path):
     )
     run = nbflow.load_pipeline(path).run()
     assert run.status == "failed"
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NBFLOW_")}
-    with (tmp_path / "server.log").open("w") as log:
-        proc = subprocess.Popen(
-            [str(Path(sys.executable).parent / "nbflow"), "studio", str(tmp_path), "--port", str(port)],
-            cwd=tmp_path,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
+    with studio_server(tmp_path) as server:
+        page.goto(f"{server.url}?notebook=checked.ipynb")
+        page.wait_for_function("window.nbflowCanvas && window.nbflowCanvas.cy.nodes().length === 3", timeout=60_000)
+        # the marks come with the plan, after the graph is drawn
+        page.wait_for_function(
+            "window.nbflowCanvas.cy.getElementById('load').data('display').includes('✓')", timeout=60_000
         )
-        try:
-            url = f"http://127.0.0.1:{port}/"
-            wait_for_http(url, proc, timeout=120)
-            page.goto(f"{url}?notebook=checked.ipynb")
-            page.wait_for_function("window.nbflowCanvas && window.nbflowCanvas.cy.nodes().length === 3", timeout=60_000)
-            # the marks come with the plan, after the graph is drawn
-            page.wait_for_function(
-                "window.nbflowCanvas.cy.getElementById('load').data('display').includes('✓')", timeout=60_000
-            )
-            display = page.evaluate(
-                "Object.fromEntries(window.nbflowCanvas.cy.nodes().map(n => [n.id(), n.data('display')]))"
-            )
-            screenshot(page, "studio-checks")
-        finally:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        display = page.evaluate(
+            "Object.fromEntries(window.nbflowCanvas.cy.nodes().map(n => [n.id(), n.data('display')]))"
+        )
+        screenshot(page, "studio-checks")
     assert sorted(display) == ["load", "report", "sums"]  # checks are marks, not nodes
     assert display["load"].startswith("load ✓\ndata: 3 items · ")
     assert display["sums"].startswith("sums\ntotal: 3 · ")  # its check has not passed: no mark until it does

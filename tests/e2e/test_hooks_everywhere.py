@@ -6,10 +6,6 @@ JupyterLab's REST API: ``tests/test_server.py``.)"""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -20,7 +16,7 @@ from nbflow.config import Config
 
 from ..conftest import code, step, write_notebook
 from ..test_hooks import serve_webhook
-from .conftest import free_port, wait_for_http
+from .conftest import studio_server
 from .live import Kernel
 
 pytestmark = pytest.mark.slow
@@ -101,30 +97,11 @@ def test_nbflow_run_in_the_users_kernel_fires_the_pyproject_hooks(tmp_path, webh
 def test_a_run_started_from_the_studio_fires_the_pyproject_hooks(page, tmp_path, webhook):
     hooked(tmp_path, webhook.url)
     write_notebook(tmp_path / "studio.ipynb", [step("load", "data = [1, 2]"), step("total", "t = sum(data)")])
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NBFLOW_")}
-    with (tmp_path / "server.log").open("w") as log:
-        proc = subprocess.Popen(
-            [str(Path(sys.executable).parent / "nbflow"), "studio", str(tmp_path), "--port", str(port)],
-            cwd=tmp_path,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            url = f"http://127.0.0.1:{port}/"
-            wait_for_http(url, proc, timeout=120)
-            page.goto(f"{url}?notebook=studio.ipynb")
-            page.wait_for_function("window.nbflowCanvas && window.nbflowCanvas.cy.nodes().length === 2", timeout=60_000)
-            page.get_by_role("button", name="Run", exact=True).click()
-            (body,) = received(webhook, 1, timeout=180)
-        finally:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+    with studio_server(tmp_path) as server:
+        page.goto(f"{server.url}?notebook=studio.ipynb")
+        page.wait_for_function("window.nbflowCanvas && window.nbflowCanvas.cy.nodes().length === 2", timeout=60_000)
+        page.get_by_role("button", name="Run", exact=True).click()
+        (body,) = received(webhook, 1, timeout=180)
     assert body["status"] == "done" and body["failed_step"] == ""
     assert body["notebook"] == str((tmp_path / "studio.ipynb").resolve())
     assert page.outside == []

@@ -13,6 +13,16 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
+#: The steps of the three-notebook example (``notebooks/diabetes_pipeline``), in order.
+PIPELINE_STEPS = [
+    "ingest.ipynb:load",
+    "ingest.ipynb:export",
+    "features.py:build",
+    "features.py:save",
+    "model.ipynb:split",
+    "model.ipynb:fit",
+    "model.ipynb:evaluate",
+]
 
 
 def code(source: str, *tags: str) -> Any:

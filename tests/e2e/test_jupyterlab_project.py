@@ -9,20 +9,12 @@ from __future__ import annotations
 
 import pytest
 
+from ..conftest import PIPELINE_STEPS as STEPS
 from .conftest import screenshot
 from .jupyterlab import lab_server, wait_until  # noqa: F401 - fixture
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-STEPS = [
-    "ingest.ipynb:load",
-    "ingest.ipynb:export",
-    "features.py:build",
-    "features.py:save",
-    "model.ipynb:split",
-    "model.ipynb:fit",
-    "model.ipynb:evaluate",
-]
 CY = "window.nbflowLab.project.view.canvas.cy"
 
 

@@ -9,6 +9,7 @@ import pytest
 
 from nbflow.view import STATES
 
+from ..conftest import PIPELINE_STEPS as STEPS
 from ..conftest import code, write_notebook
 from .conftest import screenshot
 from .jupyterlab import FIND_CY, lab_server, run_cell, wait_until  # noqa: F401 - fixture
@@ -17,15 +18,6 @@ from .test_widget import rgb
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 BY_COLOUR = {rgb(s.colour): name for name, s in STATES.items()}
-STEPS = [
-    "ingest.ipynb:load",
-    "ingest.ipynb:export",
-    "features.py:build",
-    "features.py:save",
-    "model.ipynb:split",
-    "model.ipynb:fit",
-    "model.ipynb:evaluate",
-]
 CY = "(" + FIND_CY + ")('.nbflow-project-widget')"
 
 

@@ -12,19 +12,10 @@ import pytest
 from nbflow.store import RunStore
 
 from ..conftest import NOTEBOOKS, step, write_notebook
+from ..conftest import PIPELINE_STEPS as STEPS
 from .conftest import assert_no_server_errors, screenshot, studio_server
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-
-STEPS = [
-    "ingest.ipynb:load",
-    "ingest.ipynb:export",
-    "features.py:build",
-    "features.py:save",
-    "model.ipynb:split",
-    "model.ipynb:fit",
-    "model.ipynb:evaluate",
-]
 
 
 @pytest.fixture(scope="module")

@@ -66,16 +66,22 @@ def jp_server_cleanup() -> Iterator[None]:
     yield None
 
 
+@pytest.fixture(scope="module")
+def browser(playwright: Any) -> Iterator[Any]:
+    """One headless Chromium per test module (starting it is the slow part); every test
+    still gets its own context (``browser_context``)."""
+    browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+    try:
+        yield browser
+    finally:
+        browser.close()
+
+
 @pytest.fixture
-def browser_context(playwright: Any, tmp_path: Path) -> Iterator[Any]:
-    """A Chromium context with a fresh user-data folder."""
-    context = playwright.chromium.launch_persistent_context(
-        str(tmp_path / "chromium-profile"),
-        executable_path=CHROMIUM,
-        headless=True,
-        args=CHROMIUM_ARGS,
-        viewport={"width": 1400, "height": 900},
-    )
+def browser_context(browser: Any) -> Iterator[Any]:
+    """A fresh Chromium context: its own cookies, storage, cache and permissions, shared
+    with no other test (what a fresh profile gave, without starting a browser per test)."""
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
     try:
         yield context
     finally:
@@ -85,7 +91,7 @@ def browser_context(playwright: Any, tmp_path: Path) -> Iterator[Any]:
 @pytest.fixture
 def page(browser_context: Any) -> Any:
     """A page that blocks and records requests leaving this machine."""
-    page = browser_context.pages[0] if browser_context.pages else browser_context.new_page()
+    page = browser_context.new_page()
     page.outside = []
     page.console_errors = []
 

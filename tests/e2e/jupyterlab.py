@@ -26,6 +26,17 @@ from .conftest import free_port, wait_for_http
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 BIN = Path(sys.executable).parent
 
+#: In the page: Notebook 7 asks which kernel to start.
+DIALOG = "!!document.querySelector('.jp-Dialog .jp-mod-accept')"
+#: In the page: Notebook 7's kernel is connected and idle. Its toolbar names no kernel
+#: ("No Kernel") and its indicator says idle until a kernel is chosen; then the indicator
+#: goes initializing, connecting, idle.
+NOTEBOOK7_KERNEL_IDLE = """(() => {
+  const name = ((document.querySelector('.jp-KernelName') || {}).innerText || '').trim();
+  return name !== '' && !name.includes('No Kernel')
+    && !!document.querySelector(".jp-Notebook-ExecutionIndicator[data-status='idle']");
+})()"""
+
 
 @dataclass
 class Lab:
@@ -44,6 +55,20 @@ class Lab:
             "() => (document.querySelector('#jp-main-statusbar') || {}).innerText?.includes('| Idle')",
             timeout=90_000,
         )
+
+    def open_in_notebook7(self, page: Any, notebook: str) -> None:
+        """Open ``notebook`` in Notebook 7 and wait until its kernel is connected and idle.
+
+        Notebook 7 asks which kernel to start only when it cannot tell; that dialog is
+        accepted. Waits for whichever comes first, the kernel or the dialog (never for a
+        dialog that is not coming)."""
+        page.goto(f"{self.url}notebooks/{notebook}?token={self.token}")
+        page.wait_for_selector(".jp-Notebook", timeout=90_000)
+        page.wait_for_function(f"() => {DIALOG} || {NOTEBOOK7_KERNEL_IDLE}", timeout=90_000)
+        accept = page.locator(".jp-Dialog .jp-mod-accept")
+        if accept.count():
+            accept.click()
+            page.wait_for_function(f"() => {NOTEBOOK7_KERNEL_IDLE}", timeout=90_000)
 
 
 @pytest.fixture(scope="module")

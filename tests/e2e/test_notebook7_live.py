@@ -10,7 +10,6 @@ its cells.
 from __future__ import annotations
 
 import pytest
-from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from .conftest import screenshot
 from .jupyterlab import lab_server, wait_until  # noqa: F401 - fixture
@@ -19,20 +18,6 @@ from .test_jupyterlab_live import cli_run, last_output, run_cell_below, wait_sta
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 STEPS = ["load", "clean", "features", "train", "evaluate"]
-
-
-def open_in_notebook7(lab, page, notebook: str) -> None:
-    """Open ``notebook`` in Notebook 7 and wait until its kernel is idle."""
-    page.goto(f"{lab.url}notebooks/{notebook}?token={lab.token}")
-    page.wait_for_selector(".jp-Notebook", timeout=90_000)
-    # Notebook 7 may ask which kernel to start (a few seconds after the page loads).
-    accept = page.locator(".jp-Dialog .jp-mod-accept")
-    try:
-        accept.wait_for(timeout=20_000)
-        accept.click()
-    except PlaywrightTimeout:
-        pass
-    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", state="attached", timeout=90_000)
 
 
 def run_and_read(page, source: str, expected: str, timeout: float = 120) -> str:
@@ -46,7 +31,7 @@ def run_and_read(page, source: str, expected: str, timeout: float = 120) -> str:
 
 def test_restore_command_and_magics_in_notebook_7(lab_server, page):  # noqa: F811
     run_id = cli_run(lab_server.root, "wine_classifier.ipynb")
-    open_in_notebook7(lab_server, page, "wine_classifier.ipynb")
+    lab_server.open_in_notebook7(page, "wine_classifier.ipynb")
 
     # Notebook 7's command palette has the command, and it restores the run's values (cells
     # are added only after it: a cell below evaluate's would be part of that step's code).

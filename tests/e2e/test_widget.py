@@ -9,7 +9,6 @@ its details. Screenshots go to test-artifacts/ (the README's to docs/ too, only 
 from __future__ import annotations
 
 import pytest
-from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from nbflow.view import STATES
 
@@ -124,16 +123,7 @@ def test_widget_follows_a_run_live_and_shows_details(lab_server, page):  # noqa:
 
 
 def test_widget_renders_and_answers_clicks_in_notebook_7(lab_server, page):  # noqa: F811
-    page.goto(f"{lab_server.url}notebooks/widget/live_widget.ipynb?token={lab_server.token}")
-    page.wait_for_selector(".jp-Notebook", timeout=90_000)
-    # Notebook 7 asks which kernel to start (here a few seconds after the page loads).
-    accept = page.locator(".jp-Dialog .jp-mod-accept")
-    try:
-        accept.wait_for(timeout=30_000)
-        accept.click()
-    except PlaywrightTimeout:
-        pass
-    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", state="attached", timeout=90_000)
+    lab_server.open_in_notebook7(page, "widget/live_widget.ipynb")
     run_cell(page, 1)
     page.wait_for_selector(".nbflow-widget canvas", timeout=60_000)
     states = wait_until(lambda: (s := node_states(page)) and len(s) == len(STEPS) and s, page=page)

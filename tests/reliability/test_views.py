@@ -18,6 +18,7 @@ import pytest
 from ..e2e.conftest import (  # noqa: F401 - fixtures (the jp_ ones undo pytest-jupyter's autouse loop handling)
     ARTIFACTS,
     DOCS,
+    browser,
     browser_context,
     jp_asyncio_loop,
     jp_server_cleanup,

@@ -26,8 +26,11 @@ from .conftest import ARTIFACTS, assert_no_server_errors, free_port, screenshot,
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
-def chain(path: Path, delay: float = 0.0, extra: list | None = None) -> Path:
-    """load -> square -> total, plus ``other`` that depends on nothing."""
+def chain(path: Path, delay: float = 0.0, extra: list | None = None, gate: str = "") -> Path:
+    """load -> square -> total, plus ``other`` that depends on nothing. With ``gate``,
+    ``load`` waits until a file of that name is next to the notebook (the test decides
+    when the run goes on, instead of a fixed delay)."""
+    wait = f"import os\nwhile not os.path.exists({gate!r}):\n    time.sleep(0.05)\n" if gate else ""
     return write_notebook(
         path,
         [
@@ -35,7 +38,7 @@ def chain(path: Path, delay: float = 0.0, extra: list | None = None) -> Path:
             code("import time"),
             code(f"n = 3\ndelay = {delay}", "parameters"),
             md("## Load\n\nMake the numbers."),
-            step("load", "time.sleep(delay)\ndata = list(range(n))"),
+            step("load", f"{wait}time.sleep(delay)\ndata = list(range(n))"),
             step("square", "time.sleep(delay)\nsq = [x * x for x in data]"),
             step("total", "time.sleep(delay)\ntotal = sum(sq)\nprint(total)"),
             step("other", "time.sleep(delay)\nz = n + 1"),
@@ -50,7 +53,7 @@ def studio(tmp_path_factory):
     for name in ("drag", "connect", "add", "report", "rename", "clicks", "watch", "publish"):
         chain(folder / f"{name}.ipynb")
     chain(folder / "run.ipynb", delay=0.8)
-    chain(folder / "live.ipynb", delay=6.0)
+    chain(folder / "live.ipynb", delay=0.5, gate="live.go")
     chain(folder / "cancel.ipynb", extra=[step("slow", "time.sleep(120)\nw = total")])
     (folder / "wine").mkdir()
     (folder / "wine" / "wine_classifier.ipynb").write_bytes((NOTEBOOKS / "wine_classifier.ipynb").read_bytes())
@@ -390,9 +393,12 @@ def test_the_report_tab_follows_a_run_as_steps_finish(page, studio):
     page.get_by_role("button", name="Open report").click()
     frame = page.frame_locator("iframe[title^='report of run']")
     badge = frame.locator(".nbflow-status .nbflow-badge")
-    badge.wait_for(timeout=60_000)
-    first = page.locator("iframe[title^='report of run']").get_attribute("src")
-    assert badge.inner_text() == "running"  # opened while the run goes on
+    try:
+        badge.wait_for(timeout=60_000)
+        first = page.locator("iframe[title^='report of run']").get_attribute("src")
+        assert badge.inner_text() == "running"  # opened while the run goes on (held at load's gate)
+    finally:
+        (studio.folder / "live.go").touch()  # the run goes on
     # no click: the tab rebuilds the report as steps finish, and once more when the run ends
     frame.locator(".nbflow-status .nbflow-badge", has_text="done").wait_for(timeout=180_000)
     assert page.locator("iframe[title^='report of run']").get_attribute("src") != first

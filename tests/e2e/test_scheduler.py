@@ -54,7 +54,7 @@ class Server:
             # a new job reads STOPPED (the column's default) until its process starts
             if job["status"] in ("COMPLETED", "FAILED"):
                 return job
-            time.sleep(1)
+            time.sleep(0.2)
         raise AssertionError(f"job {job_id} did not finish: {job}")
 
 

@@ -167,6 +167,8 @@ def serve(
     if unix_socket is None:
         check_address(address, basic_auth)
     folder, first = resolve_target(target)
+    if unix_socket is None and start:
+        check_port(address, port)  # before Panel's import (seconds): a taken port is said at once
 
     import panel as pn
 
@@ -203,10 +205,37 @@ def serve(
             **extra,
         )
     except OSError as e:
-        raise StudioError(f"cannot listen on {address}:{port} ({e.strerror}); choose another --port") from None
+        raise cannot_listen(address, port, e) from None
     finally:
         if start:
             _cancel_runs()
+
+
+def check_port(address: str, port: int) -> None:
+    """Refuse a port another process listens on, as the server's own bind would (the same
+    ``SO_REUSEADDR`` as Tornado's, so a port left in TIME_WAIT is accepted by both)."""
+    import socket
+
+    if not port:
+        return
+    try:
+        infos = socket.getaddrinfo(address or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except OSError:
+        return  # the server's bind says what is wrong with the address
+    for family, kind, proto, _, where in infos:
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6 and hasattr(socket, "IPPROTO_IPV6"):
+                probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            try:
+                probe.bind(where)
+            except OSError as e:
+                raise cannot_listen(address, port, e) from None
+
+
+def cannot_listen(address: str, port: int, error: OSError) -> StudioError:
+    """The one line for a port the studio cannot listen on."""
+    return StudioError(f"cannot listen on {address}:{port} ({error.strerror}); choose another --port")
 
 
 def _cancel_runs(grace: float = 30.0) -> None:

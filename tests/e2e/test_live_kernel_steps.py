@@ -247,6 +247,61 @@ def test_a_map_step_leaves_the_same_cache_record_and_namespace_in_the_kernel_as_
     assert kernel.value("s") == 30 and kernel.value("bound") is False
 
 
+STOPPED_CELLS = [
+    code("values = [1, 2, 3]", "parameters"),
+    step("load", "values = list(values)"),
+    step(
+        "square",
+        "import time\nif values == 2:\n    print('sleeping', flush=True)\n    time.sleep(60)\nsq = values * values",
+        "map:values",
+    ),
+]
+
+
+def staged(path: Path, name: str) -> list[str]:
+    """The staging folders left under step ``name``'s part of the cache."""
+    folder = load_pipeline(path).config.cache().root / name
+    return sorted(p.name for p in folder.glob(".staging-*")) if folder.exists() else []
+
+
+def test_a_map_step_stopped_mid_element_keeps_the_elements_before_it_with_either_executor(tmp_path, live_dir, kernel):
+    """Cancel (kernel executor) and interrupt (live): the step ends cancelled naming why, the
+    finished element stays cached, nothing of the stopped one is kept, the iterable is whole again."""
+    path = write_notebook(live_dir / "s.ipynb", STOPPED_CELLS)
+    other = twin(path, tmp_path)
+    from nbflow.events import ItemFinished
+    from nbflow.run import start_run
+
+    run: list = []
+
+    def cancel_after_the_first(event):
+        if isinstance(event, ItemFinished) and event.item == 0:
+            run[0].cancel()
+
+    run.append(start_run(load_pipeline(other), listeners=[cancel_after_the_first]))
+    assert run[0].wait(120) == "cancelled"
+    _, steps = step_runs(other, 1)
+    assert (steps["square"]["status"], steps["square"]["error"]) == ("cancelled", "element 1 (2): cancelled")
+
+    msg_id = kernel.send("%nbflow run --notebook s.ipynb")
+    assert "sleeping" in text_of(kernel.outputs(msg_id, until="sleeping"))
+    kernel.km.interrupt_kernel()
+    shown = text_of(kernel.outputs(msg_id))
+    assert "run 1: cancelled (1 cancelled, 1 done)" in shown, shown
+    _, steps = step_runs(path, 1)
+    assert (steps["square"]["status"], steps["square"]["error"]) == ("cancelled", "interrupted (KeyboardInterrupt)")
+    assert kernel.value("values") == [1, 2, 3]  # map_abort: the iterable, not the element it stopped at
+
+    for notebook in (path, other):
+        assert staged(notebook, "square") == []
+        plan = load_pipeline(notebook).plan()
+        assert plan["square"].state == "stale"
+        events = []
+        assert load_pipeline(notebook).run(listeners=[events.append], timeout=1).status == "failed"
+        # element 0 is restored from its entry; element 1 runs again (and times out)
+        assert [e.status for e in events if isinstance(e, ItemFinished)][:2] == ["cached", "failed"]
+
+
 # -------------------------------------------------------------------- timeout:
 
 SLOW = "import time\nfor _ in range(600):\n    time.sleep(0.1)\nb = a + 1"

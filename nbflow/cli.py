@@ -345,7 +345,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     store.close()
     output = Path(args.output) if args.output else None
     if args.run_b is None:
-        path = build_report(config, args.run, output=output, trusted=args.trusted)
+        path = build_report(config, args.run, output=output, trusted=args.trusted, jobs=2)
     else:
         path = build_comparison(config, args.run, args.run_b, output=output, trusted=args.trusted)
     print(path)

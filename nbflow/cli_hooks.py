@@ -66,7 +66,7 @@ def end_of_run_report(config: Any, run_id: int) -> Path | None:
     from .report import build_report
 
     try:
-        path = build_report(config, run_id)
+        path = build_report(config, run_id, jobs=2)  # cells in a forked process if this one has one thread
     except NbflowError as e:
         print(f"nbflow: no report for run {run_id}: {e}", file=sys.stderr)
         return None

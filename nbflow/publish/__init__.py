@@ -92,21 +92,24 @@ def publish_site(
     pages: list[tuple[str, str, tuple]] = []
     for p in pipelines:
         pages += _stale_run_pages(writer, p, trusted)
-    render_pages(writer, pages, jobs)
-    for p in pipelines:
-        history = step_history(p, metrics)
-        writer.page(
-            f"{p.slug}/history.html",
-            fingerprint("history", list(metrics), history, [r["id"] for r in p.runs]),
-            lambda p=p, history=history: render_history(p, history),
-        )
-        writer.page(
-            f"{p.slug}/index.html",
-            fingerprint("pipeline", str(p.notebook), rows(p, "../"), p.sweeps),
-            lambda p=p: render_pipeline_page(p),
-        )
-    index_rows = [(rows(p, ""), str(p.notebook), len(p.sweeps)) for p in pipelines]
-    writer.page("index.html", fingerprint("index", index_rows), lambda: render_index(pipelines))
+
+    def other_pages() -> None:  # rendered while workers render the stale reports' cells
+        for p in pipelines:
+            history = step_history(p, metrics)
+            writer.page(
+                f"{p.slug}/history.html",
+                fingerprint("history", list(metrics), history, [r["id"] for r in p.runs]),
+                lambda p=p, history=history: render_history(p, history),
+            )
+            writer.page(
+                f"{p.slug}/index.html",
+                fingerprint("pipeline", str(p.notebook), rows(p, "../"), p.sweeps),
+                lambda p=p: render_pipeline_page(p),
+            )
+        index_rows = [(rows(p, ""), str(p.notebook), len(p.sweeps)) for p in pipelines]
+        writer.page("index.html", fingerprint("index", index_rows), lambda: render_index(pipelines))
+
+    render_pages(writer, pages, jobs, then=other_pages)
     return writer.finish()
 
 

@@ -46,6 +46,7 @@ from pathlib import Path
 
 from ..report.fingerprints import current_report, fingerprint, report_inputs
 from ..report.site import parameter_text, render_history, render_index, render_pipeline_page, rows
+from ..report.templating import use_template_cache
 from .collect import Pipeline, collect_pipelines, step_history
 from .render import render_pages, render_task
 from .writer import MANIFEST, SITE_FORMAT, PublishError, PublishResult, SiteWriter
@@ -88,6 +89,8 @@ def publish_site(
     for p in pipelines:
         if site == p.config.home or site.is_relative_to(p.config.home):
             raise PublishError(f"nbflow publish: {site} is inside nbflow's own folder {p.config.home}")
+    if pipelines:
+        use_template_cache(pipelines[0].config.home)
     writer = SiteWriter(site)
     pages: list[tuple[str, str, tuple]] = []
     for p in pipelines:

@@ -65,7 +65,7 @@ from .fingerprints import report_inputs, run_fingerprint
 from .overlap import CellsElsewhere
 from .pages import ReportCells, render_comparison, render_report, render_sweep, report_cells
 from .records import UNKNOWN, RunRecord, StepRecord, collect_run, open_store
-from .templating import TEMPLATES, content_policy
+from .templating import TEMPLATES, content_policy, use_template_cache
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -135,6 +135,7 @@ def build_report(
     (``overlap.py``; the command line's choice, never a server's).
     """
     _require_extra()
+    use_template_cache(config.home)
     store = open_store(config)
     try:
         made_from = _report_inputs(config, store, int(run_id), trusted)

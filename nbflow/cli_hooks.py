@@ -66,7 +66,8 @@ def end_of_run_report(config: Any, run_id: int) -> Path | None:
     from .report import build_report
 
     try:
-        path = build_report(config, run_id, jobs=2)  # cells in a forked process if this one has one thread
+        # cells in a forked worker only if this process has one thread (not from the run's end-of-run thread)
+        path = build_report(config, run_id, jobs=2)
     except NbflowError as e:
         print(f"nbflow: no report for run {run_id}: {e}", file=sys.stderr)
         return None

@@ -88,6 +88,11 @@ class Pipeline:
     foreign: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     #: step -> the ``in:`` files another notebook's step makes (keyed by that step, not hashed).
     foreign_files: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    #: The steps of ``foreign`` whose result is not what their key says (``project_context``):
+    #: ``other.ipynb:step`` -> why (``"is stale (code changed)"``); a step needing one is not run.
+    foreign_stale: Mapping[str, str] = field(default_factory=dict)
+    #: The folder or ``nbflow.toml`` of the pipeline of notebooks it was linked in (``None``: alone).
+    project: Path | None = None
     #: The kernel's language (``languages.language_of``): analysis, values and parameters in the kernel.
     language: Language = field(default=None, compare=False)  # type: ignore[assignment]
     #: The setup's top-level statements (``analysis_setup``).

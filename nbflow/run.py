@@ -378,6 +378,10 @@ def prepare_run(
     plan = plan_pipeline(
         pipeline, params, raw=raw, force=force, force_all=force_all, only=only, from_=from_, cache=cache
     )
+    if pipeline.foreign_stale:  # never cache a result computed from a file its key does not describe
+        from .foreign import refuse_unready_upstream
+
+        refuse_unready_upstream(pipeline, plan)
     chosen = get_executor(executor or config.executor)
     prestart = getattr(chosen, "prestart", None)
     early = prestart(pipeline, config) if plan.to_run and prestart is not None else None

@@ -9,7 +9,6 @@ Kept apart from ``project_context`` (which plans other notebooks through ``run``
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -37,22 +36,25 @@ def refuse_unready_upstream(pipeline: Pipeline, plan: Plan) -> None:
     needs = unready_needs(pipeline, plan)
     if not needs:
         return
+    from .sources import with_line
+
     step, producer = needs[0]
-    raise PipelineError(
-        f"needs {producer}, which {pipeline.foreign_stale[producer]}: run the pipeline of notebooks first "
-        f"(nbflow run {_shown(pipeline.project)}, or nbflow run {_shown(pipeline.path)}, which runs the "
-        "notebooks it needs first)",
+    error = PipelineError(
+        f"needs {producer}, which {pipeline.foreign_stale[producer]}: run the notebooks it needs first "
+        f"(nbflow run {_shown(pipeline.path)} runs them, then this one; nbflow run {_shown(pipeline.project)} "
+        "runs the whole pipeline of notebooks)",
         notebook=pipeline.path,
         cell=pipeline.steps[step].cell.number,
         step=step,
     )
+    raise with_line(error, pipeline.source.lines)
 
 
 def _shown(path: Path | None) -> str:
-    """``path`` as the command to type shows it (relative to the working folder when it can)."""
+    """``path`` as the command to type shows it: relative to the working folder when inside it."""
     if path is None:
         return "FOLDER"
     try:
-        return os.path.relpath(path)
-    except ValueError:
+        return Path(path).resolve().relative_to(Path.cwd().resolve()).as_posix() or "."
+    except (ValueError, OSError):
         return str(path)

@@ -65,6 +65,9 @@ if TYPE_CHECKING:
     from .project import Project
 
 _MEMO_SIZE = 64
+#: ``project.PROJECT_FILE`` (a test checks they agree), known here without importing ``project``: a
+#: notebook alone in its folder pays a listing, nothing read, nothing imported
+PROJECT_FILE = "nbflow.toml"
 _memo: dict[tuple[Path, bool], tuple[Any, Any, Any]] = {}
 _memo_lock = threading.Lock()
 
@@ -75,8 +78,11 @@ def in_project(pipeline: Pipeline, check: Callable[[list[Path]], None] | None = 
     with the notebooks a project lists before they are read (the REST API confines them
     to its root; a ``PipelineError`` it raises makes the notebook planned alone)."""
     path = pipeline.path.resolve()
+    stamp = _folder_stamp(path.parent)
+    if len(stamp) < 2 and not any(name == PROJECT_FILE for name, _, _ in stamp):
+        return pipeline  # alone in its folder: a listing, nothing read, nothing imported
     try:
-        project = _project_of(path, check)
+        project = _project_of(path, check, stamp)
         if project is None:
             return pipeline
         name = path.relative_to(project.root).as_posix() if path.is_relative_to(project.root) else str(pipeline.path)
@@ -180,10 +186,12 @@ class _Found:
     notebooks: tuple[Path, ...] = ()
 
 
-def _project_of(notebook: Path, check: Callable[[list[Path]], None] | None) -> Project | None:
+def _project_of(
+    notebook: Path, check: Callable[[list[Path]], None] | None, stamp: tuple[tuple[str, int, int], ...] | None = None
+) -> Project | None:
     """The pipeline of notebooks ``notebook`` (resolved) belongs to, read once per folder
     stamp; ``PipelineError`` when it cannot be read (the caller plans it alone)."""
-    from .project import PROJECT_FILE, read_project_file
+    from .project import read_project_file
 
     folder = notebook.parent
     toml = folder / PROJECT_FILE
@@ -193,7 +201,7 @@ def _project_of(notebook: Path, check: Callable[[list[Path]], None] | None) -> P
         listed = notebook in paths
         if listed and check is not None:
             check(paths)
-    stamp = _folder_stamp(folder)
+    stamp = stamp if stamp is not None else _folder_stamp(folder)
     with _memo_lock:
         memo = _memo.get((folder, listed))
     if memo is not None and memo[0] == stamp and _listed_stamp(memo[1].project) == memo[2]:
@@ -239,7 +247,6 @@ def _read(folder: Path, toml: Path | None) -> _Found:
 def _folder_stamp(folder: Path) -> tuple[tuple[str, int, int], ...]:
     """Name, size and modification time of the folder's notebook files and ``nbflow.toml``."""
     from .notebook import TEXT_SUFFIXES
-    from .project import PROJECT_FILE
 
     kinds = (".ipynb", *TEXT_SUFFIXES)
     found = []

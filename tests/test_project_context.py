@@ -136,3 +136,9 @@ def test_an_edited_notebook_is_linked_as_edited(tmp_path):
     data.cells[0].source = "text = open('rows.txt').read()"
     edited = load_pipeline(tmp_path / "report.ipynb", source=notebook_from_data(dict(data), tmp_path / "report.ipynb"))
     assert in_project(edited).foreign_files == {"show": frozenset({"rows.txt"})}
+
+
+def test_the_project_file_name_is_the_one_project_reads():
+    from nbflow import project, project_context
+
+    assert project_context.PROJECT_FILE == project.PROJECT_FILE

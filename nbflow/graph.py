@@ -37,7 +37,7 @@ conveniences that hand the pipeline to the modules that do I/O.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
@@ -147,23 +147,11 @@ class Pipeline:
 
     def descendants(self, names: Iterable[str]) -> set[str]:
         """Every step downstream of ``names`` (not including them)."""
-        todo, seen = list(names), set()
-        while todo:
-            for child in self.dependants(todo.pop()):
-                if child not in seen:
-                    seen.add(child)
-                    todo.append(child)
-        return seen
+        return reachable(names, self.dependants)
 
     def ancestors(self, names: Iterable[str]) -> set[str]:
         """Every step upstream of ``names`` (not including them)."""
-        todo, seen = list(names), set()
-        while todo:
-            for parent in self.deps[todo.pop()]:
-                if parent not in seen:
-                    seen.add(parent)
-                    todo.append(parent)
-        return seen
+        return reachable(names, lambda name: self.deps[name])
 
     def check_steps(self, names: Iterable[str], option: str) -> list[str]:
         """``names`` if all are steps, else a ``PipelineError`` suggesting the right one."""
@@ -245,6 +233,18 @@ def edge_text(names: Iterable[str]) -> str:
     values = ", ".join(n for n in names if not is_pseudo(n))
     state = edge_label(names)
     return "; ".join(t for t in (values, state) if t)
+
+
+def reachable(starts: Iterable[str], neighbours: Callable[[str], Iterable[str]]) -> set[str]:
+    """Every node reached from ``starts`` by following ``neighbours`` (``starts`` not included
+    unless reached again)."""
+    todo, seen = list(starts), set()
+    while todo:
+        for other in neighbours(todo.pop()):
+            if other not in seen:
+                seen.add(other)
+                todo.append(other)
+    return seen
 
 
 def load_pipeline(

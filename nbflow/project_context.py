@@ -130,13 +130,9 @@ def upstream_keys(project: Project, name: str) -> tuple[dict[str, str], dict[str
 
 def ancestors(project: Project, name: str) -> set[str]:
     """Every notebook ``name`` needs a step of, directly or not."""
-    todo, seen = [name], set()
-    while todo:
-        for other in project.upstream(todo.pop()):
-            if other not in seen:
-                seen.add(other)
-                todo.append(other)
-    return seen
+    from .graph import reachable
+
+    return reachable([name], project.upstream)
 
 
 def run_upstream_first(pipeline: Pipeline, plan: Plan, say: Callable[[str], None], **options: Any) -> Any:

@@ -6,8 +6,6 @@ would run needs a step of another notebook that is not ready."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 import nbflow
@@ -18,20 +16,7 @@ from nbflow.project import load_project, plan_project
 from nbflow.project_context import _project_of, in_project
 from nbflow.run import plan_pipeline, start_run
 
-from .conftest import code, step, write_notebook
-
-
-def producer_and_consumer(folder: Path, export: str = "open('rows.txt', 'w').write(','.join(map(str, rows)))") -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    write_notebook(
-        folder / "ingest.ipynb",
-        [code("n = 4", "parameters"), step("load", "rows = list(range(n))"), step("export", export, "out:rows.txt")],
-    )
-    (folder / "model.py").write_text(
-        '# %% tags=["step:read", "in:rows.txt"]\nvalues = [int(v) for v in open("rows.txt").read().split(",")]\n\n'
-        '# %% tags=["step:fit"]\ntotal = sum(values)\n'
-    )
-    return folder
+from .conftest import producer_and_consumer, step, write_notebook
 
 
 def test_a_notebook_is_keyed_as_the_pipeline_of_notebooks_keys_it(tmp_path):

@@ -9,27 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import code, step, write_notebook
+from .conftest import code, producer_and_consumer, step, write_notebook
 from .test_server import API, error_code, fetch_json, jp_server_config, wait_for  # noqa: F401 - the server settings
 
 pytest_plugins = ["pytest_jupyter.jupyter_server"]
 
 
 def two_notebooks(folder: Path) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    write_notebook(
-        folder / "ingest.ipynb",
-        [
-            code("n = 4", "parameters"),
-            step("load", "rows = list(range(n))"),
-            step("export", "open('rows.txt', 'w').write(','.join(map(str, rows)))", "out:rows.txt"),
-        ],
-    )
-    (folder / "model.py").write_text(
-        '# %% tags=["step:read", "in:rows.txt"]\nvalues = [int(v) for v in open("rows.txt").read().split(",")]\n\n'
-        '# %% tags=["step:fit"]\ntotal = sum(values)\n'
-    )
-    return folder
+    return producer_and_consumer(folder)
 
 
 @pytest.fixture

@@ -178,7 +178,7 @@ def test_a_fan_out_step_is_one_node_with_its_count_and_element_states(tmp_path):
 def test_a_notebook_of_a_pipeline_of_notebooks_is_drawn_with_the_pipelines_keys(tmp_path):
     from nbflow.project import load_project, plan_project
 
-    from .test_project_context import producer_and_consumer
+    from .conftest import producer_and_consumer
 
     producer_and_consumer(tmp_path)
     (tmp_path / "rows.txt").write_text("7")  # a stray file: the pipeline keys read by ingest's key, not its hash

@@ -16,7 +16,7 @@ from nbflow.graph import load_pipeline
 from nbflow.project_context import in_project
 from nbflow.run import start_run
 
-from ..test_project_context import producer_and_consumer
+from ..conftest import producer_and_consumer
 
 pytestmark = pytest.mark.slow
 

@@ -93,6 +93,9 @@ class Pipeline:
     foreign_stale: Mapping[str, str] = field(default_factory=dict)
     #: The folder or ``nbflow.toml`` of the pipeline of notebooks it was linked in (``None``: alone).
     project: Path | None = None
+    #: Parameters whose default is the ``nbflow.toml``'s shared value (``project_context``): a run
+    #: injects them, so the kernel computes with the value the keys hold.
+    shared_params: frozenset[str] = frozenset()
     #: The kernel's language (``languages.language_of``): analysis, values and parameters in the kernel.
     language: Language = field(default=None, compare=False)  # type: ignore[assignment]
     #: The setup's top-level statements (``analysis_setup``).

@@ -6,7 +6,8 @@ disk, or the edited notebook of the studio or of a JupyterLab request) and retur
 **linked**: the keys of the steps of other notebooks it depends on (``Pipeline.foreign``,
 from those notebooks' current plans, planned in order with the ``nbflow.toml``'s shared
 parameters; pure, no kernel) and which of those steps are not ready
-(``Pipeline.foreign_stale``). A notebook of no pipeline of notebooks
+(``Pipeline.foreign_stale``); the ``nbflow.toml``'s shared parameters become its defaults
+(``Pipeline.shared_params``: a run injects them). A notebook of no pipeline of notebooks
 (``project.find_project``'s rule) comes back unchanged. So a notebook's badges, ``nbflow
 plan|run NB`` and the pipeline's section (``server_project.py``) show the same keys, and
 switching between ``nbflow run FOLDER`` and ``nbflow run NB`` re-runs nothing.
@@ -58,6 +59,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import PipelineError
 from .foreign import unready_needs
+from .parameters import coerce
 
 if TYPE_CHECKING:
     from .graph import Pipeline
@@ -87,13 +89,23 @@ def in_project(pipeline: Pipeline, check: Callable[[list[Path]], None] | None = 
             return pipeline
         name = path.relative_to(project.root).as_posix() if path.is_relative_to(project.root) else str(pipeline.path)
         project = _with_notebook(project, name, pipeline)
-        if not any(name in (_notebook(k.producer), _notebook(k.consumer)) for k in project.links):
+        shared = project.parameters_for()[name][0]
+        if not shared and not any(name in (_notebook(k.producer), _notebook(k.consumer)) for k in project.links):
             return pipeline
         keys, unready = upstream_keys(project, name)
+        parameters = {
+            n: dataclasses.replace(p, default=coerce(p, shared[n], None, pipeline.path)) if n in shared else p
+            for n, p in pipeline.parameters.items()
+        }
     except PipelineError as e:
         return dataclasses.replace(pipeline, warnings=(*pipeline.warnings, _alone(e)))
-    linked = project.linked(name, keys)
-    return dataclasses.replace(linked, foreign_stale=unready, project=project.source)
+    return dataclasses.replace(
+        project.linked(name, keys),
+        foreign_stale=unready,
+        project=project.source,
+        parameters=parameters,
+        shared_params=frozenset(shared),
+    )
 
 
 def upstream_keys(project: Project, name: str) -> tuple[dict[str, str], dict[str, str]]:

@@ -365,7 +365,7 @@ def prepare_run(
         raise PipelineError(f"--retries {retries}: must be 0 or more", notebook=pipeline.path)
     _refuse_output_over_source(pipeline, output)
     given = resolve_parameters(pipeline.parameters, params, raw, pipeline.path)
-    given = {k: v for k, v in given.items() if k in (params or {})}
+    given = {k: v for k, v in given.items() if k in (params or {}) or k in pipeline.shared_params}
     cache = pipeline_cache(pipeline)
     items = sorted(set(items))
     forced_items: dict[str, list[int]] = {}

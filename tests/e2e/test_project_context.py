@@ -90,3 +90,19 @@ def test_editing_the_producer_makes_the_consumer_stale_in_its_own_plan(tmp_path,
     with pytest.raises(PipelineError, match=r"needs ingest.ipynb:export, which is stale \(code changed\)"):
         nbflow.load_pipeline(tmp_path / "model.py").run()
     assert (tmp_path / "rows.txt").read_text() == "0,1,2,3"
+
+
+def test_the_shared_parameters_of_nbflow_toml_apply_to_a_notebook_run_alone(tmp_path, capsys):
+    producer_and_consumer(tmp_path)
+    (tmp_path / "nbflow.toml").write_text('notebooks = ["ingest.ipynb", "model.py"]\n[parameters]\nn = 2\n')
+    assert main(["run", str(tmp_path / "nbflow.toml"), "-q"]) == 0
+    assert (tmp_path / "rows.txt").read_text() == "0,1"
+    capsys.readouterr()
+    for name in ("ingest.ipynb", "model.py"):
+        assert main(["run", str(tmp_path / name)]) == 0
+        assert "(2 cached)" in capsys.readouterr().err
+    # a step run again computes with the shared value, which its key holds (injected, not the notebook's 4)
+    assert main(["run", str(tmp_path / "ingest.ipynb"), "--force", "load", "--force", "export"]) == 0
+    assert (tmp_path / "rows.txt").read_text() == "0,1"
+    assert main(["run", str(tmp_path / "ingest.ipynb"), "-p", "n", "3"]) == 0  # given wins over shared
+    assert (tmp_path / "rows.txt").read_text() == "0,1,2"

@@ -151,11 +151,13 @@ def run_upstream_first(pipeline: Pipeline, plan: Plan, say: Callable[[str], None
     """Run the notebooks ``pipeline``'s notebook needs (``project_run.run_project``, with
     ``options``) when a step its ``plan`` runs needs a step of theirs that is not ready;
     ``say`` is told which. Returns the ``ProjectRun`` (``None`` when nothing was needed);
-    ``PipelineError`` when one of them did not finish."""
+    ``StepFailed`` naming the notebook that did not finish (the notebook is then not run).
+    Ctrl-C cancels them and waits for them to stop."""
     needs = unready_needs(pipeline, plan)
     if not needs or pipeline.project is None:
         return None
-    from .project_run import run_project
+    from .errors import StepFailed
+    from .project_run import ProjectRun, run_project
 
     project = _project_of(pipeline.path.resolve(), None)
     if project is None:  # pragma: no cover - the notebook was linked a moment ago
@@ -172,12 +174,19 @@ def run_upstream_first(pipeline: Pipeline, plan: Plan, say: Callable[[str], None
         f"nbflow: {name} (step {step}) needs {producer}, which {pipeline.foreign_stale[producer]}; "
         f"running {', '.join(order)} first"
     )
-    result = run_project(upstream, **options)
+    handle = ProjectRun(upstream)
+    try:
+        result = run_project(upstream, handle=handle, **options)
+    except KeyboardInterrupt:
+        handle.cancel()
+        for run in list(handle.runs.values()):
+            run.wait()
+        raise
     if result.status != "done":
         failed = next((n for n in order if n in result.skipped or result.runs[n].status != "done"), order[-1])
         run = result.runs.get(failed)
         why = result.skipped.get(failed) or (run.error if run is not None else "") or (run.status if run else "")
-        raise PipelineError(f"not run: the notebook it needs, {failed}, did not finish ({why})", notebook=pipeline.path)
+        raise StepFailed(f"not run: the notebook it needs, {failed}, did not finish ({why})", notebook=pipeline.path)
     return result
 
 

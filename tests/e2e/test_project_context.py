@@ -7,6 +7,8 @@ file its key does not describe."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 import nbflow
@@ -106,3 +108,18 @@ def test_the_shared_parameters_of_nbflow_toml_apply_to_a_notebook_run_alone(tmp_
     assert (tmp_path / "rows.txt").read_text() == "0,1"
     assert main(["run", str(tmp_path / "ingest.ipynb"), "-p", "n", "3"]) == 0  # given wins over shared
     assert (tmp_path / "rows.txt").read_text() == "0,1,2"
+
+
+def test_when_a_notebook_it_needs_fails_the_notebook_is_not_run(tmp_path, capsys):
+    producer_and_consumer(tmp_path, export="raise ValueError('no rows today')")
+    assert main(["run", str(tmp_path / "model.py")]) == 1
+    err = capsys.readouterr().err
+    assert "running ingest.ipynb first" in err
+    [line] = [x for x in err.splitlines() if x.startswith("nbflow: error:")]
+    assert line.startswith("nbflow: error: model.py: not run: the notebook it needs, ingest.ipynb, did not finish (")
+    assert "no rows today" in line
+    store = nbflow.load_pipeline(tmp_path / "model.py").config.open_store()
+    try:
+        assert [Path(r["notebook"]).name for r in store.runs()] == ["ingest.ipynb"]  # model.py never started
+    finally:
+        store.close()

@@ -8,7 +8,8 @@ from those notebooks' current plans, planned in order with the ``nbflow.toml``'s
 parameters; pure, no kernel) and which of those steps are not ready
 (``Pipeline.foreign_stale``); the ``nbflow.toml``'s shared parameters become its defaults
 (``Pipeline.shared_params``: a run injects them). A notebook of no pipeline of notebooks
-(``project.find_project``'s rule) comes back unchanged. So a notebook's badges, ``nbflow
+(``project.find_project``'s rule), or one that reads nothing another notebook could make
+(no ``in:`` file, no ``after:NB:STEP``, no ``nbflow.toml``), comes back unchanged. So a notebook's badges, ``nbflow
 plan|run NB`` and the pipeline's section (``server_project.py``) show the same keys, and
 switching between ``nbflow run FOLDER`` and ``nbflow run NB`` re-runs nothing.
 
@@ -81,8 +82,12 @@ def in_project(pipeline: Pipeline, check: Callable[[list[Path]], None] | None = 
     to its root; a ``PipelineError`` it raises makes the notebook planned alone)."""
     path = pipeline.path.resolve()
     stamp = _folder_stamp(path.parent)
-    if len(stamp) < 2 and not any(name == PROJECT_FILE for name, _, _ in stamp):
-        return pipeline  # alone in its folder: a listing, nothing read, nothing imported
+    toml = any(name == PROJECT_FILE for name, _, _ in stamp)
+    consumes = any(s.in_files or s.after_notebooks for s in pipeline.steps.values())
+    if not toml and (len(stamp) < 2 or not consumes):
+        # alone in its folder, or it reads nothing another notebook could make: its keys hold
+        # no other notebook's (a listing, nothing read, nothing imported)
+        return pipeline
     try:
         project = _project_of(path, check, stamp)
         if project is None:

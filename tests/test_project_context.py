@@ -127,3 +127,10 @@ def test_the_project_file_name_is_the_one_project_reads():
     from nbflow import project, project_context
 
     assert project_context.PROJECT_FILE == project.PROJECT_FILE
+
+
+def test_a_notebook_that_reads_no_file_is_not_bothered_by_a_broken_neighbour(tmp_path):
+    producer_and_consumer(tmp_path)
+    (tmp_path / "broken.ipynb").write_text('{"cells": [{"metadata": {"tags": ["step:x"]')
+    ingest = load_pipeline(tmp_path / "ingest.ipynb")  # a producer: no other notebook's key is in its keys
+    assert in_project(ingest) is ingest

@@ -58,7 +58,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import PipelineError
+from .errors import NbflowError, PipelineError
 from .foreign import unready_needs
 from .parameters import coerce
 
@@ -102,7 +102,7 @@ def in_project(pipeline: Pipeline, check: Callable[[list[Path]], None] | None = 
             n: dataclasses.replace(p, default=coerce(p, shared[n], None, pipeline.path)) if n in shared else p
             for n, p in pipeline.parameters.items()
         }
-    except PipelineError as e:
+    except NbflowError as e:  # another notebook, or the nbflow.toml, is broken: never this one's views
         return dataclasses.replace(pipeline, warnings=(*pipeline.warnings, _alone(e)))
     return dataclasses.replace(
         project.linked(name, keys),
@@ -334,7 +334,7 @@ def _file_changed(project: Project, producer: str, step: str, key: str, file: Pa
     return ""
 
 
-def _alone(error: PipelineError) -> str:
+def _alone(error: NbflowError) -> str:
     return f"planned on its own, without the other notebooks of its pipeline: {error}"
 
 

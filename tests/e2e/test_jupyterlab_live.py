@@ -9,6 +9,10 @@
   ``evaluate`` stale before saving; *Run stale steps in this kernel* runs them through the
   notebook's session (fresh outputs in their cells), the side panel ends done, and ``nbflow
   runs`` lists the run with 3 cached and 2 done. Nothing is saved behind the user's back.
+* A step tagged ``retry:1`` that fails once (a file counts) is run again by the kernel
+  (``step_finished``, the loop ``%nbflow run`` uses): the run ends done, its cell shows the
+  retry's outputs, the failed attempt is in ``nbflow show``.
+* Each command's outcome is a notification (an error one names the failed step and its line).
 """
 
 from __future__ import annotations
@@ -106,6 +110,20 @@ def wait_status(page, text: str, timeout: float = 120) -> str:
         toasts = page.locator(".jp-toast-container").all_inner_texts()
         raise AssertionError(f"the panel says {panel_status(page)!r}, not {text!r}; toasts: {toasts}") from None
     return panel_status(page)
+
+
+def toasts(page, kind: str) -> list[str]:
+    """The texts of the notifications of ``kind`` (success, warning, error) shown as toasts."""
+    return page.locator(f".jp-Notification-Toast-{kind}").all_inner_texts()
+
+
+def wait_toast(page, kind: str, text: str, timeout: float = 120) -> str:
+    """Wait for a ``kind`` notification saying ``text`` (the outcome of a command); its text."""
+    try:
+        return wait_until(lambda: next((t for t in toasts(page, kind) if text in t), None), timeout, 0.2, page=page)
+    except AssertionError:
+        shown = {k: toasts(page, k) for k in ("success", "warning", "error", "info")}
+        raise AssertionError(f"no {kind} notification says {text!r}; shown: {shown}") from None
 
 
 def step_cell(notebook: dict, name: str) -> dict:
@@ -336,6 +354,8 @@ def test_restore_up_to_a_step_run_up_to_a_step_and_a_failing_step(lab_server, pa
     palette(page, "Run stale steps in this kernel", "nbflow:run-stale-kernel")
     status = wait_status(page, "in the kernel failed")
     assert "b: ValueError: boom" in status, status
+    # the same line as an error notification (kept until dismissed), as in Notebook 7
+    assert wait_toast(page, "error", "in the kernel failed").strip() == status.strip()
     assert page.get_attribute("#nbflow-graph-panel", "data-run-status") == "failed"
     assert panel_states(page)["b"] == "failed", panel_states(page)
     assert "ValueError" in json.dumps(step_cell(editor_model(page)["json"], "b")["outputs"])
@@ -371,5 +391,43 @@ def test_a_map_step_and_a_timeout_run_in_the_notebook_kernel(lab_server, page): 
     assert "KeyboardInterrupt" in json.dumps(step_cell(notebook, "slow")["outputs"])
     run_cell_below(page, "print('held', size, t, 'word' in globals())")
     wait_until(lambda: last_output(page).strip() == "held [10, 20] 30 False", 60, page=page)
+    assert path.read_bytes() == saved
+    assert not [e for e in page.console_errors if "nbflow" in e.lower()], page.console_errors
+
+
+def test_a_tagged_step_failing_once_is_retried_from_jupyterlabs_command(lab_server, page):  # noqa: F811
+    marker = lab_server.root / "flaky-failed-once"
+    path = write_notebook(
+        lab_server.root / "flaky.ipynb",
+        [
+            step("load", "data = [1, 2, 3]"),
+            step(
+                "flaky",
+                f"import pathlib\nm = pathlib.Path({str(marker)!r})\ndata.append(99)\nprint('attempt sees', len(data))\n"
+                "if not m.exists():\n    m.touch()\n    raise ConnectionError('network blip')\ntotal = sum(data)",
+                "retry:1:0",
+            ),
+        ],
+    )
+    saved = path.read_bytes()
+    open_alone(lab_server, page, "flaky.ipynb")
+
+    # The cell raises once (the counter is a file); the kernel runs flaky again, with load's
+    # data restored (the failed attempt's append does not leak), and the run ends done.
+    palette(page, "Run stale steps in this kernel", "nbflow:run-stale-kernel")
+    toast = wait_toast(page, "success", "in the kernel done")
+    assert toast.strip().endswith("(2 done)"), toast
+    assert marker.exists()
+    assert panel_states(page) == {"load": "done", "flaky": "done"}
+    cell = step_cell(editor_model(page)["json"], "flaky")
+    assert outputs_text(cell) == "attempt sees 4\n"  # the retry's outputs replaced the failed attempt's
+    assert "ConnectionError" not in json.dumps(cell["outputs"])
+    run_id = int(re.search(r"run (\d+) in the kernel", toast).group(1))
+    shown = subprocess.run(
+        [str(BIN / "nbflow"), "show", str(run_id)], cwd=lab_server.root, capture_output=True, text=True, check=True
+    ).stdout
+    assert "attempt 1 of 2 failed (ConnectionError: network blip)" in shown, shown
+    run_cell_below(page, "print('total', total)")
+    wait_until(lambda: last_output(page).strip() == "total 105", 60, page=page)
     assert path.read_bytes() == saved
     assert not [e for e in page.console_errors if "nbflow" in e.lower()], page.console_errors

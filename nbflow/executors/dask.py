@@ -586,8 +586,6 @@ class DaskSession(TaskInputs, FanOutSteps, Watchdog):
         if attempt.item is None:
             self.finish_once(attempt.step, "failed", duration=duration, error=error, traceback=traceback)
             return
-        fan = self.fans[attempt.step]
-        fan.failures[attempt.item] = (fan.labels[attempt.item], error)
         self.element_settled(attempt, outputs or [], duration, error)
 
     def finish_once(self, step: str, status: StepStatus, **details: Any) -> None:

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import PipelineError
 from ..plan import replay_chain, restorable
+from .map_loop import Elements
 from .outcome import NotRestorable, restore_specs, save_output_notebook
 
 if TYPE_CHECKING:
@@ -88,17 +89,12 @@ class Attempt:
         self.before: dict[str, tuple[int, int]] = {}
 
 
-class FanOut:
-    """A ``map:`` step on the cluster: its elements, their keys and what became of them."""
+class FanOut(Elements):
+    """A ``map:`` step on the cluster: its elements (``map_loop.Elements``: keys, what became
+    of them) and those whose task has not come back yet (``open``)."""
 
-    def __init__(self, started: float, count: int, keys: list[str], labels: list[str], fingerprints: list[str]) -> None:
-        self.started = started
-        self.count = count
-        self.keys = keys
-        self.labels = labels
-        self.fingerprints = fingerprints
-        self.outputs: dict[int, list[list[dict[str, Any]]]] = {}
-        self.failures: dict[int, tuple[str, str]] = {}  # index: (label, error)
+    def __init__(self, ctx: RunContext, name: str, info: Mapping[str, Any], started: float) -> None:
+        super().__init__(ctx, name, info, started)
         self.open: set[int] = set()
 
 

@@ -23,9 +23,9 @@ Step status comes from nbflow's own bookkeeping, never from papermill's cell met
 
 Beside this module: ``kernel_client`` (the kernel process, papermill glue, the nbclient
 subclass), ``kernel_state`` (``Ledger``, ``Committer``; ``Stop``, ``Failure``: how a
-step's run ends), ``kernel_map`` (a ``map:`` step, element by element) and ``outcome``
-(what a step's result becomes: the cache entry, the disk-error rule, the restore check,
-fan-out).
+step's run ends), ``kernel_map`` (a ``map:`` step, element by element: the kernel's
+calls of ``map_loop``'s element loop) and ``outcome`` (what a step's result becomes: the
+cache entry, the disk-error rule, the restore check, fan-out).
 
 Only the papermill engine imports this module, when steps run; ``kernel.KernelExecutor``
 starts and stops the kernel. This module must not talk to the run store other than

@@ -16,9 +16,9 @@ notebook's own session). It differs from the other two only in *where* code runs
   the kernel executor commits them, with the executor name ``live`` in the manifest;
 * its outputs are recorded as they are produced (``live_outputs.record_outputs``) while
   still going to the cell that runs them;
-* a ``map:`` step runs once per element (``live_map``, as ``kernel_map``); a step's
-  ``timeout:`` interrupts its cell from inside the kernel (``live_watchdog``); ``retry:``
-  runs it again with its inputs restored; early cut-off (``cut_off``, ``settle_deferred``)
+* a ``map:`` step runs once per element (``live_map``: the element loop of ``map_loop``,
+  the kernel executor's too); a step's ``timeout:`` interrupts its cell from inside the
+  kernel (``live_watchdog``); ``retry:`` runs it again with its inputs restored; early cut-off (``cut_off``, ``settle_deferred``)
   settles a step through ``RunContext.settle_cached``/``settle_deferred`` -- the shared
   code the kernel and Dask executors use -- and restores its values instead of running it.
 

@@ -145,6 +145,163 @@ def test_the_driver_runs_a_map_step_in_the_kernel_and_returns_its_outputs(live_d
     assert nbflow.result(path, "measure", "size") == [10, 20, 30]
 
 
+# element 2 fails once (then its retry passes); element 3 fails while the file "broken" is there
+CASES_CELLS = [
+    code("values = [1, 2, 3, 4]", "parameters"),
+    step("load", "items = list(values)"),
+    step(
+        "square",
+        "import pathlib\n"
+        "if v == 3 and not pathlib.Path('retried').exists():\n"
+        "    pathlib.Path('retried').touch()\n"
+        "    raise TimeoutError('slow server')\n"
+        "if v == 4 and pathlib.Path('broken').exists():\n"
+        "    raise ValueError('bad element')\n"
+        "sq = v * v\n"
+        "print('element', v)",
+        "map:v=items",
+        "retry:1:0",
+    ),
+    step("total", "s = sum(sq)\nbound = 'v' in globals()"),
+]
+
+#: run ``m.ipynb`` with the live executor in the kernel's own thread (``%nbflow run`` has no ``--items``)
+LIVE_RUN = (
+    "import nbflow\n"
+    "from nbflow.executors.user_kernel import UserKernelExecutor\n"
+    "from nbflow.run import prepare_run\n"
+    "r = prepare_run(nbflow.load_pipeline('m.ipynb'), executor=UserKernelExecutor(), {options})\n"
+    "r._execute()\n"
+    "print(r.status)"
+)
+
+
+def cache_contents(path: Path, name: str) -> dict[str, tuple]:
+    """Every entry of step ``name`` (the step's own and its elements'), by key: its values,
+    outputs, element keys and manifest fields other than the run's own."""
+    cache = load_pipeline(path).config.cache()
+    contents = {}
+    for entry in cache.entries(name):
+        manifest = {k: v for k, v in entry.manifest.items() if k not in ("run_id", "duration", "executor", "created")}
+        values = cache.load_values(entry, mmap=False)
+        contents[entry.key] = (values, cache.load_outputs(entry), entry.items, sorted(manifest))
+    return contents
+
+
+def record_of(path: Path, run_id: int) -> tuple[str, dict, list]:
+    """A run's status, its steps' (status, error) and the map step's elements, without durations."""
+    record, steps = step_runs(path, run_id)
+    store = Config.for_notebook(path).open_store()
+    try:
+        items = [{k: v for k, v in i.items() if k != "duration"} for i in store.items(run_id, "square")]
+    finally:
+        store.close()
+    return record["status"], {s: (r["status"], r["error"]) for s, r in steps.items()}, items
+
+
+def test_a_map_step_leaves_the_same_cache_record_and_namespace_in_the_kernel_as_the_kernel_executor(
+    tmp_path, live_dir, kernel
+):
+    """Cached, forced, retried and failing elements: one element loop (``map_loop``) for both executors."""
+    path = write_notebook(live_dir / "m.ipynb", CASES_CELLS)
+    other = twin(path, tmp_path)
+    for folder in (live_dir, other.parent):
+        (folder / "broken").touch()
+
+    # run 1: element 2 is retried and passes, element 3 fails twice: the step fails, three elements are cached
+    reference = load_pipeline(other).run()
+    assert reference.status == "failed"
+    shown = kernel.text("%nbflow run --notebook m.ipynb")
+    assert "run 1: failed" in shown, shown
+    status, steps, items = record_of(path, 1)
+    assert (status, steps, items) == record_of(other, 1)
+    assert [i["status"] for i in items] == ["done", "done", "done", "failed"]
+    assert steps["square"] == ("failed", "1 of 4 elements failed; element 3 (4): cell 3: ValueError: bad element")
+    assert steps["total"][0] == "skipped"
+    assert len(cache_contents(path, "square")) == 3
+    assert cache_contents(path, "square") == cache_contents(other, "square")
+
+    # run 2: element 0 forced, elements 1 and 2 restored, element 3 runs again and passes
+    for folder in (live_dir, other.parent):
+        (folder / "broken").unlink()
+    reference = load_pipeline(other).run(only=["square"], items=[0])
+    assert reference.status == "done", reference.error
+    shown = kernel.text(LIVE_RUN.format(options="only=['square'], items=[0]"))
+    assert shown.splitlines()[-1] == "done", shown
+    assert [line for line in shown.splitlines() if line.startswith("element")] == ["element 1", "element 4"]
+    status, steps, items = record_of(path, 2)
+    assert (status, steps, items) == record_of(other, 2)
+    assert [i["status"] for i in items] == ["done", "cached", "cached", "done"]
+    contents = cache_contents(path, "square")
+    assert len(contents) == 5 and contents == cache_contents(other, "square")  # 4 elements and the step's own
+    step_entry = next(c for c in contents.values() if c[2])
+    assert step_entry[0]["sq"] == [1, 4, 9, 16]
+    assert [o["text"] for o in step_entry[1][0]][4:6] == ["[nbflow] element 2: 3\n", "element 3\n"]  # the retry's
+    assert kernel.value("sq") == [1, 4, 9, 16] and kernel.value("'v' in globals()") is False
+
+    # run 3: the namespace after the map step, seen by the step after it, is the kernel executor's
+    assert load_pipeline(other).run().status == "done"
+    assert "run 3: done" in kernel.text("%nbflow run --notebook m.ipynb")
+    for name in ("s", "bound"):
+        assert nbflow.result(path, "total", name) == nbflow.result(other, "total", name)
+    assert kernel.value("s") == 30 and kernel.value("bound") is False
+
+
+STOPPED_CELLS = [
+    code("values = [1, 2, 3]", "parameters"),
+    step("load", "values = list(values)"),
+    step(
+        "square",
+        "import time\nif values == 2:\n    print('sleeping', flush=True)\n    time.sleep(60)\nsq = values * values",
+        "map:values",
+    ),
+]
+
+
+def staged(path: Path, name: str) -> list[str]:
+    """The staging folders left under step ``name``'s part of the cache."""
+    folder = load_pipeline(path).config.cache().root / name
+    return sorted(p.name for p in folder.glob(".staging-*")) if folder.exists() else []
+
+
+def test_a_map_step_stopped_mid_element_keeps_the_elements_before_it_with_either_executor(tmp_path, live_dir, kernel):
+    """Cancel (kernel executor) and interrupt (live): the step ends cancelled naming why, the
+    finished element stays cached, nothing of the stopped one is kept, the iterable is whole again."""
+    path = write_notebook(live_dir / "s.ipynb", STOPPED_CELLS)
+    other = twin(path, tmp_path)
+    from nbflow.events import ItemFinished
+    from nbflow.run import start_run
+
+    run: list = []
+
+    def cancel_after_the_first(event):
+        if isinstance(event, ItemFinished) and event.item == 0:
+            run[0].cancel()
+
+    run.append(start_run(load_pipeline(other), listeners=[cancel_after_the_first]))
+    assert run[0].wait(120) == "cancelled"
+    _, steps = step_runs(other, 1)
+    assert (steps["square"]["status"], steps["square"]["error"]) == ("cancelled", "element 1 (2): cancelled")
+
+    msg_id = kernel.send("%nbflow run --notebook s.ipynb")
+    assert "sleeping" in text_of(kernel.outputs(msg_id, until="sleeping"))
+    kernel.km.interrupt_kernel()
+    shown = text_of(kernel.outputs(msg_id))
+    assert "run 1: cancelled (1 cancelled, 1 done)" in shown, shown
+    _, steps = step_runs(path, 1)
+    assert (steps["square"]["status"], steps["square"]["error"]) == ("cancelled", "interrupted (KeyboardInterrupt)")
+    assert kernel.value("values") == [1, 2, 3]  # map_abort: the iterable, not the element it stopped at
+
+    for notebook in (path, other):
+        assert staged(notebook, "square") == []
+        plan = load_pipeline(notebook).plan()
+        assert plan["square"].state == "stale"
+        events = []
+        assert load_pipeline(notebook).run(listeners=[events.append], timeout=1).status == "failed"
+        # element 0 is restored from its entry; element 1 runs again (and times out)
+        assert [e.status for e in events if isinstance(e, ItemFinished)][:2] == ["cached", "failed"]
+
+
 # -------------------------------------------------------------------- timeout:
 
 SLOW = "import time\nfor _ in range(600):\n    time.sleep(0.1)\nb = a + 1"

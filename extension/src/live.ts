@@ -9,11 +9,12 @@
  *   restored steps get their cached outputs in their cells; steps to run execute through
  *   the notebook's own session (`CodeCell.execute`, so outputs appear as if run by hand),
  *   bracketed by `step_started` and `step_finished` (which gets the cells' outputs from the
- *   model; a step that raised and has retries left is run again by the kernel, whose answer
- *   brings the last attempt's outputs for its cells); then `finish`. A step the driver runs in the kernel itself (`in_kernel`: a
- *   `map:` step, once per element; or a deferred step whose inputs changed) comes back
- *   with its outputs, which go into its cells; a step whose re-computed key is cached
- *   (early cut-off) comes back from `step_started` as cached, with its cached outputs.
+ *   model; a step that raised and has retries left is run again by the kernel, whose
+ *   answer brings the last attempt's outputs for its cells); then `finish`. A step the
+ *   driver runs in the kernel itself (`in_kernel`: a `map:` step, once per element; or a
+ *   deferred step whose inputs changed) comes back with its outputs, which go into its
+ *   cells; a step whose re-computed key is cached (early cut-off) comes back from
+ *   `step_started` as cached, with its cached outputs.
  * - `putOutputs`: outputs into cells through the shared model, in one undoable transaction.
  *
  * Nothing here saves the notebook or talks to nbflow's REST API (index.ts does).

@@ -55,9 +55,14 @@ def cli_run(root: Path, notebook: str) -> int:
     return int(re.search(r"run (\d+) of", done.stdout + done.stderr).group(1))
 
 
-def palette(page, label: str, command: str) -> None:
-    """Run ``command`` from the command palette, as a user types ``label``."""
-    page.locator(".jp-Notebook").click(position={"x": 5, "y": 5})
+def palette(page, label: str, command: str, step_name: str | None = None) -> None:
+    """Run ``command`` from the command palette (JupyterLab's or Notebook 7's), as a user
+    types ``label``; with ``step_name``, that step's cell active first (the "this step"
+    commands act on the active cell's step)."""
+    if step_name is None:
+        page.locator(".jp-Notebook").click(position={"x": 5, "y": 5})
+    else:
+        cell_of(page, step_name).locator(".jp-InputPrompt").click()
     page.keyboard.press("Escape")
     page.keyboard.press("Control+Shift+c")
     page.locator(".lm-CommandPalette-input").fill(label)
@@ -128,6 +133,12 @@ def wait_toast(page, kind: str, text: str, timeout: float = 120) -> str:
 
 def step_cell(notebook: dict, name: str) -> dict:
     return next(c for c in notebook["cells"] if f"step:{name}" in c["metadata"].get("tags", []))
+
+
+def step_outputs(page, names: str | list[str]) -> dict[str, str]:
+    """The text each of steps ``names`` shows in its cell, in the editor's notebook."""
+    notebook = editor_model(page)["json"]
+    return {name: outputs_text(step_cell(notebook, name)) for name in names}
 
 
 def test_badges_turn_stale_as_you_type_before_saving(lab_server, page):  # noqa: F811
@@ -313,9 +324,10 @@ def context_menu(page, step_name: str, command: str) -> None:
     page.locator(f".lm-Menu-item[data-command='{command}']").click()
 
 
-def test_restore_up_to_a_step_run_up_to_a_step_and_a_failing_step(lab_server, page):  # noqa: F811
+def three_steps(root: Path, name: str) -> tuple[Path, int]:
+    """Notebook ``name`` of steps a -> b -> c (parameter n = 3) run by the CLI: its path and the run's id."""
     path = write_notebook(
-        lab_server.root / "upto.ipynb",
+        root / name,
         [
             code("n = 3", "parameters"),
             step("a", "x = list(range(n))\nprint('a ran')"),
@@ -323,7 +335,11 @@ def test_restore_up_to_a_step_run_up_to_a_step_and_a_failing_step(lab_server, pa
             step("c", "z = sum(y)\nprint('c', z)"),
         ],
     )
-    cli_run(lab_server.root, "upto.ipynb")
+    return path, cli_run(root, name)
+
+
+def test_restore_up_to_a_step_run_up_to_a_step_and_a_failing_step(lab_server, page):  # noqa: F811
+    path, _ = three_steps(lab_server.root, "upto.ipynb")
     saved = path.read_bytes()
     open_alone(lab_server, page, "upto.ipynb")
     wait_until(lambda: badge_states(page) == {"a": "fresh", "b": "fresh", "c": "fresh"}, 30, page=page)
@@ -335,10 +351,8 @@ def test_restore_up_to_a_step_run_up_to_a_step_and_a_failing_step(lab_server, pa
     assert "not restored" not in status and "restored a, b, c" not in status, status
     run_cell_below(page, "print('held', [k for k in ('x', 'y', 'z') if k in globals()], x, y)")
     wait_until(lambda: last_output(page).strip() == "held ['x', 'y'] [0, 1, 2] [0, 2, 4]", 60, page=page)
-    restored = editor_model(page)["json"]
-    assert outputs_text(step_cell(restored, "a")) == "a ran\n"
-    assert outputs_text(step_cell(restored, "b")) == "b [0, 2, 4]\n"
-    assert step_cell(restored, "c")["outputs"] == []
+    assert step_outputs(page, "abc") == {"a": "a ran\n", "b": "b [0, 2, 4]\n", "c": ""}
+    assert step_cell(editor_model(page)["json"], "c")["outputs"] == []  # none at all
 
     # c edited (not saved), then run up to c in the kernel: c runs, a and b are restored.
     type_into(page, "c", "sum(y)", "sum(y) + 1")

@@ -18,18 +18,19 @@ import json
 import pytest
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
-from ..conftest import code, step, write_notebook
 from .conftest import screenshot
 from .jupyterlab import lab_server, wait_until  # noqa: F401 - fixture
 from .test_jupyterlab_extension import badge_states
 from .test_jupyterlab_live import (
-    cell_of,
     cli_run,
     editor_model,
     last_output,
     outputs_text,
+    palette,
     run_cell_below,
     step_cell,
+    step_outputs,
+    three_steps,
     type_into,
     wait_status,
     wait_toast,
@@ -70,11 +71,7 @@ def test_restore_command_and_magics_in_notebook_7(lab_server, page):  # noqa: F8
     # Notebook 7's command palette has the command, and it restores the run's values (cells
     # are added only after it: a cell below evaluate's would be part of that step's code).
     # The outcome is a notification, as in JupyterLab, and on the side panel's status line.
-    page.locator(".jp-Notebook").click(position={"x": 5, "y": 5})
-    page.keyboard.press("Escape")
-    page.keyboard.press("Control+Shift+c")
-    page.locator(".lm-CommandPalette-input").fill("Restore pipeline state")
-    page.locator(".lm-CommandPalette-item[data-command='nbflow:restore-kernel']").first.click()
+    palette(page, "Restore pipeline state", "nbflow:restore-kernel")
     wait_toast(page, "success", f"restored {', '.join(STEPS)} into the kernel")
     wait_status(page, f"restored {', '.join(STEPS)} into the kernel")
 
@@ -105,46 +102,22 @@ def test_restore_command_and_magics_in_notebook_7(lab_server, page):  # noqa: F8
     assert not [e for e in page.console_errors if "nbflow" in e.lower()], page.console_errors
 
 
-def palette_in_notebook7(page, label: str, command: str, step_name: str | None = None) -> None:
-    """Run ``command`` from Notebook 7's command palette, with step ``step_name``'s cell
-    active (the "this step" commands act on the active cell's step)."""
-    if step_name is None:
-        page.locator(".jp-Notebook").click(position={"x": 5, "y": 5})
-    else:
-        cell_of(page, step_name).locator(".jp-InputPrompt").click()
-    page.keyboard.press("Escape")
-    page.keyboard.press("Control+Shift+c")
-    page.locator(".lm-CommandPalette-input").fill(label)
-    page.locator(f".lm-CommandPalette-item[data-command='{command}']").first.click()
-
-
 def test_run_stale_run_up_to_and_restore_up_to_a_step_in_notebook_7(lab_server, page):  # noqa: F811
-    path = write_notebook(
-        lab_server.root / "upto7.ipynb",
-        [
-            code("n = 3", "parameters"),
-            step("a", "x = list(range(n))\nprint('a ran', x)"),
-            step("b", "y = [v * 2 for v in x]\nprint('b', y)"),
-            step("c", "z = sum(y)\nprint('c', z)"),
-        ],
-    )
-    first = cli_run(lab_server.root, "upto7.ipynb")
+    path, first = three_steps(lab_server.root, "upto7.ipynb")
     saved = path.read_bytes()
     open_in_notebook7(lab_server, page, "upto7.ipynb")
     wait_until(lambda: badge_states(page) == {"a": "fresh", "b": "fresh", "c": "fresh"}, 60, page=page)
 
     # Restore up to b: a's and b's values and cached outputs; c's stay out.
-    palette_in_notebook7(page, "Restore up to this step", "nbflow:restore-to-kernel", "b")
+    palette(page, "Restore up to this step", "nbflow:restore-to-kernel", "b")
     wait_toast(page, "success", "restored a, b into the kernel")
-    restored = editor_model(page)["json"]
-    assert outputs_text(step_cell(restored, "a")) == "a ran [0, 1, 2]\n"
-    assert outputs_text(step_cell(restored, "b")) == "b [0, 2, 4]\n"
-    assert step_cell(restored, "c")["outputs"] == []
+    assert step_outputs(page, "abc") == {"a": "a ran\n", "b": "b [0, 2, 4]\n", "c": ""}
+    assert step_cell(editor_model(page)["json"], "c")["outputs"] == []  # none at all
 
     # c edited (not saved), run up to c: c runs in the kernel, its output in its cell.
     type_into(page, "c", "sum(y)", "sum(y) + 1")
     wait_until(lambda: badge_states(page)["c"] == "stale", 30, page=page)
-    palette_in_notebook7(page, "Run up to this step in this kernel", "nbflow:run-to-kernel", "c")
+    palette(page, "Run up to this step in this kernel", "nbflow:run-to-kernel", "c")
     toast = wait_toast(page, "success", f"run {first + 1} in the kernel done")
     assert "1 done" in toast and "failed" not in toast, toast
     assert outputs_text(step_cell(editor_model(page)["json"], "c")) == "c 7\n"
@@ -152,19 +125,17 @@ def test_run_stale_run_up_to_and_restore_up_to_a_step_in_notebook_7(lab_server, 
     # a edited: run stale steps runs a, b and c through the notebook's session.
     type_into(page, "a", "range(n)", "range(n + 1)")
     wait_until(lambda: badge_states(page) == {"a": "stale", "b": "stale", "c": "stale"}, 30, page=page)
-    palette_in_notebook7(page, "Run stale steps in this kernel", "nbflow:run-stale-kernel")
+    palette(page, "Run stale steps in this kernel", "nbflow:run-stale-kernel")
     toast = wait_toast(page, "success", f"run {first + 2} in the kernel done")
     assert "(3 done)" in toast, toast
+    assert step_outputs(page, "abc") == {"a": "a ran\n", "b": "b [0, 2, 4, 6]\n", "c": "c 13\n"}
     ran = editor_model(page)["json"]
-    assert outputs_text(step_cell(ran, "a")) == "a ran [0, 1, 2, 3]\n"
-    assert outputs_text(step_cell(ran, "b")) == "b [0, 2, 4, 6]\n"
-    assert outputs_text(step_cell(ran, "c")) == "c 13\n"
     assert all(isinstance(step_cell(ran, s)["execution_count"], int) for s in "abc")
 
     # A step that raises: an error notification naming the step and its one line.
     type_into(page, "b", "print('b', y)", "raise ValueError('boom')")
     wait_until(lambda: badge_states(page)["b"] == "stale", 30, page=page)
-    palette_in_notebook7(page, "Run stale steps in this kernel", "nbflow:run-stale-kernel")
+    palette(page, "Run stale steps in this kernel", "nbflow:run-stale-kernel")
     toast = wait_toast(page, "error", f"run {first + 3} in the kernel failed")
     assert toast.strip().endswith("b: ValueError: boom"), toast
     assert "ValueError" in json.dumps(step_cell(editor_model(page)["json"], "b")["outputs"])

@@ -96,8 +96,9 @@ MAIN_THREAD_ONLY = (
 #: only their registry, which ``matplotlib`` imports).
 MAIN_THREAD_ONLY_PREFIXES = ("matplotlib.backends.backend_",)
 
-#: Seconds after its start past which nothing waits for the warm-up any more (an import
-#: that hangs -- a stalled network folder -- must not hang every cell).
+#: Seconds of running (time paused for the user's cells not counted) past which nothing
+#: waits for the warm-up any more (an import that hangs -- a stalled network folder --
+#: must not hang every cell).
 WAIT_LIMIT = 60.0
 
 #: nbflow's side of a restore: imported first.

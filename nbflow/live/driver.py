@@ -41,7 +41,9 @@ Retries (a ``retry:`` tag) go through the one loop ``%nbflow run`` uses
 raised (not interrupted by the user: ``step_finished``'s ``interrupted``) and the step has
 an attempt left, ``step_finished`` restores the step's inputs, runs it again here, in the
 kernel, and answers with ``"attempts": n`` and the last attempt's ``outputs`` by cell id,
-which replace the failed attempt's in the cells.
+which replace the failed attempt's in the cells. Cells the user interrupted
+(``interrupted``, or a ``KeyboardInterrupt`` that was not the step's timeout) end the step
+``cancelled`` (``LiveRun.cancel_step``, as ``%nbflow run``'s interrupt), never retried.
 
 ``status({path, notebook})`` says, per step, whether the kernel holds its current values.
 Every function returns a JSON-able dict; a problem comes back as ``{"error": "<one
@@ -353,7 +355,7 @@ def step_finished(
 ) -> dict[str, Any]:
     """``step``'s cells ran: cache it (``outputs`` per cell id, from the cell models). When
     they raised and the step has retries, the next attempts run here (see module docstring);
-    ``interrupted``: the user stopped them (never retried)."""
+    ``interrupted``: the user stopped them (the step is cancelled, never retried)."""
     state = kernel_state()
     live = _current(state)
     cells = live.pipeline.steps[step].cells
@@ -364,7 +366,8 @@ def step_finished(
     if error and live.watchdog.fired:  # the frontend saw a KeyboardInterrupt: it was the step's timeout:
         error = live.watchdog.message()
     elif error and (interrupted or error.startswith("KeyboardInterrupt")):  # the user stopped it: never retried
-        return _finished(live, step, live.finish_step(step, by_cell, error, cache=why_not))
+        live.cancel_step(step)  # as %nbflow run's interrupt: cancelled, nothing of it cached
+        return _finished(live, step, "cancelled")
     from ..executors.user_kernel import Interrupted
 
     try:

@@ -445,3 +445,33 @@ def test_a_tagged_step_failing_once_is_retried_from_jupyterlabs_command(lab_serv
     wait_until(lambda: last_output(page).strip() == "total 105", 60, page=page)
     assert path.read_bytes() == saved
     assert not [e for e in page.console_errors if "nbflow" in e.lower()], page.console_errors
+
+
+def test_interrupting_a_step_from_jupyterlab_cancels_it_without_a_retry(lab_server, page):  # noqa: F811
+    path = write_notebook(
+        lab_server.root / "stopped.ipynb",
+        [
+            step("load", "data = [1, 2, 3]"),
+            step("slow", "import time\nprint('slow starts')\nfor _ in range(600):\n    time.sleep(0.1)", "retry:1:0"),
+        ],
+    )
+    saved = path.read_bytes()
+    open_alone(lab_server, page, "stopped.ipynb")
+    palette(page, "Run stale steps in this kernel", "nbflow:run-stale-kernel")
+    page.wait_for_selector(".jp-Notebook .jp-OutputArea-output:has-text('slow starts')", timeout=120_000)
+
+    # The kernel's stop button: the run ends cancelled, a warning notification says so, and
+    # slow is not run again although it is tagged retry:1.
+    page.locator(".jp-NotebookPanel-toolbar [data-command='notebook:interrupt-kernel']").click()
+    toast = wait_toast(page, "warning", "in the kernel cancelled")
+    assert toast.strip().endswith("slow: interrupted (KeyboardInterrupt)"), toast
+    assert panel_states(page)["slow"] == "cancelled", panel_states(page)
+    assert page.get_attribute("#nbflow-graph-panel", "data-run-status") == "cancelled"
+    assert "KeyboardInterrupt" in json.dumps(step_cell(editor_model(page)["json"], "slow")["outputs"])
+    run_id = int(re.search(r"run (\d+) in the kernel", toast).group(1))
+    shown = subprocess.run(
+        [str(BIN / "nbflow"), "show", str(run_id)], cwd=lab_server.root, capture_output=True, text=True, check=True
+    ).stdout
+    assert "attempt 1 of 2" not in shown, shown
+    assert path.read_bytes() == saved
+    assert not [e for e in page.console_errors if "nbflow" in e.lower()], page.console_errors

@@ -349,8 +349,9 @@ def test_the_driver_retries_a_tagged_step_the_frontend_ran_through_the_same_loop
     kernel.driver("begin", path="p.ipynb", mode="only", step="never")
     assert kernel.driver("step_started", step="never") == {}
     finished = kernel.driver("step_finished", step="never", outputs={}, error="cancelled", interrupted=True)
-    assert finished["status"] == "failed" and "attempts" not in finished, finished
-    kernel.driver("finish", status="cancelled")
+    assert finished == {"status": "cancelled", "key": finished["key"], "step_error": "interrupted (KeyboardInterrupt)"}
+    assert kernel.driver("finish", status="cancelled")["status"] == "cancelled"
+    assert run_record(path, 2)[1] == {"never": "cancelled", "load": "cached", "flaky": "cached"}
 
 
 def nbflow_runs_show(path: Path, run_id: int) -> str:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from . import cli_project, jsonout
-from .cli_hooks import add_hook_options, end_of_run, hooks_from_args, report_maker
+from .cli_hooks import add_hook_options, end_of_run, hooks_from_args
 from .cli_parameters import add_parameter_options as _add_parameter_options
 from .cli_parameters import parameters_from_args
 from .cli_shared import executor_from_args as _executor_from_args
@@ -112,7 +112,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         items=args.items,
         listeners=[ProgressPrinter(quiet=args.quiet)],
         hooks=hooks,
-        report=report_maker(args, pipeline.config),
+        report=args.report,
     )
 
     def terminate(signum: int, frame: Any) -> None:
@@ -470,8 +470,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", "-q", action="store_true", help="print only failures and the summary")
     p.add_argument(
         "--report",
-        action="store_true",
-        help="write the run's HTML report when it ends, failed or not (also: report = true in [tool.nbflow])",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="write the run's HTML report when it ends, failed or not (default: report in [tool.nbflow])",
     )
     add_hook_options(p)
     p.set_defaults(func=cmd_run)

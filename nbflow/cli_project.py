@@ -153,6 +153,7 @@ def _run(project: Any, args: argparse.Namespace) -> int:
             listeners=lambda name: [ProgressPrinter(_Named(name) if parallel else None, quiet=args.quiet)],
             handle=handle,
             hooks=lambda config: hooks_from_args(args, config),
+            report=args.report,
         )
     except KeyboardInterrupt:
         print("nbflow: cancelling the runs", file=sys.stderr)
@@ -164,7 +165,7 @@ def _run(project: Any, args: argparse.Namespace) -> int:
         if run.exception is not None:
             print(f"nbflow: error: {name}: {run.error}", file=sys.stderr)
         end_of_run(run)  # each notebook's run fired its hooks as it ended: their problems
-    if args.report or any(p.config.report for p in project.pipelines.values()):
+    if args.report or (args.report is None and any(p.config.report for p in project.pipelines.values())):
         _pipeline_report(result)
     for name, why in result.skipped.items():
         print(f"nbflow: {name} not run: {why}", file=sys.stderr)

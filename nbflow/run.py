@@ -141,8 +141,9 @@ class Run:
         self._ctx = ctx
         self._executor = executor
         self._copy_to = copy_to
-        #: The end of the run (``run_end``): the hooks and report maker its starter gave
-        #: (``None`` hooks: ``[tool.nbflow]``'s), set when that end is over, and its problems.
+        #: The end of the run (``run_end``): the hooks its starter gave (``None``:
+        #: ``[tool.nbflow]``'s), the report maker (``run_end.report_maker``), set when that
+        #: end is over, its problems, and the report it wrote.
         self.end_hooks: Any = None
         self.end_report: Any = None
         self.ended = threading.Event()
@@ -337,7 +338,7 @@ def prepare_run(
     items: Iterable[int] = (),
     run_class: type[Run] | None = None,
     hooks: Any = None,
-    report: Callable[[int], Path | None] | None = None,
+    report: Callable[[int], Path | None] | bool | None = None,
 ) -> Run:
     """Plan ``pipeline`` and record a new run; ``Run.start`` runs it in a background thread.
 
@@ -349,10 +350,12 @@ def prepare_run(
     ``items`` recomputes those elements of the one ``map:`` step named by ``only``.
     ``run_class``: the ``Run`` subclass to return (``api.Run`` adds ``report``).
     ``hooks`` (``hooks.Hooks``): what runs once the run has ended, instead of the
-    ``[tool.nbflow]`` hooks (``run_end``); ``report(run_id)`` makes the run's report
-    before them (its path goes to the hooks).
+    ``[tool.nbflow]`` hooks (``run_end``). ``report``: the run's report, made before the
+    hooks (its path goes to them) -- a maker ``report(run_id)``, ``True``, ``False``, or
+    ``None``: as ``[tool.nbflow] report`` says (``run_end.report_maker``).
     """
     from .executors import get_executor
+    from .run_end import report_maker
 
     config = pipeline.config
     if not pipeline.steps:
@@ -403,7 +406,7 @@ def prepare_run(
         if early is not None:
             early.discard()
         raise
-    run.end_hooks, run.end_report = hooks, report
+    run.end_hooks, run.end_report = hooks, report_maker(config, pipeline.path, report)
     return run
 
 

@@ -258,6 +258,12 @@ class NbflowHandler(APIHandler):
             "params": dict(run.plan.params),
             "steps": run.steps,
             "in_process": True,
+            # as the store records them (the report once the run's end wrote it: run_end)
+            "artifacts": sorted(
+                kind
+                for kind, present in (("output_notebook", run.output_notebook), ("report", run.report_path))
+                if present is not None
+            ),
         }
 
     def stored_run(self, run_id: int, notebook: Path) -> dict[str, Any]:

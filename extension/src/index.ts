@@ -315,7 +315,8 @@ const plugin: JupyterFrontEndPlugin<void> = {
       try {
         outcome = await runInKernel(nb, notebook, mode, step, {
           begun: (runId, steps) => model.liveBegin(runId, steps),
-          step: (name, state) => model.liveStep(name, state)
+          step: (name, state) => model.liveStep(name, state),
+          events: events => model.liveEvents(events as api.IRunEvent[])
         });
       } catch (e) {
         await model.liveEnd('failed', (e as Error).message);

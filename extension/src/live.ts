@@ -10,11 +10,15 @@
  *   the notebook's own session (`CodeCell.execute`, so outputs appear as if run by hand),
  *   bracketed by `step_started` and `step_finished` (which gets the cells' outputs from the
  *   model; a step that raised and has retries left is run again by the kernel, whose
- *   answer brings the last attempt's outputs for its cells); then `finish`. A step the
- *   driver runs in the kernel itself (`in_kernel`: a `map:` step, once per element; or a
- *   deferred step whose inputs changed) comes back with its outputs, which go into its
- *   cells; a step whose re-computed key is cached (early cut-off) comes back from
- *   `step_started` as cached, with its cached outputs.
+ *   answer brings the last attempt's outputs for its cells); then `finish`. Every answer
+ *   brings the run's new events (the REST API's event stream's, in order):
+ *   `progress.events` applies them as the panel applies that stream, so a failed check
+ *   turns the step it checks failed as it happens. A step that fails does not stop the
+ *   run: the driver skips the steps that need it (as every executor does) and the others
+ *   run. A step the driver runs in the kernel itself (`in_kernel`: a `map:` step, once per
+ *   element; or a deferred step whose inputs changed) comes back with its outputs, which
+ *   go into its cells; a step whose re-computed key is cached (early cut-off) comes back
+ *   from `step_started` as cached, with its cached outputs.
  * - `putOutputs`: outputs into cells through the shared model, in one undoable transaction.
  *
  * Nothing here saves the notebook or talks to nbflow's REST API (index.ts does).
@@ -49,6 +53,8 @@ interface IRanHere {
 export interface IProgress {
   begun(runId: number | null, steps: IStepDecision[]): void;
   step(step: string, state: string): void;
+  /** The run's events, in order, as the kernel published them (`Event.to_dict`). */
+  events(events: Record<string, any>[]): void;
 }
 
 export interface IOutcome {
@@ -104,7 +110,11 @@ export async function loadInKernel(session: ISessionContext): Promise<boolean> {
 
 /** The kernel-side driver of a notebook's session. */
 export class KernelDriver {
-  constructor(readonly session: ISessionContext) {}
+  /** `onEvents` receives the events of the kernel's run each answer brings. */
+  constructor(
+    readonly session: ISessionContext,
+    readonly onEvents: ((events: Record<string, any>[]) => void) | null = null
+  ) {}
 
   /** Call driver function `name`; its answer, or an Error with its one line. */
   async call<T = Record<string, any>>(name: string, args: Record<string, unknown>): Promise<T> {
@@ -137,6 +147,9 @@ export class KernelDriver {
       throw new Error(`nbflow's driver failed in the kernel: ${why}`);
     }
     const answer = JSON.parse(unrepr(result.data['text/plain']));
+    if (Array.isArray(answer?.events) && answer.events.length && this.onEvents) {
+      this.onEvents(answer.events);
+    }
     if (answer && typeof answer === 'object' && 'error' in answer && typeof answer.error === 'string') {
       throw new Error(answer.error);
     }
@@ -232,7 +245,7 @@ export async function runInKernel(
     throw new Error("nbflow runs steps in Python kernels; this notebook's kernel is not Python");
   }
   await loadInKernel(session);
-  const driver = new KernelDriver(session);
+  const driver = new KernelDriver(session, events => progress.events(events));
   const begun = await driver.call<{ run_id: number | null; steps: IStepDecision[] }>('begin', {
     path: nb.context.path,
     notebook,
@@ -252,12 +265,23 @@ export async function runInKernel(
     counts: {}
   };
   const cells = cellsById(nb);
+  /** The first failure names the run's error; the run goes on (the driver skips what needs it). */
+  const failed = (name: string, error: string): void => {
+    if (outcome.status === 'done') {
+      outcome.status = 'failed';
+      outcome.error = `${name}: ${error}`;
+    }
+  };
   /** A step the driver ran in the kernel: its outputs into its cells; false when the run stops. */
   const ranHere = (name: string, answer: IRanHere): boolean => {
     putOutputs(nb, answer.outputs ?? {});
     progress.step(name, answer.status);
     outcome.ran.push(name);
-    if (answer.status === 'failed' || answer.status === 'cancelled') {
+    if (answer.status === 'failed') {
+      failed(name, answer.step_error || answer.status);
+      return true;
+    }
+    if (answer.status === 'cancelled') {
       outcome.status = answer.status;
       outcome.error = `${name}: ${answer.step_error || answer.status}`;
       return false;
@@ -291,6 +315,11 @@ export async function runInKernel(
         continue;
       }
       const started = await driver.call<Partial<IRanHere>>('step_started', { step: s.name });
+      if (started.status === 'skipped') {
+        // a step it needs failed: the driver skipped it; its cells do not run
+        progress.step(s.name, 'skipped');
+        continue;
+      }
       if (started.status === 'cached') {
         // early cut-off: the steps above it left the values it read before; restored, not run
         putOutputs(nb, started.outputs ?? {});
@@ -350,10 +379,13 @@ export async function runInKernel(
       }
       progress.step(s.name, interrupted ? 'cancelled' : finished.status);
       outcome.ran.push(s.name);
-      if (error) {
-        outcome.status = interrupted ? 'cancelled' : 'failed';
+      if (interrupted) {
+        outcome.status = 'cancelled';
         outcome.error = `${s.name}: ${error}`;
         break;
+      }
+      if (error) {
+        failed(s.name, error);
       }
     }
   } catch (e) {

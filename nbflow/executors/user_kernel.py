@@ -230,6 +230,8 @@ class LiveRun:
         #: the step whose cells the frontend is executing, and the cells seen meanwhile
         self.active: str | None = None
         self.seen: list[tuple[str | None, str]] = []
+        #: how many of the run's events the driver has handed to the frontend (``driver.call``)
+        self.forwarded = 0
         self.warnings: list[str] = []
         self.watched = ctx.watched_names()
         self.state.baseline.cwd = str(ctx.pipeline.path.parent)

@@ -7,6 +7,8 @@ JupyterLab, goes::
     begin({path, notebook, mode, step, params})  -> steps: restore / run / skip, in order
     restore({step})                              -> values of a fresh step put back
     step_started({step})                         -> inputs restored, StepStarted published
+                                                    (or {status: skipped}: a step it
+                                                    needs failed; the run goes on)
         (the frontend executes the step's cells through the notebook session)
     step_finished({step, outputs, error, interrupted})
                                                  -> values dumped and cached, StepFinished
@@ -50,6 +52,13 @@ Every function returns a JSON-able dict; a problem comes back as ``{"error": "<o
 line>"}``, never as an exception. The work is the ``live`` executor's
 (``executors.user_kernel.LiveRun``); the ``%nbflow`` magics call the same functions
 (``open_run``, ``resolve_notebook``...).
+
+Every answer of a call made while a live run is open (``begin`` to ``finish``) carries
+``events``: the run's events published since the last answer, in order, as the REST API's
+event stream sends them (``Event.to_dict``) -- so the frontend's view follows a run in the
+kernel with the same events, and the same transitions, as a run it follows from the
+server: a ``CheckFailed`` turns the step it checks failed when the check fails, not when
+the run ends.
 
 Must not: talk to the frontend any other way than return values, or keep state
 anywhere but the kernel's ``KernelState``.
@@ -114,11 +123,32 @@ def call(name: str, json_args: str = "{}") -> str:
             raise ValueError("the arguments must be a JSON object")
     except ValueError as e:
         return json.dumps({"error": f"{name}: bad arguments: {e}"})
+    before = _open_run()
     try:
         answer = fn(**args)
     except TypeError as e:
         answer = {"error": f"{name}: {e}"}
+    events = new_events(_open_run() or before)  # after finish: the run it closed
+    if events:
+        answer["events"] = events
     return json.dumps(answer, default=str)
+
+
+def _open_run() -> LiveRun | None:
+    try:
+        return kernel_state().current
+    except RuntimeError:  # not in an IPython kernel: no run
+        return None
+
+
+def new_events(live: LiveRun | None) -> list[dict[str, Any]]:
+    """The events of ``live``'s run not yet handed to the frontend (``Event.to_dict``)."""
+    if live is None:
+        return []
+    history = list(live.ctx.bus.history)
+    fresh = history[live.forwarded :]
+    live.forwarded = len(history)
+    return [event.to_dict() for event in fresh]
 
 
 def resolve_notebook(path: str | os.PathLike[str] | None) -> Path:
@@ -319,6 +349,10 @@ def step_started(step: str) -> dict[str, Any]:
     state = kernel_state()
     live = _current(state)
     live.pipeline.check_steps([step], "step_started")
+    blocked = live.ctx.blocked_by(step) if live.run is not None else None
+    if blocked:  # a step it needs failed: skipped, as every executor skips it; the run goes on
+        live.ctx.finish_step(step, "skipped", reasons=(blocked,))
+        return {"status": "skipped"}
     if live.cut_off(step):
         return {"status": "cached", "outputs": per_cell(live, step, live.outputs.pop(step, []))}
     live.start_step(step)
@@ -456,6 +490,7 @@ __all__ = [
     "decisions",
     "finish",
     "load",
+    "new_events",
     "open_run",
     "resolve_notebook",
     "restore",

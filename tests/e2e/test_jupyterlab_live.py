@@ -48,6 +48,14 @@ def open_alone(lab, page, notebook: str) -> None:
     )
 
 
+def show_run_of(root: Path, told: str) -> str:
+    """What ``nbflow show`` prints for the run a notification or status line ``told`` names."""
+    run_id = re.search(r"run (\d+) in the kernel", told).group(1)
+    done = subprocess.run([str(BIN / "nbflow"), "show", run_id], cwd=root, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
 def cli_run(root: Path, notebook: str) -> int:
     """Run ``notebook`` with the CLI; the run's id (the module's notebooks share one run store)."""
     done = subprocess.run([str(BIN / "nbflow"), "run", notebook], cwd=root, capture_output=True, text=True, timeout=300)
@@ -409,6 +417,12 @@ def test_a_map_step_and_a_timeout_run_in_the_notebook_kernel(lab_server, page): 
     assert not [e for e in page.console_errors if "nbflow" in e.lower()], page.console_errors
 
 
+def untouched(page, path: Path, saved: bytes) -> None:
+    """Nothing saved behind the user's back, and no nbflow error in the browser's console."""
+    assert path.read_bytes() == saved
+    assert not [e for e in page.console_errors if "nbflow" in e.lower()], page.console_errors
+
+
 def test_a_tagged_step_failing_once_is_retried_from_jupyterlabs_command(lab_server, page):  # noqa: F811
     marker = lab_server.root / "flaky-failed-once"
     path = write_notebook(
@@ -436,15 +450,11 @@ def test_a_tagged_step_failing_once_is_retried_from_jupyterlabs_command(lab_serv
     cell = step_cell(editor_model(page)["json"], "flaky")
     assert outputs_text(cell) == "attempt sees 4\n"  # the retry's outputs replaced the failed attempt's
     assert "ConnectionError" not in json.dumps(cell["outputs"])
-    run_id = int(re.search(r"run (\d+) in the kernel", toast).group(1))
-    shown = subprocess.run(
-        [str(BIN / "nbflow"), "show", str(run_id)], cwd=lab_server.root, capture_output=True, text=True, check=True
-    ).stdout
+    shown = show_run_of(lab_server.root, toast)
     assert "attempt 1 of 2 failed (ConnectionError: network blip)" in shown, shown
     run_cell_below(page, "print('total', total)")
     wait_until(lambda: last_output(page).strip() == "total 105", 60, page=page)
-    assert path.read_bytes() == saved
-    assert not [e for e in page.console_errors if "nbflow" in e.lower()], page.console_errors
+    untouched(page, path, saved)
 
 
 def test_interrupting_a_step_from_jupyterlab_cancels_it_without_a_retry(lab_server, page):  # noqa: F811
@@ -468,10 +478,6 @@ def test_interrupting_a_step_from_jupyterlab_cancels_it_without_a_retry(lab_serv
     assert panel_states(page)["slow"] == "cancelled", panel_states(page)
     assert page.get_attribute("#nbflow-graph-panel", "data-run-status") == "cancelled"
     assert "KeyboardInterrupt" in json.dumps(step_cell(editor_model(page)["json"], "slow")["outputs"])
-    run_id = int(re.search(r"run (\d+) in the kernel", toast).group(1))
-    shown = subprocess.run(
-        [str(BIN / "nbflow"), "show", str(run_id)], cwd=lab_server.root, capture_output=True, text=True, check=True
-    ).stdout
+    shown = show_run_of(lab_server.root, toast)
     assert "attempt 1 of 2" not in shown, shown
-    assert path.read_bytes() == saved
-    assert not [e for e in page.console_errors if "nbflow" in e.lower()], page.console_errors
+    untouched(page, path, saved)

@@ -54,8 +54,9 @@ def cmd_graph(args: argparse.Namespace) -> int:
 
 def cmd_plan(args: argparse.Namespace) -> int:
     from .graph import load_pipeline
+    from .project_context import in_project
 
-    pipeline = load_pipeline(args.notebook)
+    pipeline = in_project(load_pipeline(args.notebook))
     _print_warnings(pipeline)
     values, raw = parameters_from_args(args)
     from .run import plan_pipeline
@@ -74,9 +75,10 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     from .graph import load_pipeline
+    from .project_context import in_project
     from .verify import verify_cache
 
-    pipeline = load_pipeline(args.notebook)
+    pipeline = in_project(load_pipeline(args.notebook))
     _print_warnings(pipeline)
     values, raw = parameters_from_args(args)
     result = verify_cache(pipeline, values, raw=raw)
@@ -96,6 +98,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     _print_warnings(pipeline)
     hooks = hooks_from_args(args, pipeline.config)  # a bad hook setting is refused before the run starts
     values, raw = parameters_from_args(args)
+    pipeline = cli_project.linked_for_run(pipeline, args, values, raw, executor)
     run = start_run(
         pipeline,
         values,

@@ -206,3 +206,37 @@ class _Named:
 
     def isatty(self) -> bool:
         return False
+
+
+def linked_for_run(pipeline: Any, args: argparse.Namespace, values: Any, raw: Any, executor: Any) -> Any:
+    """``nbflow run NB``: NB linked in its pipeline of notebooks (``project_context``). When a
+    step the run would execute needs a step of another notebook that is not ready, the
+    notebooks NB needs run first, as ``make`` builds a target's prerequisites (said on stderr)."""
+    from .cli_hooks import end_of_run, hooks_from_args
+    from .progress import ProgressPrinter
+    from .project_context import in_project, run_upstream_first
+    from .run import plan_pipeline
+
+    linked = in_project(pipeline)
+    for warning in linked.warnings[len(pipeline.warnings) :]:
+        print(f"warning: {warning}", file=sys.stderr)
+    if not linked.foreign_stale:
+        return linked
+    plan = plan_pipeline(
+        linked, values, raw=raw, force=args.force, force_all=args.force_all, only=args.only, from_=args.from_
+    )
+    result = run_upstream_first(
+        linked,
+        plan,
+        say=lambda line: print(line, file=sys.stderr),
+        executor=executor,
+        timeout=args.timeout,
+        retries=getattr(args, "retries", None) or 0,
+        listeners=lambda name: [ProgressPrinter(_Named(name), quiet=args.quiet)],
+        hooks=lambda config: hooks_from_args(args, config),
+    )
+    if result is None:
+        return linked
+    for run in result.runs.values():
+        end_of_run(run)
+    return in_project(pipeline)  # linked again: the keys the notebooks it needs ended with

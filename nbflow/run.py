@@ -368,7 +368,7 @@ def prepare_run(
         raise PipelineError(f"--retries {retries}: must be 0 or more", notebook=pipeline.path)
     _refuse_output_over_source(pipeline, output)
     given = resolve_parameters(pipeline.parameters, params, raw, pipeline.path)
-    given = {k: v for k, v in given.items() if k in (params or {})}
+    given = {k: v for k, v in given.items() if k in (params or {}) or k in pipeline.shared_params}
     cache = pipeline_cache(pipeline)
     items = sorted(set(items))
     forced_items: dict[str, list[int]] = {}
@@ -381,6 +381,10 @@ def prepare_run(
     plan = plan_pipeline(
         pipeline, params, raw=raw, force=force, force_all=force_all, only=only, from_=from_, cache=cache
     )
+    if pipeline.foreign_stale:  # never cache a result computed from a file its key does not describe
+        from .foreign import refuse_unready_upstream
+
+        refuse_unready_upstream(pipeline, plan)
     chosen = get_executor(executor or config.executor)
     prestart = getattr(chosen, "prestart", None)
     early = prestart(pipeline, config) if plan.to_run and prestart is not None else None

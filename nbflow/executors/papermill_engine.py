@@ -77,6 +77,7 @@ def run_for_papermill(nb_man: Any, **kwargs: Any) -> Any:
     from ..errors import NbflowError
     from ..graph import load_pipeline
     from ..progress import ProgressPrinter
+    from ..project_context import in_project
     from ..run import start_run
 
     nb = nb_man.nb
@@ -86,7 +87,8 @@ def run_for_papermill(nb_man: Any, **kwargs: Any) -> Any:
     os.close(fd)
     try:
         try:
-            pipeline = load_pipeline(path, Config.for_notebook(kwargs.get("nbflow_config_from") or path))
+            # keyed in its pipeline of notebooks, as nbflow run NB keys it
+            pipeline = in_project(load_pipeline(path, Config.for_notebook(kwargs.get("nbflow_config_from") or path)))
             run = start_run(
                 pipeline,
                 params,

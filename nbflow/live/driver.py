@@ -175,7 +175,7 @@ def load(path: str | os.PathLike[str] | None, notebook: Mapping[str, Any] | None
     resolved = resolve_notebook(path)
     config = Config.for_notebook(resolved)
     source = notebook_from_data(dict(notebook), resolved) if notebook is not None else None
-    return load_pipeline(resolved, config, source=source)
+    return load_pipeline(resolved, config, source=source)  # keyed in its pipeline of notebooks, if any
 
 
 def plan_options(pipeline: Any, mode: str, step: str | None) -> dict[str, Any]:

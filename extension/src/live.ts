@@ -9,14 +9,16 @@
  *   restored steps get their cached outputs in their cells; steps to run execute through
  *   the notebook's own session (`CodeCell.execute`, so outputs appear as if run by hand),
  *   bracketed by `step_started` and `step_finished` (which gets the cells' outputs from the
- *   model); then `finish`. Every answer brings the run's new events (the REST API's event
- *   stream's, in order): `progress.events` applies them as the panel applies that stream,
- *   so a failed check turns the step it checks failed as it happens. A step that fails
- *   does not stop the run: the driver skips the steps that need it (as every executor
- *   does) and the others run. A step the driver runs in the kernel itself (`in_kernel`: a
- *   `map:` step, once per element; or a deferred step whose inputs changed) comes back
- *   with its outputs, which go into its cells; a step whose re-computed key is cached
- *   (early cut-off) comes back from `step_started` as cached, with its cached outputs.
+ *   model; a step that raised and has retries left is run again by the kernel, whose
+ *   answer brings the last attempt's outputs for its cells); then `finish`. Every answer
+ *   brings the run's new events (the REST API's event stream's, in order):
+ *   `progress.events` applies them as the panel applies that stream, so a failed check
+ *   turns the step it checks failed as it happens. A step that fails does not stop the
+ *   run: the driver skips the steps that need it (as every executor does) and the others
+ *   run. A step the driver runs in the kernel itself (`in_kernel`: a `map:` step, once per
+ *   element; or a deferred step whose inputs changed) comes back with its outputs, which
+ *   go into its cells; a step whose re-computed key is cached (early cut-off) comes back
+ *   from `step_started` as cached, with its cached outputs.
  * - `putOutputs`: outputs into cells through the shared model, in one undoable transaction.
  *
  * Nothing here saves the notebook or talks to nbflow's REST API (index.ts does).
@@ -355,15 +357,25 @@ export async function runInKernel(
           outputs[id] = cell.model.outputs.toJSON();
         }
       }
-      const finished = await driver.call<{ status: string; step_error?: string }>('step_finished', {
+      const finished = await driver.call<IRanHere & { attempts?: number }>('step_finished', {
         step: s.name,
         outputs,
-        error: error || null
+        error: error || null,
+        interrupted
       });
-      if (finished.status === 'failed' && finished.step_error) {
+      if (finished.attempts) {
+        // it failed and had retries (retry:): the kernel ran it again; the last attempt's outputs
+        putOutputs(nb, finished.outputs ?? {});
+      }
+      if (finished.status === 'done') {
+        error = '';
+      } else if (finished.status === 'failed' && finished.step_error) {
         // the kernel's word: a timeout: interrupts the cell, and the step failed (not cancelled)
         error = finished.step_error;
         interrupted = false;
+      } else if (finished.status === 'cancelled') {
+        error = finished.step_error || error || 'interrupted';
+        interrupted = true;
       }
       progress.step(s.name, interrupted ? 'cancelled' : finished.status);
       outcome.ran.push(s.name);

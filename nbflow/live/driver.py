@@ -10,7 +10,10 @@ JupyterLab, goes::
                                                     (or {status: skipped}: a step it
                                                     needs failed; the run goes on)
         (the frontend executes the step's cells through the notebook session)
-    step_finished({step, outputs, error})        -> values dumped and cached, StepFinished
+    step_finished({step, outputs, error, interrupted})
+                                                 -> values dumped and cached, StepFinished
+                                                    (a failed attempt with retries left:
+                                                    run again here, its outputs returned)
     run_step({step})                             -> a step run here, in the kernel, its
                                                     outputs returned for the cells
     finish({status})                             -> RunFinished, counts
@@ -34,6 +37,15 @@ answering like ``run_step``. A step's ``timeout:`` is applied in the kernel: its
 interrupted, and ``step_finished`` answers ``{"status": "failed", "step_error": "timed out
 after N s (interrupted)"}`` (a step's failure is ``step_error``: ``error`` is kept for the
 call's own failure).
+
+Retries (a ``retry:`` tag) go through the one loop ``%nbflow run`` uses
+(``LiveRun.attempts``, ``RunContext.retry_delay``): when the cells the frontend executed
+raised (not interrupted by the user: ``step_finished``'s ``interrupted``) and the step has
+an attempt left, ``step_finished`` restores the step's inputs, runs it again here, in the
+kernel, and answers with ``"attempts": n`` and the last attempt's ``outputs`` by cell id,
+which replace the failed attempt's in the cells. Cells the user interrupted
+(``interrupted``, or a ``KeyboardInterrupt`` that was not the step's timeout) end the step
+``cancelled`` (``LiveRun.cancel_step``, as ``%nbflow run``'s interrupt), never retried.
 
 ``status({path, notebook})`` says, per step, whether the kernel holds its current values.
 Every function returns a JSON-able dict; a problem comes back as ``{"error": "<one
@@ -372,8 +384,12 @@ def _run_here(live: LiveRun, step: str) -> dict[str, Any]:
 
 
 @_answer
-def step_finished(step: str, outputs: Mapping[str, Any] | None = None, error: str | None = None) -> dict[str, Any]:
-    """``step``'s cells ran: cache it (``outputs`` per cell id, from the cell models)."""
+def step_finished(
+    step: str, outputs: Mapping[str, Any] | None = None, error: str | None = None, interrupted: bool = False
+) -> dict[str, Any]:
+    """``step``'s cells ran: cache it (``outputs`` per cell id, from the cell models). When
+    they raised and the step has retries, the next attempts run here (see module docstring);
+    ``interrupted``: the user stopped them (the step is cancelled, never retried)."""
     state = kernel_state()
     live = _current(state)
     cells = live.pipeline.steps[step].cells
@@ -381,11 +397,30 @@ def step_finished(step: str, outputs: Mapping[str, Any] | None = None, error: st
     seen = getattr(live, "seen", [])
     live.active = None
     why_not = unproven_cells(cells, seen)
-    if error and live.ctx.retry_policy(step)[0] > 0:  # the frontend ran the cells: it cannot run them again here
-        live.ctx.warn("not retried: steps run from JupyterLab's commands run once (%nbflow run retries them)", step)
-    result = live.finish_step(step, by_cell, error or None, cache=why_not)
-    answer = {"status": result, "key": live.ctx.key(step)}
-    if result == "failed" and live.run is not None and step in live.run.steps:
+    if error and live.watchdog.fired:  # the frontend saw a KeyboardInterrupt: it was the step's timeout:
+        error = live.watchdog.message()
+    elif error and (interrupted or error.startswith("KeyboardInterrupt")):  # the user stopped it: never retried
+        live.cancel_step(step)  # as %nbflow run's interrupt: cancelled, nothing of it cached
+        return _finished(live, step, "cancelled")
+    from ..executors.user_kernel import Interrupted
+
+    try:
+        # the first attempt ran in the cells; retries (retry:) run here, as %nbflow run's do
+        result = live.attempts(step, (by_cell, error or None), cache=why_not)
+    except Interrupted:
+        result = "cancelled"
+    outputs_here = live.outputs.pop(step, [])
+    answer = _finished(live, step, result)
+    if live.tries.get(step, 1) > 1:  # the cells show the first attempt: the last one's outputs replace them
+        answer["attempts"] = live.tries[step]
+        answer["outputs"] = per_cell(live, step, outputs_here)
+    return answer
+
+
+def _finished(live: LiveRun, step: str, result: str) -> dict[str, Any]:
+    """``step_finished``'s answer for ``step`` ended ``result``."""
+    answer: dict[str, Any] = {"status": result, "key": live.ctx.key(step)}
+    if result in ("failed", "cancelled") and live.run is not None and step in live.run.steps:
         answer["step_error"] = live.run.steps[step].get("error", "")
     return answer
 

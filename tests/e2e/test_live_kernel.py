@@ -363,6 +363,45 @@ def test_run_in_the_kernel_retries_a_tagged_step_with_its_inputs_restored(tmp_pa
     assert "attempt 1 of 2 failed" in nbflow_runs_show(path, run_id)
 
 
+def test_the_driver_retries_a_tagged_step_the_frontend_ran_through_the_same_loop(tmp_path, kernel):
+    marker = tmp_path / "failed-once"
+    flaky_code = (
+        f"import pathlib\nm = pathlib.Path({str(marker)!r})\ndata.append(99)\nprint('attempt', len(data))\n"
+        "if not m.exists():\n    m.touch()\n    raise ConnectionError('network blip')\ntotal = sum(data)"
+    )
+    path = write_notebook(
+        tmp_path / "p.ipynb",
+        [step("load", "data = [1, 2, 3]"), step("flaky", flaky_code, "retry:1:0"), step("never", "x = 1", "retry:1:0")],
+    )
+    nb = nbformat.read(path, 4)
+    load_cell, flaky_cell = nb.cells[0], nb.cells[1]
+    assert kernel.driver("begin", path="p.ipynb", mode="to", step="flaky")["run_id"] == 1
+    assert kernel.driver("step_started", step="load") == {}
+    outputs = kernel.run(load_cell.source, load_cell.id)
+    assert kernel.driver("step_finished", step="load", outputs={load_cell.id: outputs})["status"] == "done"
+    # The frontend runs flaky's cell: it raises; the driver runs it again here, inputs restored.
+    assert kernel.driver("step_started", step="flaky") == {}
+    outputs = kernel.run(flaky_cell.source, flaky_cell.id)
+    assert "ConnectionError: network blip" in text_of(outputs)
+    finished = kernel.driver(
+        "step_finished", step="flaky", outputs={flaky_cell.id: outputs}, error="ConnectionError: network blip"
+    )
+    assert finished["status"] == "done" and finished["attempts"] == 2, finished
+    assert [o.get("text") for o in finished["outputs"][flaky_cell.id]] == ["attempt 4\n"]
+    assert kernel.value("total") == 105  # the failed attempt's append did not leak into the retry
+    assert kernel.driver("finish", status="done")["counts"] == {"done": 2, "skipped": 1}  # never: not asked for
+    assert nbflow.result(path, "flaky", "total") == 105
+    assert "attempt 1 of 2 failed (ConnectionError: network blip)" in nbflow_runs_show(path, 1)
+
+    # A step the user interrupted is not retried, retry: or not.
+    kernel.driver("begin", path="p.ipynb", mode="only", step="never")
+    assert kernel.driver("step_started", step="never") == {}
+    finished = kernel.driver("step_finished", step="never", outputs={}, error="cancelled", interrupted=True)
+    assert finished == {"status": "cancelled", "key": finished["key"], "step_error": "interrupted (KeyboardInterrupt)"}
+    assert kernel.driver("finish", status="cancelled")["status"] == "cancelled"
+    assert run_record(path, 2)[1] == {"never": "cancelled", "load": "cached", "flaky": "cached"}
+
+
 def nbflow_runs_show(path: Path, run_id: int) -> str:
     import subprocess
     import sys

@@ -150,3 +150,18 @@ def test_use_template_cache_gives_the_pages_a_new_environment(tmp_path):
     finally:
         templating._TEMPLATE_CACHE.clear()
         templating.environment.cache_clear()
+
+
+@pytest.mark.parametrize("what", ["folder", "file"])
+def test_a_kept_file_others_could_write_is_never_used(templates, what):
+    # A kept file is code: it is trusted as the cache's pickles are (fsutil.check_private).
+    folder, cache = templates
+    env_for(folder, cache).get_template("page.j2").render(name="x", n=1)
+    [path] = cached_files(cache)
+    data = json.loads(path.read_text())
+    data["python"] = data["python"].replace(" has ", " ran ")
+    path.write_text(json.dumps(data))
+    (cache.directory if what == "folder" else path).chmod(0o777 if what == "folder" else 0o666)
+    assert env_for(folder, cache).get_template("page.j2").render(name="x", n=1) == "<p>x has 1 runs</p>"
+    if what == "folder":  # nothing is written into a folder others could write
+        assert json.loads(path.read_text())["python"] == data["python"]

@@ -18,6 +18,11 @@ miss: the template is compiled as without a cache and the file written again
 (atomically). Files live in ``templates/`` of the ``.nbflow`` folder of the run store
 being reported (``templating.use_template_cache``), never elsewhere.
 
+A kept file is code that runs when a page is rendered, so it is trusted as the cache's
+pickles are (``fsutil.check_private``): the folder and the file must belong to this user
+and be writable by no one else. A ``templates/`` folder that fails the check (a copied or
+shared ``.nbflow``) is neither read nor written: the templates are compiled as without a cache.
+
 It compiles templates; it renders nothing and reads no store.
 """
 
@@ -31,7 +36,8 @@ from typing import Any
 
 import jinja2
 
-from ..fsutil import atomic_write_text
+from ..errors import CacheRefused
+from ..fsutil import atomic_write_text, check_private
 
 #: The format of a cache file (bump when what it holds changes).
 FORMAT = 1
@@ -92,10 +98,12 @@ class SourceCache(jinja2.BytecodeCache):
         key = self.key(environment, name, filename, source)
         bucket = jinja2.bccache.Bucket(environment, key, key)
         path = self.directory / f"{key[:40]}.json"
-        python = self._read(path, key)
+        trusted = self._trusted()
+        python = self._read(path, key) if trusted else None
         if python is None:
             python = environment.compile(source, name, filename, raw=True)
-            self._write(path, key, python)
+            if trusted:
+                self._write(path, key, python)
         bucket.code = compile(python, filename or "<template>", "exec")
         return bucket
 
@@ -108,11 +116,22 @@ class SourceCache(jinja2.BytecodeCache):
     def dump_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:  # pragma: no cover - get_bucket does it
         """Unused (``get_bucket`` writes the file)."""
 
+    def _trusted(self) -> bool:
+        """Whether the folder may be used: missing (it is made private) or this user's alone."""
+        try:
+            check_private(self.directory)
+        except FileNotFoundError:
+            return True
+        except (CacheRefused, OSError):
+            return False
+        return True
+
     @staticmethod
     def _read(path: Path, key: str) -> str | None:
         try:
+            check_private(path)
             data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+        except (OSError, ValueError, CacheRefused):
             return None
         if not isinstance(data, dict) or data.get("key") != key or not isinstance(data.get("python"), str):
             return None

@@ -5,7 +5,8 @@ once (every step fresh). The panel asks on opening a notebook, on each save and 
 second while a pipeline run goes on.
 
 Printed against the plain alternative: ``GET graph?path=NB``, the one notebook's graph the
-panel asks anyway, and the whole pipeline's plan from the shell (``nbflow plan FOLDER``,
+panel asks anyway (keyed in its pipeline: the notebooks upstream of it planned too, so also
+for the last notebook, which has every other one upstream), and the whole pipeline's plan from the shell (``nbflow plan FOLDER``,
 interpreter start-up included). Medians of ``--repeat`` requests.
 
     python benchmarks/bench_project_route.py [--notebooks 10] [--steps 20] [--repeat 7]
@@ -53,12 +54,19 @@ def main() -> None:
             get(f"{api}/graph?path=pipe/{middle}")
             project = statistics.median(get(f"{api}/project?path=pipe/{middle}") for _ in range(args.repeat))
             graph = statistics.median(get(f"{api}/graph?path=pipe/{middle}") for _ in range(args.repeat))
+            get(f"{api}/graph?path=pipe/{paths[-1].name}")
+            last = statistics.median(get(f"{api}/graph?path=pipe/{paths[-1].name}") for _ in range(args.repeat))
         plan = timed([nbflow, "plan", str(folder)], repeat=3)
     print(f"GET project for a notebook of a pipeline of {args.notebooks} notebooks x {args.steps} steps:")
     report(
         [
             ("GET project?path=NB (the whole pipeline)", project, f"{project / graph:.1f}x GET graph"),
-            ("GET graph?path=NB (one notebook)", graph, ""),
+            ("GET graph?path=NB (one notebook, its upstream notebooks planned)", graph, ""),
+            (
+                f"GET graph of the last notebook ({len(paths) - 1} upstream)",
+                last,
+                f"{last / graph:.1f}x the middle one",
+            ),
             ("nbflow plan FOLDER (from the shell)", plan, f"GET project is {project / plan:.2f}x this"),
         ]
     )

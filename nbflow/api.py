@@ -60,8 +60,11 @@ class Pipeline(graph.Pipeline):
 
 
 def load_pipeline(path: str | Path, config: Config | None = None, *, source: NotebookSource | None = None) -> Pipeline:
-    """Read, analyse and validate the notebook at ``path`` (see ``graph.load_pipeline``)."""
-    return graph.load_pipeline(path, config, source=source, cls=Pipeline)
+    """Read, analyse and validate the notebook at ``path`` (see ``graph.load_pipeline``), keyed
+    in the pipeline of notebooks it belongs to, if any (``project_context.in_project``)."""
+    from .project_context import in_project
+
+    return in_project(graph.load_pipeline(path, config, source=source, cls=Pipeline))
 
 
 __all__ = ["Pipeline", "Run", "load_pipeline"]

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from . import cli_project, jsonout
-from .cli_hooks import add_hook_options, end_of_run, hooks_from_args, report_maker
+from .cli_hooks import add_hook_options, end_of_run, hooks_from_args
 from .cli_parameters import add_parameter_options as _add_parameter_options
 from .cli_parameters import parameters_from_args
 from .cli_shared import executor_from_args as _executor_from_args
@@ -54,8 +54,9 @@ def cmd_graph(args: argparse.Namespace) -> int:
 
 def cmd_plan(args: argparse.Namespace) -> int:
     from .graph import load_pipeline
+    from .project_context import in_project
 
-    pipeline = load_pipeline(args.notebook)
+    pipeline = in_project(load_pipeline(args.notebook))
     _print_warnings(pipeline)
     values, raw = parameters_from_args(args)
     from .run import plan_pipeline
@@ -74,9 +75,10 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     from .graph import load_pipeline
+    from .project_context import in_project
     from .verify import verify_cache
 
-    pipeline = load_pipeline(args.notebook)
+    pipeline = in_project(load_pipeline(args.notebook))
     _print_warnings(pipeline)
     values, raw = parameters_from_args(args)
     result = verify_cache(pipeline, values, raw=raw)
@@ -96,6 +98,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     _print_warnings(pipeline)
     hooks = hooks_from_args(args, pipeline.config)  # a bad hook setting is refused before the run starts
     values, raw = parameters_from_args(args)
+    pipeline = cli_project.linked_for_run(pipeline, args, values, raw, executor)
     run = start_run(
         pipeline,
         values,
@@ -112,7 +115,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         items=args.items,
         listeners=[ProgressPrinter(quiet=args.quiet)],
         hooks=hooks,
-        report=report_maker(args, pipeline.config),
+        report=args.report,
     )
 
     def terminate(signum: int, frame: Any) -> None:
@@ -345,7 +348,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     store.close()
     output = Path(args.output) if args.output else None
     if args.run_b is None:
-        path = build_report(config, args.run, output=output, trusted=args.trusted)
+        path = build_report(config, args.run, output=output, trusted=args.trusted, jobs=2)
     else:
         path = build_comparison(config, args.run, args.run_b, output=output, trusted=args.trusted)
     print(path)
@@ -470,8 +473,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", "-q", action="store_true", help="print only failures and the summary")
     p.add_argument(
         "--report",
-        action="store_true",
-        help="write the run's HTML report when it ends, failed or not (also: report = true in [tool.nbflow])",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="write the run's HTML report when it ends, failed or not (default: report in [tool.nbflow])",
     )
     add_hook_options(p)
     p.set_defaults(func=cmd_run)

@@ -1,22 +1,19 @@
 """The command line's end of a run: ``--report``, ``--on-failure``, ``--on-success``, ``--notify``.
 
-Every run fires its hooks where it ends (``run_end``, from ``Run.close``); ``nbflow run``
-only gives them: ``hooks_from_args`` (the options win over ``[tool.nbflow]``'s
-``on-failure``, ``on-success`` and ``notify``) and ``report_maker`` (``--report`` or
-``report = true``: the report is made before the hooks, which get its path), then waits
-for that end (``end_of_run``) and prints its problems. A hook's problem is recorded on
-the run (``nbflow show`` lists it); neither a report nor a hook changes the exit status.
+Every run fires its hooks and writes its report where it ends (``run_end``, from
+``Run.close``); ``nbflow run`` only gives them: ``hooks_from_args`` (the options win over
+``[tool.nbflow]``'s ``on-failure``, ``on-success`` and ``notify``) and ``--report`` /
+``--no-report`` (passed to ``run.start_run``; without either, ``report = true`` decides,
+as for every starter), then waits for that end (``end_of_run``) and prints the report's
+path and the problems. A problem is recorded on the run (``nbflow show`` lists it);
+neither a report nor a hook changes the exit status.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
-from pathlib import Path
 from typing import Any
-
-from .errors import NbflowError
 
 
 def add_hook_options(p: argparse.ArgumentParser) -> None:
@@ -48,27 +45,11 @@ def hooks_from_args(args: argparse.Namespace, config: Any) -> Any:
     )
 
 
-def report_maker(args: argparse.Namespace, config: Any) -> Callable[[int], Path | None] | None:
-    """What makes the run's report at its end, when ``--report`` or ``report = true`` asks for one."""
-    if not (args.report or config.report):
-        return None
-    return lambda run_id: end_of_run_report(config, run_id)
-
-
 def end_of_run(run: Any) -> None:
-    """Wait for the run's end (its report, its hooks: ``run_end``); print its problems, never raise."""
-    for problem in run.wait_end():
+    """Wait for the run's end (its report, its hooks: ``run_end``); print the report's path
+    and the problems, never raise."""
+    problems = run.wait_end()
+    if run.report_path is not None:
+        print(f"report: {run.report_path}", file=sys.stderr)
+    for problem in problems:
         print(f"nbflow: warning: {problem} (the run's status is unchanged)", file=sys.stderr)
-
-
-def end_of_run_report(config: Any, run_id: int) -> Path | None:
-    """``run --report``: the run's report, whatever its outcome (a report failure does not change the exit status)."""
-    from .report import build_report
-
-    try:
-        path = build_report(config, run_id)
-    except NbflowError as e:
-        print(f"nbflow: no report for run {run_id}: {e}", file=sys.stderr)
-        return None
-    print(f"report: {path}", file=sys.stderr)
-    return path

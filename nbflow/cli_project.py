@@ -153,6 +153,7 @@ def _run(project: Any, args: argparse.Namespace) -> int:
             listeners=lambda name: [ProgressPrinter(_Named(name) if parallel else None, quiet=args.quiet)],
             handle=handle,
             hooks=lambda config: hooks_from_args(args, config),
+            report=args.report,
         )
     except KeyboardInterrupt:
         print("nbflow: cancelling the runs", file=sys.stderr)
@@ -164,7 +165,7 @@ def _run(project: Any, args: argparse.Namespace) -> int:
         if run.exception is not None:
             print(f"nbflow: error: {name}: {run.error}", file=sys.stderr)
         end_of_run(run)  # each notebook's run fired its hooks as it ended: their problems
-    if args.report or any(p.config.report for p in project.pipelines.values()):
+    if args.report or (args.report is None and any(p.config.report for p in project.pipelines.values())):
         _pipeline_report(result)
     for name, why in result.skipped.items():
         print(f"nbflow: {name} not run: {why}", file=sys.stderr)
@@ -205,3 +206,37 @@ class _Named:
 
     def isatty(self) -> bool:
         return False
+
+
+def linked_for_run(pipeline: Any, args: argparse.Namespace, values: Any, raw: Any, executor: Any) -> Any:
+    """``nbflow run NB``: NB linked in its pipeline of notebooks (``project_context``). When a
+    step the run would execute needs a step of another notebook that is not ready, the
+    notebooks NB needs run first, as ``make`` builds a target's prerequisites (said on stderr)."""
+    from .cli_hooks import end_of_run, hooks_from_args
+    from .progress import ProgressPrinter
+    from .project_context import in_project, run_upstream_first
+    from .run import plan_pipeline
+
+    linked = in_project(pipeline)
+    for warning in linked.warnings[len(pipeline.warnings) :]:
+        print(f"warning: {warning}", file=sys.stderr)
+    if not linked.foreign_stale:
+        return linked
+    plan = plan_pipeline(
+        linked, values, raw=raw, force=args.force, force_all=args.force_all, only=args.only, from_=args.from_
+    )
+    result = run_upstream_first(
+        linked,
+        plan,
+        say=lambda line: print(line, file=sys.stderr),
+        executor=executor,
+        timeout=args.timeout,
+        retries=getattr(args, "retries", None) or 0,
+        listeners=lambda name: [ProgressPrinter(_Named(name), quiet=args.quiet)],
+        hooks=lambda config: hooks_from_args(args, config),
+    )
+    if result is None:
+        return linked
+    for run in result.runs.values():
+        end_of_run(run)
+    return in_project(pipeline)  # linked again: the keys the notebooks it needs ended with

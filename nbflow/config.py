@@ -13,7 +13,7 @@ setting                environment               meaning
 ``timeout``            ``NBFLOW_TIMEOUT``        default per-step timeout in seconds
 ``executor``           ``NBFLOW_EXECUTOR``       ``kernel`` (default) or ``dask``
 ``output_limit``       ``NBFLOW_OUTPUT_LIMIT``   bytes of outputs kept per step
-``report``             (pyproject only)          ``nbflow run`` writes the run's report at its end
+``report``             (pyproject only)          every run writes its report at its end (``run_end.py``)
 ``on_failure``         (pyproject only)          command run when any run fails (``hooks.py``, ``run_end.py``)
 ``on_success``         (pyproject only)          command run when any run succeeds
 ``notify``             (pyproject only)          URL the run's outcome is POSTed to as JSON

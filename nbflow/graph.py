@@ -37,7 +37,7 @@ conveniences that hand the pipeline to the modules that do I/O.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
@@ -88,6 +88,14 @@ class Pipeline:
     foreign: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     #: step -> the ``in:`` files another notebook's step makes (keyed by that step, not hashed).
     foreign_files: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    #: The steps of ``foreign`` whose result is not what their key says (``project_context``):
+    #: ``other.ipynb:step`` -> why (``"is stale (code changed)"``); a step needing one is not run.
+    foreign_stale: Mapping[str, str] = field(default_factory=dict)
+    #: The folder or ``nbflow.toml`` of the pipeline of notebooks it was linked in (``None``: alone).
+    project: Path | None = None
+    #: Parameters whose default is the ``nbflow.toml``'s shared value (``project_context``): a run
+    #: injects them, so the kernel computes with the value the keys hold.
+    shared_params: frozenset[str] = frozenset()
     #: The kernel's language (``languages.language_of``): analysis, values and parameters in the kernel.
     language: Language = field(default=None, compare=False)  # type: ignore[assignment]
     #: The setup's top-level statements (``analysis_setup``).
@@ -142,23 +150,11 @@ class Pipeline:
 
     def descendants(self, names: Iterable[str]) -> set[str]:
         """Every step downstream of ``names`` (not including them)."""
-        todo, seen = list(names), set()
-        while todo:
-            for child in self.dependants(todo.pop()):
-                if child not in seen:
-                    seen.add(child)
-                    todo.append(child)
-        return seen
+        return reachable(names, self.dependants)
 
     def ancestors(self, names: Iterable[str]) -> set[str]:
         """Every step upstream of ``names`` (not including them)."""
-        todo, seen = list(names), set()
-        while todo:
-            for parent in self.deps[todo.pop()]:
-                if parent not in seen:
-                    seen.add(parent)
-                    todo.append(parent)
-        return seen
+        return reachable(names, lambda name: self.deps[name])
 
     def check_steps(self, names: Iterable[str], option: str) -> list[str]:
         """``names`` if all are steps, else a ``PipelineError`` suggesting the right one."""
@@ -240,6 +236,18 @@ def edge_text(names: Iterable[str]) -> str:
     values = ", ".join(n for n in names if not is_pseudo(n))
     state = edge_label(names)
     return "; ".join(t for t in (values, state) if t)
+
+
+def reachable(starts: Iterable[str], neighbours: Callable[[str], Iterable[str]]) -> set[str]:
+    """Every node reached from ``starts`` by following ``neighbours`` (``starts`` not included
+    unless reached again)."""
+    todo, seen = list(starts), set()
+    while todo:
+        for other in neighbours(todo.pop()):
+            if other not in seen:
+                seen.add(other)
+                todo.append(other)
+    return seen
 
 
 def load_pipeline(

@@ -326,6 +326,14 @@ def load_project(path: str | Path) -> Project:
     )
 
 
+def relink(project: Project, pipelines: Mapping[str, Pipeline]) -> Project:
+    """``project`` with ``pipelines`` in place of its notebooks' (one of them edited, not
+    saved): links and run order found again (``PipelineError`` as ``load_project``)."""
+    links = _links(pipelines, project.root)
+    order = _notebook_order(list(pipelines), pipelines, links)
+    return dataclasses.replace(project, pipelines=dict(pipelines), links=links, order=order)
+
+
 def _inside(file: Path, root: Path) -> bool:
     try:
         Path(file).resolve().relative_to(root)

@@ -75,6 +75,7 @@ def run_project(
     on_start: Callable[[str, Run], None] | None = None,
     handle: ProjectRun | None = None,
     hooks: Callable[[Any], Any] | None = None,
+    report: bool | None = None,
 ) -> ProjectRun:
     """Run the notebooks of ``project`` and wait for them (see module docstring).
 
@@ -83,7 +84,8 @@ def run_project(
     gives the event listeners of that notebook's run; ``on_start`` is told of each run
     started; ``handle`` is filled in as runs start (so another thread can cancel).
     ``hooks(config)``: the hooks of a notebook's run (``run_end``; by default its
-    ``[tool.nbflow]``'s): each notebook's run fires its own when it ends.
+    ``[tool.nbflow]``'s): each notebook's run fires its own when it ends. ``report``: each
+    notebook's run writes its report as it ends (``None``: as its ``[tool.nbflow] report`` says).
     """
     started = time.time()
     params = project.parameters_for(values, raw)
@@ -125,6 +127,7 @@ def run_project(
                     retries=retries,
                     listeners=listeners(name) if listeners else (),
                     hooks=hooks(project.pipelines[name].config) if hooks is not None else None,
+                    report=report,
                 )
                 result.runs[name] = running[name] = run
                 pending.remove(name)

@@ -16,9 +16,10 @@ def result(notebook: str | Path, step: str, name: str, run: int | None = None) -
     parameters. The cache entry's checksums are verified before anything is unpickled.
     """
     from .graph import load_pipeline
+    from .project_context import in_project
     from .run import plan_pipeline
 
-    pipeline = load_pipeline(notebook)
+    pipeline = in_project(load_pipeline(notebook))
     pipeline.check_steps([step], "step")
     config = pipeline.config
     store = config.open_store()

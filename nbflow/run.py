@@ -141,8 +141,9 @@ class Run:
         self._ctx = ctx
         self._executor = executor
         self._copy_to = copy_to
-        #: The end of the run (``run_end``): the hooks and report maker its starter gave
-        #: (``None`` hooks: ``[tool.nbflow]``'s), set when that end is over, and its problems.
+        #: The end of the run (``run_end``): the hooks its starter gave (``None``:
+        #: ``[tool.nbflow]``'s), the report maker (``run_end.report_maker``), set when that
+        #: end is over, its problems, and the report it wrote.
         self.end_hooks: Any = None
         self.end_report: Any = None
         self.ended = threading.Event()
@@ -337,7 +338,7 @@ def prepare_run(
     items: Iterable[int] = (),
     run_class: type[Run] | None = None,
     hooks: Any = None,
-    report: Callable[[int], Path | None] | None = None,
+    report: Callable[[int], Path | None] | bool | None = None,
 ) -> Run:
     """Plan ``pipeline`` and record a new run; ``Run.start`` runs it in a background thread.
 
@@ -349,10 +350,12 @@ def prepare_run(
     ``items`` recomputes those elements of the one ``map:`` step named by ``only``.
     ``run_class``: the ``Run`` subclass to return (``api.Run`` adds ``report``).
     ``hooks`` (``hooks.Hooks``): what runs once the run has ended, instead of the
-    ``[tool.nbflow]`` hooks (``run_end``); ``report(run_id)`` makes the run's report
-    before them (its path goes to the hooks).
+    ``[tool.nbflow]`` hooks (``run_end``). ``report``: the run's report, made before the
+    hooks (its path goes to them) -- a maker ``report(run_id)``, ``True``, ``False``, or
+    ``None``: as ``[tool.nbflow] report`` says (``run_end.report_maker``).
     """
     from .executors import get_executor
+    from .run_end import report_maker
 
     config = pipeline.config
     if not pipeline.steps:
@@ -365,7 +368,7 @@ def prepare_run(
         raise PipelineError(f"--retries {retries}: must be 0 or more", notebook=pipeline.path)
     _refuse_output_over_source(pipeline, output)
     given = resolve_parameters(pipeline.parameters, params, raw, pipeline.path)
-    given = {k: v for k, v in given.items() if k in (params or {})}
+    given = {k: v for k, v in given.items() if k in (params or {}) or k in pipeline.shared_params}
     cache = pipeline_cache(pipeline)
     items = sorted(set(items))
     forced_items: dict[str, list[int]] = {}
@@ -378,6 +381,10 @@ def prepare_run(
     plan = plan_pipeline(
         pipeline, params, raw=raw, force=force, force_all=force_all, only=only, from_=from_, cache=cache
     )
+    if pipeline.foreign_stale:  # never cache a result computed from a file its key does not describe
+        from .foreign import refuse_unready_upstream
+
+        refuse_unready_upstream(pipeline, plan)
     chosen = get_executor(executor or config.executor)
     prestart = getattr(chosen, "prestart", None)
     early = prestart(pipeline, config) if plan.to_run and prestart is not None else None
@@ -403,7 +410,7 @@ def prepare_run(
         if early is not None:
             early.discard()
         raise
-    run.end_hooks, run.end_report = hooks, report
+    run.end_hooks, run.end_report = hooks, report_maker(config, pipeline.path, report)
     return run
 
 

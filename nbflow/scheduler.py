@@ -17,9 +17,10 @@ with the ``nbflow`` engine, so the job's parameters are the run's parameters, ca
 are restored from -- and new results stored in -- the cache of the notebook the job was
 made from (the ``.nbflow`` next to it, where ``nbflow run`` and the JupyterLab panel keep
 theirs), and the run is recorded in that notebook's run store. The job's output formats
-are made from the executed notebook, and the run's HTML report is written next to them
-(``<notebook>-nbflow-report.html``); ``NbflowJobFilesManager`` (jupyter-scheduler's files
-manager) downloads it into the job's folder with them.
+are made from the executed notebook, and the run's HTML report -- every job's run writes
+one at its end (``run_end``, as ``report = true`` asks for every run), recorded on the run
+-- is copied next to them (``<notebook>-nbflow-report.html``); ``NbflowJobFilesManager``
+(jupyter-scheduler's files manager) downloads it into the job's folder with them.
 
 The job runs in its staging folder like any jupyter-scheduler job: steps that read files
 need "Run job with input folder". This module must not change how jupyter-scheduler
@@ -95,6 +96,7 @@ class NbflowExecutionManager(DefaultExecutionManager):
                     engine_name="nbflow",
                     progress_bar=False,
                     nbflow_config_from=str(origin),
+                    nbflow_report=True,
                 )
             except PapermillExecutionError as e:
                 failure = e
@@ -110,19 +112,27 @@ class NbflowExecutionManager(DefaultExecutionManager):
             raise failure
 
     def _report(self, executed: Any, origin: Path, path: Path) -> None:
-        """The run's HTML report, next to the job's outputs (skipped, with a warning, without the report extra)."""
+        """The report the job's run wrote at its end, copied next to the job's outputs
+        (skipped, with a warning, when the run has none: no report extra, or it failed)."""
+        import shutil
+
         from .config import Config
-        from .errors import NbflowError
 
         run_id = executed.metadata.get("nbflow", {}).get("run")
         if run_id is None:
             return
+        store = Config.for_notebook(origin).open_store(reconcile=False)
         try:
-            from .report import build_report
-
-            build_report(Config.for_notebook(origin), int(run_id), output=path)
-        except (ImportError, NbflowError) as e:
-            log.warning("nbflow: no report for run %s: %s", run_id, e)
+            written = store.artifacts(int(run_id)).get("report")  # the run's notebook is the staged copy
+        finally:
+            store.close()
+        if not written or not Path(written).is_file():
+            log.warning("nbflow: run %s has no report (nbflow show %s says why)", run_id, run_id)
+            return
+        try:
+            shutil.copyfile(written, path)
+        except OSError as e:
+            log.warning("nbflow: the report of run %s was not copied to %s: %s", run_id, path, e)
 
 
 class NbflowJobFilesManager(JobFilesManager):

@@ -58,7 +58,7 @@ from jupyter_server.utils import url_path_join
 from tornado import web
 from tornado.iostream import StreamClosedError
 
-from .errors import NbflowError
+from .errors import NbflowError, PipelineError
 from .jsonout import dumps
 from .notebook import TEXT_SUFFIXES
 
@@ -217,6 +217,20 @@ class NbflowHandler(APIHandler):
             raise web.HTTPError(404)
         return path
 
+    def confined(self, source: Path, listed: list[Path]) -> None:
+        """Refuse a pipeline listing a notebook outside the root, before that notebook is read."""
+        for notebook in listed:
+            if not Path(notebook).resolve().is_relative_to(self.root):
+                raise PipelineError(
+                    f"lists {Path(notebook).name}, which is outside the server's root; only notebooks under it "
+                    "are run from here",
+                    notebook=self.relative(source) or source.name,
+                )
+
+    def in_its_project(self, notebook: Path) -> Callable[[list[Path]], None]:
+        """The check ``project_context.in_project`` makes of the notebooks ``notebook``'s pipeline lists."""
+        return lambda listed: self.confined(notebook.parent / "nbflow.toml", listed)
+
     def relative(self, path: str | Path) -> str | None:
         """``path`` relative to the root (``None`` when outside: it is never shown)."""
         try:
@@ -258,6 +272,12 @@ class NbflowHandler(APIHandler):
             "params": dict(run.plan.params),
             "steps": run.steps,
             "in_process": True,
+            # as the store records them (the report once the run's end wrote it: run_end)
+            "artifacts": sorted(
+                kind
+                for kind, present in (("output_notebook", run.output_notebook), ("report", run.report_path))
+                if present is not None
+            ),
         }
 
     def stored_run(self, run_id: int, notebook: Path) -> dict[str, Any]:
@@ -295,7 +315,7 @@ class GraphHandler(NbflowHandler):
         params = self.params()
         live = self.registry.live(notebook)
         try:
-            model = await asyncio.to_thread(_graph, notebook, params, live)
+            model = await asyncio.to_thread(_graph, notebook, params, live, check=self.in_its_project(notebook))
         except NbflowError as e:
             return self.fail(e)
         model["notebook"] = self.relative(notebook)
@@ -315,7 +335,7 @@ class GraphHandler(NbflowHandler):
             raise web.HTTPError(400, "params must be a JSON object")
         live = self.registry.live(notebook)
         try:
-            model = await asyncio.to_thread(_graph, notebook, params, live, data)
+            model = await asyncio.to_thread(_graph, notebook, params, live, data, self.in_its_project(notebook))
         except NbflowError as e:
             return self.fail(e)
         model["notebook"] = self.relative(notebook)
@@ -324,9 +344,14 @@ class GraphHandler(NbflowHandler):
 
 
 def _graph(
-    notebook: Path, params: dict[str, Any], live: Run | None, data: dict[str, Any] | None = None
+    notebook: Path,
+    params: dict[str, Any],
+    live: Run | None,
+    data: dict[str, Any] | None = None,
+    check: Callable[[list[Path]], None] | None = None,
 ) -> dict[str, Any]:
     from .graph import load_pipeline
+    from .project_context import in_project
     from .run import plan_pipeline
     from .view import cytoscape_style, graph_model
 
@@ -336,10 +361,12 @@ def _graph(
         from .notebook import notebook_from_data
 
         pipeline = load_pipeline(notebook, source=notebook_from_data(data, notebook))
+    pipeline = in_project(pipeline, check)  # keyed with the other notebooks of its pipeline
     plan = plan_pipeline(pipeline, params)
     statuses = {name: s["status"] for name, s in live.steps.items()} if live is not None else None
     model = graph_model(pipeline, plan, statuses)
     model["style"] = cytoscape_style()
+    model["warnings"] = list(pipeline.warnings)
     return model
 
 
@@ -349,18 +376,19 @@ class PlanHandler(NbflowHandler):
         notebook = self.notebook()
         params = self.params()
         try:
-            plan = await asyncio.to_thread(_plan, notebook, params)
+            plan = await asyncio.to_thread(_plan, notebook, params, self.in_its_project(notebook))
         except NbflowError as e:
             return self.fail(e)
         plan["notebook"] = self.relative(notebook)
         self.finish(_json(plan))
 
 
-def _plan(notebook: Path, params: dict[str, Any]) -> dict[str, Any]:
+def _plan(notebook: Path, params: dict[str, Any], check: Callable[[list[Path]], None]) -> dict[str, Any]:
     from .graph import load_pipeline
+    from .project_context import in_project
     from .run import plan_pipeline
 
-    return plan_pipeline(load_pipeline(notebook), params).to_dict()
+    return plan_pipeline(in_project(load_pipeline(notebook), check), params).to_dict()
 
 
 def _names(body: dict[str, Any], key: str) -> list[str]:
@@ -409,7 +437,7 @@ class RunsHandler(NbflowHandler):
             "force_all": bool(body.get("force_all", False)),
         }
         try:
-            run = await asyncio.to_thread(_start, notebook, params, options)
+            run = await asyncio.to_thread(_start, notebook, params, options, self.in_its_project(notebook))
         except NbflowError as e:
             return self.fail(e)
         self.registry.add(run)
@@ -418,11 +446,12 @@ class RunsHandler(NbflowHandler):
         self.finish(_json({"id": run.id, "notebook": self.relative(notebook), "status": run.status}))
 
 
-def _start(notebook: Path, params: dict[str, Any], options: dict[str, Any]) -> Run:
+def _start(notebook: Path, params: dict[str, Any], options: dict[str, Any], check: Callable[[list[Path]], None]) -> Run:
     from .graph import load_pipeline
+    from .project_context import in_project
     from .run import start_run
 
-    return start_run(load_pipeline(notebook), params, **options)
+    return start_run(in_project(load_pipeline(notebook), check), params, **options)
 
 
 class RunHandler(NbflowHandler):

@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING, Any
 from jupyter_server.utils import url_path_join
 from tornado import web
 
-from .errors import NbflowError, PipelineError
+from .errors import NbflowError
 from .server import API, NbflowHandler, _json, is_notebook_file, run_id
 
 if TYPE_CHECKING:
@@ -142,17 +142,7 @@ class ProjectHandlerBase(NbflowHandler):
         if path.is_dir() or path.suffix.lower() == ".toml":
             self.confined(path, read_project_file(path)[0] if path.is_file() else find_notebooks(path))
             return load_project(path)
-        return find_project(path, check=lambda listed: self.confined(path.parent / "nbflow.toml", listed))
-
-    def confined(self, source: Path, listed: list[Path]) -> None:
-        """Refuse a pipeline listing a notebook outside the root, before that notebook is read."""
-        for notebook in listed:
-            if not Path(notebook).resolve().is_relative_to(self.root):
-                raise PipelineError(
-                    f"lists {Path(notebook).name}, which is outside the server's root; only notebooks under it "
-                    "are run from here",
-                    notebook=self.relative(source) or source.name,
-                )
+        return find_project(path, check=self.in_its_project(path))
 
 
 class ProjectHandler(ProjectHandlerBase):

@@ -60,9 +60,10 @@ def run_stale(
     """Start and wait for a run of the stale steps (``None`` when nothing is stale)."""
     from .graph import load_pipeline
     from .progress import ProgressPrinter
+    from .project_context import in_project
     from .run import plan_pipeline, start_run
 
-    pipeline = load_pipeline(notebook)
+    pipeline = in_project(load_pipeline(notebook))
     if not first and not plan_pipeline(pipeline, params, raw=raw).to_run:
         print("nothing is stale", file=stream, flush=True)
         return None

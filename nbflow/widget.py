@@ -115,9 +115,10 @@ class PipelineWidget(w.HBox):
     def refresh(self) -> None:
         """Re-read the notebook and the cache: picks up edits and shows what became stale."""
         from .graph import load_pipeline
+        from .project_context import in_project
 
         with self._lock:
-            self.pipeline = load_pipeline(self.pipeline.path, self.pipeline.config)
+            self.pipeline = in_project(load_pipeline(self.pipeline.path, self.pipeline.config))
             self.params_form.update_pipeline(self.pipeline)
             try:
                 from .run import plan_pipeline

@@ -51,6 +51,22 @@ def write_notebook(path: Path, cells: list[Any], **metadata: Any) -> Path:
     return path
 
 
+def producer_and_consumer(folder: Path, export: str = "open('rows.txt', 'w').write(','.join(map(str, rows)))") -> Path:
+    """Two notebooks of a pipeline of notebooks in ``folder``: ``ingest.ipynb``'s ``export``
+    writes ``out:rows.txt`` (with ``export``), which the text notebook ``model.py``'s ``read``
+    reads (``in:rows.txt``); its ``fit`` sums the rows (6 with the default ``n = 4``)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    write_notebook(
+        folder / "ingest.ipynb",
+        [code("n = 4", "parameters"), step("load", "rows = list(range(n))"), step("export", export, "out:rows.txt")],
+    )
+    (folder / "model.py").write_text(
+        '# %% tags=["step:read", "in:rows.txt"]\nvalues = [int(v) for v in open("rows.txt").read().split(",")]\n\n'
+        '# %% tags=["step:fit"]\ntotal = sum(values)\n'
+    )
+    return folder
+
+
 @pytest.fixture
 def make_notebook(tmp_path: Path) -> Callable[..., Path]:
     """``make_notebook(cells, name="pipeline.ipynb")`` writes a notebook into tmp_path."""

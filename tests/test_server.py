@@ -383,6 +383,38 @@ async def test_a_run_started_through_the_api_fires_the_pyproject_hooks_off_the_l
 
 
 @pytest.mark.slow
+async def test_a_run_started_through_the_api_leaves_its_report_when_report_is_true(jp_fetch, jp_serverapp, jp_root_dir):
+    """``report = true``: the run's end writes its report (a child process, off the server's
+    loop); the run JSON lists it, in process and from the store, and GET serves it by run id.
+    Without the setting, a run leaves none."""
+    records = {}
+    for name, setting in (("reported", "report = true"), ("plain", "")):
+        folder = jp_root_dir / name
+        folder.mkdir()
+        (folder / "pyproject.toml").write_text(f"[tool.nbflow]\n{setting}\n")
+        notebook = write_notebook(
+            folder / "pipe.ipynb", [step("load", "x = 1"), step("boom", "raise ValueError('no')")]
+        )
+        where = {"path": f"{name}/pipe.ipynb"}
+        _, started = await fetch_json(jp_fetch, "runs", method="POST", body=json.dumps(where))
+        await jp_fetch(API, "runs", str(started["id"]), "events", params=where, request_timeout=180)  # to RunFinished
+        run = jp_serverapp.web_app.settings["nbflow_runs"].find(started["id"], notebook.resolve())
+        assert await asyncio.to_thread(run.wait_end, 180) == []
+        _, records[name] = await fetch_json(jp_fetch, "runs", str(started["id"]), params=where)
+    assert records["reported"]["status"] == "failed" and records["reported"]["in_process"]
+    assert records["reported"]["artifacts"] == ["output_notebook", "report"]
+    assert records["plain"]["status"] == "failed" and records["plain"]["artifacts"] == ["output_notebook"]
+    run_id = records["reported"]["id"]
+    path = jp_root_dir / "reported" / ".nbflow" / "runs" / str(run_id) / "report.html"
+    page = await jp_fetch(API, "runs", str(run_id), "report", params={"path": "reported/pipe.ipynb"})
+    assert page.body == path.read_bytes() and b"ValueError" in page.body
+    jp_serverapp.web_app.settings["nbflow_runs"].runs.clear()
+    _, stored = await fetch_json(jp_fetch, "runs", str(run_id), params={"path": "reported/pipe.ipynb"})
+    assert not stored["in_process"] and stored["artifacts"] == ["output_notebook", "report"]
+    assert not (jp_root_dir / "plain" / ".nbflow" / "runs" / str(records["plain"]["id"]) / "report.html").exists()
+
+
+@pytest.mark.slow
 async def test_cancel_stops_a_running_step(jp_fetch, jp_root_dir):
     write_notebook(
         jp_root_dir / "slow.ipynb",

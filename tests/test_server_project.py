@@ -9,27 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import code, step, write_notebook
+from .conftest import code, producer_and_consumer, step, write_notebook
 from .test_server import API, error_code, fetch_json, jp_server_config, wait_for  # noqa: F401 - the server settings
 
 pytest_plugins = ["pytest_jupyter.jupyter_server"]
 
 
 def two_notebooks(folder: Path) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    write_notebook(
-        folder / "ingest.ipynb",
-        [
-            code("n = 4", "parameters"),
-            step("load", "rows = list(range(n))"),
-            step("export", "open('rows.txt', 'w').write(','.join(map(str, rows)))", "out:rows.txt"),
-        ],
-    )
-    (folder / "model.py").write_text(
-        '# %% tags=["step:read", "in:rows.txt"]\nvalues = [int(v) for v in open("rows.txt").read().split(",")]\n\n'
-        '# %% tags=["step:fit"]\ntotal = sum(values)\n'
-    )
-    return folder
+    return producer_and_consumer(folder)
 
 
 @pytest.fixture
@@ -147,3 +134,51 @@ async def test_a_run_through_the_api_is_recorded_as_nbflow_run_folder_records_it
     )
     assert (await error_code(jp_fetch, "project", "runs", str(started["id"]), method="DELETE"))[0] == 409
     assert (await error_code(jp_fetch, "project", "runs", "99", method="DELETE"))[0] == 404
+
+
+async def test_a_notebooks_own_graph_is_keyed_in_its_pipeline_and_agrees_with_the_pipelines(jp_fetch, pipeline_folder):
+    _, started = await fetch_json(jp_fetch, "project", "runs", method="POST", body=json.dumps({"path": "pipe"}))
+
+    async def finished():
+        _, run = await fetch_json(jp_fetch, "project", "runs", str(started["id"]))
+        return run if run["status"] != "running" else None
+
+    assert (await wait_for(finished, timeout=300))["status"] == "done"
+    _, project = await fetch_json(jp_fetch, "project", params={"path": "pipe"})
+    in_project = {
+        n["id"].split(":")[1]: (n["state"], n["key"]) for n in project["nodes"] if n["parent"] == "group:model.py"
+    }
+    _, graph = await fetch_json(jp_fetch, "graph", params={"path": "pipe/model.py"})
+    assert {n["id"]: (n["state"], n["key"]) for n in graph["nodes"]} == in_project
+    assert {state for state, _ in in_project.values()} == {"fresh"} and graph["warnings"] == []
+    _, plan = await fetch_json(jp_fetch, "plan", params={"path": "pipe/model.py"})
+    assert {e["step"]: e["state"] for e in plan["steps"]} == {"read": "fresh", "fit": "fresh"}
+
+    # the producer edited: the consumer's own badge says why, naming the upstream step
+    two_notebooks(pipeline_folder)
+    write_notebook(
+        pipeline_folder / "ingest.ipynb",
+        [
+            code("n = 4", "parameters"),
+            step("load", "rows = list(range(n))"),
+            step("export", "open('rows.txt', 'w').write(','.join(str(r + 1) for r in rows))", "out:rows.txt"),
+        ],
+    )
+    _, graph = await fetch_json(jp_fetch, "graph", params={"path": "pipe/model.py"})
+    assert {n["id"]: (n["state"], n["reasons"]) for n in graph["nodes"]} == {
+        "read": ("stale", ["upstream ingest.ipynb:export changed"]),
+        "fit": ("stale", ["upstream read changed"]),
+    }
+    # and running that notebook alone would read the old rows.txt under the new key: a 400 saying what to run
+    status, body = await error_code(jp_fetch, "runs", method="POST", body=json.dumps({"path": "pipe/model.py"}))
+    message = json.loads(body)["message"]
+    assert status == 400 and message.startswith(
+        'model.py, line 1 (step "read"): needs ingest.ipynb:export, which is stale (code changed): '
+    )
+
+    # a broken notebook beside them: the notebook's own graph is planned alone, with a note
+    (pipeline_folder / "broken.ipynb").write_text('{"cells": [{"metadata": {"tags": ["step:x"]')
+    code_, graph = await fetch_json(jp_fetch, "graph", params={"path": "pipe/model.py"})
+    assert code_ == 200 and [n["state"] for n in graph["nodes"]] == ["stale", "stale"]
+    [note] = graph["warnings"]
+    assert note.startswith("planned on its own, without the other notebooks of its pipeline: broken.ipynb")

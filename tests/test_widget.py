@@ -173,3 +173,19 @@ def test_a_fan_out_step_is_one_node_with_its_count_and_element_states(tmp_path):
     assert style_for(w, "measure") == STATES["failed"].colour
     w.select("measure")
     assert "3 items: 1 cached, 1 done, 1 failed" in w.details.status.value
+
+
+def test_a_notebook_of_a_pipeline_of_notebooks_is_drawn_with_the_pipelines_keys(tmp_path):
+    from nbflow.project import load_project, plan_project
+
+    from .conftest import producer_and_consumer
+
+    producer_and_consumer(tmp_path)
+    (tmp_path / "rows.txt").write_text("7")  # a stray file: the pipeline keys read by ingest's key, not its hash
+    w = nbflow.show(tmp_path / "model.py")
+    plans = plan_project(load_project(tmp_path))
+    assert w.plan["read"].key == plans["model.py"]["read"].key
+    assert w.pipeline.foreign_stale == {"ingest.ipynb:export": "is stale (never run)"}
+    # its Run button would compute read from the stray file under ingest's key: refused, said in the widget
+    w._act(w.run)
+    assert "needs ingest.ipynb:export, which is stale (never run)" in w.status.value

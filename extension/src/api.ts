@@ -26,6 +26,8 @@ export interface IGraph {
   legend: { state: string; colour: string; shape: string; label: string }[];
   style: any[];
   run: { id: number; status: string } | null;
+  /** One line each: the notebook's warnings (why it was planned on its own, for one). */
+  warnings?: string[];
 }
 
 export interface IRunEvent {

@@ -24,14 +24,7 @@
  * calls the same core API as the CLI and the widget.
  */
 import { JupyterFrontEnd, JupyterFrontEndPlugin, ILayoutRestorer } from '@jupyterlab/application';
-import {
-  Dialog,
-  ICommandPalette,
-  InputDialog,
-  Notification,
-  showDialog,
-  showErrorMessage
-} from '@jupyterlab/apputils';
+import { Dialog, ICommandPalette, InputDialog, showDialog } from '@jupyterlab/apputils';
 import { PageConfig, URLExt } from '@jupyterlab/coreutils';
 import { IFileBrowserFactory } from '@jupyterlab/filebrowser';
 import { ILauncher } from '@jupyterlab/launcher';
@@ -42,6 +35,7 @@ import * as api from './api';
 import { addStep, connect, deleteStep, EditError, renameStep, setLayout } from './editing';
 import { loadInKernel, Mode, putOutputs, runInKernel } from './live';
 import { PipelineModel } from './model';
+import { notifyError, notifyOutcome } from './notify';
 import { PipelinePanel } from './panel';
 import { addAfter, markStep, stepOf, unmarkStep } from './tags';
 
@@ -269,7 +263,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
     const activeCell = () => current()?.content.activeCell ?? null;
     const isCode = () => activeCell()?.model.type === 'code';
     const hasNotebook = () => current() !== null;
-    const report = (e: unknown) => void showErrorMessage('nbflow', (e as Error).message ?? String(e));
+    const report = (e: unknown) => void notifyError(e);
 
     /** The step of the active cell: its own tag, or the nearest step cell above it. */
     const selectedStep = (): string | null => {
@@ -321,7 +315,8 @@ const plugin: JupyterFrontEndPlugin<void> = {
       try {
         outcome = await runInKernel(nb, notebook, mode, step, {
           begun: (runId, steps) => model.liveBegin(runId, steps),
-          step: (name, state) => model.liveStep(name, state)
+          step: (name, state) => model.liveStep(name, state),
+          events: events => model.liveEvents(events as api.IRunEvent[])
         });
       } catch (e) {
         await model.liveEnd('failed', (e as Error).message);
@@ -347,9 +342,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
         message += `: ${outcome.error}`;
       }
       await model.liveEnd(outcome.status, message);
-      Notification.emit(message, outcome.status === 'done' && !missing.length ? 'success' : 'warning', {
-        autoClose: 8000
-      });
+      notifyOutcome(outcome.status === 'done' && missing.length ? 'partial' : outcome.status, message);
     };
 
     /** Copy run `id`'s outputs into the open notebook's cells (not saved; Ctrl-Z undoes it). */
@@ -429,7 +422,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
           }
           const message = await writeOutputs(nb, model, id);
           panel.say(message);
-          Notification.emit(message, message.includes('skipped') ? 'warning' : 'success', { autoClose: 8000 });
+          notifyOutcome(message.includes('skipped') ? 'partial' : 'done', message);
         } catch (e) {
           report(e);
         }

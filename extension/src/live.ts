@@ -9,10 +9,16 @@
  *   restored steps get their cached outputs in their cells; steps to run execute through
  *   the notebook's own session (`CodeCell.execute`, so outputs appear as if run by hand),
  *   bracketed by `step_started` and `step_finished` (which gets the cells' outputs from the
- *   model); then `finish`. A step the driver runs in the kernel itself (`in_kernel`: a
- *   `map:` step, once per element; or a deferred step whose inputs changed) comes back
- *   with its outputs, which go into its cells; a step whose re-computed key is cached
- *   (early cut-off) comes back from `step_started` as cached, with its cached outputs.
+ *   model; a step that raised and has retries left is run again by the kernel, whose
+ *   answer brings the last attempt's outputs for its cells); then `finish`. Every answer
+ *   brings the run's new events (the REST API's event stream's, in order):
+ *   `progress.events` applies them as the panel applies that stream, so a failed check
+ *   turns the step it checks failed as it happens. A step that fails does not stop the
+ *   run: the driver skips the steps that need it (as every executor does) and the others
+ *   run. A step the driver runs in the kernel itself (`in_kernel`: a `map:` step, once per
+ *   element; or a deferred step whose inputs changed) comes back with its outputs, which
+ *   go into its cells; a step whose re-computed key is cached (early cut-off) comes back
+ *   from `step_started` as cached, with its cached outputs.
  * - `putOutputs`: outputs into cells through the shared model, in one undoable transaction.
  *
  * Nothing here saves the notebook or talks to nbflow's REST API (index.ts does).
@@ -47,6 +53,8 @@ interface IRanHere {
 export interface IProgress {
   begun(runId: number | null, steps: IStepDecision[]): void;
   step(step: string, state: string): void;
+  /** The run's events, in order, as the kernel published them (`Event.to_dict`). */
+  events(events: Record<string, any>[]): void;
 }
 
 export interface IOutcome {
@@ -102,7 +110,11 @@ export async function loadInKernel(session: ISessionContext): Promise<boolean> {
 
 /** The kernel-side driver of a notebook's session. */
 export class KernelDriver {
-  constructor(readonly session: ISessionContext) {}
+  /** `onEvents` receives the events of the kernel's run each answer brings. */
+  constructor(
+    readonly session: ISessionContext,
+    readonly onEvents: ((events: Record<string, any>[]) => void) | null = null
+  ) {}
 
   /** Call driver function `name`; its answer, or an Error with its one line. */
   async call<T = Record<string, any>>(name: string, args: Record<string, unknown>): Promise<T> {
@@ -135,6 +147,9 @@ export class KernelDriver {
       throw new Error(`nbflow's driver failed in the kernel: ${why}`);
     }
     const answer = JSON.parse(unrepr(result.data['text/plain']));
+    if (Array.isArray(answer?.events) && answer.events.length && this.onEvents) {
+      this.onEvents(answer.events);
+    }
     if (answer && typeof answer === 'object' && 'error' in answer && typeof answer.error === 'string') {
       throw new Error(answer.error);
     }
@@ -230,7 +245,7 @@ export async function runInKernel(
     throw new Error("nbflow runs steps in Python kernels; this notebook's kernel is not Python");
   }
   await loadInKernel(session);
-  const driver = new KernelDriver(session);
+  const driver = new KernelDriver(session, events => progress.events(events));
   const begun = await driver.call<{ run_id: number | null; steps: IStepDecision[] }>('begin', {
     path: nb.context.path,
     notebook,
@@ -250,12 +265,23 @@ export async function runInKernel(
     counts: {}
   };
   const cells = cellsById(nb);
+  /** The first failure names the run's error; the run goes on (the driver skips what needs it). */
+  const failed = (name: string, error: string): void => {
+    if (outcome.status === 'done') {
+      outcome.status = 'failed';
+      outcome.error = `${name}: ${error}`;
+    }
+  };
   /** A step the driver ran in the kernel: its outputs into its cells; false when the run stops. */
   const ranHere = (name: string, answer: IRanHere): boolean => {
     putOutputs(nb, answer.outputs ?? {});
     progress.step(name, answer.status);
     outcome.ran.push(name);
-    if (answer.status === 'failed' || answer.status === 'cancelled') {
+    if (answer.status === 'failed') {
+      failed(name, answer.step_error || answer.status);
+      return true;
+    }
+    if (answer.status === 'cancelled') {
       outcome.status = answer.status;
       outcome.error = `${name}: ${answer.step_error || answer.status}`;
       return false;
@@ -289,6 +315,11 @@ export async function runInKernel(
         continue;
       }
       const started = await driver.call<Partial<IRanHere>>('step_started', { step: s.name });
+      if (started.status === 'skipped') {
+        // a step it needs failed: the driver skipped it; its cells do not run
+        progress.step(s.name, 'skipped');
+        continue;
+      }
       if (started.status === 'cached') {
         // early cut-off: the steps above it left the values it read before; restored, not run
         putOutputs(nb, started.outputs ?? {});
@@ -326,22 +357,35 @@ export async function runInKernel(
           outputs[id] = cell.model.outputs.toJSON();
         }
       }
-      const finished = await driver.call<{ status: string; step_error?: string }>('step_finished', {
+      const finished = await driver.call<IRanHere & { attempts?: number }>('step_finished', {
         step: s.name,
         outputs,
-        error: error || null
+        error: error || null,
+        interrupted
       });
-      if (finished.status === 'failed' && finished.step_error) {
+      if (finished.attempts) {
+        // it failed and had retries (retry:): the kernel ran it again; the last attempt's outputs
+        putOutputs(nb, finished.outputs ?? {});
+      }
+      if (finished.status === 'done') {
+        error = '';
+      } else if (finished.status === 'failed' && finished.step_error) {
         // the kernel's word: a timeout: interrupts the cell, and the step failed (not cancelled)
         error = finished.step_error;
         interrupted = false;
+      } else if (finished.status === 'cancelled') {
+        error = finished.step_error || error || 'interrupted';
+        interrupted = true;
       }
       progress.step(s.name, interrupted ? 'cancelled' : finished.status);
       outcome.ran.push(s.name);
-      if (error) {
-        outcome.status = interrupted ? 'cancelled' : 'failed';
+      if (interrupted) {
+        outcome.status = 'cancelled';
         outcome.error = `${s.name}: ${error}`;
         break;
+      }
+      if (error) {
+        failed(s.name, error);
       }
     }
   } catch (e) {

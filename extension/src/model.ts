@@ -127,6 +127,25 @@ export class PipelineModel {
     this._changed.emit();
   }
 
+  /** Events of the kernel's run (`Event.to_dict`, as the server's stream sends them): the
+   * same step transitions as `apply`, kept as the kernel run's states. */
+  liveEvents(events: api.IRunEvent[]): void {
+    let moved = false;
+    for (const event of events) {
+      const state = stepState(event);
+      if (state !== null && event.step) {
+        if (this._live) {
+          this._live[event.step] = state;
+        }
+        this.states[event.step] = state;
+        moved = true;
+      }
+    }
+    if (moved) {
+      this._changed.emit();
+    }
+  }
+
   /** The kernel's run ended: its record in the run store has the last word. A run that
    * never began (the kernel refused `begin`) leaves the last run's state alone. */
   async liveEnd(status: string, message: string): Promise<void> {
@@ -148,19 +167,13 @@ export class PipelineModel {
 
   /** One event of the run: the same transitions as nbflow.view.GraphState. */
   apply(event: api.IRunEvent): void {
-    const step = event.step;
+    const state = stepState(event);
     switch (event.type) {
       case 'StepQueued':
-        this.states[step!] = 'queued';
-        break;
       case 'StepStarted':
-        this.states[step!] = 'running';
-        break;
       case 'StepFinished':
-        this.states[step!] = event.status!;
-        break;
-      case 'CheckFailed': // a check failed on the step's values: the step failed (view.GraphState)
-        this.states[step!] = 'failed';
+      case 'CheckFailed':
+        this.states[event.step!] = state!;
         break;
       case 'RunFinished':
         this.runStatus = event.status!;
@@ -190,6 +203,22 @@ export class PipelineModel {
   private _timer: ReturnType<typeof setTimeout> | undefined = undefined;
   private _live: Record<string, string> | null = null;
   private _final: { code: string; states: Record<string, string> } | null = null;
+}
+
+/** The state `event` moves its step to (the transitions of nbflow.view.GraphState); null: none. */
+export function stepState(event: api.IRunEvent): string | null {
+  switch (event.type) {
+    case 'StepQueued':
+      return 'queued';
+    case 'StepStarted':
+      return 'running';
+    case 'StepFinished':
+      return event.status ?? null;
+    case 'CheckFailed': // a check failed on the step's values: the step failed
+      return 'failed';
+    default:
+      return null;
+  }
 }
 
 /** What decides the plan in notebook JSON: each cell's type, source and tags. */

@@ -28,7 +28,7 @@ export class PipelinePanel extends Panel {
       '<button type="button" data-action="add" title="Add a step below the selected one (a new tagged cell with its docs)">Add step</button>' +
       '<button type="button" data-action="rename" title="Rename the selected step (after: tags naming it follow)">Rename</button>' +
       '<button type="button" data-action="delete" title="Delete the selected step (its tags, or its cells)">Delete</button>' +
-      '</div><div class="nbflow-Panel-message" role="alert"></div>';
+      '</div><div class="nbflow-Panel-message" role="alert"></div><div class="nbflow-Panel-notes" role="note"></div>';
     this.list.addClass('nbflow-Panel-steps');
     this.addWidget(this.header);
     this.addWidget(this.view);
@@ -111,17 +111,20 @@ export class PipelinePanel extends Panel {
   render(): void {
     const title = this.header.node.querySelector('.nbflow-Panel-title')!;
     const status = this.header.node.querySelector('.nbflow-Panel-status')!;
+    const notes = this.header.node.querySelector('.nbflow-Panel-notes')!;
     const model = this._model;
     this.node.dataset.runStatus = model?.runStatus ?? '';
     if (!model) {
       title.textContent = 'nbflow';
       status.textContent = 'Open a notebook to see its pipeline.';
+      notes.textContent = '';
       this.list.node.replaceChildren();
       this.updateActions();
       return;
     }
     title.textContent = model.graph ? `${model.graph.title} (${model.path})` : model.path;
     status.textContent = model.error || model.runMessage || this.summary(model);
+    notes.textContent = (model.graph?.warnings ?? []).map(w => `warning: ${w}`).join('\n');
     if (!model.graph) {
       this.updateActions();
       return;

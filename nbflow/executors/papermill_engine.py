@@ -67,6 +67,9 @@ def run_for_papermill(nb_man: Any, **kwargs: Any) -> Any:
 
     ``nbflow_config_from`` (a notebook path) takes the configuration -- cache, run store --
     of that notebook instead (Jupyter Scheduler runs a copy of the notebook it was made from).
+    ``nbflow_report`` (``True``/``False``) overrides ``[tool.nbflow] report``. The run's end
+    (its report, its hooks: ``run_end``) is over when this returns, so the caller finds the
+    report recorded on the run.
     """
     import nbformat
 
@@ -74,6 +77,7 @@ def run_for_papermill(nb_man: Any, **kwargs: Any) -> Any:
     from ..errors import NbflowError
     from ..graph import load_pipeline
     from ..progress import ProgressPrinter
+    from ..project_context import in_project
     from ..run import start_run
 
     nb = nb_man.nb
@@ -83,13 +87,15 @@ def run_for_papermill(nb_man: Any, **kwargs: Any) -> Any:
     os.close(fd)
     try:
         try:
-            pipeline = load_pipeline(path, Config.for_notebook(kwargs.get("nbflow_config_from") or path))
+            # keyed in its pipeline of notebooks, as nbflow run NB keys it
+            pipeline = in_project(load_pipeline(path, Config.for_notebook(kwargs.get("nbflow_config_from") or path)))
             run = start_run(
                 pipeline,
                 params,
                 output=tmp,
                 timeout=kwargs.get("execution_timeout"),
                 listeners=[ProgressPrinter()] if kwargs.get("log_output") else [],
+                report=kwargs.get("nbflow_report"),
             )
         except NbflowError as e:
             raise PapermillException(str(e)) from None
@@ -99,6 +105,8 @@ def run_for_papermill(nb_man: Any, **kwargs: Any) -> Any:
             run.cancel()
             run.wait()
             raise
+        for problem in run.wait_end():
+            log.warning("nbflow: run %s: %s (the run's status is unchanged)", run.id, problem)
         log.info("nbflow: run %s %s (%s)", run.id, run.status, _summary(run))
         nb_man.nb.metadata["nbflow"] = nbformat.from_dict({**nb_man.nb.metadata.get("nbflow", {}), "run": run.id})
         if run.exception is not None or not os.path.getsize(tmp):

@@ -216,6 +216,8 @@ class LiveRun:
         self.pending: dict[str, tuple[str, list, float, dict | None, str | None]] = {}
         #: what each step's cells showed, for steps run here on the frontend's behalf (``driver.run_step``)
         self.outputs: dict[str, list[list[dict[str, Any]]]] = {}
+        #: attempts made of each step (``attempts``: more than one when it was retried)
+        self.tries: dict[str, int] = {}
         #: interrupts a step's cell when its ``timeout:`` passes (``live_watchdog``)
         self.watchdog = Watchdog(ctx.config.kill_grace)
         self.started: dict[str, float] = {}
@@ -228,6 +230,8 @@ class LiveRun:
         #: the step whose cells the frontend is executing, and the cells seen meanwhile
         self.active: str | None = None
         self.seen: list[tuple[str | None, str]] = []
+        #: how many of the run's events the driver has handed to the frontend (``driver.call``)
+        self.forwarded = 0
         self.warnings: list[str] = []
         self.watched = ctx.watched_names()
         self.state.baseline.cwd = str(ctx.pipeline.path.parent)
@@ -419,16 +423,28 @@ class LiveRun:
             from .live_map import run_items
 
             return run_items(self, step)
-        attempt = 1
+        return self.attempts(step)
+
+    def attempts(
+        self, step: str, ran: tuple[list[list[dict[str, Any]]], str | None] | None = None, cache: str | None = None
+    ) -> str:
+        """Run ``step``'s cells until an attempt succeeds or its retries (``retry:``,
+        ``--retries``: ``RunContext.retry_delay``) are spent, then ``finish_step``; the
+        final status. ``ran``: the first attempt's ``(outputs, error)`` when it already ran
+        elsewhere (the frontend executed the cells: ``driver.step_finished``); ``cache``:
+        why that attempt must not be cached. ``Interrupted`` when the user interrupts it."""
+        ctx = self.ctx
+        attempt = self.tries[step] = 1
+        outputs, error = ran if ran is not None else self.run_cells(step)
         while True:
-            outputs, error = self.run_cells(step)
             delay = ctx.retry_delay(step, attempt, error) if error else None
             if delay is None:
                 self.outputs[step] = outputs
-                return self.finish_step(step, outputs, error)
+                return self.finish_step(step, outputs, error, cache=cache if attempt == 1 else None)
             self.prepare_retry(step, delay)
             self.watchdog.start(ctx.timeout_for(step))  # each attempt has its full time, as in the kernel executor
-            attempt += 1
+            attempt = self.tries[step] = attempt + 1
+            outputs, error = self.run_cells(step)
 
     def cut_off(self, step: str) -> bool:
         """Early cut-off (``cutoff.py``): ``step``'s key, re-computed now that the steps

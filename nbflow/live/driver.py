@@ -7,8 +7,13 @@ JupyterLab, goes::
     begin({path, notebook, mode, step, params})  -> steps: restore / run / skip, in order
     restore({step})                              -> values of a fresh step put back
     step_started({step})                         -> inputs restored, StepStarted published
+                                                    (or {status: skipped}: a step it
+                                                    needs failed; the run goes on)
         (the frontend executes the step's cells through the notebook session)
-    step_finished({step, outputs, error})        -> values dumped and cached, StepFinished
+    step_finished({step, outputs, error, interrupted})
+                                                 -> values dumped and cached, StepFinished
+                                                    (a failed attempt with retries left:
+                                                    run again here, its outputs returned)
     run_step({step})                             -> a step run here, in the kernel, its
                                                     outputs returned for the cells
     finish({status})                             -> RunFinished, counts
@@ -33,11 +38,27 @@ interrupted, and ``step_finished`` answers ``{"status": "failed", "step_error": 
 after N s (interrupted)"}`` (a step's failure is ``step_error``: ``error`` is kept for the
 call's own failure).
 
+Retries (a ``retry:`` tag) go through the one loop ``%nbflow run`` uses
+(``LiveRun.attempts``, ``RunContext.retry_delay``): when the cells the frontend executed
+raised (not interrupted by the user: ``step_finished``'s ``interrupted``) and the step has
+an attempt left, ``step_finished`` restores the step's inputs, runs it again here, in the
+kernel, and answers with ``"attempts": n`` and the last attempt's ``outputs`` by cell id,
+which replace the failed attempt's in the cells. Cells the user interrupted
+(``interrupted``, or a ``KeyboardInterrupt`` that was not the step's timeout) end the step
+``cancelled`` (``LiveRun.cancel_step``, as ``%nbflow run``'s interrupt), never retried.
+
 ``status({path, notebook})`` says, per step, whether the kernel holds its current values.
 Every function returns a JSON-able dict; a problem comes back as ``{"error": "<one
 line>"}``, never as an exception. The work is the ``live`` executor's
 (``executors.user_kernel.LiveRun``); the ``%nbflow`` magics call the same functions
 (``open_run``, ``resolve_notebook``...).
+
+Every answer of a call made while a live run is open (``begin`` to ``finish``) carries
+``events``: the run's events published since the last answer, in order, as the REST API's
+event stream sends them (``Event.to_dict``) -- so the frontend's view follows a run in the
+kernel with the same events, and the same transitions, as a run it follows from the
+server: a ``CheckFailed`` turns the step it checks failed when the check fails, not when
+the run ends.
 
 Must not: talk to the frontend any other way than return values, or keep state
 anywhere but the kernel's ``KernelState``.
@@ -102,11 +123,32 @@ def call(name: str, json_args: str = "{}") -> str:
             raise ValueError("the arguments must be a JSON object")
     except ValueError as e:
         return json.dumps({"error": f"{name}: bad arguments: {e}"})
+    before = _open_run()
     try:
         answer = fn(**args)
     except TypeError as e:
         answer = {"error": f"{name}: {e}"}
+    events = new_events(_open_run() or before)  # after finish: the run it closed
+    if events:
+        answer["events"] = events
     return json.dumps(answer, default=str)
+
+
+def _open_run() -> LiveRun | None:
+    try:
+        return kernel_state().current
+    except RuntimeError:  # not in an IPython kernel: no run
+        return None
+
+
+def new_events(live: LiveRun | None) -> list[dict[str, Any]]:
+    """The events of ``live``'s run not yet handed to the frontend (``Event.to_dict``)."""
+    if live is None:
+        return []
+    history = list(live.ctx.bus.history)
+    fresh = history[live.forwarded :]
+    live.forwarded = len(history)
+    return [event.to_dict() for event in fresh]
 
 
 def resolve_notebook(path: str | os.PathLike[str] | None) -> Path:
@@ -133,7 +175,7 @@ def load(path: str | os.PathLike[str] | None, notebook: Mapping[str, Any] | None
     resolved = resolve_notebook(path)
     config = Config.for_notebook(resolved)
     source = notebook_from_data(dict(notebook), resolved) if notebook is not None else None
-    return load_pipeline(resolved, config, source=source)
+    return load_pipeline(resolved, config, source=source)  # keyed in its pipeline of notebooks, if any
 
 
 def plan_options(pipeline: Any, mode: str, step: str | None) -> dict[str, Any]:
@@ -307,6 +349,10 @@ def step_started(step: str) -> dict[str, Any]:
     state = kernel_state()
     live = _current(state)
     live.pipeline.check_steps([step], "step_started")
+    blocked = live.ctx.blocked_by(step) if live.run is not None else None
+    if blocked:  # a step it needs failed: skipped, as every executor skips it; the run goes on
+        live.ctx.finish_step(step, "skipped", reasons=(blocked,))
+        return {"status": "skipped"}
     if live.cut_off(step):
         return {"status": "cached", "outputs": per_cell(live, step, live.outputs.pop(step, []))}
     live.start_step(step)
@@ -338,8 +384,12 @@ def _run_here(live: LiveRun, step: str) -> dict[str, Any]:
 
 
 @_answer
-def step_finished(step: str, outputs: Mapping[str, Any] | None = None, error: str | None = None) -> dict[str, Any]:
-    """``step``'s cells ran: cache it (``outputs`` per cell id, from the cell models)."""
+def step_finished(
+    step: str, outputs: Mapping[str, Any] | None = None, error: str | None = None, interrupted: bool = False
+) -> dict[str, Any]:
+    """``step``'s cells ran: cache it (``outputs`` per cell id, from the cell models). When
+    they raised and the step has retries, the next attempts run here (see module docstring);
+    ``interrupted``: the user stopped them (the step is cancelled, never retried)."""
     state = kernel_state()
     live = _current(state)
     cells = live.pipeline.steps[step].cells
@@ -347,11 +397,30 @@ def step_finished(step: str, outputs: Mapping[str, Any] | None = None, error: st
     seen = getattr(live, "seen", [])
     live.active = None
     why_not = unproven_cells(cells, seen)
-    if error and live.ctx.retry_policy(step)[0] > 0:  # the frontend ran the cells: it cannot run them again here
-        live.ctx.warn("not retried: steps run from JupyterLab's commands run once (%nbflow run retries them)", step)
-    result = live.finish_step(step, by_cell, error or None, cache=why_not)
-    answer = {"status": result, "key": live.ctx.key(step)}
-    if result == "failed" and live.run is not None and step in live.run.steps:
+    if error and live.watchdog.fired:  # the frontend saw a KeyboardInterrupt: it was the step's timeout:
+        error = live.watchdog.message()
+    elif error and (interrupted or error.startswith("KeyboardInterrupt")):  # the user stopped it: never retried
+        live.cancel_step(step)  # as %nbflow run's interrupt: cancelled, nothing of it cached
+        return _finished(live, step, "cancelled")
+    from ..executors.user_kernel import Interrupted
+
+    try:
+        # the first attempt ran in the cells; retries (retry:) run here, as %nbflow run's do
+        result = live.attempts(step, (by_cell, error or None), cache=why_not)
+    except Interrupted:
+        result = "cancelled"
+    outputs_here = live.outputs.pop(step, [])
+    answer = _finished(live, step, result)
+    if live.tries.get(step, 1) > 1:  # the cells show the first attempt: the last one's outputs replace them
+        answer["attempts"] = live.tries[step]
+        answer["outputs"] = per_cell(live, step, outputs_here)
+    return answer
+
+
+def _finished(live: LiveRun, step: str, result: str) -> dict[str, Any]:
+    """``step_finished``'s answer for ``step`` ended ``result``."""
+    answer: dict[str, Any] = {"status": result, "key": live.ctx.key(step)}
+    if result in ("failed", "cancelled") and live.run is not None and step in live.run.steps:
         answer["step_error"] = live.run.steps[step].get("error", "")
     return answer
 
@@ -421,6 +490,7 @@ __all__ = [
     "decisions",
     "finish",
     "load",
+    "new_events",
     "open_run",
     "resolve_notebook",
     "restore",

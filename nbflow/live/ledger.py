@@ -261,8 +261,11 @@ class Hooks:
         params = {k: v for k, v in self.state.params.items() if k in pipeline.parameters}
         from ..hooks import Hooks
 
-        # a cell run by hand is the user's own editing, not a pipeline run: no hooks fire for it
-        run = prepare_run(pipeline, params, only=[step], force=[step], executor=UserKernelExecutor(), hooks=Hooks())
+        # a cell run by hand is the user's own editing, not a pipeline run: no hooks fire for
+        # it and it leaves no report
+        run = prepare_run(
+            pipeline, params, only=[step], force=[step], executor=UserKernelExecutor(), hooks=Hooks(), report=False
+        )
         ctx = run._ctx
         ctx.output_path = None
         if ctx.steps_to_run() != [step]:

@@ -26,9 +26,16 @@ plan: a restore plans again). A failure is logged at debug (logger ``nbflow.live
 and kept in ``Warmup.failed``; the restore then imports what it needs itself.
 
 Two threads importing at once can deadlock or see half-initialised modules, so nothing of
-the user's races the warm-up: every ``%nbflow`` magic, every driver call and every cell
-the person runs (IPython's ``pre_run_cell``) first waits for it (``wait``, interruptible;
-past ``WAIT_LIMIT`` seconds one line says so and nothing waits any more).
+the user's races an import of the warm-up, and the warm-up yields to the user:
+
+* every ``%nbflow`` magic and every driver call waits for the whole warm-up (``wait``: it
+  would import the same modules itself), which goes on even while a cell runs;
+* every other cell (IPython's ``pre_run_cell``/``post_run_cell``: ``pause``/``resume``)
+  waits only for the import under way, if any, and the warm-up starts no new import until
+  the cell ends: a first ``1+1`` does not wait for scikit-learn to be imported.
+
+Waits are interruptible; past ``WAIT_LIMIT`` seconds of the warm-up's running (paused time
+not counted) one line says so and nothing waits any more.
 ``[tool.nbflow] warm_kernel = false`` turns it off: no thread, nothing imported.
 
 Must not: unpickle, write files, import outside the allow rules above, or import anything
@@ -89,8 +96,9 @@ MAIN_THREAD_ONLY = (
 #: only their registry, which ``matplotlib`` imports).
 MAIN_THREAD_ONLY_PREFIXES = ("matplotlib.backends.backend_",)
 
-#: Seconds after its start past which nothing waits for the warm-up any more (an import
-#: that hangs -- a stalled network folder -- must not hang every cell).
+#: Seconds of running (time paused for the user's cells not counted) past which nothing
+#: waits for the warm-up any more (an import that hangs -- a stalled network folder --
+#: must not hang every cell).
 WAIT_LIMIT = 60.0
 
 #: nbflow's side of a restore: imported first.
@@ -160,16 +168,49 @@ class Warmup:
 
     #: the module being imported now (``None`` between imports)
     importing: str | None = None
-    #: when the warm-up started (``time.monotonic``)
+    #: when the warm-up started (``time.monotonic``), moved on by the time it was paused
     started: float = field(default_factory=time.monotonic)
     #: set when a wait gave up (``WAIT_LIMIT``): nothing waits for this warm-up any more
     abandoned: bool = False
+    #: cells of the user's running now (``pause``/``resume``): no new import meanwhile
+    held: int = 0
+    #: callers waiting for the whole warm-up (``wait``): it goes on even while a cell runs
+    urgent: int = 0
+    #: when the warm-up began waiting for a cell to end (``None``: not paused)
+    paused_at: float | None = None
+    turn: threading.Condition = field(default_factory=threading.Condition)
 
     def wait(self) -> None:
         """Block until the warm-up ended (the kernel's interrupt still works); past
-        ``WAIT_LIMIT`` seconds after its start, say so in one line and stop waiting."""
-        while not self.abandoned and not self.done.wait(0.05):
-            if time.monotonic() - self.started > WAIT_LIMIT:
+        ``WAIT_LIMIT`` seconds of its running, say so in one line and stop waiting."""
+        with self.turn:
+            self.urgent += 1
+            self.turn.notify_all()
+        try:
+            self._wait_until(self.done.is_set)
+        finally:
+            with self.turn:
+                self.urgent -= 1
+
+    def pause(self) -> None:
+        """A cell of the user's is about to run: wait for the import under way (if any);
+        no new one starts until ``resume``."""
+        with self.turn:
+            self.held += 1
+        self._wait_until(lambda: self.importing is None or self.done.is_set())
+
+    def resume(self) -> None:
+        """The cell ``pause`` was called for ended."""
+        with self.turn:
+            self.held = max(0, self.held - 1)
+            self.turn.notify_all()
+
+    def _wait_until(self, ready: Any) -> None:
+        while not self.abandoned and not ready():
+            with self.turn:
+                self.turn.wait(0.05)
+                paused = self.paused_at is not None
+            if not paused and time.monotonic() - self.started > WAIT_LIMIT:
                 self.abandoned = True
                 message = (
                     f"nbflow: the kernel's warm-up has been importing {self.importing or 'modules'} for over "
@@ -179,18 +220,41 @@ class Warmup:
                 log.debug(message)
                 print(message, file=sys.stderr)
 
+    def _take_turn(self, what: str) -> None:
+        """In the thread, before ``what`` (an import): wait while a cell of the user's runs
+        (unless someone waits for the whole warm-up), then mark ``what`` under way."""
+        with self.turn:
+            while self.held and not self.urgent:
+                if self.paused_at is None:
+                    self.paused_at = time.monotonic()
+                self.turn.wait()
+            if self.paused_at is not None:
+                self.started += time.monotonic() - self.paused_at  # paused time is not running time
+                self.paused_at = None
+            self.importing = what
+
+    def _end_turn(self) -> None:
+        with self.turn:
+            self.importing = None
+            self.turn.notify_all()
+
     def run(self) -> None:
         start = time.perf_counter()
         _GUARD.thread_id = threading.get_ident()
         try:
             self._import(OWN_MODULES)
             if self.notebook is not None:
-                self._import(sorted(wanted_modules(self.notebook, self.failed)))
+                self._take_turn("the notebook's modules")  # reading it imports too
+                try:
+                    wanted = sorted(wanted_modules(self.notebook, self.failed))
+                finally:
+                    self._end_turn()
+                self._import(wanted)
         except BaseException as e:  # noqa: BLE001 - logged and kept: the restore imports what it needs
             self._failed("warm-up", e)
         finally:
             _GUARD.thread_id = None
-            self.seconds = time.perf_counter() - start
+            self.seconds = time.perf_counter() - start  # paused time included
             log.debug(
                 "nbflow warm-up: %.3f s, imported %d modules, left %s to the main thread, failed %s",
                 self.seconds,
@@ -204,8 +268,11 @@ class Warmup:
         for name in names:
             if name in sys.modules:
                 continue
+            self._take_turn(name)
+            if name in sys.modules:  # the user's cell imported it meanwhile
+                self._end_turn()
+                continue
             before = set(sys.modules)
-            self.importing = name
             try:
                 importlib.import_module(name)
             except Refused as refused:
@@ -219,7 +286,7 @@ class Warmup:
             else:
                 self.imported.append(name)
             finally:
-                self.importing = None
+                self._end_turn()
 
     def _failed(self, what: str, e: BaseException) -> None:
         self.failed[what] = f"{type(e).__name__}: {e}"
@@ -364,7 +431,8 @@ def start(ip: Any) -> Warmup | None:
     warmup = Warmup(notebook)
     _install_guard()
     ip._nbflow_warmup = warmup
-    ip.events.register("pre_run_cell", _wait_before_cell)
+    ip.events.register("pre_run_cell", _pause_for_cell)
+    ip.events.register("post_run_cell", _resume_after_cell)
     threading.Thread(target=warmup.run, name="nbflow-warm-up", daemon=True).start()
     return warmup
 
@@ -385,8 +453,16 @@ def wait(ip: Any = None) -> None:
         warmup.wait()
 
 
-def _wait_before_cell(info: Any = None) -> None:
-    wait()
+def _pause_for_cell(info: Any = None) -> None:
+    warmup = current()
+    if warmup is not None:
+        warmup.pause()
+
+
+def _resume_after_cell(result: Any = None) -> None:
+    warmup = current()
+    if warmup is not None:
+        warmup.resume()
 
 
 def stop(ip: Any) -> None:
@@ -395,5 +471,6 @@ def stop(ip: Any) -> None:
     if warmup is None:
         return
     warmup.wait()
-    ip.events.unregister("pre_run_cell", _wait_before_cell)
+    ip.events.unregister("pre_run_cell", _pause_for_cell)
+    ip.events.unregister("post_run_cell", _resume_after_cell)
     ip._nbflow_warmup = None

@@ -46,6 +46,7 @@ from pathlib import Path
 
 from ..report.fingerprints import current_report, fingerprint, report_inputs
 from ..report.site import parameter_text, render_history, render_index, render_pipeline_page, rows
+from ..report.templating import use_template_cache
 from .collect import Pipeline, collect_pipelines, step_history
 from .render import render_pages, render_task
 from .writer import MANIFEST, SITE_FORMAT, PublishError, PublishResult, SiteWriter
@@ -88,25 +89,30 @@ def publish_site(
     for p in pipelines:
         if site == p.config.home or site.is_relative_to(p.config.home):
             raise PublishError(f"nbflow publish: {site} is inside nbflow's own folder {p.config.home}")
+    if pipelines:
+        use_template_cache(pipelines[0].config.home)
     writer = SiteWriter(site)
     pages: list[tuple[str, str, tuple]] = []
     for p in pipelines:
         pages += _stale_run_pages(writer, p, trusted)
-    render_pages(writer, pages, jobs)
-    for p in pipelines:
-        history = step_history(p, metrics)
-        writer.page(
-            f"{p.slug}/history.html",
-            fingerprint("history", list(metrics), history, [r["id"] for r in p.runs]),
-            lambda p=p, history=history: render_history(p, history),
-        )
-        writer.page(
-            f"{p.slug}/index.html",
-            fingerprint("pipeline", str(p.notebook), rows(p, "../"), p.sweeps),
-            lambda p=p: render_pipeline_page(p),
-        )
-    index_rows = [(rows(p, ""), str(p.notebook), len(p.sweeps)) for p in pipelines]
-    writer.page("index.html", fingerprint("index", index_rows), lambda: render_index(pipelines))
+
+    def other_pages() -> None:  # rendered while workers render the stale reports' cells
+        for p in pipelines:
+            history = step_history(p, metrics)
+            writer.page(
+                f"{p.slug}/history.html",
+                fingerprint("history", list(metrics), history, [r["id"] for r in p.runs]),
+                lambda p=p, history=history: render_history(p, history),
+            )
+            writer.page(
+                f"{p.slug}/index.html",
+                fingerprint("pipeline", str(p.notebook), rows(p, "../"), p.sweeps),
+                lambda p=p: render_pipeline_page(p),
+            )
+        index_rows = [(rows(p, ""), str(p.notebook), len(p.sweeps)) for p in pipelines]
+        writer.page("index.html", fingerprint("index", index_rows), lambda: render_index(pipelines))
+
+    render_pages(writer, pages, jobs, then=other_pages)
     return writer.finish()
 
 

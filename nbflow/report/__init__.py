@@ -34,7 +34,8 @@ load stylesheets from a CDN, and its shadow-DOM panes break in-page links and th
 The package, by concern: ``records.py`` (the data of a run), ``cells.py`` (cells and
 markdown as HTML, the sanitizer), ``figures.py`` (Bokeh charts), ``templating.py`` (the
 one Jinja2 environment and page policy of every nbflow page), ``pages.py`` (the report
-pages), ``site.py`` (the pages of a published site: index, pipeline, history); this
+pages), ``overlap.py`` (their nbconvert half in a forked process while this one draws
+the charts), ``site.py`` (the pages of a published site: index, pipeline, history); this
 module writes the files and is the API.
 
 This package reads the store, notebooks and cache manifests and writes one file; it
@@ -61,9 +62,10 @@ from .figures import (
     timeline_figure,
 )
 from .fingerprints import report_inputs, run_fingerprint
-from .pages import render_comparison, render_report, render_sweep
+from .overlap import CellsElsewhere
+from .pages import ReportCells, render_comparison, render_report, render_sweep, report_cells
 from .records import UNKNOWN, RunRecord, StepRecord, collect_run, open_store
-from .templating import TEMPLATES, content_policy
+from .templating import TEMPLATES, content_policy, use_template_cache
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -75,6 +77,8 @@ __all__ = [
     "UNKNOWN",
     "BokehParts",
     "CellRenderer",
+    "CellsElsewhere",
+    "ReportCells",
     "RunRecord",
     "StepRecord",
     "bokeh_parts",
@@ -91,6 +95,7 @@ __all__ = [
     "render_comparison",
     "render_report",
     "render_sweep",
+    "report_cells",
     "sanitizer",
     "sweep_figure",
     "timeline_figure",
@@ -117,22 +122,28 @@ def _write(path: Path, html: str, private: bool) -> None:
     atomic_write_text(path, html, perms=0o600 if private else 0o644)
 
 
-def build_report(config: Config, run_id: int, *, output: Path | None = None, trusted: bool = False) -> Path:
+def build_report(
+    config: Config, run_id: int, *, output: Path | None = None, trusted: bool = False, jobs: int = 1
+) -> Path:
     """Write the self-contained HTML report of run ``run_id``; return its path.
 
     The default path is ``<runs>/<run_id>/report.html`` (recorded in the run store as
     the run's ``report`` artifact). Outputs are sanitized unless ``trusted``. The page
     names the fingerprint of what it was made from (``fingerprints.py``), so ``nbflow
-    publish`` takes it as it is while the run has not changed since.
+    publish`` takes it as it is while the run has not changed since. ``jobs=2``: the
+    cells are rendered by a forked process while this one draws the charts
+    (``overlap.py``; the command line's choice, never a server's).
     """
     _require_extra()
+    use_template_cache(config.home)
     store = open_store(config)
     try:
         made_from = _report_inputs(config, store, int(run_id), trusted)
         record = collect_run(config, int(run_id), store, config.cache())
         if made_from != _report_inputs(config, store, int(run_id), trusted):
             made_from = ""  # the run moved on while it was read: the page is of no one state
-        html = render_report(record, trusted=trusted, made_from=made_from)
+        with CellsElsewhere({run_id: (record, trusted)} if jobs != 1 else {}) as elsewhere:
+            html = render_report(record, trusted=trusted, made_from=made_from, cells=lambda: elsewhere.get(run_id))
         path = Path(output) if output is not None else config.runs_dir / str(run_id) / "report.html"
         _write(path, html, private=output is None)
         store.add_artifact(int(run_id), "report", path.resolve())

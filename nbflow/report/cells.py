@@ -14,7 +14,7 @@ import threading
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from .templating import TEMPLATES
+from .templating import TEMPLATES, template_cache
 
 _SAFE_TAGS = (
     "a abbr acronym b blockquote br caption center cite code col colgroup dd del details div dl dt em "
@@ -205,6 +205,9 @@ class CellRenderer:
         )
         self.exporter.register_filter("nbflow_isolate", isolated)
         self.exporter.register_filter("nbflow_image_attributes", image_attributes)
+        cache = template_cache()
+        if cache is not None:  # nbconvert's templates compiled once for every process (template_cache.py)
+            self.exporter.environment.bytecode_cache = cache
         _, resources = self.exporter.from_notebook_node(_notebook([]))
         self.css = "\n".join(
             [

@@ -7,7 +7,8 @@ Templates of ``nbflow/report_templates/`` rendered with ``templating.py``'s envi
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
     from .figures import BokehParts
     from .records import RunRecord
 
-__all__ = ["render_comparison", "render_report", "render_sweep", "reproduction"]
+__all__ = ["ReportCells", "render_comparison", "render_report", "render_sweep", "report_cells", "reproduction"]
 
 
 def _page_variables(parts: BokehParts, trusted: bool, extra_scripts: Iterable[str] = ()) -> dict[str, Any]:
@@ -99,32 +100,68 @@ def _origin_note(record: RunRecord) -> str:
     }[record.origin]
 
 
-def render_report(record: RunRecord, trusted: bool = False, made_from: str = "") -> str:
-    """The HTML page of ``record``; ``made_from``: the fingerprint of its inputs, kept in the page (see
-    ``fingerprints.py``)."""
+@dataclass
+class ReportCells:
+    """nbconvert's half of a report: its cells, markdown and tracebacks as HTML (plain strings).
+
+    Made by ``report_cells`` in this process or, while this one draws the charts, in a
+    forked one (``overlap.py``): the same strings either way."""
+
+    css: str
+    description: str
+    #: per step of ``record.steps``: its cells, its documentation, its traceback (``None``: not shown)
+    sections: list[str]
+    docs: list[str]
+    tracebacks: list[str | None]
+
+
+def report_cells(record: RunRecord, trusted: bool = False) -> ReportCells:
+    """The parts of ``record``'s report that nbconvert renders (sanitized unless ``trusted``)."""
     renderer = shared_renderer(trusted)
     metadata = {}
     if record.pipeline is not None:
         metadata = {k: v for k, v in record.pipeline.source.data.get("metadata", {}).items() if k == "language_info"}
+    tracebacks: list[str | None] = []
+    for s in record.steps:
+        error_output = any(o.get("output_type") == "error" for c in s.cells for o in c.get("outputs", []))
+        tracebacks.append(_ansi_html(s.traceback) if s.traceback and not error_output else None)
+    return ReportCells(
+        css=renderer.css,
+        description=renderer.markdown(record.description),
+        sections=renderer.sections([(s.cells, not s.code_shown) for s in record.steps], metadata),
+        docs=[renderer.markdown(s.docs) for s in record.steps],
+        tracebacks=tracebacks,
+    )
+
+
+def render_report(
+    record: RunRecord,
+    trusted: bool = False,
+    made_from: str = "",
+    cells: Callable[[], ReportCells | None] | None = None,
+) -> str:
+    """The HTML page of ``record``; ``made_from``: the fingerprint of its inputs, kept in the page (see
+    ``fingerprints.py``). ``cells``: where nbconvert's half comes from (``overlap.py``), asked for
+    once the charts are drawn; by default (or when it gives ``None``) it is rendered here."""
+    parts = bokeh_parts([graph_figure(record), timeline_figure(record)])
+    rendered = (cells() if cells is not None else None) or report_cells(record, trusted)
     sections = []
-    rendered = renderer.sections([(s.cells, not s.code_shown) for s in record.steps], metadata)
-    for s, cells in zip(record.steps, rendered, strict=True):
+    for s, html, docs, traceback in zip(
+        record.steps, rendered.sections, rendered.docs, rendered.tracebacks, strict=True
+    ):
         outputs = [o for c in s.cells for o in c.get("outputs", [])]
-        removed = unsafe_parts(outputs) if not trusted else {}
-        has_error_output = any(o.get("output_type") == "error" for o in outputs)
         sections.append(
             {
                 "step": s,
-                "docs": _markup(renderer.markdown(s.docs)),
-                "cells": _markup(cells),
-                "removed": removed,
-                "traceback": _markup(_ansi_html(s.traceback)) if s.traceback and not has_error_output else None,
+                "docs": _markup(docs),
+                "cells": _markup(html),
+                "removed": unsafe_parts(outputs) if not trusted else {},
+                "traceback": None if traceback is None else _markup(traceback),
                 "passed": sorted(s.values.items()),
                 "missing": sorted(s.entry.missing.items()) if s.entry is not None else [],
                 "checks": _checks(record, s.name),
             }
         )
-    parts = bokeh_parts([graph_figure(record), timeline_figure(record)])
     changed = record.changed_parameters()
     parameters = [
         {
@@ -142,7 +179,7 @@ def render_report(record: RunRecord, trusted: bool = False, made_from: str = "")
         record=record,
         run=record.run,
         title=record.title,
-        description=_markup(renderer.markdown(record.description)),
+        description=_markup(rendered.description),
         has_heading=record.description.lstrip().startswith("#"),
         counts=record.counts(),
         parameters=parameters,
@@ -153,7 +190,7 @@ def render_report(record: RunRecord, trusted: bool = False, made_from: str = "")
         origin_note=_origin_note(record),
         sections=sections,
         legend=[(s, STATES[s]) for s in present],
-        notebook_css=_markup(renderer.css + "".join(f"<style>{css}</style>" for css in parts.styles)),
+        notebook_css=_markup(rendered.css + "".join(f"<style>{css}</style>" for css in parts.styles)),
         graph=_markup(parts.divs["graph"]),
         timeline=_markup(parts.divs["timeline"]),
         made_from=made_from,

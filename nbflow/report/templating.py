@@ -4,7 +4,8 @@
 they share (``seconds``, ``when``, ``anchor``, ``colour``, ``short``, ``pretty``), so a
 duration or a time reads the same on a report and on the site's index; it is built once
 per process (Jinja2 compiles each template once, and a publish renders hundreds of
-pages). ``page_variables`` gives what ``base.html.j2`` needs: the scripts, the embed
+pages), and with ``use_template_cache`` compiled templates are kept for the next process
+(``template_cache.py``). ``page_variables`` gives what ``base.html.j2`` needs: the scripts, the embed
 script and the Content-Security-Policy that lets only those run.
 
 It formats and renders strings; it imports neither Bokeh nor nbconvert (the site's index
@@ -97,9 +98,30 @@ def page_variables(
     }
 
 
+_TEMPLATE_CACHE: list[Path] = []
+
+
+def use_template_cache(home: Path) -> None:
+    """Keep compiled templates (nbflow's and nbconvert's) in ``home/templates`` from now on (``home``: the
+    ``.nbflow`` folder of the run store being reported; ``template_cache.py``)."""
+    directory = Path(home) / "templates"
+    if _TEMPLATE_CACHE != [directory]:
+        _TEMPLATE_CACHE[:] = [directory]
+        environment.cache_clear()  # the next page's environment uses it
+
+
+def template_cache() -> Any:
+    """The ``template_cache.SourceCache`` set by ``use_template_cache``, or ``None``."""
+    if not _TEMPLATE_CACHE:
+        return None
+    from .template_cache import SourceCache
+
+    return SourceCache(_TEMPLATE_CACHE[0])
+
+
 @functools.cache
 def environment() -> Any:
-    """The Jinja2 environment of nbflow's pages (one per process)."""
+    """The Jinja2 environment of nbflow's pages (one per process, and one per template cache)."""
     import jinja2
 
     from ..jsonout import dumps
@@ -117,6 +139,7 @@ def environment() -> Any:
     env.filters["colour"] = lambda status: style(status).colour
     env.filters["short"] = lambda text, n=12: (text or "")[:n]
     env.filters["pretty"] = lambda value: dumps(value, default=repr)
+    env.bytecode_cache = template_cache()
     return env
 
 

@@ -51,6 +51,7 @@ import panel as pn
 from ..config import Config
 from ..errors import NbflowError, PipelineError
 from ..graph import Pipeline, load_pipeline
+from ..project_context import in_project
 from ..view import GraphState, graph_model
 from .background import in_background
 from .editing import NotebookEditor
@@ -217,7 +218,12 @@ class Studio(ProjectView, StudioLayout, StepEdits, RunsView):
         name = pipeline.path.name
         from ..run import plan_pipeline
 
-        def done(plan: Any, error: BaseException | None) -> None:
+        def linked_plan() -> tuple[Pipeline, Any]:
+            # keyed in its pipeline of notebooks, like its badges in JupyterLab and nbflow run
+            linked = in_project(pipeline)
+            return linked, plan_pipeline(linked, values)
+
+        def done(result: Any, error: BaseException | None) -> None:
             if token != self._plan_token:
                 return  # a newer plan, or another notebook, came first
             self._wait_note("")
@@ -225,6 +231,9 @@ class Studio(ProjectView, StudioLayout, StepEdits, RunsView):
                 text = str(error) if isinstance(error, NbflowError) else f"{type(error).__name__}: {error}"
                 self.params_error.object = html.escape(f"cannot plan: {text}")
                 return
+            linked, plan = result
+            if linked.warnings != pipeline.warnings:  # planned alone: another notebook of its pipeline is broken
+                self.warnings.object = "\n".join(f"- warning: {html.escape(w)}" for w in linked.warnings)
             self.model = graph_model(pipeline, plan)
             # The graph is drawn already: send the states only, so a node being dragged
             # is not put back (a run's live states win over the plan's).
@@ -244,7 +253,7 @@ class Studio(ProjectView, StudioLayout, StepEdits, RunsView):
                     "the graph shows the last known states until the plan is in"
                 )
 
-        in_background(self.doc, lambda: plan_pipeline(pipeline, values), done, name=f"plan {name}", on_slow=slow)
+        in_background(self.doc, linked_plan, done, name=f"plan {name}", on_slow=slow)
 
     def _provisional_model(self, pipeline: Pipeline) -> dict[str, Any]:
         """The graph of ``pipeline`` with the states and reasons of the last plan drawn."""

@@ -21,6 +21,7 @@ from typing import Any
 from ..errors import NbflowError, PipelineError
 from ..events import Event
 from ..graph import load_pipeline
+from ..project_context import in_project
 from ..view import GraphState, graph_model
 from .background import in_background
 from .folder import report_url
@@ -76,7 +77,7 @@ class RunsView:
         def work() -> Any:
             # The saved file, as every other view would run it (and its hash is recorded);
             # start_run plans first, which reads every in: file: off the IO loop.
-            pipeline = load_pipeline(path, config=config)
+            pipeline = in_project(load_pipeline(path, config=config))
             return pipeline, start_run(pipeline, values)
 
         def done(result: Any, error: BaseException | None) -> None:

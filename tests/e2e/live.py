@@ -24,6 +24,8 @@ class Kernel:
         if session is not None:
             env["JPY_SESSION_NAME"] = session
         self.km, self.kc = start_new_kernel(kernel_name="python3", cwd=str(folder), env=env, startup_timeout=120)
+        #: the run events the driver's answers brought (``driver``)
+        self.events: list[dict[str, Any]] = []
 
     def close(self) -> None:
         self.kc.stop_channels()
@@ -75,9 +77,12 @@ class Kernel:
         return ast.literal_eval(result["data"]["text/plain"])
 
     def driver(self, name: str, **args: Any) -> dict[str, Any]:
-        """Call a driver function exactly as the JupyterLab extension does (LIVE-PROTOCOL.md)."""
+        """Call a driver function exactly as the JupyterLab extension does (LIVE-PROTOCOL.md);
+        its answer, the run's events it brought moved to ``events`` (in order, all answers)."""
         expression = f'__import__("nbflow.live.driver").live.driver.call({name!r}, {json.dumps(json.dumps(args))})'
-        return json.loads(self.value(expression))
+        answer = json.loads(self.value(expression))
+        self.events.extend(answer.pop("events", []))
+        return answer
 
 
 def text_of(outputs: list[dict[str, Any]]) -> str:

@@ -9,6 +9,10 @@
   ``evaluate`` stale before saving; *Run stale steps in this kernel* runs them through the
   notebook's session (fresh outputs in their cells), the side panel ends done, and ``nbflow
   runs`` lists the run with 3 cached and 2 done. Nothing is saved behind the user's back.
+* A step tagged ``retry:1`` that fails once (a file counts) is run again by the kernel
+  (``step_finished``, the loop ``%nbflow run`` uses): the run ends done, its cell shows the
+  retry's outputs, the failed attempt is in ``nbflow show``.
+* Each command's outcome is a notification (an error one names the failed step and its line).
 """
 
 from __future__ import annotations
@@ -44,6 +48,14 @@ def open_alone(lab, page, notebook: str) -> None:
     )
 
 
+def show_run_of(root: Path, told: str) -> str:
+    """What ``nbflow show`` prints for the run a notification or status line ``told`` names."""
+    run_id = re.search(r"run (\d+) in the kernel", told).group(1)
+    done = subprocess.run([str(BIN / "nbflow"), "show", run_id], cwd=root, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
 def cli_run(root: Path, notebook: str) -> int:
     """Run ``notebook`` with the CLI; the run's id (the module's notebooks share one run store)."""
     done = subprocess.run([str(BIN / "nbflow"), "run", notebook], cwd=root, capture_output=True, text=True, timeout=300)
@@ -51,9 +63,14 @@ def cli_run(root: Path, notebook: str) -> int:
     return int(re.search(r"run (\d+) of", done.stdout + done.stderr).group(1))
 
 
-def palette(page, label: str, command: str) -> None:
-    """Run ``command`` from the command palette, as a user types ``label``."""
-    page.locator(".jp-Notebook").click(position={"x": 5, "y": 5})
+def palette(page, label: str, command: str, step_name: str | None = None) -> None:
+    """Run ``command`` from the command palette (JupyterLab's or Notebook 7's), as a user
+    types ``label``; with ``step_name``, that step's cell active first (the "this step"
+    commands act on the active cell's step)."""
+    if step_name is None:
+        page.locator(".jp-Notebook").click(position={"x": 5, "y": 5})
+    else:
+        cell_of(page, step_name).locator(".jp-InputPrompt").click()
     page.keyboard.press("Escape")
     page.keyboard.press("Control+Shift+c")
     page.locator(".lm-CommandPalette-input").fill(label)
@@ -108,8 +125,28 @@ def wait_status(page, text: str, timeout: float = 120) -> str:
     return panel_status(page)
 
 
+def toasts(page, kind: str) -> list[str]:
+    """The texts of the notifications of ``kind`` (success, warning, error) shown as toasts."""
+    return page.locator(f".jp-Notification-Toast-{kind}").all_inner_texts()
+
+
+def wait_toast(page, kind: str, text: str, timeout: float = 120) -> str:
+    """Wait for a ``kind`` notification saying ``text`` (the outcome of a command); its text."""
+    try:
+        return wait_until(lambda: next((t for t in toasts(page, kind) if text in t), None), timeout, 0.2, page=page)
+    except AssertionError:
+        shown = {k: toasts(page, k) for k in ("success", "warning", "error", "info")}
+        raise AssertionError(f"no {kind} notification says {text!r}; shown: {shown}") from None
+
+
 def step_cell(notebook: dict, name: str) -> dict:
     return next(c for c in notebook["cells"] if f"step:{name}" in c["metadata"].get("tags", []))
+
+
+def step_outputs(page, names: str | list[str]) -> dict[str, str]:
+    """The text each of steps ``names`` shows in its cell, in the editor's notebook."""
+    notebook = editor_model(page)["json"]
+    return {name: outputs_text(step_cell(notebook, name)) for name in names}
 
 
 def test_badges_turn_stale_as_you_type_before_saving(lab_server, page):  # noqa: F811
@@ -295,9 +332,10 @@ def context_menu(page, step_name: str, command: str) -> None:
     page.locator(f".lm-Menu-item[data-command='{command}']").click()
 
 
-def test_restore_up_to_a_step_run_up_to_a_step_and_a_failing_step(lab_server, page):  # noqa: F811
+def three_steps(root: Path, name: str) -> tuple[Path, int]:
+    """Notebook ``name`` of steps a -> b -> c (parameter n = 3) run by the CLI: its path and the run's id."""
     path = write_notebook(
-        lab_server.root / "upto.ipynb",
+        root / name,
         [
             code("n = 3", "parameters"),
             step("a", "x = list(range(n))\nprint('a ran')"),
@@ -305,7 +343,11 @@ def test_restore_up_to_a_step_run_up_to_a_step_and_a_failing_step(lab_server, pa
             step("c", "z = sum(y)\nprint('c', z)"),
         ],
     )
-    cli_run(lab_server.root, "upto.ipynb")
+    return path, cli_run(root, name)
+
+
+def test_restore_up_to_a_step_run_up_to_a_step_and_a_failing_step(lab_server, page):  # noqa: F811
+    path, _ = three_steps(lab_server.root, "upto.ipynb")
     saved = path.read_bytes()
     open_alone(lab_server, page, "upto.ipynb")
     wait_until(lambda: badge_states(page) == {"a": "fresh", "b": "fresh", "c": "fresh"}, 30, page=page)
@@ -317,10 +359,8 @@ def test_restore_up_to_a_step_run_up_to_a_step_and_a_failing_step(lab_server, pa
     assert "not restored" not in status and "restored a, b, c" not in status, status
     run_cell_below(page, "print('held', [k for k in ('x', 'y', 'z') if k in globals()], x, y)")
     wait_until(lambda: last_output(page).strip() == "held ['x', 'y'] [0, 1, 2] [0, 2, 4]", 60, page=page)
-    restored = editor_model(page)["json"]
-    assert outputs_text(step_cell(restored, "a")) == "a ran\n"
-    assert outputs_text(step_cell(restored, "b")) == "b [0, 2, 4]\n"
-    assert step_cell(restored, "c")["outputs"] == []
+    assert step_outputs(page, "abc") == {"a": "a ran\n", "b": "b [0, 2, 4]\n", "c": ""}
+    assert step_cell(editor_model(page)["json"], "c")["outputs"] == []  # none at all
 
     # c edited (not saved), then run up to c in the kernel: c runs, a and b are restored.
     type_into(page, "c", "sum(y)", "sum(y) + 1")
@@ -336,6 +376,8 @@ def test_restore_up_to_a_step_run_up_to_a_step_and_a_failing_step(lab_server, pa
     palette(page, "Run stale steps in this kernel", "nbflow:run-stale-kernel")
     status = wait_status(page, "in the kernel failed")
     assert "b: ValueError: boom" in status, status
+    # the same line as an error notification (kept until dismissed), as in Notebook 7
+    assert wait_toast(page, "error", "in the kernel failed").strip() == status.strip()
     assert page.get_attribute("#nbflow-graph-panel", "data-run-status") == "failed"
     assert panel_states(page)["b"] == "failed", panel_states(page)
     assert "ValueError" in json.dumps(step_cell(editor_model(page)["json"], "b")["outputs"])
@@ -373,3 +415,69 @@ def test_a_map_step_and_a_timeout_run_in_the_notebook_kernel(lab_server, page): 
     wait_until(lambda: last_output(page).strip() == "held [10, 20] 30 False", 60, page=page)
     assert path.read_bytes() == saved
     assert not [e for e in page.console_errors if "nbflow" in e.lower()], page.console_errors
+
+
+def untouched(page, path: Path, saved: bytes) -> None:
+    """Nothing saved behind the user's back, and no nbflow error in the browser's console."""
+    assert path.read_bytes() == saved
+    assert not [e for e in page.console_errors if "nbflow" in e.lower()], page.console_errors
+
+
+def test_a_tagged_step_failing_once_is_retried_from_jupyterlabs_command(lab_server, page):  # noqa: F811
+    marker = lab_server.root / "flaky-failed-once"
+    path = write_notebook(
+        lab_server.root / "flaky.ipynb",
+        [
+            step("load", "data = [1, 2, 3]"),
+            step(
+                "flaky",
+                f"import pathlib\nm = pathlib.Path({str(marker)!r})\ndata.append(99)\nprint('attempt sees', len(data))\n"
+                "if not m.exists():\n    m.touch()\n    raise ConnectionError('network blip')\ntotal = sum(data)",
+                "retry:1:0",
+            ),
+        ],
+    )
+    saved = path.read_bytes()
+    open_alone(lab_server, page, "flaky.ipynb")
+
+    # The cell raises once (the counter is a file); the kernel runs flaky again, with load's
+    # data restored (the failed attempt's append does not leak), and the run ends done.
+    palette(page, "Run stale steps in this kernel", "nbflow:run-stale-kernel")
+    toast = wait_toast(page, "success", "in the kernel done")
+    assert toast.strip().endswith("(2 done)"), toast
+    assert marker.exists()
+    assert panel_states(page) == {"load": "done", "flaky": "done"}
+    cell = step_cell(editor_model(page)["json"], "flaky")
+    assert outputs_text(cell) == "attempt sees 4\n"  # the retry's outputs replaced the failed attempt's
+    assert "ConnectionError" not in json.dumps(cell["outputs"])
+    shown = show_run_of(lab_server.root, toast)
+    assert "attempt 1 of 2 failed (ConnectionError: network blip)" in shown, shown
+    run_cell_below(page, "print('total', total)")
+    wait_until(lambda: last_output(page).strip() == "total 105", 60, page=page)
+    untouched(page, path, saved)
+
+
+def test_interrupting_a_step_from_jupyterlab_cancels_it_without_a_retry(lab_server, page):  # noqa: F811
+    path = write_notebook(
+        lab_server.root / "stopped.ipynb",
+        [
+            step("load", "data = [1, 2, 3]"),
+            step("slow", "import time\nprint('slow starts')\nfor _ in range(600):\n    time.sleep(0.1)", "retry:1:0"),
+        ],
+    )
+    saved = path.read_bytes()
+    open_alone(lab_server, page, "stopped.ipynb")
+    palette(page, "Run stale steps in this kernel", "nbflow:run-stale-kernel")
+    page.wait_for_selector(".jp-Notebook .jp-OutputArea-output:has-text('slow starts')", timeout=120_000)
+
+    # The kernel's stop button: the run ends cancelled, a warning notification says so, and
+    # slow is not run again although it is tagged retry:1.
+    page.locator(".jp-NotebookPanel-toolbar [data-command='notebook:interrupt-kernel']").click()
+    toast = wait_toast(page, "warning", "in the kernel cancelled")
+    assert toast.strip().endswith("slow: interrupted (KeyboardInterrupt)"), toast
+    assert panel_states(page)["slow"] == "cancelled", panel_states(page)
+    assert page.get_attribute("#nbflow-graph-panel", "data-run-status") == "cancelled"
+    assert "KeyboardInterrupt" in json.dumps(step_cell(editor_model(page)["json"], "slow")["outputs"])
+    shown = show_run_of(lab_server.root, toast)
+    assert "attempt 1 of 2" not in shown, shown
+    untouched(page, path, saved)

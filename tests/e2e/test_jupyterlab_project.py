@@ -118,3 +118,41 @@ def test_a_notebook_of_no_pipeline_of_notebooks_shows_no_section(lab_server, pag
     assert page.locator(".nbflow-ProjectSection").is_hidden()
     assert page.evaluate("() => window.nbflowLab.project.hasProject") is False
     assert page.locator("#nbflow-graph-panel .nbflow-canvas").count() == 1  # no second canvas made for nothing
+
+
+def test_a_notebooks_own_badges_are_keyed_in_its_pipeline_and_a_broken_neighbour_is_a_note(lab_server, page):  # noqa: F811
+    """After the pipeline ran, the last notebook's own badges and graph are fresh (keyed with
+    the notebooks it reads files of, as the section is); a broken notebook put beside them
+    plans it on its own, said in one note line of the panel, and the badges still answer."""
+    from nbflow.project import load_project
+    from nbflow.project_run import run_project
+
+    folder = lab_server.root / "diabetes_pipeline"
+    result = run_project(load_project(folder))
+    assert result.status == "done", {n: r.error for n, r in result.runs.items()}
+    page.goto(f"{lab_server.url}lab/tree/diabetes_pipeline/model.ipynb?reset&token={lab_server.token}")
+    page.wait_for_selector(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook", timeout=90_000)
+    page.locator(".jp-SideBar [data-id='nbflow-graph-panel']").click()
+    badges = (
+        "() => Object.fromEntries([...document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden) .nbflow-badge')]"
+        ".map(b => [b.dataset.step, b.dataset.state]))"
+    )
+    steps = ("split", "fit", "evaluate")
+    wait_until(lambda: page.evaluate(badges) == dict.fromkeys(steps, "fresh"), 60, page=page)
+    wait_until(lambda: project_states(page) == dict.fromkeys(STEPS, "fresh"), 60, page=page)
+    assert page.inner_text("#nbflow-graph-panel .nbflow-Panel-notes") == ""
+
+    (folder / "broken.ipynb").write_text('{"cells": [{"metadata": {"tags": ["step:x"]')
+    page.locator(".jp-Notebook").click(position={"x": 5, "y": 5})
+    page.keyboard.press("Control+s")  # a save re-asks the graph
+    wait_until(
+        lambda: page.inner_text("#nbflow-graph-panel .nbflow-Panel-notes").startswith(
+            "warning: planned on its own, without the other notebooks of its pipeline: broken.ipynb"
+        ),
+        60,
+        page=page,
+    )
+    # planned alone, its in: file is hashed: the entries of the pipeline run are not its keys
+    wait_until(lambda: page.evaluate(badges) == dict.fromkeys(steps, "stale"), 60, page=page)
+    (folder / "broken.ipynb").unlink()
+    assert page.outside == []

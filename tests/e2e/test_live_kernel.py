@@ -250,6 +250,54 @@ def test_the_frontend_driver_over_silent_requests(tmp_path, kernel):
     assert "no such notebook" in kernel.driver("status", path="gone.ipynb")["error"]
 
 
+def test_the_drivers_answers_bring_the_runs_events_as_they_happen(tmp_path, kernel):
+    """Each answer brings the events published since the last one, as the REST API's stream
+    sends them: a failed check's ``CheckFailed`` comes with the check's ``step_finished``,
+    before the run ends; the step that needs the checked one is skipped and the run goes on."""
+    check = nbformat.v4.new_code_cell("assert len(x) == 4, f'x has {len(x)} rows'")
+    check.metadata["tags"] = ["check:c"]
+    path = write_notebook(
+        tmp_path / "k.ipynb", [step("c", "x = list(range(3))"), check, step("d", "y = len(x)"), step("e", "z = 1")]
+    )
+    begun = kernel.driver("begin", path="k.ipynb", mode="stale")
+    order = [s["name"] for s in begun["steps"] if s["action"] == "run"]
+    assert order == ["c", "c.check1", "d", "e"]
+    assert [(e["type"], e.get("step")) for e in kernel.events] == [("RunStarted", None)] + [
+        ("StepQueued", name) for name in order
+    ]
+    cells = {s["name"]: s["cell_ids"][0] for s in begun["steps"]}
+    sources = {c.id: c.source for c in nbformat.read(path, 4).cells}
+    for name in ("c", "c.check1"):
+        kernel.events.clear()
+        assert kernel.driver("step_started", step=name) == {}
+        outputs = kernel.run(sources[cells[name]], cells[name])
+        error = "AssertionError: x has 3 rows" if name == "c.check1" else None
+        finished = kernel.driver("step_finished", step=name, outputs={cells[name]: outputs}, error=error)
+        assert finished["status"] == ("failed" if error else "done")
+    said = 'k.ipynb, cell 2 (step "c"): check failed: AssertionError: x has 3 rows'
+    assert [(e["type"], e["step"], e.get("status")) for e in kernel.events] == [
+        ("StepStarted", "c.check1", None),
+        ("StepFinished", "c.check1", "failed"),
+        ("CheckFailed", "c", None),
+    ]
+    failed = {k: v for k, v in kernel.events[-1].items() if k != "time"}
+    assert failed == {"type": "CheckFailed", "run_id": begun["run_id"], "step": "c", "check": "c.check1", "error": said}
+    kernel.events.clear()
+    assert kernel.driver("step_started", step="d") == {"status": "skipped"}
+    assert [(e["type"], e["step"], e["status"]) for e in kernel.events] == [("StepFinished", "d", "skipped")]
+    assert kernel.driver("step_started", step="e") == {}
+    outputs = kernel.run(sources[cells["e"]], cells["e"])
+    assert kernel.driver("step_finished", step="e", outputs={cells["e"]: outputs})["status"] == "done"
+    kernel.events.clear()
+    assert kernel.driver("finish", status="failed")["counts"] == {"done": 1, "failed": 2, "skipped": 1}
+    assert kernel.events[-1]["type"] == "RunFinished" and kernel.events[-1]["status"] == "failed"
+    _, steps = run_record(path, begun["run_id"])
+    assert steps == {"c": "failed", "c.check1": "failed", "d": "skipped", "e": "done"}
+    seen = len(kernel.events)
+    assert kernel.driver("status", path="k.ipynb")["steps"]["e"] == "current"
+    assert len(kernel.events) == seen  # no run open: an answer brings no events
+
+
 def test_hand_runs_are_cached_only_when_their_key_is_proven(tmp_path, kernel):
     path = pipeline_notebook(tmp_path)
     load_pipeline(path).run(only=["load"])  # load cached; square and report never ran
@@ -313,6 +361,45 @@ def test_run_in_the_kernel_retries_a_tagged_step_with_its_inputs_restored(tmp_pa
     record, steps = run_record(path, run_id)
     assert steps == {"load": "done", "flaky": "done"}
     assert "attempt 1 of 2 failed" in nbflow_runs_show(path, run_id)
+
+
+def test_the_driver_retries_a_tagged_step_the_frontend_ran_through_the_same_loop(tmp_path, kernel):
+    marker = tmp_path / "failed-once"
+    flaky_code = (
+        f"import pathlib\nm = pathlib.Path({str(marker)!r})\ndata.append(99)\nprint('attempt', len(data))\n"
+        "if not m.exists():\n    m.touch()\n    raise ConnectionError('network blip')\ntotal = sum(data)"
+    )
+    path = write_notebook(
+        tmp_path / "p.ipynb",
+        [step("load", "data = [1, 2, 3]"), step("flaky", flaky_code, "retry:1:0"), step("never", "x = 1", "retry:1:0")],
+    )
+    nb = nbformat.read(path, 4)
+    load_cell, flaky_cell = nb.cells[0], nb.cells[1]
+    assert kernel.driver("begin", path="p.ipynb", mode="to", step="flaky")["run_id"] == 1
+    assert kernel.driver("step_started", step="load") == {}
+    outputs = kernel.run(load_cell.source, load_cell.id)
+    assert kernel.driver("step_finished", step="load", outputs={load_cell.id: outputs})["status"] == "done"
+    # The frontend runs flaky's cell: it raises; the driver runs it again here, inputs restored.
+    assert kernel.driver("step_started", step="flaky") == {}
+    outputs = kernel.run(flaky_cell.source, flaky_cell.id)
+    assert "ConnectionError: network blip" in text_of(outputs)
+    finished = kernel.driver(
+        "step_finished", step="flaky", outputs={flaky_cell.id: outputs}, error="ConnectionError: network blip"
+    )
+    assert finished["status"] == "done" and finished["attempts"] == 2, finished
+    assert [o.get("text") for o in finished["outputs"][flaky_cell.id]] == ["attempt 4\n"]
+    assert kernel.value("total") == 105  # the failed attempt's append did not leak into the retry
+    assert kernel.driver("finish", status="done")["counts"] == {"done": 2, "skipped": 1}  # never: not asked for
+    assert nbflow.result(path, "flaky", "total") == 105
+    assert "attempt 1 of 2 failed (ConnectionError: network blip)" in nbflow_runs_show(path, 1)
+
+    # A step the user interrupted is not retried, retry: or not.
+    kernel.driver("begin", path="p.ipynb", mode="only", step="never")
+    assert kernel.driver("step_started", step="never") == {}
+    finished = kernel.driver("step_finished", step="never", outputs={}, error="cancelled", interrupted=True)
+    assert finished == {"status": "cancelled", "key": finished["key"], "step_error": "interrupted (KeyboardInterrupt)"}
+    assert kernel.driver("finish", status="cancelled")["status"] == "cancelled"
+    assert run_record(path, 2)[1] == {"never": "cancelled", "load": "cached", "flaky": "cached"}
 
 
 def nbflow_runs_show(path: Path, run_id: int) -> str:

@@ -1,7 +1,7 @@
 """The warm-up ``%load_ext nbflow`` starts (``nbflow/live/warm.py``), in real kernels started
 as Jupyter starts a notebook's (``JPY_SESSION_NAME``): it imports what a restore of the
 session's notebook needs, never a GUI/backend module, can be turned off, is waited for
-by a restore, and survives a broken cache."""
+by a restore, yields to the user's cells between imports, and survives a broken cache."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ WATCHED = ["pandas", "sklearn.tree._classes", "matplotlib.pyplot", "contourpy.ut
 REPORT = (
     "import json as _j, sys as _s\n"
     "from nbflow.live import warm as _w\n"
+    "_w.wait()\n"
     "_u = _w.current()\n"
     "print(_j.dumps({'started': _u is not None, 'done': _u is not None and _u.done.is_set(),"
     " 'imported': _u.imported if _u else [], 'left': _u.left if _u else {}, 'failed': _u.failed if _u else {},"
@@ -54,7 +55,8 @@ def wine_like(folder: Path, setup: str = "import matplotlib.pyplot as plt\nimpor
 
 
 def report(kernel: Kernel) -> dict:
-    """The warm-up's record, from a cell (which waits for the warm-up, as every cell does)."""
+    """The warm-up's record, from a cell that waits for the whole warm-up first (as a magic
+    does; a plain cell waits only for the import under way)."""
     return json.loads(kernel.text(REPORT))
 
 
@@ -269,3 +271,50 @@ def test_a_warm_up_stuck_in_an_import_does_not_hang_the_kernel(tmp_path):
     assert proc.stdout == "True stalled False\n"
     assert proc.stderr.count("\n") == 1, proc.stderr
     assert proc.stderr.startswith("nbflow: the kernel's warm-up has been importing stalled for over 2 s; going on")
+
+
+YIELDING = """
+import sys, threading, time
+from nbflow.live import warm
+
+sys.path.insert(0, sys.argv[1])
+w = warm.Warmup(None)
+
+
+def warm_up():  # Warmup.run's loop, on modules of our own
+    w._import(["slow_a", "slow_b"])
+    w.done.set()
+
+
+threading.Thread(target=warm_up, daemon=True).start()
+while w.importing != "slow_a":
+    time.sleep(0.01)
+w.pause()  # a cell starts while slow_a is imported: it waits for that import only
+print("cell runs:", "slow_a" in sys.modules, "slow_b" in sys.modules, w.importing, w.done.is_set())
+time.sleep(1.0)  # the cell runs for a while: the warm-up starts no new import meanwhile
+print("cell ends:", "slow_b" in sys.modules, w.importing)
+w.resume()
+w.pause()  # the next cell; a magic in it waits for the whole warm-up, which goes on
+w.wait()
+print("magic:", "slow_b" in sys.modules, w.done.is_set(), w.imported, w.abandoned)
+w.resume()
+"""
+
+
+def test_the_warm_up_yields_to_the_users_cells_between_imports(tmp_path):
+    import os
+    import subprocess
+
+    for name in ("slow_a", "slow_b"):
+        (tmp_path / f"{name}.py").write_text("import time\ntime.sleep(0.5)\n")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    proc = subprocess.run(
+        [sys.executable, "-c", YIELDING, str(tmp_path)], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == [
+        "cell runs: True False None False",
+        "cell ends: False None",
+        "magic: True True ['slow_a', 'slow_b'] False",
+    ]
+    assert proc.stderr == ""

@@ -10,22 +10,10 @@ import nbflow
 from nbflow.project import load_project, plan_project
 from nbflow.project_run import run_project
 
-from ..conftest import code, step, write_notebook
+from ..conftest import producer_and_consumer, step, write_notebook
 from ..test_sources import CELLS, MYST, PERCENT
 
 pytestmark = pytest.mark.slow
-
-
-def producer_and_consumer(folder, export: str = "open('rows.txt', 'w').write(','.join(map(str, rows)))"):
-    write_notebook(
-        folder / "ingest.ipynb",
-        [code("n = 4", "parameters"), step("load", "rows = list(range(n))"), step("export", export, "out:rows.txt")],
-    )
-    (folder / "model.py").write_text(
-        '# %% tags=["step:read", "in:rows.txt"]\nvalues = [int(v) for v in open("rows.txt").read().split(",")]\n\n'
-        '# %% tags=["step:fit"]\ntotal = sum(values)\n'
-    )
-    return folder
 
 
 def test_editing_the_producer_makes_the_consumer_stale_with_that_reason(tmp_path):

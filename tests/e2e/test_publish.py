@@ -265,15 +265,16 @@ def test_a_cancelled_run_with_report_still_gets_its_report(tmp_path):
 HEAVY = """
 import json, sys
 from nbflow.publish import publish_site
-result = publish_site([sys.argv[1]], sys.argv[2], trusted=sys.argv[3] == "trusted")
+result = publish_site([sys.argv[1]], sys.argv[2], trusted=sys.argv[3] == "trusted", jobs=int(sys.argv[4]) or None)
 heavy = sorted(m for m in ("bokeh", "nbconvert", "nbformat") if m in sys.modules)
 print(json.dumps({"written": result.written, "updated": result.updated, "heavy": heavy}))
 """
 
 
-def publish_in_a_process(folder: Path, site: Path, trusted: bool = False) -> dict:
-    """``publish_site`` in a new process: what it wrote, and which heavy libraries it imported."""
-    args = [sys.executable, "-c", HEAVY, str(folder), str(site), "trusted" if trusted else "sanitized"]
+def publish_in_a_process(folder: Path, site: Path, trusted: bool = False, jobs: int = 1) -> dict:
+    """``publish_site`` in a new process: what it wrote, and which heavy libraries it imported (``jobs=0``: the
+    default, where a forked worker renders the reports' cells)."""
+    args = [sys.executable, "-c", HEAVY, str(folder), str(site), "trusted" if trusted else "sanitized", str(jobs)]
     return json.loads(subprocess.run(args, check=True, capture_output=True, text=True).stdout)
 
 
@@ -308,3 +309,10 @@ def test_publish_takes_a_current_report_as_it_is_and_imports_only_what_stale_pag
     third = publish_in_a_process(tmp_path, site)
     assert sorted(third["written"]) == ["gamma/compare/2-3.html", "gamma/runs/3.html"]
     assert third["heavy"] == ["bokeh", "nbconvert", "nbformat"]
+
+    assert gamma.run({"k": 5}).status == "done"  # run 4, by default: its cells are rendered by a forked worker
+    fourth = publish_in_a_process(tmp_path, site, jobs=0)
+    assert sorted(fourth["written"]) == ["gamma/compare/3-4.html", "gamma/runs/4.html"]
+    assert fourth["heavy"] == ["bokeh"]  # nbconvert was imported by the worker only
+    page = (site / "gamma" / "runs" / "4.html").read_text()
+    assert "jp-CodeCell" in page and '<span class="n">sq</span>' in page  # the cells are on the page all the same

@@ -109,3 +109,20 @@ def test_open_run_and_list_the_runs_of_the_pipeline_of_notebooks(page, studio):
     finally:
         store.close()
     assert page.outside == []
+
+
+def test_a_notebook_of_the_pipeline_opens_with_the_pipelines_keys(page, studio):
+    """After the pipeline ran, its last notebook opened on its own is fresh: the studio plans
+    it with the keys of the notebooks it reads files of (not the files' hashes)."""
+    from nbflow.project import load_project
+    from nbflow.project_run import run_project
+
+    folder = studio.folder / "diabetes_pipeline"
+    result = run_project(load_project(folder))
+    assert result.status == "done", {n: r.error for n, r in result.runs.items()}
+    page.goto(f"{studio.url}?notebook=diabetes_pipeline/model.ipynb")
+    page.wait_for_function("window.nbflowCanvas && window.nbflowCanvas.cy.nodes().length > 0", timeout=60_000)
+    page.wait_for_function(
+        "Object.values(window.nbflowCanvas.states()).join() === 'fresh,fresh,fresh'", timeout=60_000, polling=200
+    )
+    assert page.outside == []

@@ -90,7 +90,7 @@ def test_restore_command_and_magics_in_notebook_7(lab_server, page):  # noqa: F8
 def test_run_stale_run_up_to_and_restore_up_to_a_step_in_notebook_7(lab_server, page):  # noqa: F811
     path, first = three_steps(lab_server.root, "upto7.ipynb")
     saved = path.read_bytes()
-    open_in_notebook7(lab_server, page, "upto7.ipynb")
+    lab_server.open_in_notebook7(page, "upto7.ipynb")
     wait_until(lambda: badge_states(page) == {"a": "fresh", "b": "fresh", "c": "fresh"}, 60, page=page)
 
     # Restore up to b: a's and b's values and cached outputs; c's stay out.

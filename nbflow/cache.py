@@ -490,7 +490,7 @@ class Cache:
             target = folder / name
             try:
                 stat = target.stat()
-                if stat.st_size == info["size"] and stat.st_mtime_ns == info["mtime_ns"]:
+                if as_recorded(stat, info):
                     continue
             except FileNotFoundError:
                 pass
@@ -522,15 +522,15 @@ class Cache:
         found = [n for p in sorted(set(patterns)) if kind(p) != "file" for n in expand(folder, p) if n not in keep]
         if not found:
             return []
-        written: dict[str, set[tuple[int, int]]] = {}
+        written: dict[str, list[Mapping[str, Any]]] = {}
         for other in self.entries(step):
             for name, info in other.out_files.items():
-                written.setdefault(name, set()).add((info["size"], info["mtime_ns"]))
+                written.setdefault(name, []).append(info)
         removed = []
         for name in dict.fromkeys(found):
             with contextlib.suppress(OSError):
                 stat = (folder / name).stat()
-                if (stat.st_size, stat.st_mtime_ns) in written.get(name, ()):
+                if any(as_recorded(stat, info) for info in written.get(name, ())):
                     (folder / name).unlink()
                     removed.append(name)
         return removed
@@ -599,6 +599,12 @@ def file_sha256(path: str | Path) -> str:
             digest.update(block)
             _HASHED[0] += len(block)
     return digest.hexdigest()
+
+
+def as_recorded(stat: os.stat_result, info: Mapping[str, Any]) -> bool:
+    """Whether a file with ``stat`` is the ``out:`` file an entry recorded as ``info``
+    (same size and modification time: what nbflow wrote or restored, not edited since)."""
+    return (stat.st_size, stat.st_mtime_ns) == (info.get("size"), info.get("mtime_ns"))
 
 
 def _stamp(path: Path) -> list[int]:

@@ -321,6 +321,8 @@ def _file_changed(project: Project, producer: str, step: str, key: str, file: Pa
     entry = pipeline.config.cache().lookup(step, key)
     if entry is None:
         return ""
+    from .cache import as_recorded
+
     folder, target = pipeline.path.parent, file.resolve()
     for name, info in entry.out_files.items():
         if (folder / name).resolve() != target:
@@ -329,7 +331,7 @@ def _file_changed(project: Project, producer: str, step: str, key: str, file: Pa
             st = target.stat()
         except OSError:
             return f"made out:{name}, which is missing"
-        if (st.st_size, st.st_mtime_ns) != (info.get("size"), info.get("mtime_ns")):
+        if not as_recorded(st, info):
             return f"made out:{name}, which was changed since"
     return ""
 
